@@ -1,0 +1,6 @@
+"""Compare page: not built yet; its issue fills it."""
+
+import streamlit as st
+
+st.title("Compare")
+st.info("This page is not built yet.")

@@ -1,0 +1,6 @@
+"""Runs page: not built yet; its issue fills it."""
+
+import streamlit as st
+
+st.title("Runs")
+st.info("This page is not built yet.")

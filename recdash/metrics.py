@@ -1,0 +1,276 @@
+"""Vectorised top-k ranking metrics for full-catalogue evaluation.
+
+Why this module exists: rankfmc's own evaluation loops over users in Python (and its
+``recommend(filter_previous=True)`` does too), which is far too slow to run after every training
+run or inside a hyper-parameter search. Here every user in a block is scored, masked, ranked and
+scored against the truth with array operations only, so the cost is one matmul-sized pass.
+
+Definitions follow RecBole (the reference recdash reports against), for a top-k list of user u
+with ``hit_i`` = 1 if the item at 1-based position i is relevant:
+
+* precision = hits / k
+* recall = hits / |truth_u|
+* ndcg = DCG / IDCG, DCG = sum_i hit_i / log2(i + 1), IDCG over min(|truth_u|, k) positions
+* mrr = 1 / rank of the first hit (0 if none)
+* map = sum_{i<=k} P@i * hit_i / min(|truth_u|, k)
+* hit_rate = 1 if any hit
+
+and every metric is averaged over the users that have at least one truth item.
+
+scipy is imported lazily (only by :func:`interaction_matrix`) so that this module stays importable
+where only numpy/pandas are available (see ``recdash/__init__.py``); :func:`evaluate` only needs
+the ``indptr``/``indices``/``shape`` attributes of a CSR matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+__all__ = ["METRICS", "evaluate", "interaction_matrix", "top_k"]
+
+METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")
+
+
+def interaction_matrix(
+    user_idx: np.ndarray, item_idx: np.ndarray, n_users: int, n_items: int
+) -> csr_matrix:
+    """Binary users x items CSR matrix from already-mapped integer indices.
+
+    Duplicates collapse to a single 1 because the metrics are defined on *sets* of relevant or
+    excluded items; a user who rated an item twice must not count it twice.
+    """
+    from scipy.sparse import csr_matrix
+
+    users = np.asarray(user_idx).ravel()
+    items = np.asarray(item_idx).ravel()
+    if users.shape != items.shape:
+        raise ValueError(f"user_idx and item_idx differ in length: {users.size} != {items.size}")
+    if n_users < 0 or n_items < 0:
+        raise ValueError(f"n_users and n_items must be >= 0, got {n_users} and {n_items}")
+    if users.size and not (
+        np.issubdtype(users.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)
+    ):
+        raise ValueError("user_idx and item_idx must be integer arrays (map raw ids to indices first)")
+    users = users.astype(np.int64, copy=False)
+    items = items.astype(np.int64, copy=False)
+    if users.size and (users.min() < 0 or users.max() >= n_users):
+        raise ValueError(f"user_idx out of range [0, {n_users})")
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"item_idx out of range [0, {n_items})")
+
+    # One sort of the linear cell ids dedupes and leaves rows/columns in canonical CSR order
+    # (sort + neighbour diff: several times faster than np.unique here).
+    cells = np.sort(users * max(n_items, 1) + items)
+    if cells.size:
+        cells = cells[np.concatenate(([True], cells[1:] != cells[:-1]))]
+    rows, cols = np.divmod(cells, max(n_items, 1))
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    idx_dtype = np.int32 if max(n_items, cells.size) < np.iinfo(np.int32).max else np.int64
+    return csr_matrix(
+        (np.ones(cells.size, dtype=np.float32), cols.astype(idx_dtype), indptr.astype(idx_dtype)),
+        shape=(n_users, n_items),
+    )
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Row-wise indices of the k highest scores, best first.
+
+    Only the k survivors are ever sorted (O(n_items + k log k) per row instead of a full argsort);
+    when k >= n_items every column is returned, fully sorted. NaN ranks last; ties go to the
+    lower column index on the exact paths.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be >= 1, got {k!r}")
+    k = int(k)
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D [n_users, n_items], got shape {scores.shape}")
+    n_items = scores.shape[1]
+    if k >= n_items:
+        return np.argsort(-scores, axis=1, kind="stable")
+    if n_items >= _PREFILTER_MIN_ITEMS and n_items >= _PREFILTER_RATIO * k and scores.shape[0] > 0:
+        return _top_k_prefiltered(scores, k)
+    neg = -scores
+    part = np.argpartition(neg, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(neg, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+_PREFILTER_MIN_ITEMS = 512
+_PREFILTER_RATIO = 16
+_PREFILTER_GROUPS = 128
+
+
+def _top_k_prefiltered(scores: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k via a cheap lower bound on each row's k-th best score.
+
+    Why: a per-row argpartition over the whole catalogue dominates evaluate()'s run time. The
+    maxima of G >= k disjoint (strided) column groups are G distinct entries, so the k-th largest of them is
+    <= the row's true k-th best score; every entry >= that bound is a candidate (usually ~2k per
+    row) and only candidates are sorted. Same result as argpartition + sort, ties broken by column.
+    """
+    n_rows, n_items = scores.shape
+    floats = scores.dtype if np.issubdtype(scores.dtype, np.floating) else np.float64
+    s = np.asarray(scores, dtype=floats)
+    if np.isnan(s).any():  # NaN would poison the group maxima; it ranks last anyway
+        s = np.where(np.isnan(s), -np.inf, s)
+    groups = max(k, min(_PREFILTER_GROUPS, n_items // 4))
+    size = -(-n_items // groups)
+    pad = groups * size - n_items
+    padded = s if pad == 0 else np.concatenate([s, np.full((n_rows, pad), -np.inf, dtype=s.dtype)], axis=1)
+    # group g = columns {g, g + G, g + 2G, ...}: reducing over the middle axis keeps the inner loop
+    # contiguous (about 10x faster than a max over many short contiguous groups)
+    maxima = padded.reshape(n_rows, size, groups).max(axis=1)
+    bound = np.partition(maxima, groups - k, axis=1)[:, groups - k]
+    # >= k candidates per row, in row-major order; flatnonzero + divmod beats 2-D np.nonzero
+    rows, cols = np.divmod(np.flatnonzero(s >= bound[:, None]), n_items)
+    order = np.lexsort((cols, -s[rows, cols], rows))  # by row, then best score, then column
+    counts = np.bincount(rows, minlength=n_rows)
+    starts = np.cumsum(counts) - counts
+    return cols[order][starts[:, None] + np.arange(k)]
+
+
+def _gather_rows(matrix: csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position-in-block, column) pairs of the stored entries of ``rows``, without a Python loop.
+
+    Reads ``indptr``/``indices`` directly: cheaper than scipy fancy row indexing for every block.
+    """
+    indptr = matrix.indptr
+    starts = indptr[rows].astype(np.int64)
+    lengths = indptr[rows + 1].astype(np.int64) - starts
+    total = int(lengths.sum())
+    block_pos = np.repeat(np.arange(rows.size), lengths)
+    if total == 0:
+        return block_pos, np.empty(0, dtype=np.int64)
+    # offset of each entry inside its row, added to that row's start in ``indices``
+    first = np.cumsum(lengths) - lengths
+    within = np.arange(total, dtype=np.int64) - np.repeat(first, lengths)
+    return block_pos, matrix.indices[np.repeat(starts, lengths) + within]
+
+
+def _as_csr(matrix: object, name: str) -> csr_matrix:
+    """Accept any scipy sparse matrix/array; only CSR gives O(1) row access."""
+    if not hasattr(matrix, "indptr") or getattr(matrix, "format", "csr") != "csr":
+        if not hasattr(matrix, "tocsr"):
+            raise TypeError(f"{name} must be a scipy.sparse CSR matrix, got {type(matrix).__name__}")
+        matrix = matrix.tocsr()
+    return matrix  # type: ignore[return-value]
+
+
+def evaluate(
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    truth: csr_matrix,
+    exclude: csr_matrix | None,
+    k: int = 10,
+    item_popularity: np.ndarray | None = None,
+    block_size: int = 1024,
+) -> dict[str, float]:
+    """Full-catalogue top-k metrics averaged over every user with at least one truth item.
+
+    ``score_fn(users)`` must return float scores of shape [len(users), n_items]. Items stored in
+    ``exclude`` (train, or train+validation for test) are set to -inf before ranking so that
+    already-seen items can neither take a slot nor count as hits. Users are processed
+    ``block_size`` at a time so peak memory stays at a few block_size x n_items arrays.
+
+    Returns ``{metric}_at_{k}`` for every name in :data:`METRICS`, ``coverage_at_{k}`` (fraction of
+    the catalogue appearing in any top-k list), ``mean_popularity_at_{k}`` (mean ``item_popularity``
+    of recommended items; NaN when ``item_popularity`` is None, so the key set is stable for
+    logging) and ``n_users_evaluated``. With no evaluable user the averages are NaN.
+
+    Notes: precision always divides by k, also when k > n_items (RecBole's convention). A list
+    slot whose score is -inf or NaN (an excluded item, reached only when fewer than k items remain
+    unmasked) is not a recommendation: it is never a hit, nor counted in coverage/popularity.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, int | np.integer) or block_size < 1:
+        raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+    k = int(k)
+    truth = _as_csr(truth, "truth")
+    n_items = truth.shape[1]
+    if exclude is not None:
+        exclude = _as_csr(exclude, "exclude")
+        if exclude.shape != truth.shape:
+            raise ValueError(f"exclude shape {exclude.shape} does not match truth shape {truth.shape}")
+    popularity = None
+    if item_popularity is not None:
+        popularity = np.asarray(item_popularity, dtype=np.float64).ravel()
+        if popularity.size != n_items:
+            raise ValueError(f"item_popularity has {popularity.size} entries, expected n_items={n_items}")
+
+    # Distinct truth items per user: duplicates stored in a non-canonical CSR must count once.
+    if not truth.has_canonical_format:
+        truth = truth.copy()
+        truth.sum_duplicates()
+    n_truth_all = np.diff(truth.indptr)
+    users = np.flatnonzero(n_truth_all > 0)
+
+    length = min(k, n_items)  # slots that can actually be filled
+    positions = np.arange(1, length + 1, dtype=np.float64)
+    discounts = 1.0 / np.log2(positions + 1.0)
+    # ideal DCG for a user with j relevant items is the sum of the first min(j, k) discounts
+    idcg_table = np.concatenate(([0.0], np.cumsum(discounts)))
+
+    sums = dict.fromkeys(METRICS, 0.0)
+    recommended = np.zeros(n_items, dtype=bool)
+    pop_sum, pop_count = 0.0, 0
+
+    for start in range(0, users.size, block_size):
+        block = users[start : start + block_size]
+        n_block = block.size
+        raw = np.asarray(score_fn(block))
+        if raw.shape != (n_block, n_items):
+            raise ValueError(
+                f"score_fn returned shape {raw.shape}, expected ({n_block}, {n_items}) for this block"
+            )
+        # Copy (never mask the caller's array in place, it may be a cached buffer); keep float32 if given.
+        scores = np.array(raw, dtype=np.result_type(raw.dtype, np.float32))
+        if exclude is not None:
+            ex_rows, ex_cols = _gather_rows(exclude, block)
+            scores[ex_rows, ex_cols] = -np.inf
+
+        top = top_k(scores, k)
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        valid = top_scores > -np.inf  # False for masked (-inf) and NaN slots
+
+        relevant = np.zeros((n_block, n_items), dtype=bool)
+        tr_rows, tr_cols = _gather_rows(truth, block)
+        relevant[tr_rows, tr_cols] = True
+        hits = np.take_along_axis(relevant, top, axis=1) & valid
+        hits_f = hits.astype(np.float64)
+
+        n_hits = hits_f.sum(axis=1)
+        n_truth = n_truth_all[block].astype(np.float64)
+        denom = np.minimum(n_truth_all[block], k)  # min(|truth_u|, k), >= 1 for evaluated users
+        any_hit = n_hits > 0
+
+        sums["precision"] += float(n_hits.sum()) / k
+        sums["recall"] += float((n_hits / n_truth).sum())
+        sums["ndcg"] += float(((hits_f @ discounts) / idcg_table[np.minimum(denom, length)]).sum())
+        first = np.argmax(hits, axis=1)
+        sums["mrr"] += float(np.where(any_hit, 1.0 / (first + 1.0), 0.0).sum())
+        precision_at_i = np.cumsum(hits_f, axis=1) / positions
+        sums["map"] += float(((precision_at_i * hits_f).sum(axis=1) / denom).sum())
+        sums["hit_rate"] += float(any_hit.sum())
+
+        rec_items = top[valid]
+        recommended[rec_items] = True
+        if popularity is not None:
+            pop_sum += float(popularity[rec_items].sum())
+            pop_count += int(rec_items.size)
+
+    n_eval = int(users.size)
+    result: dict[str, float] = {
+        f"{name}_at_{k}": (sums[name] / n_eval if n_eval else float("nan")) for name in METRICS
+    }
+    result[f"coverage_at_{k}"] = float(recommended.sum()) / n_items if n_items else float("nan")
+    result[f"mean_popularity_at_{k}"] = pop_sum / pop_count if pop_count else float("nan")
+    result["n_users_evaluated"] = n_eval
+    return result

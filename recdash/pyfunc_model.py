@@ -1,0 +1,55 @@
+"""The MLflow "models from code" file for recdash recommenders.
+
+MLflow executes this file when the model loads (``mlflow.pyfunc.load_model``, ``mlflow models serve``). It needs
+MLflow, numpy and pandas only; the ``recdash`` package itself travels with the model as ``code_paths``.
+
+Predict contract: a DataFrame with a ``user_id`` column; params ``k`` (default 10) and ``exclude_seen``
+(default true); returns ``user_id, rank, item_id, score, source`` where ``source`` is ``model``, or ``popular``
+for users the model has never seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
+
+from recdash.model import Recommender, validate_k
+
+
+def _bad_input(message: str) -> MlflowException:
+    """INVALID_PARAMETER_VALUE makes MLflow's scoring server answer 400 with this message."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class RecdashModel(PythonModel):
+    """Top-k recommendations from the exported factor arrays, with a popularity fallback."""
+
+    recommender: Recommender
+
+    def load_context(self, context: Any) -> None:
+        self.recommender = Recommender.load(context.artifacts["weights"])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow reads these hints as a schema
+        params = params or {}
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if "user_id" not in frame.columns:
+            raise _bad_input(f"input needs a 'user_id' column; got columns {list(map(str, frame.columns))}")
+        if frame["user_id"].isna().any():
+            raise _bad_input("user_id must not be empty")
+        try:
+            k = validate_k(params.get("k", 10))
+        except ValueError as exc:
+            raise _bad_input(str(exc)) from None
+        exclude_seen = params.get("exclude_seen", True)
+        if not isinstance(exclude_seen, bool):
+            raise _bad_input(f"exclude_seen must be true or false; got {exclude_seen!r}")
+        users = frame["user_id"].astype(str).tolist()
+        return self.recommender.recommend(users, k=k, exclude_seen=exclude_seen)
+
+
+mlflow.models.set_model(RecdashModel())
