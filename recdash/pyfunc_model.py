@@ -34,7 +34,8 @@ class RecdashModel(PythonModel):
     def load_context(self, context: Any) -> None:
         self.recommender = Recommender.load(context.artifacts["weights"])
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow reads these hints as a schema
+    # No type hints on purpose: MLflow 3 would read them as an input schema and warn about pd.DataFrame.
+    def predict(self, context, model_input, params=None):
         params = params or {}
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "user_id" not in frame.columns:

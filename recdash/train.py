@@ -101,6 +101,9 @@ class TrainConfig:
             "early_stopping_metric": self.monitor,
             "patience": self.patience,
             "min_rating": self.min_rating,
+            "data_path": self.data_path,
+            # how the data was made or read (synthetic sizes, CSV column mapping), so the run can be reproduced
+            **{f"dataset_{key}": value for key, value in self.dataset_options.items()},
         }
 
 
@@ -169,6 +172,26 @@ def evaluate_recommender(
     return HeldOut.build(rec, truth, exclude).evaluate(rec, k)
 
 
+def experiment_id_for(name: str) -> str:
+    """The id of experiment ``name``, created if missing (safe when several processes race to create it)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise ConfigError(f"experiment {name!r} is deleted; restore it in MLflow or choose another --experiment")
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}{name}": float(v) for name, v in values.items() if name != "n_users_evaluated"}
 
@@ -192,8 +215,10 @@ def train(
     dataset, split = data if data is not None else load_data(config)
     if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
         raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")
-    if not os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`, the project's run and experiment are used
-        mlflow.set_experiment(config.experiment)
+    # Under `mlflow run` (MLFLOW_RUN_ID set) the project's run and experiment are used. Otherwise the experiment is
+    # passed explicitly: mlflow.set_experiment would change process-wide state (and MLFLOW_EXPERIMENT_ID) under the
+    # feet of a dashboard or a sweep running other code in the same process.
+    experiment_id = None if os.environ.get("MLFLOW_RUN_ID") else experiment_id_for(config.experiment)
     tags = {
         TAG_CREATED_BY: "recdash",
         "recdash.version": __version__,
@@ -203,7 +228,9 @@ def train(
         "recdash.epochs_total": str(config.epochs),
         **config.tags,
     }
-    run = mlflow.start_run(run_name=config.run_name, nested=nested, parent_run_id=parent_run_id, tags=tags)
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=config.run_name, nested=nested, parent_run_id=parent_run_id, tags=tags
+    )
     try:
         result = _train_in_run(config, dataset, split, on_epoch, run.info.run_id)
     except StopRun as stop:
