@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -209,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recdash.datasets import DatasetError
     from recdash.train import ConfigError
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps job logs readable
     # A cancel from the dashboard sends SIGTERM: end the MLflow run KILLED, like Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     parser = build_parser()

@@ -192,3 +192,14 @@ def test_movielens_defaults_beat_popularity_within_a_minute() -> None:
     assert summary["test_recall_at_10"] >= 1.6 * summary["baseline_test_recall_at_10"], summary
     run = MlflowClient().get_run(summary["run_id"])
     assert run.data.params["dataset_rows"] == "100000"
+
+
+def test_cli_help_documents_every_hyperparameter(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli_main(["train", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--factors", "--loss", "--max-samples", "--alpha", "--beta", "--sigma", "--learning-rate",
+                 "--learning-schedule", "--learning-exponent", "--split", "--split-fractions", "--min-rating",
+                 "--patience", "--early-stopping-metric"):
+        assert flag in text
