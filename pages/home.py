@@ -1,10 +1,106 @@
-"""Home: which tracking store is in use and how to change it."""
+"""Home: which tracking store is in use, what is in it, the latest runs and the best run of each experiment."""
 
-import mlflow
+from __future__ import annotations
+
+import pandas as pd
 import streamlit as st
+
+from recdash import charts, demo, tracking
+
+
+@st.cache_resource(show_spinner=False)
+def runs_loader(uri: str) -> tracking.RunsLoader:
+    """One loader per store: it keeps finished runs in memory and re-reads only new or active ones."""
+    return tracking.RunsLoader(uri)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def experiments_table(uri: str) -> pd.DataFrame:
+    return tracking.list_experiments(uri)
+
+
+@st.cache_data(ttl=15, show_spinner="Loading runs…")
+def runs_table(uri: str, experiment_ids: tuple[str, ...]) -> pd.DataFrame:
+    return runs_loader(uri).load(list(experiment_ids))
+
+
+def clear_caches() -> None:
+    experiments_table.clear()
+    runs_table.clear()
+
 
 st.title("recdash")
 st.caption("Train, compare and try rankfm recommender models tracked in MLflow.")
+
+uri = tracking.tracking_uri()
 st.subheader("Tracking store")
-st.code(mlflow.get_tracking_uri(), language=None)
-st.write("Set `MLFLOW_TRACKING_URI` before `make run` to use another store.")
+st.code(uri, language=None)
+st.caption(
+    "To use another store, set `MLFLOW_TRACKING_URI` before `make run`, "
+    "e.g. `MLFLOW_TRACKING_URI=sqlite:///mlflow.db make run`."
+)
+
+try:
+    tracking.check_store(uri)
+    experiments = experiments_table(uri)
+    active = experiments[experiments["lifecycle_stage"] == "active"]
+    with_runs = active[active["run_count"] > 0]
+    runs = runs_table(uri, tuple(with_runs["experiment_id"].astype(str))) if len(with_runs) else pd.DataFrame()
+except tracking.TrackingError as exc:
+    st.error(charts.escape_markdown(exc))
+    if st.button("Retry", key="retry"):
+        clear_caches()
+        st.rerun()
+    st.stop()
+
+if runs.empty:
+    st.info(
+        "This store has no runs yet. Train a model on the Train page, or create a few small demo runs to look around."
+    )
+    if st.button("Create demo runs", key="create_demo", type="primary"):
+        try:
+            with st.spinner("Training a few small models on synthetic data…"):
+                demo.create_demo_runs()
+        except Exception as exc:  # a failed training must not show a stack trace on the landing page
+            st.error(charts.escape_markdown(f"Could not create demo runs: {type(exc).__name__}: {exc}"))
+        else:
+            clear_caches()
+            st.rerun()
+    st.stop()
+
+st.subheader("Experiments")
+st.dataframe(
+    with_runs[["name", "run_count", "last_update"]],
+    hide_index=True,
+    column_config={
+        "name": st.column_config.TextColumn("Experiment"),
+        "run_count": st.column_config.NumberColumn("Runs"),
+        "last_update": st.column_config.DatetimeColumn("Last activity", format="YYYY-MM-DD HH:mm"),
+    },
+    key="experiments_table",
+)
+
+st.subheader("Latest runs")
+latest_columns = [c for c in ("run_name", "experiment", "status", "start_time", "duration_s") if c in runs.columns]
+st.dataframe(
+    runs.head(10)[latest_columns],
+    hide_index=True,
+    column_config={
+        "run_name": st.column_config.TextColumn("Run"),
+        "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
+        "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+    },
+    key="latest_runs",
+)
+
+st.subheader("Best run per experiment")
+metrics = charts.metric_names(runs)
+if not metrics:
+    st.info("No run has logged a metric yet.")
+else:
+    default = charts.preferred_metric(metrics)
+    metric = st.selectbox("Metric", metrics, index=metrics.index(default) if default else 0, key="best_metric")
+    direction = "lowest" if charts.lower_is_better(metric) else "highest"
+    st.caption(f"The run with the {direction} value of this metric in each experiment.")
+    st.dataframe(charts.best_runs_per_experiment(runs, metric), hide_index=True, key="best_runs")
+st.page_link("pages/runs.py", label="Browse and filter all runs", icon=":material/table_rows:")

@@ -1,6 +1,278 @@
-"""Recommend page: not built yet; its issue fills it."""
+"""Recommend: a user's top-k from any logged or registered model, next to their history and held-out hits."""
 
+from __future__ import annotations
+
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from recdash import recommend as rx
+
+SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
+
+
+def _md(text: object) -> str:
+    """Run data shown inside a markdown message (warnings, captions) must render as text."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", str(text))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _model_sources(tracking_uri: str) -> pd.DataFrame:
+    return rx.model_sources(tracking_uri)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _registered_sources(tracking_uri: str) -> pd.DataFrame:
+    return rx.registered_sources(tracking_uri)
+
+
+@st.cache_resource(ttl=3600, max_entries=8, show_spinner="Loading model…")
+def _load(model_uri: str, tracking_uri: str) -> rx.LoadedModel:
+    """Keyed by model URI and store; the tracking URI is global, so it is read by the caller and passed in."""
+    return rx.load(model_uri)
+
+
+@st.cache_resource(ttl=3600, max_entries=8, show_spinner="Rebuilding the run's train/test split…")
+def _context(run_id: str, tracking_uri: str) -> rx.RunContext:
+    return rx.run_context(run_id, tracking_uri)
+
+
+def pick_model(
+    prefix: str, preselect_run: str | None = None, preselect_uri: str | None = None, avoid_uri: str | None = None
+) -> str | None:
+    """Model source selector: a run with a logged model, a registered version/alias, or a pasted URI.
+
+    ``avoid_uri`` makes the default another model than that one (the second model of a comparison)."""
+    tracking_uri = mlflow.get_tracking_uri()
+    runs = _model_sources(tracking_uri)
+    registered = _registered_sources(tracking_uri)
+    choices = [SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI]
+    default = 2 if preselect_uri else (0 if len(runs) or not len(registered) else 1)
+    source = st.radio("Model source", choices, index=default, horizontal=True, key=f"{prefix}_source")
+    if source == SOURCE_RUN:
+        if runs.empty:
+            st.info("No run in this tracking store has a logged model yet. Train one on the Train page.")
+            return None
+        index = 0
+        if avoid_uri is not None:
+            others = np.flatnonzero(runs["model_uri"].to_numpy() != avoid_uri)
+            index = int(others[0]) if len(others) else 0
+        if preselect_run:
+            matches = np.flatnonzero(runs["run_id"].to_numpy() == preselect_run)
+            if len(matches):
+                index = int(matches[0])
+            else:
+                st.warning(f"Run {_md(preselect_run)} has no logged model; pick another.")
+        row = st.selectbox(
+            "Run (type to search experiment, run name or metric)",
+            range(len(runs)),
+            index=index,
+            format_func=lambda i: str(runs["label"].iat[i]),
+            key=f"{prefix}_run",
+        )
+        return None if row is None else str(runs["model_uri"].iat[row])
+    if source == SOURCE_REGISTERED:
+        if registered.empty:
+            st.info("No registered models yet. Register one on the Models page or with --register-as.")
+            return None
+        row = st.selectbox(
+            "Registered model (version or alias)",
+            range(len(registered)),
+            format_func=lambda i: str(registered["label"].iat[i]),
+            key=f"{prefix}_registered",
+        )
+        return None if row is None else str(registered["model_uri"].iat[row])
+    uri = st.text_input(
+        "Model URI", value=preselect_uri or "", placeholder="runs:/<run_id>/model or models:/<name>@champion",
+        key=f"{prefix}_uri",
+    )  # fmt: skip
+    return uri.strip() or None
+
+
+def load_model(uri: str | None) -> rx.LoadedModel | None:
+    """The cached model, or None after showing why it cannot be used."""
+    if not uri:
+        return None
+    try:
+        tracking_uri = mlflow.get_tracking_uri()
+        return _load(rx.resolve_alias(uri, tracking_uri), tracking_uri)
+    except rx.ModelLoadError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+
+
+def run_context(loaded: rx.LoadedModel) -> rx.RunContext | None:
+    """The run's rebuilt split (for history and hits), or None after saying why it is unavailable."""
+    if not loaded.run_id:
+        st.info("This model is not linked to a run, so the user's history and test hits are not available.")
+        return None
+    try:
+        context = _context(loaded.run_id, mlflow.get_tracking_uri())
+    except rx.ContextError as exc:
+        st.warning(f"History and hits are unavailable: {_md(exc)}")
+        return None
+    for note in context.warnings:
+        st.warning(_md(note))
+    return context
+
+
+def recommendations(
+    loaded: rx.LoadedModel, context: rx.RunContext | None, user: str, k: int, exclude: bool
+) -> tuple[pd.DataFrame, bool, set[str] | None] | None:
+    """Top-k for display plus whether it is the popularity fallback; None after showing an error."""
+    try:
+        recs = rx.recommend(loaded, user, k, exclude)
+    except (ValueError, rx.PredictionError) as exc:
+        st.error(str(exc))
+        return None
+    test_items = context.test_items(user) if context is not None else None
+    table = rx.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context), test_items)
+    return table, rx.is_fallback(recs), test_items
+
+
+def show_recs(table: pd.DataFrame) -> None:
+    shown = table.drop(columns=[c for c in ("source",) if c in table.columns])
+    if "hit" in shown.columns:
+        shown = shown.assign(hit=np.where(shown["hit"], "✓", ""))
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config={
+            "score": st.column_config.NumberColumn(format="%.4f"),
+            "year": st.column_config.NumberColumn(format="%d"),
+        },
+    )
+
+
+def hits_caption(table: pd.DataFrame, test_items: set[str] | None) -> str:
+    if test_items is None or "hit" not in table.columns:
+        return "Test hits unknown (no rebuilt split)."
+    if not test_items:
+        return "The user has no held-out test interactions, so there are no hits to mark."
+    return f"{int(table['hit'].sum())} of the user's {len(test_items)} held-out test items are in this list (✓)."
+
+
+# ---- page ---------------------------------------------------------------------------------------------------------
+
 st.title("Recommend")
-st.info("This page is not built yet.")
+st.caption("Top-k items for any user from any logged or registered model, next to what the user actually did.")
+
+params = st.query_params
+uri_a = pick_model("a", preselect_run=params.get("run"), preselect_uri=params.get("model"))
+loaded = load_model(uri_a)
+if loaded is None:
+    st.stop()
+assert loaded is not None
+st.caption(f"Model: {_md(loaded.uri)}" + (f" · run {_md(loaded.run_id)}" if loaded.run_id else ""))
+context = run_context(loaded)
+users = rx.known_users(loaded, context)
+
+
+def _use_picked_user() -> None:
+    st.session_state["user_id"] = st.session_state.get("user_pick") or ""
+
+
+def _use_random_user() -> None:
+    if len(users):
+        st.session_state["user_id"] = str(np.random.default_rng().choice(users))
+
+
+st.session_state.setdefault("user_id", "")
+c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+c1.text_input("User ID", key="user_id", placeholder="type a user ID")
+c2.selectbox(
+    "…or pick a user", users, index=None, placeholder=f"{len(users):,} known users", key="user_pick",
+    on_change=_use_picked_user,
+)  # fmt: skip
+c3.button("Random user", key="random_user", on_click=_use_random_user, disabled=not len(users))
+c4, c5, _ = st.columns([1, 2, 2], vertical_alignment="bottom")
+k = int(c4.number_input("k", min_value=1, max_value=500, value=10, step=1, key="k"))
+exclude_seen = c5.checkbox("Exclude already-seen items", value=True, key="exclude_seen")
+
+user = str(st.session_state.get("user_id", "")).strip()
+if not user:
+    st.info("Enter a user ID, pick one from the list, or press Random user.")
+    st.stop()
+
+result = recommendations(loaded, context, user, k, exclude_seen)
+if result is None:
+    st.stop()
+table, fallback, test_items = result
+if fallback:
+    st.warning(
+        f"User {_md(user)} is not in this model's training data; showing the most popular items instead.",
+        icon=":material/person_off:",
+    )
+
+left, right = st.columns(2)
+with left:
+    st.subheader("History (training data)")
+    if context is None:
+        st.caption("Not available for this model.")
+    else:
+        history = context.history(user)
+        if history.empty:
+            st.caption("No training interactions for this user.")
+        else:
+            st.caption(f"{len(history)} items" + (", most recent first." if "time" in history.columns else "."))
+            st.dataframe(history, hide_index=True)
+with right:
+    st.subheader("Popular items (fallback)" if fallback else f"Top {k} recommendations")
+    st.caption(hits_caption(table, test_items))
+    show_recs(table)
+
+st.divider()
+st.subheader("Compare with another model")
+if st.toggle("Compare with another model", key="compare", label_visibility="collapsed"):
+    loaded_b = load_model(pick_model("b", avoid_uri=loaded.uri))
+    if loaded_b is not None:
+        context_b = context if loaded_b.run_id == loaded.run_id else run_context(loaded_b)
+        result_b = recommendations(loaded_b, context_b, user, k, exclude_seen)
+        if result_b is not None:
+            table_b, fallback_b, test_items_b = result_b
+            count, jaccard = rx.overlap(table, table_b)
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric("Overlap", f"{count} of {k}")
+            m2.metric("Jaccard", f"{jaccard:.2f}")
+            m3.metric("Hits, model A", "–" if "hit" not in table.columns else int(table["hit"].sum()))
+            m4.metric("Hits, model B", "–" if "hit" not in table_b.columns else int(table_b["hit"].sum()))
+            col_a, col_b = st.columns(2)
+            with col_a:
+                st.caption(f"A: {_md(loaded.uri)}" + (" (popular fallback)" if fallback else ""))
+                show_recs(table)
+            with col_b:
+                st.caption(f"B: {_md(loaded_b.uri)}" + (" (popular fallback)" if fallback_b else ""))
+                show_recs(table_b)
+
+st.divider()
+st.subheader("Similar items")
+if loaded.recommender is None:
+    st.info("Similar items need the model's item factors; only recdash models expose them.")
+else:
+    items_meta = context.items if context is not None else None
+    rec = loaded.recommender
+    order = np.argsort(-rec.item_popularity, kind="stable")
+    labels = rx.item_labels(rec.item_ids[order], items_meta)
+    item_ids = list(labels)
+    first = str(table["item_id"].iat[0]) if len(table) else None
+    item = st.selectbox(
+        "Item (type to search titles)",
+        item_ids,
+        index=item_ids.index(first) if first in labels else 0,
+        format_func=labels.__getitem__,
+        key="similar_item",
+    )
+    if item is not None:
+        try:
+            similar = rx.similar_items(loaded, item, k, items_meta)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            st.dataframe(
+                similar,
+                hide_index=True,
+                column_config={"similarity": st.column_config.NumberColumn(format="%.3f")},
+            )

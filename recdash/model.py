@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from recdash.metrics import top_k
+
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.models.model import ModelInfo
 
@@ -208,7 +210,7 @@ class Recommender:
             if exclude_seen:
                 for row, u in enumerate(idx[known]):
                     scores[row, self.seen_items(u)] = -np.inf
-            top = top_k_rows(scores, k)
+            top = top_k(scores, k)
             top_scores = np.take_along_axis(scores, top, axis=1)
             valid = np.isfinite(top_scores)
             n_per_user = valid.sum(axis=1)
@@ -257,7 +259,7 @@ class Recommender:
         norms[norms == 0] = 1.0
         sims = (self.item_factors @ self.item_factors[idx]) / (norms * norms[idx])
         sims[idx] = -np.inf
-        top = top_k_rows(sims[None, :], k)[0]
+        top = top_k(sims[None, :], k)[0]
         top = top[np.isfinite(sims[top])]
         return pd.DataFrame(
             {"rank": np.arange(1, len(top) + 1), "item_id": self.item_ids[top], "similarity": sims[top].astype(float)}
@@ -343,16 +345,6 @@ def csr_rows(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarra
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs[0], minlength=n_rows), out=indptr[1:])
     return indptr, pairs[1].astype(np.int32)
-
-
-def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest values per row, best first (argpartition, then sort only k)."""
-    n = scores.shape[1]
-    if k >= n:
-        return np.argsort(-scores, axis=1, kind="stable")
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
 
 
 def validate_k(k: Any) -> int:
