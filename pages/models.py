@@ -1,6 +1,311 @@
-"""Models page: not built yet; its issue fills it."""
+"""Models page: the MLflow Model Registry — versions, aliases, lineage, and champion vs challenger.
 
+Every change runs in a button callback, so the script run that follows already shows the new state; the caches
+are cleared by the callback and the outcome is shown once as a message (and a toast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
 import streamlit as st
+from mlflow.tracking import MlflowClient
+
+from recdash import registry, tracking
+from recdash.charts import escape_markdown
+
+FLASH = "models_flash"
+SELECT_NEXT = "models_select_next"
+
+
+@st.cache_resource(show_spinner=False)
+def _client(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=uri)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def registered_models(uri: str) -> pd.DataFrame:
+    return registry.list_registered_models(_client(uri))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def model_info(uri: str, name: str) -> dict[str, Any]:
+    return registry.get_model(name, _client(uri))
+
+
+@st.cache_data(ttl=30, show_spinner="Loading versions…")
+def versions_table(uri: str, name: str) -> pd.DataFrame:
+    return registry.model_versions(name, _client(uri))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def runs_with_models(uri: str) -> pd.DataFrame:
+    return registry.runs_with_models(_client(uri))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def run_versions(uri: str, run_id: str) -> list[tuple[str, int]]:
+    return registry.run_versions(run_id, _client(uri))
+
+
+def _refresh() -> None:
+    """Registry changed: drop every cached registry read so the next run shows the new state."""
+    for cached in (registered_models, model_info, versions_table, run_versions):
+        cached.clear()
+
+
+def _act(action: Callable[[], str]) -> None:
+    """Run one registry change from a callback; remember its outcome for the run that follows."""
+    try:
+        message = action()
+    except (ValueError, registry.RegistryError) as exc:
+        st.session_state[FLASH] = ("error", str(exc))
+    else:
+        st.session_state[FLASH] = ("success", message)
+    _refresh()
+
+
+def _show_flash() -> None:
+    kind, message = st.session_state.pop(FLASH, (None, None))
+    if kind == "success":
+        st.success(message, icon=":material/check_circle:")
+        st.toast(message)
+    elif kind == "error":
+        st.error(message)
+
+
+# ---- actions (button callbacks) ------------------------------------------------------------------------------------
+
+
+def _register(uri: str) -> None:
+    def action() -> str:
+        run_id = st.session_state.get("register_run") or ""
+        name = st.session_state.get("register_name", "")
+        version = registry.register_run_model(run_id, name, client=_client(uri))
+        st.session_state[SELECT_NEXT] = name.strip()
+        return f"Registered run {run_id}'s model as {name.strip()} version {version}."
+
+    _act(action)
+
+
+def _set_alias(uri: str, name: str) -> None:
+    def action() -> str:
+        alias = str(st.session_state.get("alias", "")).strip()
+        version = st.session_state.get("alias_version")
+        if version is None:
+            raise ValueError("choose a version for the alias")
+        previous = registry.set_alias(name, alias, version, client=_client(uri))
+        if previous is None:
+            return f"Alias {alias} now points to {name} version {version}."
+        if int(previous) == int(version):
+            return f"Alias {alias} already pointed to {name} version {version}; nothing changed."
+        return f"Moved alias {alias} of {name} from version {previous} to version {version}."
+
+    _act(action)
+
+
+def _delete_alias(uri: str, name: str) -> None:
+    def action() -> str:
+        alias = st.session_state.get("delete_alias_name") or ""
+        version = registry.delete_alias(name, alias, client=_client(uri))
+        return f"Deleted alias {alias} (was version {version}) of {name}."
+
+    _act(action)
+
+
+def _save_description(uri: str, name: str) -> None:
+    def action() -> str:
+        registry.update_description(name, st.session_state.get("description", ""), client=_client(uri))
+        return f"Saved the description of {name}."
+
+    _act(action)
+
+
+def _set_tag(uri: str, name: str) -> None:
+    def action() -> str:
+        key = str(st.session_state.get("tag_key", "")).strip()
+        registry.set_model_tag(name, key, st.session_state.get("tag_value", ""), client=_client(uri))
+        return f"Set tag {key} on {name}."
+
+    _act(action)
+
+
+def _delete_tag(uri: str, name: str) -> None:
+    def action() -> str:
+        key = st.session_state.get("delete_tag_key") or ""
+        registry.delete_model_tag(name, key, client=_client(uri))
+        return f"Deleted tag {key} of {name}."
+
+    _act(action)
+
+
+# ---- sections ------------------------------------------------------------------------------------------------------
+
+
+def _run_label(runs: pd.DataFrame) -> Callable[[str], str]:
+    by_id = runs.drop_duplicates("run_id").set_index("run_id")
+
+    def label(run_id: str) -> str:
+        row = by_id.loc[run_id]
+        ndcg = row["test_ndcg_at_10"]
+        score = f" · test ndcg@10 {ndcg:.4f}" if pd.notna(ndcg) else ""
+        return f"{row['run_name'] or run_id} · {run_id[:8]} · {row['experiment']}{score}"
+
+    return label
+
+
+def register_section(uri: str, models: pd.DataFrame, requested_run: str | None) -> None:
+    runs = runs_with_models(uri)
+    with st.expander("Register a run's model", expanded=bool(requested_run) or models.empty):
+        if runs.empty:
+            st.info("No run has a logged model yet. Train one on the Train page, then register it here.")
+            return
+        run_ids = runs["run_id"].drop_duplicates().tolist()
+        if requested_run and requested_run not in run_ids:
+            st.warning(f"Run {escape_markdown(requested_run)} has no logged model in this store; pick another run.")
+        elif requested_run and st.session_state.get("_register_run_from_url") != requested_run:
+            st.session_state["register_run"] = requested_run  # preselect once; the user may change it afterwards
+            st.session_state["_register_run_from_url"] = requested_run
+        st.session_state.setdefault("register_name", models["name"].iloc[0] if len(models) else "recdash")
+        c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+        c1.selectbox("Run", run_ids, format_func=_run_label(runs), key="register_run")
+        c2.text_input("Registered model name", key="register_name", help="A new name creates a registered model.")
+        c3.button("Register", key="register", type="primary", on_click=_register, args=(uri,))
+        picked = st.session_state.get("register_run")
+        if picked:
+            existing = run_versions(uri, picked)
+            if existing:
+                st.caption("Already registered as " + ", ".join(f"{escape_markdown(n)} v{v}" for n, v in existing))
+
+
+def versions_section(name: str, versions: pd.DataFrame) -> None:
+    st.subheader("Versions")
+    if versions.empty:
+        st.info("This model has no versions yet. Register a run's model above.")
+        return
+    metric_cols = [c for c in versions.columns if str(c).startswith("test_")]
+    config: dict[str, Any] = {
+        "version": st.column_config.NumberColumn("version", format="v%d"),
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+        "run_id": st.column_config.TextColumn("source run"),
+        **{c: st.column_config.NumberColumn(c, format="%.4f") for c in metric_cols},
+    }
+    st.dataframe(versions, hide_index=True, column_config=config, key="versions_table")
+
+
+def alias_section(uri: str, name: str, info: dict[str, Any], versions: pd.DataFrame) -> None:
+    st.subheader("Aliases")
+    aliases = info["aliases"]
+    if aliases:
+        st.caption("Current: " + ", ".join(f"{escape_markdown(a)} → v{v}" for a, v in sorted(aliases.items())))
+    c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
+    c1.selectbox("Version", versions["version"].tolist(), format_func=lambda v: f"v{v}", key="alias_version")
+    c2.text_input("Alias", key="alias", placeholder="champion", help="Setting an alias that exists moves it.")
+    c3.button("Set / move alias", key="set_alias", on_click=_set_alias, args=(uri, name))
+    if aliases:
+        d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
+        d1.selectbox("Alias to delete", sorted(aliases), key="delete_alias_name")
+        d2.button("Delete alias", key="delete_alias", on_click=_delete_alias, args=(uri, name))
+
+
+def description_and_tags_section(uri: str, name: str, info: dict[str, Any]) -> None:
+    st.subheader("Description and tags")
+    if st.session_state.get("_description_for") != name:  # a different model: load its text into the editor
+        st.session_state["description"] = info["description"]
+        st.session_state["_description_for"] = name
+    st.text_area("Description", key="description", height=100)
+    st.button("Save description", key="save_description", on_click=_save_description, args=(uri, name))
+    tags = info["tags"]
+    if tags:
+        st.dataframe(
+            pd.DataFrame(sorted(tags.items()), columns=["key", "value"]), hide_index=True, key="model_tags_table"
+        )
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1.text_input("Tag key", key="tag_key")
+    c2.text_input("Tag value", key="tag_value")
+    c3.button("Set tag", key="set_tag", on_click=_set_tag, args=(uri, name))
+    if tags:
+        d1, d2 = st.columns([4, 1], vertical_alignment="bottom")
+        d1.selectbox("Tag to delete", sorted(tags), key="delete_tag_key")
+        d2.button("Delete tag", key="delete_tag", on_click=_delete_tag, args=(uri, name))
+
+
+def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
+    st.subheader("Champion vs challenger")
+    aliases = info["aliases"]
+    if registry.CHAMPION in aliases:
+        st.caption("Serve the champion with MLflow's own server:")
+        st.code(f"mlflow models serve -m 'models:/{name}@{registry.CHAMPION}' --env-manager local -p 5001", "bash")
+    missing = [a for a in (registry.CHAMPION, registry.CHALLENGER) if a not in aliases]
+    if missing:
+        st.info(f"Set the aliases {registry.CHAMPION} and {registry.CHALLENGER} on two versions to compare them here.")
+        return
+    try:
+        frame = registry.champion_vs_challenger(name, client=_client(uri))
+    except (ValueError, registry.RegistryError) as exc:
+        st.error(str(exc))
+        return
+    st.dataframe(frame, column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in frame.columns})
+    uris = frame.attrs["uris"]
+    st.page_link(
+        "pages/recommend.py",
+        label="Compare their recommendations on the Recommend page",
+        icon=":material/recommend:",
+        query_params={"model": uris[registry.CHAMPION], "compare": uris[registry.CHALLENGER]},
+    )
+
+
+# ---- page ----------------------------------------------------------------------------------------------------------
 
 st.title("Models")
-st.info("This page is not built yet.")
+st.caption("The MLflow Model Registry: versions, aliases, where each version came from, and how good it was.")
+uri = tracking.tracking_uri()
+_show_flash()
+
+try:
+    tracking.check_store(uri)
+    models = registered_models(uri)
+except (tracking.TrackingError, registry.RegistryError) as exc:
+    st.error(str(exc))
+    if st.button("Retry", key="retry"):
+        _refresh()
+        st.rerun()
+    st.stop()
+
+register_section(uri, models, st.query_params.get("run"))
+
+if models.empty:
+    st.info("No registered models yet. Register a run's model above.")
+    st.stop()
+
+st.subheader("Registered models")
+st.dataframe(
+    models,
+    hide_index=True,
+    column_config={"updated": st.column_config.DatetimeColumn("updated", format="YYYY-MM-DD HH:mm")},
+    key="models_table",
+)
+
+names = models["name"].tolist()
+pending = st.session_state.pop(SELECT_NEXT, None)
+if pending in names:
+    st.session_state["model"] = pending
+elif st.session_state.get("model") not in names:
+    requested = st.query_params.get("name")
+    st.session_state["model"] = requested if requested in names else names[0]
+name = st.selectbox("Model", names, key="model")
+
+try:
+    info = model_info(uri, name)
+    versions = versions_table(uri, name)
+except (ValueError, registry.RegistryError) as exc:
+    st.error(str(exc))
+    st.stop()
+
+versions_section(name, versions)
+if not versions.empty:
+    alias_section(uri, name, info, versions)
+description_and_tags_section(uri, name, info)
+champion_section(uri, name, info)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
@@ -42,6 +43,11 @@ class RecdashModel(PythonModel):
             raise _bad_input(f"input needs a 'user_id' column; got columns {list(map(str, frame.columns))}")
         if frame["user_id"].isna().any():
             raise _bad_input("user_id must not be empty")
+        wrong = [
+            v for v in frame["user_id"] if isinstance(v, (bool, np.bool_)) or not isinstance(v, (str, int, np.integer))
+        ]
+        if wrong:
+            raise _bad_input(f"user_id must be a string or an integer id; got {type(wrong[0]).__name__} {wrong[0]!r}")
         try:
             k = validate_k(params.get("k", 10))
         except ValueError as exc:

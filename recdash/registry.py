@@ -1,0 +1,423 @@
+"""MLflow Model Registry access for the Models page: list, register, alias, describe, tag, compare.
+
+Everything goes through one :class:`~mlflow.tracking.MlflowClient` (the caller's, or one for the current tracking
+URI). MLflow failures come back as two kinds of errors so the page can say something useful:
+:class:`RegistryError` when the registry itself is missing or refuses the call (a ``./mlruns`` file store, a server
+without the registry, no permission), and :class:`ValueError` for bad input (a bad alias, an unknown model or
+version) with MLflow's own explanation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+T = TypeVar("T")
+
+DEFAULT_ARTIFACT_PATH = "model"  # where recdash.train logs the model (runs:/<id>/model)
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+LINEAGE_PARAMS = ("dataset_name", "dataset_digest")
+# test_precision_at_10 etc.; baseline_test_* are the popularity baseline, not the model
+_TEST_METRIC = re.compile(r"^test_[a-z_]+_at_\d+$")
+_ALIAS = re.compile(r"^[\w\-]+$")
+_VERSION_LIKE = re.compile(r"^[vV]\d+$")
+_MAX_ALIAS = 255
+# MLflow error codes that mean "this store has no registry" or "this server will not let you use it"
+_UNAVAILABLE_CODES = {
+    "FEATURE_DISABLED",
+    "ENDPOINT_NOT_FOUND",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+    "NOT_IMPLEMENTED",
+    "TEMPORARILY_UNAVAILABLE",
+}
+_USER_ERROR_CODES = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "NOT_FOUND"}
+
+
+class RegistryError(RuntimeError):
+    """The model registry is not available here (unsupported store, or the server refused the call)."""
+
+
+def _client(client: MlflowClient | None) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
+    return client if client is not None else MlflowClient()
+
+
+def _registry_uri(client: MlflowClient) -> str:
+    return str(getattr(client, "_registry_uri", "") or "")
+
+
+@contextmanager
+def _translated(client: MlflowClient, action: str) -> Iterator[None]:
+    """Turn MlflowException into RegistryError (registry unavailable) or ValueError (bad input), with context."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        code = str(getattr(exc, "error_code", "") or "")
+        message = str(getattr(exc, "message", "") or exc).strip()
+        unsupported = "maintenance mode" in message or "not supported by the store" in message
+        if code in _UNAVAILABLE_CODES or unsupported:
+            raise RegistryError(
+                f"The model registry is not available for {_registry_uri(client) or 'this tracking store'} "
+                f"(could not {action}): {message.splitlines()[0] if message else code}. "
+                "Use a database-backed store (e.g. sqlite:///mlflow.db) or an MLflow server with the registry."
+            ) from None
+        if code in _USER_ERROR_CODES:
+            raise ValueError(f"Could not {action}: {message}") from None
+        raise RegistryError(f"Could not {action}: {message or code}") from None
+
+
+def _call(client: MlflowClient, action: str, fn: Callable[[], T]) -> T:
+    with _translated(client, action):
+        return fn()
+
+
+def validate_model_name(name: str) -> str:
+    """A registered model name usable in ``models:/<name>@<alias>`` URIs (so no '/', ':' or '@')."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("model name must not be empty")
+    bad = sorted({c for c in name if c in "/:@"})
+    if bad:
+        raise ValueError(f"model name {name!r} must not contain {', '.join(repr(c) for c in bad)}")
+    return name
+
+
+def validate_alias(alias: str) -> str:
+    """MLflow's alias rules, checked up front so the message names the rule: letters, digits, '_' and '-';
+    not 'latest' and not 'v<number>' (both would clash with version URIs)."""
+    alias = (alias or "").strip()
+    if not alias:
+        raise ValueError("alias must not be empty")
+    if not _ALIAS.match(alias):
+        raise ValueError(f"alias {alias!r} may only contain letters, digits, underscores (_) and dashes (-)")
+    if alias.lower() == "latest":
+        raise ValueError("alias 'latest' is reserved by MLflow (models:/<name>/latest); choose another")
+    if _VERSION_LIKE.match(alias):
+        raise ValueError(f"alias {alias!r} looks like a version (v<number>) and is reserved by MLflow")
+    if len(alias) > _MAX_ALIAS:
+        raise ValueError(f"alias must be at most {_MAX_ALIAS} characters")
+    return alias
+
+
+def _version(version: int | str) -> str:
+    text = str(version).strip().lstrip("vV")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"version must be a positive integer; got {version!r}")
+    return str(int(text))
+
+
+def _ms(ts: int | None) -> pd.Timestamp | None:
+    return pd.to_datetime(ts, unit="ms", utc=True) if ts else None
+
+
+def _format_tags(tags: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+
+
+def _format_aliases(aliases: dict[str, Any]) -> str:
+    return ", ".join(f"{alias}→v{version}" for alias, version in sorted(aliases.items()))
+
+
+def list_registered_models(client: MlflowClient | None = None) -> pd.DataFrame:
+    """One row per registered model: name, description, tags, latest version, aliases, last update."""
+    client = _client(client)
+
+    def fetch() -> list[Any]:
+        models, token = [], None
+        while True:
+            page = client.search_registered_models(order_by=["name ASC"], page_token=token)
+            models.extend(page)
+            token = page.token
+            if not token:
+                return models
+
+    models = _call(client, "list registered models", fetch)
+    rows = [
+        {
+            "name": m.name,
+            "description": m.description or "",
+            "tags": _format_tags(m.tags or {}),
+            "latest_version": max((int(v.version) for v in m.latest_versions or []), default=None),
+            "aliases": _format_aliases(m.aliases or {}),
+            "updated": _ms(m.last_updated_timestamp),
+        }
+        for m in models
+    ]
+    columns = ["name", "description", "tags", "latest_version", "aliases", "updated"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def get_model(name: str, client: MlflowClient | None = None) -> dict[str, Any]:
+    """Name, description, tags (dict) and aliases (alias -> version int) of one registered model."""
+    client = _client(client)
+    model = _call(client, f"read registered model {name!r}", lambda: client.get_registered_model(name))
+    return {
+        "name": model.name,
+        "description": model.description or "",
+        "tags": dict(model.tags or {}),
+        "aliases": {alias: int(v) for alias, v in (model.aliases or {}).items()},
+    }
+
+
+def model_versions(name: str, client: MlflowClient | None = None) -> pd.DataFrame:
+    """Every version of ``name``, newest first, with its aliases, source run, test metrics and dataset lineage.
+
+    The metrics and lineage come from the source run, so the table answers "which run made this, on what data,
+    and how good was it" without leaving the page.
+    """
+    client = _client(client)
+    aliases = get_model(name, client)["aliases"]
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+
+    def fetch() -> list[Any]:
+        versions, token = [], None
+        while True:
+            page = client.search_model_versions(f"name = '{_quote(name)}'", page_token=token)
+            versions.extend(page)
+            token = page.token
+            if not token:
+                return versions
+
+    versions = _call(client, f"list versions of {name!r}", fetch)
+    rows = []
+    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        run = _source_run(client, mv.run_id)
+        row: dict[str, Any] = {
+            "version": int(mv.version),
+            "aliases": ", ".join(sorted(by_version.get(int(mv.version), []))),
+            "created": _ms(mv.creation_timestamp),
+            "status": mv.status,
+            "run_id": mv.run_id or "",
+            "run_name": run.info.run_name if run else "",
+            "description": mv.description or "",
+        }
+        metrics = run.data.metrics if run else {}
+        row.update({key: metrics[key] for key in sorted(metrics) if _TEST_METRIC.match(key)})
+        params = run.data.params if run else {}
+        row.update({key: params.get(key, "") for key in LINEAGE_PARAMS})
+        row["model_uri"] = f"models:/{name}/{mv.version}"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(
+            columns=["version", "aliases", "created", "status", "run_id", "run_name", "description", *LINEAGE_PARAMS]
+        )
+    # lineage and the URI go last, after however many metric columns the runs had
+    tail = [c for c in (*LINEAGE_PARAMS, "model_uri") if c in frame.columns]
+    return frame[[c for c in frame.columns if c not in tail] + tail]
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _source_run(client: MlflowClient, run_id: str | None) -> Any:
+    """The run a version came from, or None when it is gone (deleted store row, other store)."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        return None
+
+
+def runs_with_models(client: MlflowClient | None = None, max_results: int = 500) -> pd.DataFrame:
+    """Runs that logged a model (newest first): what the "register a run's model" form offers."""
+    client = _client(client)
+
+    def fetch() -> tuple[list[Any], dict[str, Any], dict[str, str]]:
+        experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+        if not experiments:
+            return [], {}, {}
+        ids = list(experiments)
+        models = client.search_logged_models(
+            ids, max_results=max_results, order_by=[{"field_name": "creation_time", "ascending": False}]
+        )
+        runs = {r.info.run_id: r for r in client.search_runs(ids, max_results=max(max_results, 1000))}
+        return list(models), runs, experiments
+
+    models, runs, experiments = _call(client, "list runs with logged models", fetch)
+    rows = []
+    for model in models:
+        run = runs.get(model.source_run_id)
+        if run is None or str(getattr(model.status, "name", model.status)) != "READY":
+            continue
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name or "",
+                "experiment": experiments.get(run.info.experiment_id, run.info.experiment_id),
+                "artifact_path": model.name,
+                "created": _ms(model.creation_timestamp),
+                "status": run.info.status,
+                "test_ndcg_at_10": run.data.metrics.get("test_ndcg_at_10"),
+                "model_uri": model.model_uri,
+            }
+        )
+    columns = ["run_id", "run_name", "experiment", "artifact_path", "created", "status", "test_ndcg_at_10", "model_uri"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def run_versions(run_id: str, client: MlflowClient | None = None) -> list[tuple[str, int]]:
+    """(registered model, version) pairs already made from ``run_id``, so registering twice is a visible choice."""
+    client = _client(client)
+    found = _call(
+        client,
+        f"list versions of run {run_id!r}",
+        lambda: client.search_model_versions(f"run_id = '{_quote(run_id)}'"),
+    )
+    return sorted((mv.name, int(mv.version)) for mv in found)
+
+
+def _logged_model(client: MlflowClient, run_id: str, artifact_path: str) -> Any:
+    run = _call(client, f"read run {run_id!r}", lambda: client.get_run(run_id))
+    found = _call(
+        client,
+        f"find the model logged by run {run_id!r}",
+        lambda: client.search_logged_models(
+            [run.info.experiment_id], filter_string=f"source_run_id = '{_quote(run_id)}'"
+        ),
+    )
+    matches = [m for m in found if m.name == artifact_path]
+    if not matches:
+        names = sorted({m.name for m in found})
+        hint = f"; it logged {', '.join(map(repr, names))}" if names else "; it logged no model"
+        raise ValueError(f"run {run_id!r} has no logged model named {artifact_path!r}{hint}")
+    return max(matches, key=lambda m: m.creation_timestamp or 0)
+
+
+def register_run_model(
+    run_id: str, name: str, artifact_path: str = DEFAULT_ARTIFACT_PATH, client: MlflowClient | None = None
+) -> int:
+    """Register the model run ``run_id`` logged as ``artifact_path`` under ``name``; returns the new version.
+
+    Creates the registered model on first use. The version's source is the logged model (``models:/m-...``), which
+    is what MLflow 3 itself does for ``runs:/<id>/model``, and it keeps the run id so lineage stays visible.
+    """
+    client = _client(client)
+    name = validate_model_name(name)
+    run_id = (run_id or "").strip()
+    if not run_id:
+        raise ValueError("choose a run to register")
+    model = _logged_model(client, run_id, artifact_path)
+    from mlflow.exceptions import MlflowException
+
+    with _translated(client, f"create registered model {name!r}"):
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if str(exc.error_code) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+    version = _call(
+        client,
+        f"register run {run_id!r} as {name!r}",
+        lambda: client.create_model_version(name, source=model.model_uri, run_id=run_id, model_id=model.model_id),
+    )
+    return int(version.version)
+
+
+def set_alias(name: str, alias: str, version: int | str, client: MlflowClient | None = None) -> int | None:
+    """Point ``alias`` at ``version`` (moving it if another version had it); returns the previous version or None."""
+    client = _client(client)
+    alias = validate_alias(alias)
+    version = _version(version)
+    previous = get_model(name, client)["aliases"].get(alias)
+    _call(client, f"find version {version} of {name!r}", lambda: client.get_model_version(name, version))
+    _call(
+        client,
+        f"set alias {alias!r} on {name!r} v{version}",
+        lambda: client.set_registered_model_alias(name, alias, version),
+    )
+    return previous
+
+
+def delete_alias(name: str, alias: str, client: MlflowClient | None = None) -> int:
+    """Remove ``alias`` from ``name``; returns the version it pointed to. Unknown aliases are an error, not a no-op,
+    so a typo does not look like success."""
+    client = _client(client)
+    alias = (alias or "").strip()
+    aliases = get_model(name, client)["aliases"]
+    if alias not in aliases:
+        known = ", ".join(sorted(aliases)) or "none"
+        raise ValueError(f"model {name!r} has no alias {alias!r} (aliases: {known})")
+    _call(client, f"delete alias {alias!r} of {name!r}", lambda: client.delete_registered_model_alias(name, alias))
+    return aliases[alias]
+
+
+def update_description(name: str, text: str, client: MlflowClient | None = None) -> None:
+    """Replace the registered model's description (empty text clears it)."""
+    client = _client(client)
+    _call(
+        client,
+        f"update the description of {name!r}",
+        lambda: client.update_registered_model(name, description=text or ""),
+    )
+
+
+def set_model_tag(name: str, key: str, value: str, client: MlflowClient | None = None) -> None:
+    """Set (or overwrite) one tag on the registered model."""
+    client = _client(client)
+    key = (key or "").strip()
+    if not key:
+        raise ValueError("tag key must not be empty")
+    _call(client, f"set tag {key!r} on {name!r}", lambda: client.set_registered_model_tag(name, key, str(value)))
+
+
+def delete_model_tag(name: str, key: str, client: MlflowClient | None = None) -> None:
+    """Remove one tag from the registered model."""
+    client = _client(client)
+    if key not in get_model(name, client)["tags"]:
+        raise ValueError(f"model {name!r} has no tag {key!r}")
+    _call(client, f"delete tag {key!r} of {name!r}", lambda: client.delete_registered_model_tag(name, key))
+
+
+def champion_vs_challenger(
+    name: str, a: str = CHAMPION, b: str = CHALLENGER, client: MlflowClient | None = None
+) -> pd.DataFrame:
+    """Test metrics of the versions behind aliases ``a`` and ``b`` side by side, plus ``b - a``.
+
+    Rows are metrics; columns are ``"<a> (v<n>)"``, ``"<b> (v<m>)"`` and ``difference``. ``frame.attrs`` holds the
+    two versions and their ``models:/`` URIs (pinned to the version, so a later alias move cannot change what a
+    link compares).
+    """
+    client = _client(client)
+    aliases = get_model(name, client)["aliases"]
+    missing = [alias for alias in (a, b) if alias not in aliases]
+    if missing:
+        raise ValueError(f"model {name!r} has no version with alias {', '.join(map(repr, missing))}")
+    versions = model_versions(name, client).set_index("version")
+    metrics = [c for c in versions.columns if _TEST_METRIC.match(str(c))]
+    va, vb = aliases[a], aliases[b]
+    col_a, col_b = f"{a} (v{va})", f"{b} (v{vb})"
+    frame = pd.DataFrame(
+        {
+            col_a: [versions.at[va, m] for m in metrics],
+            col_b: [versions.at[vb, m] for m in metrics],
+        },
+        index=pd.Index(metrics, name="metric"),
+    ).astype(float)
+    frame["difference"] = frame[col_b] - frame[col_a]
+    frame.attrs.update(
+        {
+            "versions": {a: va, b: vb},
+            "uris": {a: f"models:/{name}/{va}", b: f"models:/{name}/{vb}"},
+            "runs": {a: versions.at[va, "run_id"], b: versions.at[vb, "run_id"]},
+        }
+    )
+    return frame

@@ -1,0 +1,216 @@
+"""The Models page driven with AppTest over a real SQLite store: register, alias, describe, tag, compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import mlflow
+import pandas as pd
+import pytest
+import streamlit as st
+from mlflow.tracking import MlflowClient
+from streamlit.testing.v1 import AppTest
+
+from recdash import registry
+from recdash.model import Hyperparams
+from recdash.train import TrainConfig, load_data, train
+
+APP = str(Path(__file__).parents[1] / "app.py")
+TIMEOUT = 60
+SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two trained runs with models, in a store each test gets a fresh copy of."""
+    root = tmp_path_factory.mktemp("models_page_template")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    old_uri, old_cwd = mlflow.get_tracking_uri(), os.getcwd()
+    os.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        base = TrainConfig(
+            dataset="synthetic", dataset_options=SMALL, epochs=2, patience=0, experiment="page",
+            hparams=Hyperparams(factors=8, max_samples=10),
+        )  # fmt: skip
+        data = load_data(base)
+        a = train(TrainConfig(**{**base.__dict__, "run_name": "run *a*"}), data).run_id
+        b = train(TrainConfig(**{**base.__dict__, "run_name": "run-b", "seed": 7}), data).run_id
+    finally:
+        os.chdir(old_cwd)
+        mlflow.set_tracking_uri(old_uri)
+    return {"db": root / "mlflow.db", "a": a, "b": b}
+
+
+@pytest.fixture
+def store(template: dict[str, object], tracking_store: str, tmp_path: Path) -> dict[str, object]:
+    shutil.copy(template["db"], tmp_path / "mlflow.db")  # type: ignore[arg-type]
+    return {**template, "uri": tracking_store}
+
+
+def models_page(**query: str) -> AppTest:
+    """A fresh session on the Models page. st.cache_data is process-wide: changes made behind the page's back
+    (through recdash.registry here) would otherwise show only after the cache ttl, as in a real deployment."""
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.switch_page("pages/models.py")
+    return at.run()
+
+
+def _ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _successes(at: AppTest) -> list[str]:
+    return [s.value for s in at.success]
+
+
+# each table on the page is recognised by a column only it has
+_MARKER = {"models_table": "latest_version", "versions_table": "run_name", "model_tags_table": "key"}
+
+
+def _table(at: AppTest, name: str) -> pd.DataFrame:
+    found = [df.value for df in at.dataframe if _MARKER[name] in df.value.columns]
+    assert len(found) == 1, f"{name}: {len(found)} tables"
+    return found[0]
+
+
+def test_register_alias_move_and_delete_from_the_page(store: dict[str, object]) -> None:
+    at = _ok(models_page())
+    assert any("No registered models yet" in i.value for i in at.info)
+    at.selectbox(key="register_run").set_value(store["a"])
+    at.text_input(key="register_name").set_value("recs")
+    _ok(at.button(key="register").click().run())
+    assert _successes(at) == [f"Registered run {store['a']}'s model as recs version 1."]
+    assert _table(at, "models_table")["name"].tolist() == ["recs"]
+    versions = _table(at, "versions_table")
+    assert versions["version"].tolist() == [1] and versions["run_id"].tolist() == [store["a"]]
+    assert versions["run_name"].tolist() == ["run *a*"] and versions["dataset_name"].tolist() == ["synthetic"]
+    assert "test_ndcg_at_10" in versions.columns
+
+    at.selectbox(key="alias_version").set_value(1)
+    at.text_input(key="alias").set_value("champion")
+    _ok(at.button(key="set_alias").click().run())
+    assert _successes(at) == ["Alias champion now points to recs version 1."]
+    assert _table(at, "versions_table").set_index("version")["aliases"].to_dict() == {1: "champion"}
+    assert MlflowClient().get_registered_model("recs").aliases == {"champion": 1}
+
+    # a second version from the other run, then move the alias there
+    at.selectbox(key="register_run").set_value(store["b"])
+    _ok(at.button(key="register").click().run())
+    assert _successes(at) == [f"Registered run {store['b']}'s model as recs version 2."]
+    at.selectbox(key="alias_version").set_value(2)
+    at.text_input(key="alias").set_value("champion")
+    _ok(at.button(key="set_alias").click().run())
+    assert _successes(at) == ["Moved alias champion of recs from version 1 to version 2."]
+    assert _table(at, "versions_table").set_index("version")["aliases"].to_dict() == {2: "champion", 1: ""}
+    assert _table(at, "models_table")["aliases"].tolist() == ["champion→v2"]
+    assert any("models:/recs@champion" in c.value for c in at.code)  # the serve command for the champion
+
+    at.selectbox(key="delete_alias_name").set_value("champion")
+    _ok(at.button(key="delete_alias").click().run())
+    assert _successes(at) == ["Deleted alias champion (was version 2) of recs."]
+    assert _table(at, "versions_table")["aliases"].tolist() == ["", ""]
+    assert MlflowClient().get_registered_model("recs").aliases == {}
+
+
+def test_bad_alias_is_refused_with_a_message(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    at = _ok(models_page())
+    at.text_input(key="alias").set_value("v2")
+    _ok(at.button(key="set_alias").click().run())
+    assert not at.success
+    assert [e.value for e in at.error] == ["alias 'v2' looks like a version (v<number>) and is reserved by MLflow"]
+    assert MlflowClient().get_registered_model("recs").aliases == {}
+
+
+def test_edit_description_and_tags(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    at = _ok(models_page())
+    at.text_area(key="description").set_value("WARP, 64 factors — *the* baseline")
+    _ok(at.button(key="save_description").click().run())
+    assert _successes(at) == ["Saved the description of recs."]
+    assert MlflowClient().get_registered_model("recs").description == "WARP, 64 factors — *the* baseline"
+    assert _table(at, "models_table")["description"].tolist() == ["WARP, 64 factors — *the* baseline"]
+
+    at.text_input(key="tag_key").set_value("team")
+    at.text_input(key="tag_value").set_value("recsys")
+    _ok(at.button(key="set_tag").click().run())
+    assert _successes(at) == ["Set tag team on recs."]
+    assert _table(at, "model_tags_table").to_dict("records") == [{"key": "team", "value": "recsys"}]
+    at.selectbox(key="delete_tag_key").set_value("team")
+    _ok(at.button(key="delete_tag").click().run())
+    assert _successes(at) == ["Deleted tag team of recs."]
+    assert MlflowClient().get_registered_model("recs").tags == {}
+
+
+def test_run_query_param_preselects_the_run_to_register(store: dict[str, object]) -> None:
+    at = _ok(models_page(run=str(store["b"])))
+    assert at.selectbox(key="register_run").value == store["b"]
+    _ok(at.button(key="register").click().run())
+    assert _successes(at) == [f"Registered run {store['b']}'s model as recdash version 1."]
+    assert [v.run_id for v in MlflowClient().search_model_versions("name = 'recdash'")] == [store["b"]]
+    at = _ok(models_page(run="f" * 32))
+    assert any("has no logged model" in w.value for w in at.warning)
+
+
+def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    registry.register_run_model(str(store["b"]), "recs")
+    at = _ok(models_page())
+    assert any("Set the aliases champion and challenger" in i.value for i in at.info)
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    at = _ok(models_page())
+    frames = [df.value for df in at.dataframe if "difference" in df.value.columns]
+    assert len(frames) == 1
+    side = frames[0]
+    assert list(side.columns) == ["champion (v1)", "challenger (v2)", "difference"]
+    metrics = MlflowClient().get_run(str(store["a"])).data.metrics
+    assert side.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(metrics["test_ndcg_at_10"])
+    links = [link for link in at.get("page_link") if "Recommend" in link.proto.label]
+    assert len(links) == 1
+    assert links[0].proto.page.endswith("recommend")
+    assert parse_qs(links[0].proto.query_string) == {"model": ["models:/recs/1"], "compare": ["models:/recs/2"]}
+
+
+class _Refuses(BaseHTTPRequestHandler):
+    """A real HTTP server standing in for an MLflow server with the registry switched off."""
+
+    def _refuse(self) -> None:
+        body = json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": "Model registry is disabled"}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_registry_that_refuses_shows_a_clear_error(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
+    try:
+        at = _ok(models_page())
+    finally:
+        server.shutdown()
+        server.server_close()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and f"not available for {url}" in errors[0] and "disabled" in errors[0]
+    assert "Traceback" not in errors[0]
+    assert not at.dataframe

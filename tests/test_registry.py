@@ -1,0 +1,238 @@
+"""recdash.registry on a real SQLite store: register, alias, describe, tag, compare — and a registry that says no."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from recdash import registry
+from recdash.model import Hyperparams
+from recdash.train import TrainConfig, load_data, train
+
+SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Two trained runs with models plus one run without a model, in a store each test gets a copy of."""
+    root = tmp_path_factory.mktemp("registry_template")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    old_uri, old_cwd = mlflow.get_tracking_uri(), os.getcwd()
+    os.chdir(root)  # the store's artifact root (./mlruns) is resolved against the cwd
+    mlflow.set_tracking_uri(uri)
+    try:
+        base = TrainConfig(
+            dataset="synthetic", dataset_options=SMALL, epochs=2, patience=0, experiment="reg",
+            hparams=Hyperparams(factors=8, max_samples=10),
+        )  # fmt: skip
+        data = load_data(base)
+        a = train(TrainConfig(**{**base.__dict__, "run_name": "run-a"}), data).run_id
+        b = train(TrainConfig(**{**base.__dict__, "run_name": "run-b", "seed": 7}), data).run_id
+        bare = train(TrainConfig(**{**base.__dict__, "run_name": "no-model", "log_model": False}), data).run_id
+    finally:
+        os.chdir(old_cwd)
+        mlflow.set_tracking_uri(old_uri)
+    return {"db": root / "mlflow.db", "a": a, "b": b, "bare": bare}
+
+
+@pytest.fixture
+def store(template: dict[str, object], tracking_store: str, tmp_path: Path) -> dict[str, object]:
+    """This test's store = a copy of the template database (artifacts stay in the template dir, read-only)."""
+    shutil.copy(template["db"], tmp_path / "mlflow.db")  # type: ignore[arg-type]
+    return {**template, "client": MlflowClient(tracking_store)}
+
+
+def test_register_a_runs_model_creates_versions_with_lineage(store: dict[str, object]) -> None:
+    assert registry.list_registered_models().empty
+    v1 = registry.register_run_model(str(store["a"]), "recs")
+    v2 = registry.register_run_model(str(store["b"]), "recs")
+    assert (v1, v2) == (1, 2)
+    models = registry.list_registered_models()
+    assert models["name"].tolist() == ["recs"] and models["latest_version"].tolist() == [2]
+
+    versions = registry.model_versions("recs")
+    assert versions["version"].tolist() == [2, 1]
+    assert versions["run_id"].tolist() == [store["b"], store["a"]]
+    assert versions["run_name"].tolist() == ["run-b", "run-a"]
+    assert (versions["status"] == "READY").all()
+    assert (versions["dataset_name"] == "synthetic").all() and versions["dataset_digest"].str.len().min() > 0
+    run = MlflowClient().get_run(str(store["a"]))
+    row = versions.set_index("version").loc[1]
+    for metric in ("precision", "recall", "ndcg", "mrr", "map", "hit_rate"):
+        assert row[f"test_{metric}_at_10"] == pytest.approx(run.data.metrics[f"test_{metric}_at_10"])
+    assert "baseline_test_ndcg_at_10" not in versions.columns
+    assert row["model_uri"] == "models:/recs/1"
+    assert list(versions.columns[-3:]) == ["dataset_name", "dataset_digest", "model_uri"]
+    assert pd.api.types.is_datetime64_any_dtype(versions["created"])
+    assert registry.run_versions(str(store["a"])) == [("recs", 1)]
+
+    # the registered version is the run's model: it loads and predicts like the run's own
+    loaded = mlflow.pyfunc.load_model("models:/recs/1")
+    users = pd.DataFrame({"user_id": ["u0001", "nobody"]})
+    expected = mlflow.pyfunc.load_model(f"runs:/{store['a']}/model").predict(users, params={"k": 3})
+    pd.testing.assert_frame_equal(loaded.predict(users, params={"k": 3}), expected)
+
+
+def test_register_rejects_runs_without_a_model_and_bad_names(store: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="has no logged model named 'model'"):
+        registry.register_run_model(str(store["bare"]), "recs")
+    with pytest.raises(ValueError, match="not found"):
+        registry.register_run_model("0" * 32, "recs")
+    with pytest.raises(ValueError, match=r"has no logged model named 'weights'.*'model'"):
+        registry.register_run_model(str(store["a"]), "recs", artifact_path="weights")
+    for bad in ("", "  ", "a/b", "x:y", "m@champion"):
+        with pytest.raises(ValueError, match="model name"):
+            registry.register_run_model(str(store["a"]), bad)
+    assert registry.list_registered_models().empty  # nothing half-created
+
+
+def test_set_move_and_delete_aliases(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    registry.register_run_model(str(store["b"]), "recs")
+    assert registry.set_alias("recs", "champion", 1) is None
+    assert registry.set_alias("recs", "challenger", "2") is None
+    assert registry.get_model("recs")["aliases"] == {"champion": 1, "challenger": 2}
+    assert registry.model_versions("recs").set_index("version")["aliases"].to_dict() == {2: "challenger", 1: "champion"}
+    assert str(MlflowClient().get_model_version_by_alias("recs", "champion").version) == "1"
+
+    assert registry.set_alias("recs", "champion", 2) == 1  # moved; the previous version is reported
+    assert registry.model_versions("recs").set_index("version")["aliases"].to_dict() == {
+        2: "challenger, champion",
+        1: "",
+    }
+    assert registry.delete_alias("recs", "challenger") == 2
+    assert registry.get_model("recs")["aliases"] == {"champion": 2}
+    assert "champion→v2" in registry.list_registered_models()["aliases"].iloc[0]
+    with pytest.raises(ValueError, match=r"has no alias 'challenger'.*champion"):
+        registry.delete_alias("recs", "challenger")
+
+
+@pytest.mark.parametrize(
+    ("alias", "message"),
+    [
+        ("", "must not be empty"),
+        ("v1", "looks like a version"),
+        ("V12", "looks like a version"),
+        ("latest", "reserved"),
+        ("Latest", "reserved"),
+        ("a b", "letters, digits"),
+        ("champ/ion", "letters, digits"),
+        ("x" * 256, "at most 255"),
+    ],
+)
+def test_bad_aliases_get_a_clear_message(store: dict[str, object], alias: str, message: str) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    with pytest.raises(ValueError, match=message):
+        registry.set_alias("recs", alias, 1)
+    assert registry.get_model("recs")["aliases"] == {}
+
+
+def test_alias_on_missing_version_or_model(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    with pytest.raises(ValueError, match=r"version 9 of 'recs'.*not found"):
+        registry.set_alias("recs", "champion", 9)
+    with pytest.raises(ValueError, match="version must be a positive integer"):
+        registry.set_alias("recs", "champion", "one")
+    with pytest.raises(ValueError, match=r"'nope'.*not found"):
+        registry.set_alias("nope", "champion", 1)
+    with pytest.raises(ValueError, match=r"'nope'.*not found"):
+        registry.model_versions("nope")
+
+
+def test_description_and_tags(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    registry.update_description("recs", "WARP on ML-100K; *not* markdown")
+    registry.set_model_tag("recs", "team", "recsys")
+    registry.set_model_tag("recs", "stage", "prod")
+    info = registry.get_model("recs")
+    assert info["description"] == "WARP on ML-100K; *not* markdown"
+    assert info["tags"] == {"team": "recsys", "stage": "prod"}
+    assert registry.list_registered_models()["tags"].iloc[0] == "stage=prod, team=recsys"
+    registry.delete_model_tag("recs", "stage")
+    registry.update_description("recs", "")
+    info = registry.get_model("recs")
+    assert info["tags"] == {"team": "recsys"} and info["description"] == ""
+    with pytest.raises(ValueError, match="no tag 'stage'"):
+        registry.delete_model_tag("recs", "stage")
+    with pytest.raises(ValueError, match="tag key must not be empty"):
+        registry.set_model_tag("recs", " ", "x")
+
+
+def test_champion_vs_challenger_side_by_side(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    registry.register_run_model(str(store["b"]), "recs")
+    with pytest.raises(ValueError, match="no version with alias 'champion', 'challenger'"):
+        registry.champion_vs_challenger("recs")
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    frame = registry.champion_vs_challenger("recs")
+    assert list(frame.columns) == ["champion (v1)", "challenger (v2)", "difference"]
+    client = MlflowClient()
+    ma, mb = (client.get_run(str(store[k])).data.metrics for k in ("a", "b"))
+    assert frame.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(ma["test_ndcg_at_10"])
+    assert frame.loc["test_ndcg_at_10", "challenger (v2)"] == pytest.approx(mb["test_ndcg_at_10"])
+    assert frame.loc["test_ndcg_at_10", "difference"] == pytest.approx(mb["test_ndcg_at_10"] - ma["test_ndcg_at_10"])
+    assert {f"test_{m}_at_10" for m in ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")} <= set(frame.index)
+    assert frame.attrs["uris"] == {"champion": "models:/recs/1", "challenger": "models:/recs/2"}
+    assert frame.attrs["runs"] == {"champion": store["a"], "challenger": store["b"]}
+
+
+def test_runs_with_models_lists_only_runs_that_logged_one(store: dict[str, object]) -> None:
+    runs = registry.runs_with_models()
+    assert set(runs["run_id"]) == {store["a"], store["b"]}
+    assert set(runs["run_name"]) == {"run-a", "run-b"} and (runs["artifact_path"] == "model").all()
+    assert runs["test_ndcg_at_10"].notna().all() and (runs["experiment"] == "reg").all()
+
+
+class _Refuses(BaseHTTPRequestHandler):
+    """A real HTTP server standing in for an MLflow server with the registry switched off."""
+
+    def _refuse(self) -> None:
+        body = json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": "Model registry is disabled"}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_that_refuses_registry_calls_gives_a_clear_error(refusing_registry: str) -> None:
+    for call in (registry.list_registered_models, lambda: registry.model_versions("recs")):
+        with pytest.raises(registry.RegistryError, match=f"not available for {refusing_registry}.*disabled"):
+            call()
+
+
+def test_a_store_without_registry_gives_a_clear_error(tracking_store: str, tmp_path: Path) -> None:
+    # MLflow 3 no longer offers a registry on a ./mlruns file store
+    client = MlflowClient(tracking_uri=tracking_store, registry_uri=f"file://{tmp_path / 'mlruns'}")
+    with pytest.raises(registry.RegistryError, match=r"not available.*database-backed store"):
+        registry.list_registered_models(client)
