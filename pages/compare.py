@@ -187,3 +187,20 @@ st.download_button(
     key="download_csv",
     on_click="ignore",
 )
+
+with_model = runs[runs["has_model"].astype(bool)]
+if not with_model.empty:
+    st.subheader("Use a model")
+    choice = st.selectbox(
+        "Run", with_model["run_id"].astype(str).tolist(), format_func=lambda r: labels.get(r, r), key="model_run"
+    )
+    left, right = st.columns(2)
+    left.page_link(
+        "pages/recommend.py", label="Try its recommendations", icon=":material/recommend:", query_params={"run": choice}
+    )
+    right.page_link(
+        "pages/models.py",
+        label="Register this run's model",
+        icon=":material/inventory_2:",
+        query_params={"run": choice},
+    )

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import mlflow
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from recdash import recommend as rx
+from recdash.charts import escape_markdown as _md
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
-
-
-def _md(text: object) -> str:
-    """Run data shown inside a markdown message (warnings, captions) must render as text."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$])", r"\\\1", str(text))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -167,6 +161,13 @@ if loaded is None:
     st.stop()
 assert loaded is not None
 st.caption(f"Model: {_md(loaded.uri)}" + (f" · run {_md(loaded.run_id)}" if loaded.run_id else ""))
+if loaded.run_id:
+    st.page_link(
+        "pages/models.py",
+        label="Register this run's model",
+        icon=":material/inventory_2:",
+        query_params={"run": loaded.run_id},
+    )
 context = run_context(loaded)
 users = rx.known_users(loaded, context)
 
@@ -226,8 +227,10 @@ with right:
 
 st.divider()
 st.subheader("Compare with another model")
+# ?compare=<model uri> (the Models page's champion-vs-challenger link) opens the comparison with that model as B
+st.session_state.setdefault("compare", bool(params.get("compare")))
 if st.toggle("Compare with another model", key="compare", label_visibility="collapsed"):
-    loaded_b = load_model(pick_model("b", avoid_uri=loaded.uri))
+    loaded_b = load_model(pick_model("b", preselect_uri=params.get("compare"), avoid_uri=loaded.uri))
     if loaded_b is not None:
         context_b = context if loaded_b.run_id == loaded.run_id else run_context(loaded_b)
         result_b = recommendations(loaded_b, context_b, user, k, exclude_seen)

@@ -1,6 +1,378 @@
-"""Train page: not built yet; its issue fills it."""
+"""Train page: start rankfm trainings and Optuna sweeps as background jobs, watch them live, cancel them.
 
+Thin layer: every job is a ``python -m recdash train|sweep`` subprocess managed by :mod:`recdash.jobs`, whose
+state lives in MLflow, so the page survives restarts and never blocks while a job runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import mlflow
+import pandas as pd
 import streamlit as st
 
+from recdash import jobs
+from recdash.datasets import DatasetError, load_table
+from recdash.metrics import METRICS
+from recdash.model import HYPERPARAMS
+from recdash.sweep import DEFAULT_SPACE_SPECS, SAMPLERS, SWEEP_DEFAULTS
+
+DATASETS = ("movielens-100k", "synthetic", "csv upload")
+NO_COLUMN = "(none)"
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "dataset": "movielens-100k",
+    "synthetic_n_users": 500,
+    "synthetic_n_items": 400,
+    "synthetic_n_interactions": 20_000,
+    "split": "random",
+    "split_fractions": "0.8,0.1,0.1",
+    "seed": 42,
+    "epochs": 30,
+    "patience": 5,
+    "k": 10,
+    "early_stopping_metric": "ndcg",
+    "experiment": "recdash",
+    "run_name": "",
+    **{name: spec.default for name, spec in HYPERPARAMS.items()},
+}
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def recent_runs(uri: str) -> pd.DataFrame:
+    """Recent runs with params, for "Start from run"."""
+    client = mlflow.MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(ids, "", max_results=200, order_by=["attributes.start_time DESC"]) if ids else []
+    rows = [
+        {"label": f"{r.info.run_name or '(unnamed)'}  [{r.info.run_id[:8]}]", "run_id": r.info.run_id, **r.data.params}
+        for r in runs
+        if r.data.params
+    ]
+    return pd.DataFrame(rows)
+
+
+def _init_state(prefix: str, defaults: dict[str, Any]) -> None:
+    for name, value in defaults.items():
+        st.session_state.setdefault(f"{prefix}_{name}", value)
+
+
+def _prefill(prefix: str, uri: str) -> None:
+    """Button callback: copy the chosen run's params into the form's widgets."""
+    runs = recent_runs(uri)
+    label = st.session_state.get(f"{prefix}_from_run")
+    match = runs[runs["label"] == label] if len(runs) else runs
+    if match.empty:
+        return
+    params = {k: v for k, v in match.iloc[0].items() if isinstance(v, str)}
+    values = jobs.form_values_from_params(params)
+    if "split_fractions" in values:
+        values["split_fractions"] = ",".join(f"{x:g}" for x in values["split_fractions"])
+    for name, value in values.items():
+        key = f"{prefix}_{name}"
+        if key in st.session_state or name in TRAIN_DEFAULTS:
+            st.session_state[key] = type(TRAIN_DEFAULTS.get(name, value))(value)
+    st.session_state[f"{prefix}_prefilled"] = match.iloc[0]["run_id"]
+
+
+def data_section(prefix: str) -> dict[str, Any] | None:
+    """Dataset choice and, for an upload, the file and its column mapping (outside the form: they drive it)."""
+    st.selectbox(
+        "Dataset",
+        DATASETS,
+        key=f"{prefix}_dataset",
+        help="MovieLens 100K (cached locally), a synthetic dataset of the size you choose, or your own CSV.",
+    )
+    if st.session_state[f"{prefix}_dataset"] != "csv upload":
+        return {}
+    upload = st.file_uploader(
+        "Interactions file (CSV/TSV, one row per user-item interaction)",
+        type=["csv", "tsv", "txt"],
+        key=f"{prefix}_upload",
+        help=f"At most {jobs.MAX_UPLOAD_BYTES // 2**20} MB. Kept in the recdash cache folder for the job to read.",
+    )
+    if upload is None:
+        st.info("Upload a file to map its columns.")
+        return None
+    try:
+        path = jobs.save_upload(upload.name, upload.getvalue())
+    except jobs.JobError as exc:
+        st.error(str(exc))
+        return None
+    columns = jobs.table_columns(path)
+    if len(columns) < 2:
+        st.error("Could not read a header with at least two columns from that file.")
+        return None
+    c1, c2, c3, c4 = st.columns(4)
+    user = c1.selectbox("User column", columns, index=0, key=f"{prefix}_user_col")
+    item = c2.selectbox("Item column", columns, index=1, key=f"{prefix}_item_col")
+    optional = [NO_COLUMN, *columns]
+    weight = c3.selectbox("Rating/weight column", optional, key=f"{prefix}_weight_col", help="Optional.")
+    ts = c4.selectbox("Timestamp column", optional, key=f"{prefix}_timestamp_col", help="Needed by temporal split.")
+    return {
+        "path": str(path),
+        "user_col": user,
+        "item_col": item,
+        "weight_col": None if weight == NO_COLUMN else weight,
+        "timestamp_col": None if ts == NO_COLUMN else ts,
+    }
+
+
+def run_fields(prefix: str, dataset: str) -> None:
+    """Split, training, tracking and hyperparameter fields (inside the form)."""
+    if dataset == "synthetic":
+        c1, c2, c3 = st.columns(3)
+        c1.number_input("Users", 10, 200_000, step=10, key=f"{prefix}_synthetic_n_users", help="Synthetic users.")
+        c2.number_input("Items", 10, 100_000, step=10, key=f"{prefix}_synthetic_n_items", help="Synthetic items.")
+        c3.number_input(
+            "Interactions", 100, 5_000_000, step=100, key=f"{prefix}_synthetic_n_interactions", help="Total rows."
+        )
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox(
+        "Split",
+        ("random", "temporal"),
+        key=f"{prefix}_split",
+        help="random: per-user shuffle (RecBole's protocol); temporal: each user's latest interactions held out.",
+    )
+    c2.text_input(
+        "Train,validation,test fractions", key=f"{prefix}_split_fractions", help="Three numbers summing to 1."
+    )
+    c3.number_input("Seed", 0, 2**31 - 1, key=f"{prefix}_seed", help="Seed of the split, init and sampling.")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.number_input("Epochs", 1, 10_000, key=f"{prefix}_epochs", help="Maximum training epochs.")
+    c2.number_input(
+        "Patience", 0, 10_000, key=f"{prefix}_patience", help="Stop after this many epochs without improvement; 0=off."
+    )
+    c3.number_input("k", 1, 1000, key=f"{prefix}_k", help="Cut-off of the ranking metrics (@k).")
+    c4.selectbox(
+        "Early-stopping metric", METRICS, key=f"{prefix}_early_stopping_metric", help="Validation metric watched."
+    )
+    c1, c2 = st.columns(2)
+    c1.text_input("Experiment", key=f"{prefix}_experiment", help="MLflow experiment (created if missing).")
+    c2.text_input("Run name", key=f"{prefix}_run_name", help="Optional MLflow run name.")
+    st.markdown("**rankfm hyperparameters**")
+    cols = st.columns(3)
+    for i, spec in enumerate(HYPERPARAMS.values()):
+        col = cols[i % 3]
+        key = f"{prefix}_{spec.name}"
+        if spec.choices:
+            col.selectbox(spec.name, spec.choices, key=key, help=spec.help)
+        elif spec.kind is int:
+            col.number_input(spec.name, int(spec.low or 0), int(spec.high or 10**6), step=1, key=key, help=spec.help)
+        else:
+            col.number_input(
+                spec.name, float(spec.low or 0.0), float(spec.high or 1e6), step=None, format="%g", key=key,
+                help=f"{spec.help} Range {spec.low:g}..{spec.high:g}.",
+            )  # fmt: skip
+
+
+def build_args(prefix: str, data: dict[str, Any]) -> list[str]:
+    """The CLI arguments of the job from the form's values (the CLI validates them)."""
+    s = st.session_state
+
+    def v(name: str) -> Any:
+        return s[f"{prefix}_{name}"]
+
+    dataset = v("dataset")
+    args: list[str] = []
+    if dataset == "csv upload":
+        args += ["--dataset", "csv", "--data-path", data["path"], "--user-col", data["user_col"]]
+        args += ["--item-col", data["item_col"]]
+        for flag in ("weight_col", "timestamp_col"):
+            if data.get(flag):
+                args += [f"--{flag.replace('_', '-')}", data[flag]]
+    else:
+        args += ["--dataset", dataset]
+    if dataset == "synthetic":
+        args += ["--synthetic-users", str(v("synthetic_n_users")), "--synthetic-items", str(v("synthetic_n_items"))]
+        args += ["--synthetic-interactions", str(v("synthetic_n_interactions"))]
+    args += ["--split", v("split"), "--split-fractions", str(v("split_fractions")).replace(" ", "")]
+    for name in ("seed", "epochs", "patience", "k"):
+        args += [f"--{name}", str(int(v(name)))]
+    args += ["--early-stopping-metric", v("early_stopping_metric"), "--experiment", str(v("experiment")).strip()]
+    if str(v("run_name")).strip():
+        args += ["--run-name", str(v("run_name")).strip()]
+    for spec in HYPERPARAMS.values():
+        args += [f"--{spec.name.replace('_', '-')}", f"{v(spec.name)}"]
+    return args
+
+
+def check_upload(data: dict[str, Any]) -> bool:
+    """Read the uploaded table with its mapping before queuing, so a bad file is refused here."""
+    try:
+        load_table(
+            data["path"],
+            user_col=data["user_col"],
+            item_col=data["item_col"],
+            weight_col=data["weight_col"],
+            timestamp_col=data["timestamp_col"],
+        )
+    except DatasetError as exc:
+        st.error(str(exc))
+        return False
+    return True
+
+
+def submit(kind: str, args: list[str], slots: int = 1) -> None:
+    try:
+        run_id = jobs.submit(kind, args, tracking_uri=URI, slots=slots)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["job_select"] = run_id  # show the new job in the live panel
+    jobs.tick(URI)
+    st.success(f"{kind.capitalize()} job queued as run {run_id}.")
+
+
+def start_from_run(prefix: str) -> None:
+    runs = recent_runs(URI)
+    if runs.empty:
+        return
+    c1, c2 = st.columns([4, 1])
+    c1.selectbox(
+        "Start from run", runs["label"].tolist(), index=None, key=f"{prefix}_from_run",
+        help="Fill the form with an existing run's parameters.", placeholder="Pick a run to copy its parameters",
+    )  # fmt: skip
+    c2.button("Load its params", key=f"{prefix}_load", on_click=_prefill, args=(prefix, URI))
+
+
+def train_tab() -> None:
+    _init_state("t", TRAIN_DEFAULTS)
+    start_from_run("t")
+    data = data_section("t")
+    if data is None:
+        return
+    with st.form("t_form"):
+        run_fields("t", st.session_state["t_dataset"])
+        clicked = st.form_submit_button("Start training", type="primary")
+    if clicked and (not data or check_upload(data)):
+        submit("train", build_args("t", data))
+
+
+def sweep_tab() -> None:
+    _init_state("s", {**TRAIN_DEFAULTS, **SWEEP_DEFAULTS})
+    _init_state(
+        "s",
+        {"space": "\n".join(DEFAULT_SPACE_SPECS), "n_trials": 20, "n_workers": 1, "sampler": "tpe", "prune": True},
+    )
+    data = data_section("s")
+    if data is None:
+        return
+    with st.form("s_form"):
+        st.text_area(
+            "Search space (one per line)",
+            key="s_space",
+            height=130,
+            help="NAME=LOW:HIGH (range), NAME=LOW:HIGH:log (log scale, for rates and penalties) or NAME=A,B,C "
+            f"(choices). Names: {', '.join(HYPERPARAMS)}. Other hyperparameters keep the values below.",
+        )
+        c1, c2, c3, c4 = st.columns(4)
+        c1.number_input("Trials", 1, 10_000, key="s_n_trials", help="Total trials of the study.")
+        c2.number_input("Parallel workers", 1, 64, key="s_n_workers", help="Worker processes sharing the study.")
+        c3.selectbox("Sampler", SAMPLERS, key="s_sampler", help="TPE (default), random, or grid (choices only).")
+        c4.checkbox("Prune poor trials", key="s_prune", help="Optuna's median pruner on the per-epoch metric.")
+        st.caption("The objective is the early-stopping metric below (validation, @k).")
+        run_fields("s", st.session_state["s_dataset"])
+        clicked = st.form_submit_button("Start sweep", type="primary")
+    if clicked and (not data or check_upload(data)):
+        args = build_args("s", data)
+        for line in str(st.session_state["s_space"]).splitlines():
+            if line.strip():
+                args += ["--space", line.strip()]
+        args += ["--n-trials", str(int(st.session_state["s_n_trials"]))]
+        args += ["--n-workers", str(int(st.session_state["s_n_workers"])), "--sampler", st.session_state["s_sampler"]]
+        if not st.session_state["s_prune"]:
+            args.append("--no-prune")
+        submit("sweep", args, slots=int(st.session_state["s_n_workers"]))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def job_detail(job: jobs.Job, *, key: str) -> None:
+    """Progress, chart, outcome and actions of one job."""
+    p = jobs.progress(job.run_id, URI)
+    st.markdown(f"**{job.kind}** job")
+    st.text(f"{job.name}  [{job.run_id}]  state: {job.state}")
+    if job.state == "queued":
+        st.text(f"Queued: position {jobs.queue_position(job.run_id, URI) or '?'}; starts when a slot frees up.")
+    elif job.kind == "sweep":
+        best = "-" if p.best_value is None else f"{p.best_value:.4f}"
+        st.text(f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}")
+    else:
+        st.text(f"Epoch {p.epoch} of {p.epochs_total or '?'}")
+    if job.state == "running":
+        total = p.trials_total if job.kind == "sweep" else p.epochs_total
+        if total:
+            st.progress(min(1.0, p.epoch / total))
+        st.text(f"Elapsed {_duration(p.elapsed_s)}; remaining at most {_duration(p.remaining_s)}")
+    if job.kind == "sweep" and not p.trials.empty:
+        values = p.trials.dropna(subset=["value"])
+        if len(values):
+            st.scatter_chart(values, x="trial", y="value", color="state")
+        st.dataframe(p.trials, hide_index=True)
+    elif not p.history.empty:
+        st.line_chart(p.history.pivot_table(index="step", columns="metric", values="value"))
+    if job.state in ("queued", "running"):
+        if st.button("Cancel", key=f"cancel_{key}_{job.run_id}"):
+            try:
+                st.text(f"Cancel requested: {jobs.cancel(job.run_id, URI)}")
+            except jobs.JobError as exc:
+                st.error(str(exc))
+    elif job.state == "finished":
+        c1, c2 = st.columns(2)
+        c1.page_link("pages/compare.py", label="Open in Compare", query_params={"runs": job.run_id})
+        best = p.trials[p.trials["state"] == "complete"] if job.kind == "sweep" else None
+        model_run = job.run_id
+        if best is not None and len(best):
+            model_run = str(best.loc[best["value"].idxmax(), "run_id"])
+        c2.page_link("pages/recommend.py", label="Try it on Recommend", query_params={"run": model_run})
+    elif job.error:
+        st.error(f"{job.state}: {job.error}")
+    log = jobs.job_log(job.run_id, URI, max_chars=4000)
+    if log:
+        with st.expander("Log (end)"):
+            st.code(log, language=None)
+
+
+@st.fragment(run_every="2s")
+def live_panel() -> None:
+    """Refreshes on its own: starts queued jobs, reconciles dead ones, shows progress and the jobs table."""
+    jobs.tick(URI)
+    all_jobs = jobs.list_jobs(URI)
+    if not all_jobs:
+        st.info("No jobs yet. Start a training or a sweep above.")
+        return
+    active = [j for j in all_jobs if j.active]
+    st.caption(
+        f"{sum(j.state == 'running' for j in active)} running, {sum(j.state == 'queued' for j in active)} queued; "
+        f"at most {jobs.default_limit()} job slots at once. Updated {time.strftime('%H:%M:%S')}."
+    )
+    ids = [j.run_id for j in all_jobs]
+    by_id = {j.run_id: j for j in all_jobs}
+    if st.session_state.get("job_select") not in by_id:
+        st.session_state["job_select"] = ids[0]
+    choice = st.selectbox(
+        "Job", ids, key="job_select",
+        format_func=lambda rid: f"{by_id[rid].state:9} {by_id[rid].kind:6} {by_id[rid].name}  [{rid[:8]}]",
+    )  # fmt: skip
+    job_detail(by_id[choice], key="sel")
+    st.subheader("All jobs")
+    st.dataframe(jobs.jobs_frame(all_jobs), hide_index=True, key="jobs_table")
+
+
+URI = mlflow.get_tracking_uri()
 st.title("Train")
-st.info("This page is not built yet.")
+st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
+tab_train, tab_sweep = st.tabs(["Train a model", "Sweep (Optuna)"])
+with tab_train:
+    train_tab()
+with tab_sweep:
+    sweep_tab()
+st.header("Jobs")
+live_panel()

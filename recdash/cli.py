@@ -153,13 +153,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from recdash.train import train
 
     config = train_config_from_args(args)
-    result = train(
-        config,
-        on_epoch=lambda e, m: print(
-            f"epoch {e}/{config.epochs}  {config.monitor}={m[config.monitor]:.4f}  ({m['epoch_seconds']:.2f}s)",
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        print(
+            f"epoch {epoch}/{config.epochs}  {config.monitor}={metrics[config.monitor]:.4f}  "
+            f"({metrics['epoch_seconds']:.2f}s)",
             flush=True,
-        ),
-    )
+        )
+        check_stop()
+
+    result = train(config, on_epoch=on_epoch)
     summary = {
         "run_id": result.run_id,
         "best_epoch": result.best_epoch,
@@ -193,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_hyperparameter_flags(p_train)
     p_train.set_defaults(handler=_cmd_train)
 
+    from recdash.sweep import add_sweep_flags
+
+    p_sweep = sub.add_parser(
+        "sweep",
+        help="Optuna hyperparameter sweep: one parent MLflow run, one nested run per trial.",
+        description="Optuna sweep over rankfm hyperparameters; --n-trials is the study's exact total, shared by "
+        "--n-workers local processes and any `sweep --worker` joining the same --storage and --study-name.",
+    )
+    add_sweep_flags(p_sweep)
+
     p_fetch = sub.add_parser("fetch-data", help="Download/verify a dataset into the cache and describe it.")
     p_fetch.add_argument("--dataset", default="movielens-100k")
     p_fetch.add_argument("--data-path", default=None)
@@ -201,8 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+_STOP = {"requested": False}
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    """SIGTERM (a dashboard cancel) stops at the next epoch or trial boundary: raising at an arbitrary point could
+    interrupt an open SQLite transaction and leave the tracking store locked. A second SIGTERM stops at once."""
+    if _STOP["requested"]:
+        raise KeyboardInterrupt(f"signal {signum}")
+    _STOP["requested"] = True
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt (the run then ends KILLED) if a stop was requested by SIGTERM."""
+    if _STOP["requested"]:
+        raise KeyboardInterrupt("cancelled")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps job logs readable
     # A cancel from the dashboard sends SIGTERM: end the MLflow run KILLED, like Ctrl-C.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _request_stop)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from recdash.model import Hyperparams
 from recdash.train import TrainConfig, TrainResult, train
 
-PAGE = str(Path(__file__).parents[1] / "pages" / "recommend.py")
+APP = str(Path(__file__).parents[1] / "app.py")
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
 
@@ -46,7 +46,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def page(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(store["uri"]))
     mlflow.set_tracking_uri(str(store["uri"]))
-    return AppTest.from_file(PAGE, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/recommend.py")  # through the router, so links to other pages resolve
+    return at
 
 
 def tables(page: AppTest, column: str) -> list[pd.DataFrame]:

@@ -1,0 +1,665 @@
+"""Background training and sweep jobs whose state lives in MLflow, not in the dashboard process.
+
+A job is an MLflow run created up front with status SCHEDULED (the queue), the CLI arguments in a tag, and
+``recdash.job_state``. :func:`tick` -- called by the Train page on every refresh, no thread needed -- starts
+queued jobs as ``python -m recdash train|sweep ...`` subprocesses (each in its own session, so a crash or a
+memory blow-up never takes the app down) while fewer than the concurrency limit run, and reconciles RUNNING
+runs whose process is gone: they end FAILED with the reason in ``recdash.error``, so an app restart or a
+``kill -9`` never leaves a run RUNNING forever. :func:`cancel` sends SIGTERM to the job's process group (the
+CLI turns it into KeyboardInterrupt, the run ends KILLED); :func:`tick` escalates to SIGKILL after a grace
+period. Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
+
+TAG_JOB_STATE = "recdash.job_state"
+TAG_ARGV = "recdash.argv"
+TAG_LOG = "recdash.log"
+TAG_SLOTS = "recdash.job_slots"
+TAG_LAUNCHED_AT = "recdash.launched_at"
+TAG_CANCEL_AT = "recdash.cancel_requested_at"
+TAG_EPOCHS_TOTAL = "recdash.epochs_total"
+TAG_PARENT = "mlflow.parentRunId"
+KINDS = ("train", "sweep")
+STATES = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+CANCEL_GRACE_SECONDS = 10.0
+
+# Processes this app started: polled (non-blocking) so finished ones are reaped, never waited for.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class JobError(ValueError):
+    """A job request that cannot be carried out; the message says why."""
+
+
+def jobs_dir() -> Path:
+    """Where job logs go: $RECDASH_JOBS_DIR, else <cache>/jobs ($RECDASH_CACHE_DIR or ~/.cache/recdash)."""
+    explicit = os.environ.get("RECDASH_JOBS_DIR")
+    base = Path(explicit) if explicit else Path(os.environ.get("RECDASH_CACHE_DIR", "~/.cache/recdash")) / "jobs"
+    path = base.expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_limit() -> int:
+    """Concurrent job slots: $RECDASH_MAX_JOBS, else the number of cores."""
+    try:
+        return max(1, int(os.environ.get("RECDASH_MAX_JOBS", "")))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _client(tracking_uri: str | None) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+def _uri(tracking_uri: str | None) -> str:
+    import mlflow
+
+    return tracking_uri or mlflow.get_tracking_uri()
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+
+
+def parse_job_args(kind: str, args: Sequence[str]) -> Any:
+    """Validate CLI arguments exactly as the job's subprocess will; returns the TrainConfig or SweepSpec.
+
+    Raises ValueError (ConfigError, HyperparameterError, SweepError, JobError) with a user-readable message.
+    """
+    import io
+
+    from recdash.cli import build_parser, train_config_from_args
+
+    if kind not in KINDS:
+        raise JobError(f"unknown job kind {kind!r}; use one of {', '.join(KINDS)}")
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            parsed = build_parser().parse_args([kind, *args])
+    except SystemExit:
+        lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
+        raise JobError(lines[-1] if lines else "invalid options") from None
+    if kind == "train":
+        return train_config_from_args(parsed)
+    from recdash.sweep import sweep_spec_from_args
+
+    return sweep_spec_from_args(parsed, args)
+
+
+# ---------------------------------------------------------------------------------------------------- submit
+
+
+def submit(
+    kind: str,
+    args: Sequence[str],
+    *,
+    tracking_uri: str | None = None,
+    slots: int = 1,
+) -> str:
+    """Validate and queue a job: an MLflow run with status SCHEDULED; :func:`tick` starts it. Returns its id."""
+    parsed = parse_job_args(kind, args)
+    config = parsed if kind == "train" else parsed.config
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(config.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
+    if experiment is not None and experiment.lifecycle_stage != "active":
+        raise JobError(f"experiment {config.experiment!r} is deleted; restore it or pick another name")
+    tags = {
+        "recdash.created_by": "recdash",
+        TAG_KIND: kind,
+        TAG_JOB_STATE: "queued",
+        TAG_ARGV: json.dumps([kind, *args]),
+        TAG_SLOTS: str(max(1, int(slots))),
+        TAG_EPOCHS_TOTAL: str(config.epochs),
+    }
+    if kind == "sweep":
+        tags["recdash.trials_total"] = str(parsed.n_trials)
+    run = client.create_run(experiment_id, run_name=config.run_name, tags=tags)
+    client.update_run(run.info.run_id, status="SCHEDULED")
+    return run.info.run_id
+
+
+# ---------------------------------------------------------------------------------------------------- processes
+
+
+def _proc_start_epoch(pid: int) -> float | None:
+    """When the process started (seconds since the epoch), from /proc; None where there is no procfs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[19])  # field 22 of stat: starttime in clock ticks since boot
+        btime = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime"
+        )
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
+def pid_alive(pid: int, run_start: float | None = None) -> bool:
+    """Is ``pid`` still the process that runs the job? Zombies and reused pids count as gone.
+
+    A process counts as the job's when its command line mentions recdash (CLI and job subprocesses) or it
+    started before the run did (a notebook calling ``train()``), so a pid recycled by a later process doesn't.
+    """
+    proc = _CHILDREN.get(pid)
+    if proc is not None and proc.poll() is not None:
+        _CHILDREN.pop(pid, None)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    procdir = Path(f"/proc/{pid}")
+    if not procdir.exists():
+        return True  # no procfs: trust the signal check
+    try:
+        stat = (procdir / "stat").read_text()
+        if stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X"):
+            return False
+        if b"recdash" in (procdir / "cmdline").read_bytes():
+            return True
+    except (OSError, ValueError):
+        return False
+    started = _proc_start_epoch(pid)
+    return started is None or run_start is None or started <= run_start + 5.0
+
+
+def reap() -> None:
+    """Collect exit statuses of finished child processes (no zombies), without blocking."""
+    for pid, proc in list(_CHILDREN.items()):
+        if proc.poll() is not None:
+            _CHILDREN.pop(pid, None)
+
+
+def _signal_job(pid: int, sig: int) -> None:
+    """Signal the job's whole process group when it leads one (sweep helpers, trials), else just the pid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+@contextlib.contextmanager
+def _launch_lock() -> Iterator[bool]:
+    """One launcher at a time per machine (several browser tabs tick at once); yields False if busy."""
+    import fcntl
+
+    with (jobs_dir() / "launcher.lock").open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _log_tail(path: str | None, lines: int = 3) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - 8192))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip() and "Warning" not in ln and "warn(" not in ln]
+    return " | ".join(kept[-lines:])[:1000]
+
+
+def _launch(client: Any, run: Any, tracking_uri: str) -> None:
+    run_id = run.info.run_id
+    argv = json.loads(run.data.tags[TAG_ARGV])
+    log_path = jobs_dir() / f"{run_id}.log"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_EXPERIMENT_NAME"}
+    env |= {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_RUN_ID": run_id,
+        "MLFLOW_EXPERIMENT_ID": run.info.experiment_id,
+        "PYTHONUNBUFFERED": "1",
+    }
+    # Mark it started before the process exists, so a second tick never launches it twice.
+    client.update_run(run_id, status="RUNNING")
+    client.set_tag(run_id, TAG_JOB_STATE, "running")
+    client.set_tag(run_id, TAG_LAUNCHED_AT, f"{time.time():.3f}")
+    client.set_tag(run_id, TAG_LOG, str(log_path))
+    try:
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "recdash", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # own process group: cancel signals it and its helpers only
+            )
+    except OSError as exc:
+        client.set_tag(run_id, TAG_ERROR, f"could not start the job: {exc}")
+        client.set_terminated(run_id, status="FAILED")
+        return
+    _CHILDREN[proc.pid] = proc
+    client.set_tag(run_id, TAG_PID, str(proc.pid))
+    client.set_tag(run_id, TAG_HOST, socket.gethostname())
+
+
+# ---------------------------------------------------------------------------------------------------- listing
+
+
+def _experiment_ids(client: Any) -> list[str]:
+    return [e.experiment_id for e in client.search_experiments()]
+
+
+def _search(client: Any, filter_string: str, max_results: int = 500, order: str = "DESC") -> list[Any]:
+    ids = _experiment_ids(client)
+    if not ids:
+        return []
+    return client.search_runs(ids, filter_string, max_results=max_results, order_by=[f"attributes.start_time {order}"])
+
+
+@dataclass
+class Job:
+    """One job as the dashboard shows it."""
+
+    run_id: str
+    kind: str
+    name: str
+    state: str
+    experiment_id: str
+    queued_at: float
+    launched_at: float | None
+    ended_at: float | None
+    pid: int | None
+    host: str | None
+    epochs_total: int | None
+    error: str
+    log_path: str | None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+
+def _job(run: Any) -> Job:
+    tags = run.data.tags
+    info = run.info
+
+    def num(key: str) -> float | None:
+        try:
+            return float(tags[key])
+        except (KeyError, ValueError):
+            return None
+
+    pid = num(TAG_PID)
+    epochs = num(TAG_EPOCHS_TOTAL)
+    try:
+        argv = json.loads(tags.get(TAG_ARGV, "[]"))
+    except ValueError:
+        argv = []
+    return Job(
+        run_id=info.run_id,
+        kind=tags.get(TAG_KIND, "train"),
+        name=info.run_name or info.run_id[:8],
+        state=STATES.get(info.status, info.status.lower()),
+        experiment_id=info.experiment_id,
+        queued_at=info.start_time / 1000,
+        launched_at=num(TAG_LAUNCHED_AT),
+        ended_at=info.end_time / 1000 if info.end_time else None,
+        pid=int(pid) if pid is not None else None,
+        host=tags.get(TAG_HOST),
+        epochs_total=int(epochs) if epochs is not None else None,
+        error=tags.get(TAG_ERROR) or tags.get(TAG_END_REASON, ""),
+        log_path=tags.get(TAG_LOG),
+        argv=argv,
+    )
+
+
+def get_job(run_id: str, tracking_uri: str | None = None) -> Job:
+    return _job(_client(tracking_uri).get_run(run_id))
+
+
+def list_jobs(tracking_uri: str | None = None, max_results: int = 200) -> list[Job]:
+    """Jobs started from the dashboard (queued, running, finished, failed, killed), newest first."""
+    client = _client(tracking_uri)
+    return [_job(r) for r in _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%'", max_results)]
+
+
+def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
+    """A table of jobs for display."""
+    now = time.time()
+    rows = []
+    for j in jobs:
+        start = j.launched_at
+        end = j.ended_at if j.state not in ("queued", "running") else now
+        rows.append(
+            {
+                "state": j.state,
+                "kind": j.kind,
+                "name": j.name,
+                "queued": pd.Timestamp(j.queued_at, unit="s").strftime("%Y-%m-%d %H:%M:%S"),
+                "duration_s": round(end - start, 1) if start and end else None,
+                "reason": j.error,
+                "run_id": j.run_id,
+            }
+        )
+    return pd.DataFrame(rows, columns=["state", "kind", "name", "queued", "duration_s", "reason", "run_id"])
+
+
+# ---------------------------------------------------------------------------------------------------- tick
+
+
+def _end(client: Any, run_id: str, status: str, reason: str, state_tag: bool = True) -> None:
+    client.set_tag(run_id, TAG_ERROR, reason)
+    if state_tag:
+        client.set_tag(run_id, TAG_JOB_STATE, STATES[status])
+    client.set_terminated(run_id, status=status)
+
+
+def reconcile(tracking_uri: str | None = None) -> list[str]:
+    """End RUNNING runs of this host whose process is gone: KILLED if a cancel was asked, else FAILED.
+
+    Also escalates a cancel to SIGKILL when the process outlived the grace period. Returns the runs ended.
+    """
+    client = _client(tracking_uri)
+    host = socket.gethostname()
+    ended: list[str] = []
+    now = time.time()
+    running = _search(client, "attributes.status = 'RUNNING'", max_results=1000)
+    cancelled_parents = {r.info.run_id for r in running if TAG_CANCEL_AT in r.data.tags}
+    for run in running:
+        tags = run.data.tags
+        if tags.get(TAG_HOST) != host or TAG_PID not in tags:
+            continue
+        try:
+            pid = int(tags[TAG_PID])
+        except ValueError:
+            continue
+        job_tagged = TAG_JOB_STATE in tags
+        cancel_at = tags.get(TAG_CANCEL_AT)
+        if pid_alive(pid, run.info.start_time / 1000):
+            if cancel_at and now - float(cancel_at) > CANCEL_GRACE_SECONDS:
+                _signal_job(pid, signal.SIGKILL)
+            continue
+        if cancel_at or tags.get(TAG_PARENT) in cancelled_parents:
+            reason = f"cancelled; process {pid} on {host} ended"
+            _end(client, run.info.run_id, "KILLED", reason, job_tagged)
+        else:
+            tail = _log_tail(tags.get(TAG_LOG))
+            reason = f"process {pid} on {host} is gone" + (f"; last output: {tail}" if tail else "")
+            _end(client, run.info.run_id, "FAILED", reason, job_tagged)
+        ended.append(run.info.run_id)
+    return ended
+
+
+def tick(tracking_uri: str | None = None, limit: int | None = None) -> list[str]:
+    """Reap, reconcile, then start queued jobs oldest first while their slots fit under ``limit``.
+
+    Cheap enough to call on every page refresh; returns the run ids it started.
+    """
+    uri = _uri(tracking_uri)
+    limit = limit or default_limit()
+    reap()
+    reconcile(uri)
+    client = _client(uri)
+    started: list[str] = []
+    with _launch_lock() as mine:
+        if not mine:
+            return started
+        host = socket.gethostname()
+        jobs = _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%' and attributes.status = 'RUNNING'", 1000)
+        used = sum(int(r.data.tags.get(TAG_SLOTS, "1")) for r in jobs if r.data.tags.get(TAG_HOST) == host)
+        queue = _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%' and attributes.status = 'SCHEDULED'", 1000, "ASC")
+        for run in queue:
+            slots = int(run.data.tags.get(TAG_SLOTS, "1"))
+            if used and used + slots > limit:
+                break  # first come, first served: a big job is not overtaken by smaller ones
+            fresh = client.get_run(run.info.run_id)
+            if fresh.info.status != "SCHEDULED":
+                continue
+            _launch(client, fresh, uri)
+            used += slots
+            started.append(run.info.run_id)
+    return started
+
+
+def queue_position(run_id: str, tracking_uri: str | None = None) -> int | None:
+    """1-based place of a queued job in the queue (None if it is not queued)."""
+    client = _client(tracking_uri)
+    queue = _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%' and attributes.status = 'SCHEDULED'", 1000, "ASC")
+    ids = [r.info.run_id for r in queue]
+    return ids.index(run_id) + 1 if run_id in ids else None
+
+
+# ---------------------------------------------------------------------------------------------------- cancel
+
+
+def cancel(run_id: str, tracking_uri: str | None = None, wait: float = 0.0) -> str:
+    """Cancel a job: a queued one ends KILLED at once; a running one gets SIGTERM (its process group).
+
+    With ``wait`` > 0, waits up to that long for the process to end, escalating to SIGKILL after the grace
+    period, and ends the run (and a sweep's running trials) KILLED if the process did not. Returns the state.
+    """
+    client = _client(tracking_uri)
+    run = client.get_run(run_id)
+    status = run.info.status
+    if status == "SCHEDULED":
+        _end(client, run_id, "KILLED", "cancelled before it started")
+        return "killed"
+    if status != "RUNNING":
+        return STATES.get(status, status.lower())
+    tags = run.data.tags
+    host = socket.gethostname()
+    if tags.get(TAG_HOST) != host or TAG_PID not in tags:
+        raise JobError(f"this job runs on {tags.get(TAG_HOST, 'an unknown host')}; cancel it there")
+    pid = int(tags[TAG_PID])
+    client.set_tag(run_id, TAG_CANCEL_AT, f"{time.time():.3f}")
+    _signal_job(pid, signal.SIGTERM)
+    start = time.monotonic()
+    escalated = False
+    while wait > 0 and time.monotonic() - start < wait and pid_alive(pid):
+        if not escalated and time.monotonic() - start > min(CANCEL_GRACE_SECONDS, wait / 2):
+            _signal_job(pid, signal.SIGKILL)
+            escalated = True
+        time.sleep(0.2)
+    if wait > 0:
+        if pid_alive(pid):
+            _signal_job(pid, signal.SIGKILL)
+            time.sleep(0.5)
+            reap()
+        _finish_cancel(client, run_id, pid, host)
+    return get_job(run_id, tracking_uri).state
+
+
+def _finish_cancel(client: Any, run_id: str, pid: int, host: str) -> None:
+    """After the process is gone: the run and any running child runs (sweep trials) end KILLED."""
+    reap()
+    if pid_alive(pid):
+        return
+    if client.get_run(run_id).info.status == "RUNNING":
+        _end(client, run_id, "KILLED", f"cancelled; process {pid} on {host} was stopped")
+    for child in _search(client, f"tags.`{TAG_PARENT}` = '{run_id}' and attributes.status = 'RUNNING'"):
+        _end(client, child.info.run_id, "KILLED", "cancelled with its sweep", state_tag=False)
+
+
+# ---------------------------------------------------------------------------------------------------- progress
+
+
+@dataclass
+class Progress:
+    """How far a job got: epochs (training) or trials (sweep), timing, and metric history."""
+
+    job: Job
+    epoch: int = 0
+    epochs_total: int | None = None
+    elapsed_s: float | None = None
+    remaining_s: float | None = None
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)  # step, metric, value
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)  # sweeps: trial, state, value, run_id
+    trials_total: int | None = None
+    best_value: float | None = None
+
+
+def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
+    """Progress of a job read from its MLflow run (works after an app restart: nothing is kept in memory)."""
+    client = _client(tracking_uri)
+    run = client.get_run(run_id)
+    job = _job(run)
+    out = Progress(job=job, epochs_total=job.epochs_total)
+    now = time.time()
+    if job.launched_at:
+        out.elapsed_s = (job.ended_at if job.ended_at and not job.active else now) - job.launched_at
+    if job.kind == "sweep":
+        return _sweep_progress(client, run, out)
+    keys = sorted(k for k in run.data.metrics if k.startswith("val_"))
+    frames = []
+    for key in keys:
+        hist = client.get_metric_history(run_id, key)
+        frames.append(pd.DataFrame({"step": [m.step for m in hist], "metric": key, "value": [m.value for m in hist]}))
+    if frames:
+        out.history = pd.concat(frames, ignore_index=True).sort_values(["metric", "step"], ignore_index=True)
+        out.epoch = int(out.history["step"].max())
+    if job.state == "running" and out.epoch and out.epochs_total:
+        seconds = [m.value for m in client.get_metric_history(run_id, "epoch_seconds")]
+        per_epoch = sum(seconds) / len(seconds) if seconds else None
+        if per_epoch is not None:
+            out.remaining_s = max(0, out.epochs_total - out.epoch) * per_epoch
+    return out
+
+
+def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
+    from recdash.sweep import TAG_TRIAL_NUMBER, TAG_TRIAL_STATE
+
+    run_id = run.info.run_id
+    try:
+        out.trials_total = int(run.data.tags.get("recdash.trials_total", ""))
+    except ValueError:
+        out.trials_total = None
+    children = _search(client, f"tags.`{TAG_PARENT}` = '{run_id}'", 10_000, "ASC")
+    monitor = run.data.params.get("objective") or "val_ndcg_at_10"
+    rows = []
+    for child in children:
+        tags = child.data.tags
+        value = child.data.metrics.get(f"best_{monitor}")
+        if value is None:
+            history = [m.value for m in client.get_metric_history(child.info.run_id, monitor)]
+            value = max(history) if history else None
+        rows.append(
+            {
+                "trial": int(tags.get(TAG_TRIAL_NUMBER, "-1")),
+                "state": tags.get(TAG_TRIAL_STATE, STATES.get(child.info.status, "")),
+                "value": value,
+                "run_id": child.info.run_id,
+            }
+        )
+    out.trials = pd.DataFrame(rows, columns=["trial", "state", "value", "run_id"]).sort_values("trial")
+    done = out.trials[out.trials["state"].isin(["complete", "pruned", "failed"])]
+    out.epoch = len(done)
+    complete = out.trials[out.trials["state"] == "complete"]["value"].dropna()
+    out.best_value = float(complete.max()) if len(complete) else None
+    if out.job.state == "running" and out.trials_total and len(done) and out.elapsed_s:
+        out.remaining_s = out.elapsed_s / len(done) * max(0, out.trials_total - len(done))
+    return out
+
+
+def job_log(run_id: str, tracking_uri: str | None = None, max_chars: int = 20_000) -> str:
+    """The end of a job's stdout/stderr log (empty when it is on another machine or not started)."""
+    path = get_job(run_id, tracking_uri).log_path
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(path) - max_chars))
+        return fh.read().decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------------------------------- forms
+
+
+def form_values_from_params(params: dict[str, str]) -> dict[str, Any]:
+    """Train-form values from an existing run's params ("Start from run"); unknown or bad values are skipped."""
+    from recdash.metrics import METRICS
+    from recdash.model import HYPERPARAMS, HyperparameterError, coerce_param
+
+    values: dict[str, Any] = {}
+    for name, spec in HYPERPARAMS.items():
+        if name in params:
+            with contextlib.suppress(HyperparameterError):
+                values[name] = coerce_param(spec, params[name])
+    for key in ("epochs", "k", "seed", "patience"):
+        with contextlib.suppress(KeyError, ValueError):
+            values[key] = int(float(params[key]))
+    metric = params.get("early_stopping_metric", "")
+    for m in METRICS:
+        if metric == m or metric.startswith(f"val_{m}_at_"):
+            values["early_stopping_metric"] = m
+    if params.get("split_method") in ("random", "temporal"):
+        values["split"] = params["split_method"]
+    with contextlib.suppress(KeyError, ValueError):
+        values["split_fractions"] = tuple(float(params[f"split_{part}"]) for part in ("train", "validation", "test"))
+    dataset = params.get("dataset")
+    if dataset in ("movielens-100k", "synthetic"):
+        values["dataset"] = dataset
+    for key in ("n_users", "n_items", "n_interactions"):
+        with contextlib.suppress(KeyError, ValueError):
+            values[f"synthetic_{key}"] = int(float(params[f"dataset_{key}"]))
+    with contextlib.suppress(KeyError, ValueError):
+        values["min_rating"] = float(params["min_rating"])
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------- uploads
+
+MAX_UPLOAD_BYTES = 100 * 2**20
+
+
+def save_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """Keep an uploaded table in the jobs dir (content-addressed, so re-uploads don't pile up) for a job to read."""
+    import hashlib
+
+    if len(data) > max_bytes:
+        raise JobError(f"{filename} is {len(data) / 2**20:,.1f} MB, over the {max_bytes / 2**20:,.0f} MB upload limit")
+    if not data:
+        raise JobError(f"{filename} is empty")
+    suffix = "".join(Path(filename).suffixes[-2:]).lower() or ".csv"
+    if not all(ch.isalnum() or ch == "." for ch in suffix):
+        suffix = ".csv"
+    folder = jobs_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}{suffix}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """Header of an uploaded CSV/TSV (for the column-mapping dropdowns); [] when it cannot be read."""
+    try:
+        head = pd.read_csv(path, sep=None, engine="python", nrows=5, encoding_errors="replace")
+    except Exception:  # any unreadable file: the page then says so, and load_table gives the precise reason
+        return []
+    return [str(c) for c in head.columns]

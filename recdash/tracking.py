@@ -1,0 +1,988 @@
+"""Read access to any MLflow tracking store, fast enough for 10,000 runs.
+
+``mlflow.search_runs`` builds a Python entity per run, param, metric and tag (~0.5 ms/run on SQLite). For SQL
+stores we read MLflow's tables directly with a handful of bulk SELECTs and pivot them with pandas; every other
+store (http, file) and any error on the SQL path falls back to the public ``MlflowClient`` API, paged properly.
+``RunsLoader`` caches runs between calls and on refresh re-reads only runs that are new, still active or changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+
+_log = logging.getLogger(__name__)
+
+BASE_COLUMNS = [
+    "run_id",
+    "run_name",
+    "experiment_id",
+    "experiment",
+    "status",
+    "user",
+    "start_time",
+    "end_time",
+    "duration_s",
+    "lifecycle_stage",
+    "parent_run_id",
+    "dataset_name",
+    "dataset_digest",
+    "has_model",
+]
+ACTIVE_STATUSES = frozenset({"RUNNING", "SCHEDULED"})
+LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_API_PAGE_SIZE = 1000  # MLflow's default page; we always follow page_token, so this never truncates
+_MAX_FLOAT = sys.float_info.max  # MLflow stores +/-inf as +/-max float; we give the user's inf back
+_IN_CHUNK = 500  # bound parameters per IN (...) list; far below every database's limit
+_HEALTH_TIMEOUT_S = 3.0
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used: the message names the URI, the reason and what to do."""
+
+
+class FilterError(ValueError):
+    """A malformed MLflow search filter; the message is MLflow's, without the noise."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# store resolution and health
+
+
+def tracking_uri() -> str:
+    """The URI MLflow itself resolves (set_tracking_uri, MLFLOW_TRACKING_URI, else its default)."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def _resolve(uri: str | None) -> str:
+    return uri or tracking_uri()
+
+
+def _scheme(uri: str) -> str:
+    scheme = urlparse(uri).scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter, i.e. a plain path
+        return ""
+    return scheme.split("+", 1)[0]  # postgresql+psycopg2 -> postgresql
+
+
+def _file_store_path(uri: str) -> Path | None:
+    """The directory of a file-store URI (file: or a plain path), else None."""
+    scheme = _scheme(uri)
+    if scheme == "file":
+        from mlflow.utils.file_utils import local_file_uri_to_path
+
+        return Path(local_file_uri_to_path(uri))
+    if scheme == "":
+        return Path(unquote(uri))
+    return None
+
+
+def _looks_like_mlruns(path: Path) -> bool:
+    """True for a FileStore layout: experiment folders with meta.yaml (or a trash/models folder)."""
+    if not path.is_dir():
+        return False
+    if (path / "mlruns").is_dir() and _looks_like_mlruns(path / "mlruns"):
+        return True
+    for child in path.iterdir():
+        if child.is_dir() and (
+            child.name in {".trash", "models"} or (child.name.isdigit() and (child / "meta.yaml").is_file())
+        ):
+            return True
+    return False
+
+
+def _file_store_message(uri: str, path: Path) -> str:
+    source = path if not (path / "mlruns").is_dir() else path / "mlruns"
+    return (
+        f"The tracking store {uri} is a legacy MLflow file store ({source}), which this MLflow version refuses "
+        "to open by default. Either set MLFLOW_ALLOW_FILE_STORE=true to open it read-only as it is, or migrate "
+        f"it once to SQLite with `mlflow migrate-filestore --source {source} --target sqlite:///mlflow.db` and "
+        "then set MLFLOW_TRACKING_URI=sqlite:///mlflow.db."
+    )
+
+
+def _allow_file_store() -> bool:
+    return os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in {"true", "1"}
+
+
+def _short_reason(exc: BaseException) -> str:
+    """A one-line reason from a requests/urllib3 error chain instead of its nested repr."""
+    text = str(exc)
+    for pattern, reason in (
+        (r"Connection refused|Errno 111|actively refused", "connection refused"),
+        (r"Name or service not known|nodename nor servname|getaddrinfo failed|Failed to resolve", "unknown host"),
+        (r"timed out|Timeout", f"no answer within {_HEALTH_TIMEOUT_S:g} s"),
+        (r"No route to host", "no route to host"),
+        (r"CERTIFICATE_VERIFY_FAILED|SSLError", "TLS certificate verification failed"),
+    ):
+        if re.search(pattern, text):
+            return reason
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _check_http(uri: str) -> None:
+    import requests
+
+    base = uri.rstrip("/")
+    try:
+        response = requests.get(f"{base}/health", timeout=_HEALTH_TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise TrackingError(
+            f"Cannot reach the MLflow tracking server at {uri}: {_short_reason(exc)}. Start it (e.g. "
+            "`mlflow server --backend-store-uri sqlite:///mlflow.db --port 5000`) or set MLFLOW_TRACKING_URI "
+            "to a server or database that is up."
+        ) from exc
+    if response.status_code in (401, 403):
+        raise TrackingError(_auth_message(uri, response.status_code))
+    # /health may be absent behind a proxy: the API call below is the real test, with no retries and a short timeout.
+    try:
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        resp = http_request(
+            get_default_host_creds(uri),
+            "/api/2.0/mlflow/experiments/search",
+            "GET",
+            max_retries=0,
+            backoff_factor=0,
+            timeout=_HEALTH_TIMEOUT_S,
+            params={"max_results": 1},
+        )
+    except Exception as exc:
+        raise TrackingError(f"The MLflow tracking server at {uri} did not answer: {_short_reason(exc)}.") from exc
+    if resp.status_code in (401, 403):
+        raise TrackingError(_auth_message(uri, resp.status_code))
+    if resp.status_code != 200:
+        raise TrackingError(
+            f"{uri} answered HTTP {resp.status_code} to an MLflow API call: is it an MLflow tracking server "
+            "(check the URI, including any path prefix)?"
+        )
+
+
+def _auth_message(uri: str, code: int) -> str:
+    return (
+        f"The MLflow tracking server at {uri} refused access (HTTP {code}). Set MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, for this server."
+    )
+
+
+def check_store(uri: str | None = None) -> None:
+    """Fail fast with a useful message instead of MLflow's slow retries and stack traces."""
+    uri = _resolve(uri)
+    scheme = _scheme(uri)
+    if scheme in ("http", "https"):
+        _check_http(uri)
+        return
+    path = _file_store_path(uri)
+    if path is not None:
+        if not _allow_file_store():
+            if _looks_like_mlruns(path):
+                raise TrackingError(_file_store_message(uri, path))
+            raise TrackingError(
+                f"The tracking URI {uri} points to a file store directory ({path}), which this MLflow version "
+                "refuses to use. Set MLFLOW_TRACKING_URI to a database, e.g. sqlite:///mlflow.db, or set "
+                "MLFLOW_ALLOW_FILE_STORE=true to use the legacy file store."
+            )
+        if not path.is_dir():
+            raise TrackingError(f"The file store {uri} does not exist ({path} is not a directory).")
+    try:
+        _client(uri).search_experiments(max_results=1)
+    except TrackingError:
+        raise
+    except Exception as exc:
+        text = _mlflow_message(exc)
+        hint = ""
+        if "out-of-date database schema" in text or "alembic" in text.lower():
+            hint = f" Upgrade the database with `mlflow db upgrade {uri}` (back it up first)."
+        raise TrackingError(f"Cannot open the tracking store {uri}: {text}{hint}") from exc
+
+
+def _mlflow_message(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    text = re.sub(r"^[A-Z_]+: ", "", str(text).strip())
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _sql_store(client: Any) -> Any | None:
+    """The client's SqlAlchemyStore (MLflow caches it per URI), or None for other stores."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = client._tracking_client.store
+    except Exception:
+        return None
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# experiments
+
+
+def _ms_to_datetime(values: Any) -> pd.Series:
+    return pd.to_datetime(pd.Series(values, dtype="float64"), unit="ms", utc=True)
+
+
+def list_experiments(uri: str | None = None) -> pd.DataFrame:
+    """All experiments (active and deleted) with their number of active runs and last activity, newest first."""
+    from mlflow.entities import ViewType
+
+    uri = _resolve(uri)
+    client = _client(uri)
+    experiments = []
+    token = None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ALL, max_results=_API_PAGE_SIZE, page_token=token)
+        experiments.extend(page)
+        token = page.token
+        if not token:
+            break
+    ids = [e.experiment_id for e in experiments]
+    counts, last_run = _run_counts(client, ids)
+    rows = []
+    for e in experiments:
+        last = max(x for x in (e.last_update_time, e.creation_time, last_run.get(e.experiment_id)) if x is not None)
+        rows.append((e.experiment_id, e.name, e.lifecycle_stage, counts.get(e.experiment_id, 0), last))
+    df = pd.DataFrame(rows, columns=["experiment_id", "name", "lifecycle_stage", "run_count", "last_update"])
+    df["run_count"] = df["run_count"].astype("int64")
+    df["last_update"] = _ms_to_datetime(df["last_update"])
+    return df.sort_values("last_update", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _run_counts(client: Any, experiment_ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Active run count and latest run start/end (ms) per experiment: one GROUP BY on SQL, else paged search."""
+    if not experiment_ids:
+        return {}, {}
+    store = _sql_store(client)
+    if store is not None:
+        try:
+            from sqlalchemy import bindparam, text
+
+            stmt = text(
+                "SELECT experiment_id, SUM(CASE WHEN lifecycle_stage = 'active' THEN 1 ELSE 0 END), "
+                "MAX(COALESCE(end_time, start_time)), MAX(start_time) FROM runs "
+                "WHERE experiment_id IN :exps GROUP BY experiment_id"
+            ).bindparams(bindparam("exps", expanding=True))
+            with store.engine.connect() as conn:
+                rows = conn.execute(stmt, {"exps": [int(x) for x in experiment_ids]}).fetchall()
+            counts = {str(r[0]): int(r[1] or 0) for r in rows}
+            last = {str(r[0]): max(int(v) for v in (r[2], r[3]) if v is not None) for r in rows if r[3] is not None}
+            return counts, last
+        except Exception as exc:  # fall through to the public API
+            _log.warning("SQL run count failed (%s); using the MLflow API", exc)
+    counts: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for exp_id in experiment_ids:
+        for run in _search_all(client, [exp_id]):
+            counts[exp_id] = counts.get(exp_id, 0) + 1
+            stamp = run.info.end_time or run.info.start_time
+            if stamp is not None:
+                last[exp_id] = max(last.get(exp_id, 0), stamp)
+    return counts, last
+
+
+def _search_all(client: Any, experiment_ids: Sequence[str], filter_string: str = "", view_type: int | None = None):
+    """Every matching run, following page_token: MLflow silently stops at one page (1,000 runs) otherwise."""
+    from mlflow.entities import ViewType
+
+    token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids=list(experiment_ids),
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY if view_type is None else view_type,
+            max_results=_API_PAGE_SIZE,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the runs table: parts (one row per run + long key/value tables) -> one wide frame
+
+
+class _Parts:
+    """What both paths produce before pivoting, so the SQL and API paths cannot drift apart."""
+
+    def __init__(
+        self,
+        base: pd.DataFrame,
+        params: pd.DataFrame,
+        metrics: pd.DataFrame,
+        tags: pd.DataFrame,
+        datasets: pd.DataFrame,
+    ) -> None:
+        self.base = base  # run_id, run_name, experiment_id, status, user, start_ms, end_ms, lifecycle_stage
+        self.params = params  # run_id, key, value (str)
+        self.metrics = metrics  # run_id, key, value (float)
+        self.tags = tags  # run_id, key, value (str)
+        self.datasets = datasets  # run_id, dataset_name, dataset_digest (first dataset of a run)
+
+
+_BASE_PART_COLUMNS = ["run_id", "run_name", "experiment_id", "status", "user", "start_ms", "end_ms", "lifecycle_stage"]
+_KV = ["run_id", "key", "value"]
+_DS = ["run_id", "dataset_name", "dataset_digest"]
+
+
+def _fix_metric_values(values: pd.Series) -> pd.Series:
+    """MLflow stores +/-inf as +/-max float; give back the infinity the user logged."""
+    out = values.astype("float64")
+    arr = out.to_numpy(copy=True)
+    arr[arr >= _MAX_FLOAT] = np.inf
+    arr[arr <= -_MAX_FLOAT] = -np.inf
+    return pd.Series(arr, index=out.index, name=out.name)
+
+
+def _pivot(long: pd.DataFrame, prefix: str, index: pd.Index, dtype: str) -> pd.DataFrame:
+    if long.empty:
+        return pd.DataFrame(index=index)
+    wide = long.pivot(index="run_id", columns="key", values="value")
+    wide = wide.reindex(index=index, columns=sorted(wide.columns))
+    wide.columns = [f"{prefix}{c}" for c in wide.columns]
+    wide.columns.name = None
+    return wide.astype(dtype)
+
+
+def _assemble(parts: _Parts) -> pd.DataFrame:
+    """Wide, cacheable frame indexed by run_id (everything but the per-load columns)."""
+    base = parts.base.drop_duplicates("run_id").set_index("run_id", drop=False)
+    base.index.name = None
+    idx = base.index
+    tags = parts.tags[parts.tags["key"] != LOG_MODEL_HISTORY_TAG]
+    # runs logged by MLflow <= 1.29 have no name column, only the mlflow.runName tag
+    names = base["run_name"].astype(object).where(base["run_name"].notna() & (base["run_name"] != ""), None)
+    if names.isna().any():
+        tag_names = tags.loc[tags["key"] == RUN_NAME_TAG].set_index("run_id")["value"]
+        names = names.fillna(tag_names.reindex(idx).astype(object))
+    out = pd.DataFrame(
+        {
+            "run_id": base["run_id"].astype(str),
+            "run_name": names.astype(object).where(names.notna(), None),
+            "experiment_id": base["experiment_id"].astype(str),
+            "status": base["status"].astype(str),
+            "user": base["user"].astype(object).where(base["user"].notna(), None),
+            "start_time": _ms_to_datetime(base["start_ms"].to_numpy(dtype="float64")).set_axis(idx),
+            "end_time": _ms_to_datetime(base["end_ms"].to_numpy(dtype="float64")).set_axis(idx),
+            "lifecycle_stage": base["lifecycle_stage"].astype(str),
+        },
+        index=idx,
+    )
+    parents = tags.loc[tags["key"] == PARENT_RUN_TAG].drop_duplicates("run_id").set_index("run_id")["value"]
+    out["parent_run_id"] = _optional(parents.reindex(idx))
+    ds = parts.datasets.drop_duplicates("run_id").set_index("run_id")
+    out["dataset_name"] = _optional(ds["dataset_name"].reindex(idx))
+    out["dataset_digest"] = _optional(ds["dataset_digest"].reindex(idx))
+    metrics = parts.metrics.assign(value=_fix_metric_values(parts.metrics["value"]))
+    return pd.concat(
+        [
+            out,
+            _pivot(parts.params, "params.", idx, "str"),
+            _pivot(metrics, "metrics.", idx, "float64"),
+            _pivot(tags, "tags.", idx, "str"),
+        ],
+        axis=1,
+    )
+
+
+def _optional(values: pd.Series) -> pd.Series:
+    """Object column with None (not NaN) where missing, as the API contract says."""
+    values = values.astype(object)
+    return values.where(values.notna(), None)
+
+
+def _order_columns(columns: Iterable[str]) -> list[str]:
+    cols = list(columns)
+    fixed = [c for c in BASE_COLUMNS if c in cols]
+    rest = [c for c in cols if c not in BASE_COLUMNS]
+    prefix_rank = {"params.": 0, "metrics.": 1, "tags.": 2}
+    rest.sort(key=lambda c: (prefix_rank.get(c.split(".", 1)[0] + ".", 3), c))
+    return fixed + rest
+
+
+def _empty_parts() -> _Parts:
+    return _Parts(
+        pd.DataFrame(columns=_BASE_PART_COLUMNS),
+        pd.DataFrame(columns=_KV),
+        pd.DataFrame({"run_id": [], "key": [], "value": []}).astype({"value": "float64"}),
+        pd.DataFrame(columns=_KV),
+        pd.DataFrame(columns=_DS),
+    )
+
+
+# ---- public-API path
+
+
+def _parts_from_runs(runs: Sequence[Any]) -> _Parts:
+    if not runs:
+        return _empty_parts()
+    base = pd.DataFrame(
+        [
+            (
+                r.info.run_id,
+                r.info.run_name,
+                r.info.experiment_id,
+                r.info.status,
+                r.info.user_id,
+                r.info.start_time,
+                r.info.end_time,
+                r.info.lifecycle_stage,
+            )
+            for r in runs
+        ],
+        columns=_BASE_PART_COLUMNS,
+    )
+    params = [(r.info.run_id, k, v) for r in runs for k, v in r.data.params.items()]
+    metrics = [(r.info.run_id, k, v) for r in runs for k, v in r.data.metrics.items()]
+    tags = [(r.info.run_id, k, v) for r in runs for k, v in r.data.tags.items()]
+    datasets = []
+    for r in runs:
+        inputs = getattr(r, "inputs", None)
+        dataset_inputs = getattr(inputs, "dataset_inputs", None) or []
+        if dataset_inputs:
+            d = dataset_inputs[0].dataset
+            datasets.append((r.info.run_id, d.name, d.digest))
+    return _Parts(
+        base,
+        pd.DataFrame(params, columns=_KV),
+        pd.DataFrame(metrics, columns=_KV).astype({"value": "float64"}),
+        pd.DataFrame(tags, columns=_KV),
+        pd.DataFrame(datasets, columns=_DS),
+    )
+
+
+def _api_model_run_ids(client: Any, experiment_ids: Sequence[str], runs: Iterable[Any]) -> set[str]:
+    ids: set[str] = set()
+    token = None
+    try:
+        while True:
+            page = client.search_logged_models(experiment_ids=list(experiment_ids), page_token=token)
+            ids.update(m.source_run_id for m in page if m.source_run_id)
+            token = page.token
+            if not token:
+                break
+    except Exception as exc:  # stores without logged models (MLflow 2 servers)
+        _log.info("search_logged_models unavailable (%s); using run tags only", exc)
+    for r in runs:
+        outputs = getattr(r, "outputs", None)
+        if LOG_MODEL_HISTORY_TAG in r.data.tags or getattr(outputs, "model_outputs", None):
+            ids.add(r.info.run_id)
+    return ids
+
+
+# ---- SQL path
+
+
+def _in_chunks(values: Sequence[Any]) -> Iterable[list[Any]]:
+    values = list(values)
+    for i in range(0, len(values), _IN_CHUNK):
+        yield values[i : i + _IN_CHUNK]
+
+
+def _sql_rows(conn: Any, sql: str, params: dict[str, Any], expanding: Sequence[str] = ()) -> list[tuple]:
+    """Run one SELECT through the raw DBAPI cursor: SQLAlchemy's Row objects cost more than the query itself at
+    100k+ rows (and pandas probing them is slower still). Expanding params are lists for ``IN :name``."""
+    from sqlalchemy import bindparam, text
+
+    stmt = text(sql).bindparams(*(bindparam(name, value=params[name], expanding=name in expanding) for name in params))
+    try:
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        values = compiled.params
+        if compiled.positional:
+            values = tuple(values[name] for name in compiled.positiontup)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(str(compiled), values)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    except Exception as exc:  # an unusual driver: the ordinary SQLAlchemy way
+        _log.debug("raw cursor read failed (%s); using SQLAlchemy rows", exc)
+        return [tuple(r) for r in conn.execute(stmt).fetchall()]
+
+
+def _sql_select(conn: Any, sql: str, params: dict[str, Any], expanding: Sequence[str], columns: list[str]):
+    rows = _sql_rows(conn, sql, params, expanding)
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def _sql_parts(store: Any, experiment_ids: Sequence[int], run_ids: Sequence[str] | None) -> _Parts:
+    """A few bulk SELECTs: all runs of the experiments, or just run_ids (chunked)."""
+    if run_ids is not None and not run_ids:
+        return _empty_parts()
+    queries = {
+        "base": (
+            "SELECT run_uuid, name, experiment_id, status, user_id, start_time, end_time, lifecycle_stage "
+            "FROM runs WHERE {scope}",
+            _BASE_PART_COLUMNS,
+        ),
+        "params": ("SELECT run_uuid, key, value FROM params WHERE {scope}", _KV),
+        "metrics": ("SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE {scope}", [*_KV, "is_nan"]),
+        "tags": ("SELECT run_uuid, key, value FROM tags WHERE {scope} AND key <> :skip", _KV),
+        "datasets": (
+            "SELECT i.destination_id, d.name, d.digest FROM inputs i JOIN datasets d "
+            "ON i.source_id = d.dataset_uuid WHERE i.destination_type = 'RUN' AND i.source_type = 'DATASET' "
+            "AND {scope} ORDER BY i.destination_id",
+            _DS,
+        ),
+    }
+    frames: dict[str, list[pd.DataFrame]] = {k: [] for k in queries}
+    with store.engine.connect() as conn:
+        if run_ids is None:
+            scopes = [({"exps": list(experiment_ids)}, ["exps"])]
+        else:
+            scopes = [({"ids": chunk}, ["ids"]) for chunk in _in_chunks(run_ids)]
+        for params, expanding in scopes:
+            for name, (sql, columns) in queries.items():
+                column = "i.destination_id" if name == "datasets" else "run_uuid"
+                if run_ids is None:
+                    if name == "base":
+                        scope = "experiment_id IN :exps"
+                    else:
+                        scope = f"{column} IN (SELECT run_uuid FROM runs WHERE experiment_id IN :exps)"
+                else:
+                    scope = f"{column} IN :ids"
+                query_params = dict(params, skip=LOG_MODEL_HISTORY_TAG) if name == "tags" else params
+                frames[name].append(_sql_select(conn, sql.format(scope=scope), query_params, expanding, columns))
+    got = {k: pd.concat(v, ignore_index=True) if len(v) > 1 else v[0] for k, v in frames.items()}
+    metrics = got["metrics"]
+    values = metrics["value"].astype("float64").where(~metrics["is_nan"].astype(bool), np.nan)
+    got["metrics"] = metrics[["run_id", "key"]].assign(value=values)
+    base = got["base"]
+    base["experiment_id"] = base["experiment_id"].astype(str)
+    return _Parts(base, got["params"], got["metrics"], got["tags"], got["datasets"])
+
+
+def _sql_index(store: Any, experiment_ids: Sequence[int]) -> dict[str, tuple]:
+    """run_id -> (status, end_time, lifecycle_stage, name, start_time, experiment_id): what tells us a run changed."""
+    with store.engine.connect() as conn:
+        rows = _sql_rows(
+            conn,
+            "SELECT run_uuid, status, end_time, lifecycle_stage, name, start_time, experiment_id FROM runs "
+            "WHERE experiment_id IN :exps",
+            {"exps": list(experiment_ids)},
+            ["exps"],
+        )
+    return {r[0]: (r[1], r[2], r[3], r[4], r[5], str(r[6])) for r in rows}
+
+
+def _sql_model_run_ids(store: Any, experiment_ids: Sequence[int]) -> set[str]:
+    """Runs with a logged model: MLflow 3 logged models / model outputs, or the MLflow 2 log-model tag."""
+    from sqlalchemy import bindparam, text
+
+    runs = "SELECT run_uuid FROM runs WHERE experiment_id IN :exps"
+    stmt = text(
+        f"SELECT source_run_id FROM logged_models WHERE lifecycle_stage <> 'deleted' AND source_run_id IN ({runs}) "
+        f"UNION SELECT source_id FROM inputs WHERE source_type = 'RUN_OUTPUT' AND destination_type = 'MODEL_OUTPUT' "
+        f"AND source_id IN ({runs}) "
+        f"UNION SELECT run_uuid FROM tags WHERE key = :tag AND run_uuid IN ({runs})"
+    ).bindparams(bindparam("exps", expanding=True))
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt, {"exps": list(experiment_ids), "tag": LOG_MODEL_HISTORY_TAG}).fetchall()
+    return {r[0] for r in rows}
+
+
+def _sql_experiment_names(store: Any, experiment_ids: Sequence[int]) -> dict[str, str]:
+    from sqlalchemy import bindparam, text
+
+    stmt = text("SELECT experiment_id, name FROM experiments WHERE experiment_id IN :exps").bindparams(
+        bindparam("exps", expanding=True)
+    )
+    with store.engine.connect() as conn:
+        return {str(r[0]): r[1] for r in conn.execute(stmt, {"exps": list(experiment_ids)}).fetchall()}
+
+
+def _sql_filter_ids(store: Any, experiment_ids: Sequence[int], filter_string: str) -> set[str]:
+    """Run ids matching the filter, with MLflow's own SQL translation (exact semantics), selecting ids only."""
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+    from mlflow.store.tracking.sqlalchemy_store import _get_sqlalchemy_filter_clauses
+    from mlflow.utils.search_utils import SearchUtils
+    from sqlalchemy import select
+
+    parsed = SearchUtils.parse_search_filter(filter_string)
+    with store.ManagedSessionMaker() as session:
+        attribute_filters, non_attribute_filters, dataset_filters = _get_sqlalchemy_filter_clauses(
+            parsed, session, store._get_dialect()
+        )
+        stmt = select(SqlRun.run_uuid)
+        for f in non_attribute_filters:
+            stmt = stmt.join(f)
+        for f in dataset_filters:
+            stmt = stmt.join(f, SqlRun.run_uuid == f.c.destination_id)
+        stmt = stmt.distinct().filter(SqlRun.experiment_id.in_(list(experiment_ids)), *attribute_filters)
+        return set(session.execute(stmt).scalars().all())
+
+
+def _validate_filter(filter_string: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.search_utils import SearchUtils
+
+    try:
+        SearchUtils.parse_search_filter(filter_string)
+    except MlflowException as exc:
+        raise FilterError(_filter_message(filter_string, exc)) from None
+
+
+def _filter_message(filter_string: str, exc: BaseException) -> str:
+    text = " ".join(_mlflow_message(exc).split())
+    text = re.sub(r"\s*(Tokens|Parsed|Statement):.*$", "", text)
+    return (
+        f"Invalid filter {filter_string!r}: {text}. Example of a valid filter: "
+        "metrics.val_ndcg_at_10 > 0.1 and params.loss = 'warp' and tags.`recdash.kind` = 'train'"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the loader
+
+
+class RunsLoader:
+    """Loads runs of one or several experiments into one flat DataFrame; caches finished runs (they do not change)
+    and on refresh fetches only runs that are new or still active.
+
+    On SQL stores a refresh costs one small SELECT over the runs table (ids, status, end time, name, stage) plus
+    one over logged models; only new, active or changed runs are re-read. Tags edited on a finished run without any
+    other change are not noticed until ``clear()``. Thread-safe (one lock), so it can live in st.cache_resource.
+    """
+
+    def __init__(self, uri: str | None = None, *, fast_path: bool = True) -> None:
+        self.uri = _resolve(uri)
+        self._client = _client(self.uri)
+        self._store = _sql_store(self._client) if fast_path else None
+        self._lock = threading.Lock()
+        self.clear()
+
+    @property
+    def uses_sql(self) -> bool:
+        """True while the direct-SQL fast path is in use (False after a fallback)."""
+        return self._store is not None
+
+    def clear(self) -> None:
+        """Forget every cached run: the next load reads everything again."""
+        self._wide = _assemble(_empty_parts())
+        self._signature: dict[str, tuple] = {}  # run_id -> what _sql_index saw when the run was read
+        self._version = 0  # bumped whenever _wide changes
+        self._results: dict[tuple, tuple] = {}  # load() arguments -> (state, result)
+
+    def load(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str = "",
+        statuses: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> pd.DataFrame:
+        """The flat runs table (one row per run, newest first); see BASE_COLUMNS plus params./metrics./tags.*."""
+        experiment_ids = [str(e) for e in experiment_ids]
+        filter_string = (filter_string or "").strip()
+        if filter_string:
+            _validate_filter(filter_string)
+        if not experiment_ids:
+            return self._finalize(self._wide.iloc[0:0], set(), {})
+        with self._lock:
+            if self._store is not None and all(e.isdigit() for e in experiment_ids):  # SQL ids are integers
+                try:
+                    return self._load_sql(experiment_ids, filter_string, statuses, include_deleted)
+                except FilterError:
+                    raise
+                except Exception as exc:
+                    _log.warning("Direct SQL read of %s failed (%s); falling back to the MLflow API", self.uri, exc)
+                    self._store = None
+                    self.clear()
+            return self._load_api(experiment_ids, filter_string, statuses, include_deleted)
+
+    # ---- SQL
+
+    def _load_sql(
+        self, experiment_ids: list[str], filter_string: str, statuses: Sequence[str] | None, include_deleted: bool
+    ) -> pd.DataFrame:
+        store = self._store
+        exps = [int(e) for e in experiment_ids]
+        index = _sql_index(store, exps)
+        wanted = set(experiment_ids)
+        gone = [r for r, sig in self._signature.items() if sig[-1] in wanted and r not in index]
+        stale = [r for r, sig in index.items() if sig[0] in ACTIVE_STATUSES or self._signature.get(r) != sig]
+        if stale or gone:
+            self._version += 1
+            if len(stale) > len(index) // 2:
+                self._replace(_assemble(_sql_parts(store, exps, None)), experiment_ids=experiment_ids, gone=gone)
+            else:
+                self._replace(_assemble(_sql_parts(store, exps, stale)), gone=gone)
+            self._signature.update({r: index[r] for r in stale})
+            for r in gone:
+                self._signature.pop(r, None)
+        filtered = None
+        if filter_string:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                filtered = _sql_filter_ids(store, exps, filter_string)
+            except MlflowException as exc:
+                if exc.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+                raise FilterError(_filter_message(filter_string, exc)) from None
+        model_runs = _sql_model_run_ids(store, exps)
+        names = _sql_experiment_names(store, exps)
+        # nothing changed since the same call last time: reuse its result, only the running clocks move on
+        key = (tuple(experiment_ids), filter_string, tuple(statuses or ()), include_deleted)
+        state = (self._version, model_runs, names, filtered)
+        hit = self._results.get(key)
+        if hit is not None and hit[0] == state:
+            return _tick_durations(hit[1].copy())
+        frame = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
+        result = self._finalize(
+            frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered
+        )
+        if len(self._results) > 16:
+            self._results.clear()
+        self._results[key] = (state, result)
+        return result.copy()
+
+    def _replace(self, fresh: pd.DataFrame, *, experiment_ids: list[str] | None = None, gone: Sequence[str]) -> None:
+        """Swap fresh rows into the cache (all rows of experiment_ids when given), dropping gone runs."""
+        old = self._wide
+        if experiment_ids is not None:
+            old = old[~old["experiment_id"].isin(experiment_ids)]
+        drop = set(gone) | set(fresh.index)
+        old = old[~old.index.isin(list(drop))] if drop else old
+        if old.empty:
+            merged = fresh
+        elif fresh.empty:
+            merged = old
+        else:
+            merged = pd.concat([old, fresh], axis=0)
+        self._wide = merged[_order_columns(merged.columns)]
+
+    # ---- public API
+
+    def _load_api(
+        self, experiment_ids: list[str], filter_string: str, statuses: Sequence[str] | None, include_deleted: bool
+    ) -> pd.DataFrame:
+        from mlflow.entities import ViewType
+
+        client = self._client
+        cached = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
+        have_all = set(experiment_ids) <= getattr(self, "_api_experiments", set())
+        if cached.empty or not have_all:
+            runs = list(_search_all(client, experiment_ids, view_type=ViewType.ALL))
+            self._replace(_assemble(_parts_from_runs(runs)), experiment_ids=experiment_ids, gone=())
+            self._api_experiments = getattr(self, "_api_experiments", set()) | set(experiment_ids)
+            self._api_model_runs = {r.info.run_id for r in runs if _run_has_model_marker(r)}
+        else:
+            # new runs (started at or after the newest we know), plus re-reads of runs we saw active
+            newest = int(cached["start_time"].max().value // 1_000_000) if cached["start_time"].notna().any() else 0
+            fresh = list(_search_all(client, experiment_ids, f"attributes.start_time >= {newest}", ViewType.ALL))
+            active = cached.index[cached["status"].isin(ACTIVE_STATUSES)].tolist()
+            for chunk in _in_chunks(active):
+                quoted = ", ".join(f"'{r}'" for r in chunk)
+                fresh.extend(_search_all(client, experiment_ids, f"attributes.run_id IN ({quoted})", ViewType.ALL))
+            if fresh:
+                fresh = list({r.info.run_id: r for r in fresh}.values())  # a run can match both searches
+                self._replace(_assemble(_parts_from_runs(fresh)), gone=())
+                self._api_model_runs |= {r.info.run_id for r in fresh if _run_has_model_marker(r)}
+            # deletions: the (usually short) list of deleted runs tells which cached runs changed stage
+            deleted = {r.info.run_id for r in _search_all(client, experiment_ids, view_type=ViewType.DELETED_ONLY)}
+            in_scope = self._wide["experiment_id"].isin(experiment_ids)
+            stage = np.where(self._wide.index.isin(list(deleted)), "deleted", "active")
+            self._wide.loc[in_scope, "lifecycle_stage"] = stage[in_scope.to_numpy()]
+        frame = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
+        model_runs = _api_model_run_ids(client, experiment_ids, []) | self._api_model_runs
+        names = {}
+        for exp_id in experiment_ids:
+            try:
+                names[exp_id] = client.get_experiment(exp_id).name
+            except Exception:
+                names[exp_id] = None
+        filtered = None
+        if filter_string:
+            try:
+                filtered = {r.info.run_id for r in _search_all(client, experiment_ids, filter_string, ViewType.ALL)}
+            except Exception as exc:
+                raise FilterError(_filter_message(filter_string, exc)) from None
+        return self._finalize(
+            frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered
+        )
+
+    # ---- shared
+
+    def _finalize(
+        self,
+        frame: pd.DataFrame,
+        model_runs: set[str],
+        names: dict[str, str],
+        *,
+        statuses: Sequence[str] | None = None,
+        include_deleted: bool = False,
+        run_ids: set[str] | None = None,
+    ) -> pd.DataFrame:
+        n_all = len(frame)
+        mask = np.ones(n_all, dtype=bool)
+        if not include_deleted:
+            mask &= (frame["lifecycle_stage"] == "active").to_numpy()
+        if statuses:
+            mask &= frame["status"].isin([s.upper() for s in statuses]).to_numpy()
+        if run_ids is not None:
+            mask &= frame.index.isin(list(run_ids))
+        df = frame[mask] if not mask.all() else frame
+        if len(df) < n_all:  # keys logged only by runs that are not shown are not columns either
+            extra = [c for c in df.columns if c not in BASE_COLUMNS]
+            present = df[extra].notna().any(axis=0)
+            df = df.drop(columns=present.index[~present.to_numpy()])
+        df = df.copy()
+        df["experiment"] = df["experiment_id"].map(names).astype(object)
+        df["has_model"] = df.index.isin(list(model_runs)) if model_runs else np.zeros(len(df), dtype=bool)
+        now = pd.Timestamp.now(tz="UTC")
+        end = df["end_time"].where(~df["status"].isin(ACTIVE_STATUSES), now)
+        df["duration_s"] = (end - df["start_time"]).dt.total_seconds().astype("float64")
+        df = df.sort_values(["start_time", "run_id"], ascending=[False, True], na_position="last", kind="stable")
+        df = df[_order_columns(df.columns)]
+        return df.reset_index(drop=True)
+
+
+def _run_has_model_marker(run: Any) -> bool:
+    outputs = getattr(run, "outputs", None)
+    return LOG_MODEL_HISTORY_TAG in run.data.tags or bool(getattr(outputs, "model_outputs", None))
+
+
+def _tick_durations(df: pd.DataFrame) -> pd.DataFrame:
+    """duration_s of RUNNING/SCHEDULED runs is now - start: refresh it on a cached result."""
+    active = df["status"].isin(ACTIVE_STATUSES).to_numpy()
+    if active.any():
+        now = pd.Timestamp.now(tz="UTC")
+        df.loc[active, "duration_s"] = (now - df.loc[active, "start_time"]).dt.total_seconds().to_numpy()
+    return df
+
+
+def runs_with_models(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose run has a logged model (the Models page and model pickers only offer these)."""
+    if "has_model" not in df.columns:
+        return df.iloc[0:0]
+    return df[df["has_model"].astype(bool)].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# metric histories
+
+
+def _downsample(values: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of an even subsample that always keeps the first, last, min and max points."""
+    n = len(values)
+    if n <= max_points:
+        return np.arange(n)
+    if max_points <= 2:
+        return np.unique(np.linspace(0, n - 1, max(max_points, 1)).round().astype(int))
+    keep = set(np.linspace(0, n - 1, max_points - 2).round().astype(int).tolist())
+    finite = np.where(np.isnan(values), np.nan, values)
+    if not np.all(np.isnan(finite)):
+        keep.add(int(np.nanargmin(finite)))
+        keep.add(int(np.nanargmax(finite)))
+    return np.array(sorted(keep))
+
+
+_HIST_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
+
+
+def metric_histories(
+    run_ids: Sequence[str], keys: Sequence[str], *, max_points: int = 500, uri: str | None = None
+) -> pd.DataFrame:
+    """Histories of keys for runs (run_id, key, step, timestamp ms, value), each series at most max_points long."""
+    run_ids, keys = list(dict.fromkeys(run_ids)), list(dict.fromkeys(keys))
+    if not run_ids or not keys:
+        return _empty_histories()
+    uri = _resolve(uri)
+    client = _client(uri)
+    store = _sql_store(client)
+    raw = None
+    if store is not None:
+        try:
+            raw = _sql_histories(store, run_ids, keys)
+        except Exception as exc:
+            _log.warning("Direct SQL read of metric histories failed (%s); using the MLflow API", exc)
+    if raw is None:
+        raw = _api_histories(client, run_ids, keys)
+    if raw.empty:
+        return _empty_histories()
+    raw["value"] = _fix_metric_values(raw["value"])
+    raw = raw.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
+    pieces = []
+    for _, group in raw.groupby(["run_id", "key"], sort=False):
+        if len(group) > max_points:
+            group = group.iloc[_downsample(group["value"].to_numpy(dtype="float64"), max_points)]
+        pieces.append(group)
+    out = pd.concat(pieces, ignore_index=True)
+    out["step"] = out["step"].astype("int64")
+    out["timestamp"] = out["timestamp"].astype("int64")
+    return out[_HIST_COLUMNS]
+
+
+def _empty_histories() -> pd.DataFrame:
+    return pd.DataFrame({"run_id": [], "key": [], "step": [], "timestamp": [], "value": []}).astype(
+        {"run_id": "str", "key": "str", "step": "int64", "timestamp": "int64", "value": "float64"}
+    )
+
+
+def _sql_histories(store: Any, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
+    frames = []
+    with store.engine.connect() as conn:
+        for chunk in _in_chunks(run_ids):
+            frames.append(
+                _sql_select(
+                    conn,
+                    "SELECT run_uuid, key, step, timestamp, value, is_nan FROM metrics "
+                    "WHERE run_uuid IN :ids AND key IN :keys",
+                    {"ids": chunk, "keys": keys},
+                    ["ids", "keys"],
+                    [*_HIST_COLUMNS, "is_nan"],
+                )
+            )
+    raw = pd.concat(frames, ignore_index=True)
+    raw["value"] = raw["value"].astype("float64").where(~raw["is_nan"].astype(bool), np.nan)
+    return raw.drop(columns="is_nan")
+
+
+def _api_histories(client: Any, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
+    def one(pair: tuple[str, str]) -> list[tuple]:
+        run_id, key = pair
+        return [(run_id, key, m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key)]
+
+    pairs = [(r, k) for r in run_ids for k in keys]
+    with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
+        rows = [row for chunk in pool.map(one, pairs) for row in chunk]
+    return pd.DataFrame(rows, columns=_HIST_COLUMNS)
+
+
+__all__ = [
+    "FilterError",
+    "RunsLoader",
+    "TrackingError",
+    "check_store",
+    "list_experiments",
+    "metric_histories",
+    "runs_with_models",
+    "tracking_uri",
+]

@@ -1,0 +1,153 @@
+"""Background jobs: real subprocesses on tiny synthetic data, state kept in the MLflow store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from recdash import jobs
+
+pytestmark = pytest.mark.timeout(120)
+TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
+TINY += ["--synthetic-interactions", "3000", "--factors", "8", "--no-model"]
+LONG = [*TINY, "--epochs", "5000", "--patience", "0"]  # runs until cancelled
+
+
+@pytest.fixture(autouse=True)
+def jobs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RECDASH_JOBS_DIR", str(tmp_path / "jobs"))
+    return tmp_path / "jobs"
+
+
+@pytest.fixture
+def cleanup() -> list[int]:
+    """Pids to kill if a test fails half-way, so no job outlives its test."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if jobs.pid_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    jobs.reap()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 60.0, tick: bool = True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tick:
+            jobs.tick(limit=1)
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def start_running(cleanup: list[int]) -> jobs.Job:
+    run_id = jobs.submit("train", LONG)
+    assert jobs.get_job(run_id).state == "queued"
+    jobs.tick(limit=1)
+    job = jobs.get_job(run_id)
+    assert job.state == "running" and job.pid
+    cleanup.append(job.pid)
+    wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)  # the subprocess trains and logs epochs
+    return jobs.get_job(run_id)
+
+
+def test_cancel_ends_the_run_killed_and_the_process_is_gone(cleanup: list[int]) -> None:
+    job = start_running(cleanup)
+    progress = jobs.progress(job.run_id)
+    assert progress.epochs_total == 5000 and progress.elapsed_s and progress.remaining_s
+    assert set(progress.history["metric"]) >= {"val_ndcg_at_10", "val_recall_at_10"}
+    assert jobs.cancel(job.run_id, wait=30) == "killed"
+    assert not jobs.pid_alive(job.pid)
+    assert mlflow.get_run(job.run_id).info.status == "KILLED"
+    with pytest.raises(ProcessLookupError):
+        os.kill(job.pid, 0)
+
+
+def test_process_killed_from_outside_leaves_a_failed_run_with_a_reason(cleanup: list[int]) -> None:
+    job = start_running(cleanup)
+    os.killpg(job.pid, signal.SIGKILL)
+    wait_for(lambda: jobs.get_job(job.run_id).state != "running")
+    run = mlflow.get_run(job.run_id)
+    assert run.info.status == "FAILED"
+    assert f"process {job.pid} on " in run.data.tags["recdash.error"] and "is gone" in run.data.tags["recdash.error"]
+
+
+def test_queue_respects_the_limit_and_cancels_queued_jobs(cleanup: list[int]) -> None:
+    first = start_running(cleanup)
+    second = jobs.submit("train", [*TINY, "--epochs", "2"])
+    third = jobs.submit("train", [*TINY, "--epochs", "2"])
+    for _ in range(3):
+        assert jobs.tick(limit=1) == []  # one slot, taken: the others wait
+    assert jobs.get_job(second).state == "queued" and jobs.queue_position(second) == 1
+    assert [j.run_id for j in jobs.list_jobs()][:3] == [third, second, first.run_id]  # newest first
+    assert jobs.cancel(third) == "killed"
+    assert mlflow.get_run(third).info.status == "KILLED"
+    jobs.cancel(first.run_id, wait=30)
+    wait_for(lambda: jobs.get_job(second).state == "finished")
+    frame = jobs.jobs_frame(jobs.list_jobs())
+    assert sorted(frame["state"]) == ["finished", "killed", "killed"]
+
+
+def test_bad_arguments_are_refused_before_a_run_exists() -> None:
+    for args, message in [
+        (["--epochs", "0"], "--epochs"),
+        (["--learning-rate", "-1"], "learning_rate"),
+        (["--split", "sideways"], "invalid choice"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            jobs.submit("train", args)
+    with pytest.raises(ValueError, match="--space"):
+        jobs.submit("sweep", ["--space", "factors=9:1"])
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_pid_alive_sees_reused_and_dead_pids() -> None:
+    assert jobs.pid_alive(os.getpid(), run_start=time.time())  # started before the run: the run's process
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        # a process unrelated to recdash that started after the run did: a recycled pid, not the job
+        assert not jobs.pid_alive(proc.pid, run_start=time.time() - 3600)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not jobs.pid_alive(proc.pid)
+
+
+def test_form_values_and_uploads(jobs_dir: Path) -> None:
+    values = jobs.form_values_from_params(
+        {"factors": "24", "loss": "bpr", "alpha": "oops", "epochs": "7", "early_stopping_metric": "val_recall_at_10",
+         "split_method": "temporal", "split_train": "0.7", "split_validation": "0.2", "split_test": "0.1",
+         "dataset": "synthetic", "dataset_n_users": "50"}
+    )  # fmt: skip
+    assert values["factors"] == 24 and values["loss"] == "bpr" and "alpha" not in values
+    assert values["early_stopping_metric"] == "recall" and values["split"] == "temporal"
+    assert values["split_fractions"] == (0.7, 0.2, 0.1) and values["synthetic_n_users"] == 50
+    path = jobs.save_upload("ratings.csv", b"u,i,r\n1,2,5\n")
+    assert path.parent == jobs_dir / "uploads" and jobs.table_columns(path) == ["u", "i", "r"]
+    with pytest.raises(jobs.JobError, match="upload limit"):
+        jobs.save_upload("big.csv", b"x" * 100, max_bytes=10)
+
+
+def test_cancelling_a_sweep_stops_all_its_trials(cleanup: list[int], tmp_path: Path) -> None:
+    args = [*TINY, "--epochs", "5000", "--patience", "0", "--n-trials", "4", "--n-workers", "2", "--no-prune"]
+    run_id = jobs.submit("sweep", [*args, "--storage", f"sqlite:///{tmp_path / 'o.db'}"], slots=2)
+    jobs.tick(limit=2)
+    job = jobs.get_job(run_id)
+    cleanup.append(job.pid)
+    wait_for(lambda: jobs.progress(run_id).trials.shape[0] >= 1, tick=False)
+    assert jobs.cancel(run_id, wait=40) == "killed"
+    assert not jobs.pid_alive(job.pid)
+    children = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{run_id}'", output_format="list"
+    )
+    assert children and {c.info.status for c in children} == {"KILLED"}
+    assert mlflow.get_run(run_id).info.status == "KILLED"

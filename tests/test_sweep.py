@@ -1,0 +1,141 @@
+"""Sweeps: parent/child MLflow layout, best trial on the parent, pruning tags, exact trial counts across workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from recdash.cli import build_parser
+from recdash.sweep import SweepError, grid_points, parse_dimension, parse_space, run_sweep, sweep_spec_from_args
+
+TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
+TINY += ["--synthetic-interactions", "3000", "--factors", "8"]
+
+
+def _spec(*extra: str):
+    args = build_parser().parse_args(["sweep", *TINY, *extra])
+    return sweep_spec_from_args(args)
+
+
+def _children(parent_id: str) -> list:
+    return mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", output_format="list"
+    )
+
+
+def test_space_parsing_and_validation() -> None:
+    assert parse_dimension("learning_rate=0.01:0.3:log").log
+    assert parse_dimension("loss=bpr,warp").choices == ("bpr", "warp")
+    assert parse_dimension("factors=8:64").low == 8
+    assert set(parse_space(None)) == {"factors", "learning_rate", "alpha", "loss"}
+    for bad, message in [
+        ("factors=64:8", "LOW must be below HIGH"),
+        ("nope=1:2", "NAME one of"),
+        ("alpha=0:1:log", "between"),
+        ("loss=bpr,hinge", "must be one of"),
+        ("factors=1:2:linear", "LOW:HIGH:log"),
+    ]:
+        with pytest.raises(SweepError, match=message):
+            parse_dimension(bad)
+    with pytest.raises(SweepError, match="grid needs choices"):
+        grid_points(parse_space(["factors=8:16"]))
+    assert len(grid_points(parse_space(["factors=8,16", "loss=bpr,warp"]))) == 4
+
+
+def test_sweep_logs_parent_children_and_best_trial(tmp_path: Path) -> None:
+    spec = _spec("--n-trials", "3", "--epochs", "2", "--storage", f"sqlite:///{tmp_path / 'o.db'}", "--run-name", "sw")
+    result = run_sweep(spec)
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["recdash.kind"] == "sweep"
+    children = _children(result.parent_run_id)
+    assert len(children) == 3
+    assert sorted(int(c.data.tags["recdash.trial_number"]) for c in children) == [0, 1, 2]
+    assert {c.data.tags["recdash.trial_state"] for c in children} == {"complete"}
+    for child in children:  # a trial is a normal training run: params, per-epoch metrics, test metrics, model
+        assert child.info.status == "FINISHED"
+        assert {"factors", "learning_rate", "dataset_digest", "split_method"} <= set(child.data.params)
+        assert "test_ndcg_at_10" in child.data.metrics
+        assert child.data.tags.get("recdash.model_id") is not None
+    best = max(children, key=lambda c: c.data.metrics["best_val_ndcg_at_10"])
+    assert parent.data.tags["recdash.best_run_id"] == best.info.run_id == result.best_run_id
+    assert parent.data.metrics["best_val_ndcg_at_10"] == pytest.approx(best.data.metrics["best_val_ndcg_at_10"])
+    assert parent.data.metrics["best_trial_number"] == int(best.data.tags["recdash.trial_number"])
+    assert parent.data.metrics["best_test_ndcg_at_10"] == pytest.approx(best.data.metrics["test_ndcg_at_10"])
+    assert parent.data.params["best_factors"] == best.data.params["factors"]
+    assert json.loads(parent.data.params["search_space"])["learning_rate"] == "0.01:0.3:log"
+    assert parent.data.params["sampler"] == "tpe" and parent.data.params["objective"] == "val_ndcg_at_10"
+
+
+def test_poor_trials_are_pruned_with_a_clear_tag(tmp_path: Path) -> None:
+    spec = _spec(
+        "--n-trials", "9", "--epochs", "5", "--patience", "0", "--no-model", "--sampler", "random",
+        "--space", "learning_rate=0.000001,0.3", "--storage", f"sqlite:///{tmp_path / 'o.db'}",
+    )  # fmt: skip
+    result = run_sweep(spec)
+    children = _children(result.parent_run_id)
+    assert len(children) == 9
+    pruned = [c for c in children if c.data.tags["recdash.trial_state"] == "pruned"]
+    assert pruned and result.n_pruned == len(pruned)
+    for child in pruned:
+        assert child.info.status == "KILLED"
+        assert child.data.tags["recdash.end_reason"].startswith("pruned by median pruner at epoch")
+        assert child.data.params["learning_rate"] == "1e-06"
+    assert mlflow.get_run(result.parent_run_id).data.metrics["n_trials_pruned"] == len(pruned)
+
+
+def test_grid_sampler_runs_each_point_once(tmp_path: Path) -> None:
+    spec = _spec(
+        "--n-trials", "10", "--epochs", "1", "--no-model", "--sampler", "grid",
+        "--space", "factors=4,8", "--space", "loss=bpr,warp", "--storage", f"sqlite:///{tmp_path / 'o.db'}",
+    )  # fmt: skip
+    result = run_sweep(spec)
+    children = _children(result.parent_run_id)
+    assert sorted((c.data.params["factors"], c.data.params["loss"]) for c in children) == [
+        ("4", "bpr"), ("4", "warp"), ("8", "bpr"), ("8", "warp"),
+    ]  # fmt: skip
+
+
+def test_two_workers_share_one_study_without_duplicates_or_losses(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    common = ["--storage", storage, "--study-name", "shared"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # the second worker starts first and waits for the study; the sweep itself is the first worker
+    joiner = subprocess.Popen(
+        [sys.executable, "-m", "recdash", "sweep", "--worker", "--worker-index", "1", *common],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    main = subprocess.run(
+        [sys.executable, "-m", "recdash", "sweep", "--dataset", "synthetic", "--n-trials", "8", "--epochs", "4",
+         "--patience", "0", "--no-prune", "--no-model", "--factors", "16", *common],
+        env=env, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    out, _ = joiner.communicate(timeout=60)
+    assert main.returncode == 0, main.stderr[-2000:]
+    assert joiner.returncode == 0
+    summary = json.loads(main.stdout.strip().splitlines()[-1])
+    joined = json.loads(out.strip().splitlines()[-1])["trials_run"]
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.get_trials()
+    assert len(trials) == 8 and sorted(t.number for t in trials) == list(range(8))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    children = _children(summary["parent_run_id"])
+    assert sorted(int(c.data.tags["recdash.trial_number"]) for c in children) == list(range(8))
+    assert len({c.data.tags["recdash.pid"] for c in children}) == 2 and 0 < joined < 8  # both workers ran trials
+    assert summary["complete"] == 8
+
+
+def test_existing_study_name_is_refused(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    optuna.create_study(study_name="taken", storage=storage)
+    with pytest.raises(SweepError, match="already exists"):
+        run_sweep(_spec("--n-trials", "1", "--storage", storage, "--study-name", "taken"))
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.status == "FAILED"
