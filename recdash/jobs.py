@@ -561,7 +561,7 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
     except ValueError:
         out.trials_total = None
     children = _search(client, f"tags.`{TAG_PARENT}` = '{run_id}'", 10_000, "ASC")
-    monitor = run.data.params.get("objective") or "val_ndcg_at_10"
+    monitor = run.data.params.get("objective_metric") or "val_ndcg_at_10"
     rows = []
     for child in children:
         tags = child.data.tags

@@ -71,7 +71,7 @@ def test_sweep_logs_parent_children_and_best_trial(tmp_path: Path) -> None:
     assert parent.data.metrics["best_test_ndcg_at_10"] == pytest.approx(best.data.metrics["test_ndcg_at_10"])
     assert parent.data.params["best_factors"] == best.data.params["factors"]
     assert json.loads(parent.data.params["search_space"])["learning_rate"] == "0.01:0.3:log"
-    assert parent.data.params["sampler"] == "tpe" and parent.data.params["objective"] == "val_ndcg_at_10"
+    assert parent.data.params["sampler"] == "tpe" and parent.data.params["objective_metric"] == "val_ndcg_at_10"
 
 
 def test_poor_trials_are_pruned_with_a_clear_tag(tmp_path: Path) -> None:
