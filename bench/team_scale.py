@@ -1,0 +1,293 @@
+"""Team scale: the Runs page data load of 10,000 runs through an ``mlflow server`` on PostgreSQL, against
+``mlflow.search_runs`` through the same server; and sweep throughput with 1 vs 2 workers sharing a PostgreSQL
+Optuna storage.
+
+Run: python bench/team_scale.py   (needs Debian's `postgresql` package; starts its own throwaway cluster and
+server in a temp dir and removes them; prints one JSON line last). RECDASH_BENCH_RUNS changes the run count.
+
+The 10,000 runs copy the keys of one real ``recdash train`` run (params, final metrics, tags) with varied values,
+grouped like sweeps (a parent and 49 trials). They are bulk-inserted through MLflow's own table definitions into
+the server's backend store, because creating them over REST would take longer than everything measured here;
+creation is not timed. Everything timed goes through the server's REST API, except the one extra figure
+``recdash_load_seconds_direct_sql`` (the dashboard reading the PostgreSQL backend store itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+N_RUNS = int(os.environ.get("RECDASH_BENCH_RUNS", "10000"))
+SWEEP_SIZE = 50  # runs per simulated sweep: one parent + 49 trials
+REPEATS = 1  # a full 10,000-run REST load takes about a minute here; the refresh is timed best of 3
+SWEEP_TRIALS = 8
+# big enough that training, not MLflow logging or process start-up, is most of a trial (~3 s each here)
+SWEEP_FLAGS = [
+    "--dataset", "synthetic", "--synthetic-users", "2000", "--synthetic-items", "1500",
+    "--synthetic-interactions", "100000", "--epochs", "20", "--patience", "0", "--no-prune",
+    "--space", "factors=16:48", "--space", "learning_rate=0.05:0.2:log", "--sampler", "random",
+]  # fmt: skip
+
+
+def _pg_helpers() -> Any:
+    """The one implementation of the throwaway PostgreSQL + server, shared with tests/test_postgres_team.py."""
+    spec = importlib.util.spec_from_file_location("pg_helpers", ROOT / "tests" / "pg_helpers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pg_helpers"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _template(uri: str) -> tuple[dict[str, str], dict[str, float], dict[str, str]]:
+    """Params, final metrics and tags of one real (tiny) recdash training run logged through the server."""
+    import mlflow
+
+    from recdash.train import TrainConfig, train
+
+    mlflow.set_tracking_uri(uri)
+    config = TrainConfig(
+        dataset="synthetic",
+        dataset_options={"n_users": 120, "n_items": 80, "n_interactions": 3000},
+        epochs=3,
+        log_model=False,
+        experiment="template",
+    )
+    run = mlflow.MlflowClient(uri).get_run(train(config).run_id)
+    tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+    return dict(run.data.params), dict(run.data.metrics), tags
+
+
+def _bulk_insert(backend_uri: str, experiment_id: str, n_runs: int, template: tuple[dict, dict, dict]) -> float:
+    """Insert n_runs finished runs into MLflow's tables (runs, params, tags, metrics, latest_metrics)."""
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+
+    params, metrics, tags = template
+    rng = random.Random(7)
+    exp = int(experiment_id)
+    base = int(time.time() * 1000) - n_runs * 60_000
+    engine = sqlalchemy.create_engine(backend_uri)
+    t0 = time.perf_counter()
+    parent = None
+    chunk = 1000
+    for start in range(0, n_runs, chunk):
+        runs, prm, tg, mets = [], [], [], []
+        for i in range(start, min(start + chunk, n_runs)):
+            run_id = uuid.uuid4().hex
+            begin = base + i * 60_000
+            is_parent = i % SWEEP_SIZE == 0
+            name = f"sweep-{i // SWEEP_SIZE}" if is_parent else f"sweep-{i // SWEEP_SIZE}-trial-{i % SWEEP_SIZE - 1}"
+            status = "FINISHED" if is_parent or rng.random() > 0.15 else "KILLED"
+            end = begin + rng.randint(2_000, 50_000)
+            artifacts = f"mlflow-artifacts:/{exp}/{run_id}/artifacts"
+            runs.append(
+                dict(run_uuid=run_id, name=name, source_type="LOCAL", source_name="bench", user_id="bench",
+                     status=status, start_time=begin, end_time=end, lifecycle_stage="active",
+                     artifact_uri=artifacts, experiment_id=exp)
+            )  # fmt: skip
+            values = dict(params)
+            values.update(factors=str(rng.randint(8, 128)), learning_rate=f"{rng.uniform(0.01, 0.3):.4f}")
+            values.update(alpha=f"{rng.uniform(1e-4, 0.1):.5f}", loss=rng.choice(["bpr", "warp"]))
+            prm += [{"key": k, "value": v, "run_uuid": run_id} for k, v in values.items()]
+            run_tags = {**tags, "mlflow.runName": name, "mlflow.user": "bench", "recdash.kind": "train"}
+            if is_parent:
+                parent = run_id
+                run_tags["recdash.kind"] = "sweep"
+            else:
+                run_tags.update({"mlflow.parentRunId": parent, "recdash.sweep_run_id": parent})
+                run_tags["recdash.trial_number"] = str(i % SWEEP_SIZE - 1)
+            tg += [{"key": k, "value": v, "run_uuid": run_id} for k, v in run_tags.items()]
+            for key, value in metrics.items():
+                scaled = value * rng.uniform(0.5, 1.5)
+                mets.append(dict(key=key, value=scaled, timestamp=end, step=0, is_nan=False, run_uuid=run_id))
+        with engine.begin() as conn:
+            conn.execute(SqlRun.__table__.insert(), runs)
+            conn.execute(SqlParam.__table__.insert(), prm)
+            conn.execute(SqlTag.__table__.insert(), tg)
+            conn.execute(SqlMetric.__table__.insert(), mets)
+            conn.execute(SqlLatestMetric.__table__.insert(), mets)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("ANALYZE"))  # fresh statistics, as autovacuum would have by now
+    engine.dispose()
+    return time.perf_counter() - t0
+
+
+def _best_of(fn: Any, repeats: int = REPEATS) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def _measure_loads(stack: Any, experiment_id: str) -> dict[str, float]:
+    import mlflow
+
+    from recdash.tracking import RunsLoader
+
+    uri = stack.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    search_s, baseline = _best_of(lambda: mlflow.search_runs([experiment_id]))
+    _log(f"mlflow.search_runs via server: {search_s:.2f}s ({len(baseline)} runs)")
+    load_s, frame = _best_of(lambda: RunsLoader(uri).load([experiment_id]))
+    _log(f"RunsLoader.load via server:    {load_s:.2f}s ({len(frame)} runs, {frame.shape[1]} columns)")
+    assert len(frame) == len(baseline) == N_RUNS, (len(frame), len(baseline))
+
+    loader = RunsLoader(uri)
+    loader.load([experiment_id])
+    refresh_s, _ = _best_of(lambda: loader.load([experiment_id]), repeats=3)
+    _log(f"refresh (nothing new) via server: {refresh_s * 1000:.0f} ms")
+    with mlflow.start_run(experiment_id=experiment_id, run_name="late"):
+        mlflow.log_metric("test_ndcg_at_10", 0.1)
+    t0 = time.perf_counter()
+    after = loader.load([experiment_id])
+    refresh_new_s = time.perf_counter() - t0
+    assert len(after) == N_RUNS + 1
+    _log(f"refresh (one new run) via server: {refresh_new_s * 1000:.0f} ms")
+
+    def direct_sql() -> Any:
+        sql_loader = RunsLoader(stack.backend_store_uri)
+        frame = sql_loader.load([experiment_id])
+        assert sql_loader.uses_sql, "the direct-SQL path fell back to the API"
+        return frame
+
+    sql_s, direct = _best_of(direct_sql)
+    assert len(direct) == N_RUNS + 1
+    _log(f"RunsLoader.load direct SQL on PostgreSQL: {sql_s:.2f}s")
+    return {
+        "runs": N_RUNS,
+        "runs_load_speedup_via_server": round(search_s / load_s, 2),
+        "search_runs_seconds": round(search_s, 3),
+        "recdash_load_seconds": round(load_s, 3),
+        "refresh_ms_via_server": round(refresh_s * 1000, 1),
+        "refresh_one_new_run_ms_via_server": round(refresh_new_s * 1000, 1),
+        "refresh_speedup_vs_search_runs": round(search_s / refresh_s, 1),
+        "recdash_load_seconds_direct_sql": round(sql_s, 3),
+    }
+
+
+class _ConnectionSampler:
+    """Peak number of PostgreSQL backends (all databases) while a block runs: what max_connections must cover."""
+
+    def __init__(self, stack: Any) -> None:
+        import threading
+
+        self.url = stack.cluster.url("postgres")
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        query = sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        while not self._stop.is_set():
+            with engine.connect() as conn:
+                self.peak = max(self.peak, int(conn.execute(query).scalar_one()) - 1)  # minus our own
+            self._stop.wait(0.25)
+        engine.dispose()
+
+    def __enter__(self) -> _ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _sweep(stack: Any, n_workers: int, study: str) -> dict[str, float]:
+    """One sweep of SWEEP_TRIALS trials on n_workers local processes; throughput from Optuna's trial timestamps."""
+    import optuna
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = stack.tracking_uri
+    cmd = [sys.executable, "-m", "recdash", "sweep", *SWEEP_FLAGS, "--n-trials", str(SWEEP_TRIALS),
+           "--n-workers", str(n_workers), "--storage", stack.optuna_storage, "--study-name", study,
+           "--experiment", "bench-sweeps"]  # fmt: skip
+    t0 = time.perf_counter()
+    with _ConnectionSampler(stack) as connections:
+        proc = subprocess.run(cmd, env=env, cwd=stack.work_dir, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"sweep failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    trials = optuna.load_study(study_name=study, storage=stack.optuna_storage).get_trials(deepcopy=False)
+    done = [t for t in trials if t.datetime_complete is not None]
+    span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)) / dt.timedelta(seconds=1)
+    per_min = 60 * len(done) / span
+    mean_trial = sum((t.datetime_complete - t.datetime_start) / dt.timedelta(seconds=1) for t in done) / len(done)
+    _log(f"sweep {n_workers} worker(s): {len(done)} trials in {span:.1f}s of trials ({wall:.1f}s wall): "
+         f"{per_min:.1f} trials/min, peak {connections.peak} PostgreSQL connections")  # fmt: skip
+    return {
+        "trials": len(done),
+        "span_s": span,
+        "wall_s": wall,
+        "per_min": per_min,
+        "peak": connections.peak,
+        "mean_trial_s": mean_trial,
+    }
+
+
+def main() -> None:
+    import mlflow
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pg = _pg_helpers()
+    if pg.find_pg_bin() is None:
+        sys.exit("PostgreSQL server binaries not found: apt-get install postgresql (or set RECDASH_PG_BIN)")
+    load_at_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="recdash-team-bench-") as tmp:
+        os.chdir(tmp)
+        t0 = time.perf_counter()
+        with pg.team_stack(Path(tmp)) as stack:
+            _log(f"PostgreSQL + mlflow server up in {time.perf_counter() - t0:.1f}s at {stack.tracking_uri}")
+            template = _template(stack.tracking_uri)
+            experiment_id = mlflow.MlflowClient(stack.tracking_uri).create_experiment("bench-10k")
+            created = _bulk_insert(stack.backend_store_uri, experiment_id, N_RUNS, template)
+            _log(f"bulk-inserted {N_RUNS} runs in {created:.1f}s (not timed below)")
+            result = _measure_loads(stack, experiment_id)
+            one = _sweep(stack, 1, "bench-1-worker")
+            two = _sweep(stack, 2, "bench-2-workers")
+        result.update(
+            {
+                "sweep_trials": SWEEP_TRIALS,
+                "sweep_trials_per_min_1_worker": round(one["per_min"], 2),
+                "sweep_trials_per_min_2_workers": round(two["per_min"], 2),
+                "sweep_2_vs_1_speedup": round(two["per_min"] / one["per_min"], 2),
+                "sweep_wall_seconds_1_worker": round(one["wall_s"], 1),
+                "sweep_wall_seconds_2_workers": round(two["wall_s"], 1),
+                "sweep_mean_trial_seconds_1_worker": round(one["mean_trial_s"], 2),
+                "sweep_mean_trial_seconds_2_workers": round(two["mean_trial_s"], 2),
+                "peak_db_connections_1_worker": one["peak"],
+                "peak_db_connections_2_workers": two["peak"],
+                "cpus": os.cpu_count(),
+                "load_average_at_start": round(load_at_start, 2),  # other jobs on the machine skew the sweep ratio
+                "python": platform.python_version(),
+                "mlflow": mlflow.__version__,
+            }
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
