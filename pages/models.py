@@ -69,6 +69,7 @@ def _act(action: Callable[[], str]) -> None:
 
 def _show_flash() -> None:
     kind, message = st.session_state.pop(FLASH, (None, None))
+    message = escape_markdown(message)  # registry messages echo names, aliases and tags people typed
     if kind == "success":
         st.success(message, icon=":material/check_circle:")
         st.toast(message)
@@ -245,7 +246,7 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
     try:
         frame = registry.champion_vs_challenger(name, client=_client(uri))
     except (ValueError, registry.RegistryError) as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         return
     st.dataframe(frame, column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in frame.columns})
     uris = frame.attrs["uris"]
@@ -268,7 +269,7 @@ try:
     tracking.check_store(uri)
     models = registered_models(uri)
 except (tracking.TrackingError, registry.RegistryError) as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     if st.button("Retry", key="retry"):
         _refresh()
         st.rerun()
@@ -301,7 +302,7 @@ try:
     info = model_info(uri, name)
     versions = versions_table(uri, name)
 except (ValueError, registry.RegistryError) as exc:
-    st.error(str(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 
 versions_section(name, versions)

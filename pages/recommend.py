@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import mlflow
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from recdash import recommend as rx
+from recdash import tracking
 from recdash.charts import escape_markdown as _md
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
@@ -93,8 +96,8 @@ def load_model(uri: str | None) -> rx.LoadedModel | None:
     try:
         tracking_uri = mlflow.get_tracking_uri()
         return _load(rx.resolve_alias(uri, tracking_uri), tracking_uri)
-    except rx.ModelLoadError as exc:
-        st.error(str(exc), icon=":material/error:")
+    except rx.ModelLoadError as exc:  # the message echoes the URI, which may come from a shared ?model= link
+        st.error(re.sub(r"([\\`*_\[\]<>])", r"\\\1", str(exc)), icon=":material/error:")
         return None
 
 
@@ -153,6 +156,13 @@ def hits_caption(table: pd.DataFrame, test_items: set[str] | None) -> str:
 
 st.title("Recommend")
 st.caption("Top-k items for any user from any logged or registered model, next to what the user actually did.")
+
+try:
+    tracking.check_store(mlflow.get_tracking_uri())
+except tracking.TrackingError as exc:  # say which store and why, instead of a stack trace; Retry re-checks
+    st.error(_md(exc))
+    st.button("Retry", key="retry")
+    st.stop()
 
 params = st.query_params
 uri_a = pick_model("a", preselect_run=params.get("run"), preselect_uri=params.get("model"))

@@ -7,13 +7,15 @@ state lives in MLflow, so the page survives restarts and never blocks while a jo
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
 import streamlit as st
 
-from recdash import jobs
+from recdash import jobs, tracking
+from recdash.charts import escape_markdown
 from recdash.datasets import DatasetError, load_table
 from recdash.metrics import METRICS
 from recdash.model import HYPERPARAMS
@@ -112,6 +114,7 @@ def data_section(prefix: str) -> dict[str, Any] | None:
     ts = c4.selectbox("Timestamp column", optional, key=f"{prefix}_timestamp_col", help="Needed by temporal split.")
     return {
         "path": str(path),
+        "name": upload.name,
         "user_col": user,
         "item_col": item,
         "weight_col": None if weight == NO_COLUMN else weight,
@@ -208,8 +211,8 @@ def check_upload(data: dict[str, Any]) -> bool:
             weight_col=data["weight_col"],
             timestamp_col=data["timestamp_col"],
         )
-    except DatasetError as exc:
-        st.error(str(exc))
+    except DatasetError as exc:  # name the file the user uploaded, not its content-addressed copy
+        st.error(str(exc).replace(Path(data["path"]).name, data.get("name") or Path(data["path"]).name))
         return False
     return True
 
@@ -317,7 +320,9 @@ def job_detail(job: jobs.Job, *, key: str) -> None:
             st.scatter_chart(values, x="trial", y="value", color="state")
         st.dataframe(p.trials, hide_index=True)
     elif not p.history.empty:
-        st.line_chart(p.history.pivot_table(index="step", columns="metric", values="value"))
+        # ranking metrics only: mean popularity is an item count (tens to hundreds) and would flatten them to 0
+        ranking = p.history[p.history["metric"].str.match(rf"val_({'|'.join(METRICS)})_at_")]
+        st.line_chart(ranking.pivot_table(index="step", columns="metric", values="value"))
     if job.state in ("queued", "running"):
         if st.button("Cancel", key=f"cancel_{key}_{job.run_id}"):
             try:
@@ -369,6 +374,12 @@ def live_panel() -> None:
 URI = mlflow.get_tracking_uri()
 st.title("Train")
 st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
+try:
+    tracking.check_store(URI)
+except tracking.TrackingError as exc:  # say which store and why, instead of a stack trace; Retry re-checks
+    st.error(escape_markdown(exc))
+    st.button("Retry", key="retry")
+    st.stop()
 tab_train, tab_sweep = st.tabs(["Train a model", "Sweep (Optuna)"])
 with tab_train:
     train_tab()

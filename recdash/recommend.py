@@ -271,14 +271,26 @@ def resolve_alias(model_uri: str, tracking_uri: str | None = None) -> str:
     return f"models:/{name}/{version}"
 
 
-def load(model_uri: str) -> LoadedModel:
-    """Load any model URI (``runs:/``, ``models:/``, a path) for the page; every failure is a ModelLoadError."""
+# Loading a pyfunc runs its code (models-from-code executes a Python file), so the page loads models only from the
+# configured tracking store and registry, never from a path, a file:// URI or an arbitrary web server.
+STORE_SCHEMES = ("runs:/", "models:/")
+
+
+def load(model_uri: str, *, allow_local_paths: bool = False) -> LoadedModel:
+    """Load a ``runs:/`` or ``models:/`` URI of the configured store for the page; every failure is a ModelLoadError.
+
+    ``allow_local_paths`` also accepts a local model directory (tests and trusted callers only, never user input)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     uri = (model_uri or "").strip()
     if not uri:
         raise ModelLoadError("Enter or pick a model URI, e.g. runs:/<run_id>/model or models:/<name>@champion.")
+    if not uri.startswith(STORE_SCHEMES) and not (allow_local_paths and "://" not in uri):
+        raise ModelLoadError(
+            f"{uri} is not a model of this tracking store: only runs:/<run_id>/<path> and models:/<name>/<version> "
+            "(or models:/<name>@<alias>) URIs are loaded, because loading a model runs its code."
+        )
     try:
         with warnings.catch_warnings():  # MLflow nags about type hints on every models-from-code load
             warnings.simplefilter("ignore")
