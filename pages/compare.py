@@ -164,7 +164,7 @@ if metrics:
     st.subheader("Param importance")
     st.caption(charts.IMPORTANCE_CAPTION)
     st.plotly_chart(charts.param_importance_figure(importance, color_metric), key="importance_chart")
-    varying_importance = importance[importance["method"] != "constant"]
+    varying_importance = importance[(importance["method"] != "constant") & importance["importance"].notna()]
     if not varying_importance.empty:
         st.dataframe(varying_importance, hide_index=True, key="importance_table")
 

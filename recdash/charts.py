@@ -621,6 +621,12 @@ def default_run_columns(runs: pd.DataFrame) -> list[str]:
     """Columns the run table shows before the user picks: identity, status, time and the key metrics."""
     base = [c for c in ("run_name", "experiment", "status", "start_time", "duration_s") if c in runs.columns]
     metrics = metric_names(runs)
-    preferred = [m for m in metrics if m.startswith(("val_", "test_")) and "baseline" not in m]
+    candidates = [m for m in metrics if m.startswith(("val_", "test_")) and "baseline" not in m]
+    # ranking quality first (ndcg, recall, ...), in the order of _PREFERRED_METRICS; then the rest alphabetically
+    rank = {
+        m: next((i for i, p in enumerate(_PREFERRED_METRICS) if m.startswith(p)), len(_PREFERRED_METRICS))
+        for m in candidates
+    }
+    preferred = sorted(candidates, key=lambda m: rank[m])
     params = [p for p in ("loss", "factors", "learning_rate") if PARAM_PREFIX + p in runs.columns]
     return base + [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + m for m in preferred[:4]]
