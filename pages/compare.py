@@ -6,26 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages._common import clear_run_caches, ensure_router, experiments_table, runs_table
 from recdash import charts, tracking
 
 MAX_COMPARE = 100  # beyond this, learning curves and bars stop being readable and the URL gets long
 X_AXES = {"step": "Step", "wall_time": "Wall time", "relative_time": "Relative time"}
-
-
-@st.cache_resource(show_spinner=False)
-def runs_loader(uri: str) -> tracking.RunsLoader:
-    """One loader per store: it keeps finished runs in memory and re-reads only new or active ones."""
-    return tracking.RunsLoader(uri)
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def experiments_table(uri: str) -> pd.DataFrame:
-    return tracking.list_experiments(uri)
-
-
-@st.cache_data(ttl=15, show_spinner="Loading runs…")
-def runs_table(uri: str, experiment_ids: tuple[str, ...]) -> pd.DataFrame:
-    return runs_loader(uri).load(list(experiment_ids))
 
 
 @st.cache_data(ttl=15, show_spinner="Loading metric histories…")
@@ -33,6 +18,7 @@ def histories(uri: str, run_ids: tuple[str, ...], key: str) -> pd.DataFrame:
     return tracking.metric_histories(list(run_ids), [key], max_points=500, uri=uri)
 
 
+ensure_router()
 st.title("Compare runs")
 uri = tracking.tracking_uri()
 
@@ -49,8 +35,7 @@ try:
 except tracking.TrackingError as exc:
     st.error(charts.escape_markdown(exc))
     if st.button("Retry", key="retry"):
-        experiments_table.clear()
-        runs_table.clear()
+        clear_run_caches()
         st.rerun()
     st.stop()
 

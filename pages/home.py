@@ -5,30 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages._common import clear_run_caches, ensure_router, experiments_table, runs_table
 from recdash import charts, demo, tracking
 
-
-@st.cache_resource(show_spinner=False)
-def runs_loader(uri: str) -> tracking.RunsLoader:
-    """One loader per store: it keeps finished runs in memory and re-reads only new or active ones."""
-    return tracking.RunsLoader(uri)
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def experiments_table(uri: str) -> pd.DataFrame:
-    return tracking.list_experiments(uri)
-
-
-@st.cache_data(ttl=15, show_spinner="Loading runs…")
-def runs_table(uri: str, experiment_ids: tuple[str, ...]) -> pd.DataFrame:
-    return runs_loader(uri).load(list(experiment_ids))
-
-
-def clear_caches() -> None:
-    experiments_table.clear()
-    runs_table.clear()
-
-
+ensure_router()
 st.title("recdash")
 st.caption("Train, compare and try rankfm recommender models tracked in MLflow.")
 
@@ -49,7 +29,7 @@ try:
 except tracking.TrackingError as exc:
     st.error(charts.escape_markdown(exc))
     if st.button("Retry", key="retry"):
-        clear_caches()
+        clear_run_caches()
         st.rerun()
     st.stop()
 
@@ -64,7 +44,7 @@ if runs.empty:
         except Exception as exc:  # a failed training must not show a stack trace on the landing page
             st.error(charts.escape_markdown(f"Could not create demo runs: {type(exc).__name__}: {exc}"))
         else:
-            clear_caches()
+            clear_run_caches()
             st.rerun()
     st.stop()
 

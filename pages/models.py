@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 from mlflow.tracking import MlflowClient
 
+from pages._common import ensure_router
 from recdash import registry, tracking
 from recdash.charts import escape_markdown
 
@@ -260,6 +261,7 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
 
 # ---- page ----------------------------------------------------------------------------------------------------------
 
+ensure_router()
 st.title("Models")
 st.caption("The MLflow Model Registry: versions, aliases, where each version came from, and how good it was.")
 uri = tracking.tracking_uri()

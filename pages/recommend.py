@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages._common import ensure_router
 from recdash import recommend as rx
 from recdash import tracking
 from recdash.charts import escape_markdown as _md
@@ -154,6 +155,7 @@ def hits_caption(table: pd.DataFrame, test_items: set[str] | None) -> str:
 
 # ---- page ---------------------------------------------------------------------------------------------------------
 
+ensure_router()
 st.title("Recommend")
 st.caption("Top-k items for any user from any logged or registered model, next to what the user actually did.")
 

@@ -5,37 +5,14 @@ from __future__ import annotations
 
 import os
 
-import pandas as pd
 import streamlit as st
 
+from pages._common import clear_run_caches, ensure_router, experiments_table, runs_table
 from recdash import charts, tracking
 
 MAX_ROWS = 2000  # st.dataframe is virtualised, but sending 10,000 rows of params on every rerun is not free
 STATUSES = ["FINISHED", "RUNNING", "SCHEDULED", "FAILED", "KILLED"]
 FILTER_EXAMPLE = "metrics.val_recall_at_10 > 0.2 and params.loss = 'warp'"
-
-
-@st.cache_resource(show_spinner=False)
-def runs_loader(uri: str) -> tracking.RunsLoader:
-    """One loader per store: it keeps finished runs in memory and re-reads only new or active ones."""
-    return tracking.RunsLoader(uri)
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def experiments_table(uri: str) -> pd.DataFrame:
-    return tracking.list_experiments(uri)
-
-
-@st.cache_data(ttl=15, show_spinner="Loading runs…")
-def runs_table(
-    uri: str, experiment_ids: tuple[str, ...], filter_string: str, statuses: tuple[str, ...], include_deleted: bool
-) -> pd.DataFrame:
-    return runs_loader(uri).load(
-        list(experiment_ids),
-        filter_string=filter_string,
-        statuses=list(statuses) or None,
-        include_deleted=include_deleted,
-    )
 
 
 def selection_from_url() -> None:
@@ -53,6 +30,7 @@ def store_selection(run_ids: list[str]) -> None:
         del st.query_params["runs"]
 
 
+ensure_router()
 st.title("Runs")
 uri = tracking.tracking_uri()
 selection_from_url()
@@ -89,8 +67,7 @@ filter_string = st.text_input(
 left, right = st.columns([3, 1])
 include_deleted = left.checkbox("Include deleted runs", key="include_deleted")
 if right.button("Refresh", key="refresh", help="Runs are re-read every 15 s; this re-reads them now."):
-    experiments_table.clear()
-    runs_table.clear()
+    clear_run_caches()
 
 if not chosen:
     st.info("Choose at least one experiment.")

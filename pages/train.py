@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 import streamlit as st
 
+from pages._common import ensure_router
 from recdash import jobs, tracking
 from recdash.charts import escape_markdown
 from recdash.datasets import DatasetError, load_table
@@ -372,6 +373,7 @@ def live_panel() -> None:
 
 
 URI = mlflow.get_tracking_uri()
+ensure_router()
 st.title("Train")
 st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
 try:

@@ -211,6 +211,11 @@ def test_every_page_in_a_real_browser(
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(30_000)
         try:
+            # A deep link is the first request this fresh server sees: it must still go through app.py's router
+            # (Streamlit's legacy pages/ mode would run the page file alone: file-name sidebar, narrow layout)
+            page.goto(f"{server}/runs")
+            check_page(page, "Runs")
+
             # Home: which store, what is in it
             page.goto(server)
             check_page(page, "recdash")

@@ -1,0 +1,57 @@
+"""What the pages share: the router guard and the cached store readers (one RunsLoader per store per process)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from recdash import tracking
+
+
+def ensure_router() -> None:
+    """Make a deep link (``/runs?runs=...``) on a freshly started server go through app.py.
+
+    Streamlit starts every process in its legacy "pages/ folder" mode and leaves it only once app.py's
+    ``st.navigation`` has run; a first request for a page URL runs that page file directly: no wide layout, a
+    sidebar of file names. Leaving the legacy mode and rerunning sends the same URL through the router. Only a
+    session's first run is rerun: a rerun drops pending widget events (a button click), and later runs of a real
+    server are already routed (Streamlit's AppTest re-enters the legacy mode on every run).
+    """
+    first_run = not st.session_state.get("_recdash_routed")
+    st.session_state["_recdash_routed"] = True
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if first_run:
+            st.rerun()
+
+
+@st.cache_resource(show_spinner=False)
+def runs_loader(uri: str) -> tracking.RunsLoader:
+    """One loader per store: it keeps finished runs in memory and re-reads only new or active ones."""
+    return tracking.RunsLoader(uri)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def experiments_table(uri: str) -> pd.DataFrame:
+    return tracking.list_experiments(uri)
+
+
+@st.cache_data(ttl=15, show_spinner="Loading runs…")
+def runs_table(
+    uri: str,
+    experiment_ids: tuple[str, ...],
+    filter_string: str = "",
+    statuses: tuple[str, ...] = (),
+    include_deleted: bool = False,
+) -> pd.DataFrame:
+    return runs_loader(uri).load(
+        list(experiment_ids), filter_string=filter_string, statuses=list(statuses) or None,
+        include_deleted=include_deleted,
+    )  # fmt: skip
+
+
+def clear_run_caches() -> None:
+    """After a change (demo runs, refresh): the next read goes to the store (the loader refreshes incrementally)."""
+    experiments_table.clear()
+    runs_table.clear()
