@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NoReturn
+
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from recdash import tracking
+from recdash.charts import escape_markdown
 
 
 def ensure_router() -> None:
@@ -55,3 +59,20 @@ def clear_run_caches() -> None:
     """After a change (demo runs, refresh): the next read goes to the store (the loader refreshes incrementally)."""
     experiments_table.clear()
     runs_table.clear()
+
+
+def stop_on_store_error(exc: Exception, on_retry: Callable[[], None] = clear_run_caches) -> NoReturn:
+    """End the page with which store failed and why (no stack trace) and a Retry button that reads it again."""
+    st.error(escape_markdown(exc))
+    if st.button("Retry", key="retry"):
+        on_retry()
+        st.rerun()
+    st.stop()
+
+
+def require_store(uri: str) -> None:
+    """Stop the page early, with the reason, when the tracking store cannot be reached or opened."""
+    try:
+        tracking.check_store(uri)
+    except tracking.TrackingError as exc:
+        stop_on_store_error(exc)

@@ -6,7 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages._common import clear_run_caches, ensure_router, experiments_table, runs_table
+from pages._common import (
+    ensure_router,
+    experiments_table,
+    runs_table,
+    stop_on_store_error,
+)
 from recdash import charts, tracking
 
 MAX_COMPARE = 100  # beyond this, learning curves and bars stop being readable and the URL gets long
@@ -33,11 +38,7 @@ try:
     active = experiments[(experiments["lifecycle_stage"] == "active") & (experiments["run_count"] > 0)]
     all_runs = runs_table(uri, tuple(active["experiment_id"].astype(str)))
 except tracking.TrackingError as exc:
-    st.error(charts.escape_markdown(exc))
-    if st.button("Retry", key="retry"):
-        clear_run_caches()
-        st.rerun()
-    st.stop()
+    stop_on_store_error(exc)
 
 if all_runs.empty:
     st.info("This store has no runs yet. Create demo runs on the Home page or train a model.")

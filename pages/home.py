@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages._common import clear_run_caches, ensure_router, experiments_table, runs_table
+from pages._common import (
+    clear_run_caches,
+    ensure_router,
+    experiments_table,
+    runs_table,
+    stop_on_store_error,
+)
 from recdash import charts, demo, tracking
 
 ensure_router()
@@ -27,11 +33,7 @@ try:
     with_runs = active[active["run_count"] > 0]
     runs = runs_table(uri, tuple(with_runs["experiment_id"].astype(str))) if len(with_runs) else pd.DataFrame()
 except tracking.TrackingError as exc:
-    st.error(charts.escape_markdown(exc))
-    if st.button("Retry", key="retry"):
-        clear_run_caches()
-        st.rerun()
-    st.stop()
+    stop_on_store_error(exc)
 
 if runs.empty:
     st.info(

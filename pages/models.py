@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 from mlflow.tracking import MlflowClient
 
-from pages._common import ensure_router
+from pages._common import ensure_router, stop_on_store_error
 from recdash import registry, tracking
 from recdash.charts import escape_markdown
 
@@ -271,11 +271,7 @@ try:
     tracking.check_store(uri)
     models = registered_models(uri)
 except (tracking.TrackingError, registry.RegistryError) as exc:
-    st.error(escape_markdown(exc))
-    if st.button("Retry", key="retry"):
-        _refresh()
-        st.rerun()
-    st.stop()
+    stop_on_store_error(exc, on_retry=_refresh)
 
 register_section(uri, models, st.query_params.get("run"))
 

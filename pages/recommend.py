@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._common import ensure_router
+from pages._common import ensure_router, require_store
 from recdash import recommend as rx
-from recdash import tracking
 from recdash.charts import escape_markdown as _md
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
@@ -159,12 +158,7 @@ ensure_router()
 st.title("Recommend")
 st.caption("Top-k items for any user from any logged or registered model, next to what the user actually did.")
 
-try:
-    tracking.check_store(mlflow.get_tracking_uri())
-except tracking.TrackingError as exc:  # say which store and why, instead of a stack trace; Retry re-checks
-    st.error(_md(exc))
-    st.button("Retry", key="retry")
-    st.stop()
+require_store(mlflow.get_tracking_uri())
 
 params = st.query_params
 uri_a = pick_model("a", preselect_run=params.get("run"), preselect_uri=params.get("model"))

@@ -7,7 +7,13 @@ import os
 
 import streamlit as st
 
-from pages._common import clear_run_caches, ensure_router, experiments_table, runs_table
+from pages._common import (
+    clear_run_caches,
+    ensure_router,
+    experiments_table,
+    runs_table,
+    stop_on_store_error,
+)
 from recdash import charts, tracking
 
 MAX_ROWS = 2000  # st.dataframe is virtualised, but sending 10,000 rows of params on every rerun is not free
@@ -39,11 +45,7 @@ try:
     tracking.check_store(uri)
     experiments = experiments_table(uri)
 except tracking.TrackingError as exc:
-    st.error(charts.escape_markdown(exc))
-    if st.button("Retry", key="retry"):
-        experiments_table.clear()
-        st.rerun()
-    st.stop()
+    stop_on_store_error(exc)
 
 active = experiments[experiments["lifecycle_stage"] == "active"]
 names = dict(zip(active["experiment_id"].astype(str), active["name"].astype(str), strict=True))
@@ -78,8 +80,7 @@ except tracking.FilterError as exc:
     st.error(charts.escape_markdown(exc))
     st.stop()
 except tracking.TrackingError as exc:
-    st.error(charts.escape_markdown(exc))
-    st.stop()
+    stop_on_store_error(exc)
 
 if runs.empty:
     st.info("No runs match. Clear the filter or choose other experiments or statuses.")

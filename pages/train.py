@@ -14,9 +14,8 @@ import mlflow
 import pandas as pd
 import streamlit as st
 
-from pages._common import ensure_router
-from recdash import jobs, tracking
-from recdash.charts import escape_markdown
+from pages._common import ensure_router, require_store
+from recdash import jobs
 from recdash.datasets import DatasetError, load_table
 from recdash.metrics import METRICS
 from recdash.model import HYPERPARAMS
@@ -376,12 +375,7 @@ URI = mlflow.get_tracking_uri()
 ensure_router()
 st.title("Train")
 st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
-try:
-    tracking.check_store(URI)
-except tracking.TrackingError as exc:  # say which store and why, instead of a stack trace; Retry re-checks
-    st.error(escape_markdown(exc))
-    st.button("Retry", key="retry")
-    st.stop()
+require_store(URI)
 tab_train, tab_sweep = st.tabs(["Train a model", "Sweep (Optuna)"])
 with tab_train:
     train_tab()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -27,3 +30,34 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         mlflow.end_run()
         pytest.fail(f"test left MLflow run {active.info.run_id} open")
     mlflow.set_tracking_uri(None)
+
+
+class _RefusesRegistry(BaseHTTPRequestHandler):
+    """A real HTTP server standing in for an MLflow server with the registry switched off."""
+
+    def _refuse(self) -> None:
+        body = json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": "Model registry is disabled"}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """MLFLOW_REGISTRY_URI pointed at a loopback server that refuses every registry call; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusesRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()

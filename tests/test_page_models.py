@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -191,33 +188,9 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     assert parse_qs(links[0].proto.query_string) == {"model": ["models:/recs/1"], "compare": ["models:/recs/2"]}
 
 
-class _Refuses(BaseHTTPRequestHandler):
-    """A real HTTP server standing in for an MLflow server with the registry switched off."""
-
-    def _refuse(self) -> None:
-        body = json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": "Model registry is disabled"}).encode()
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PATCH = do_DELETE = _refuse
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_a_registry_that_refuses_shows_a_clear_error(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
-    try:
-        at = _ok(models_page())
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_a_registry_that_refuses_shows_a_clear_error(store: dict[str, object], refusing_registry: str) -> None:
+    url = refusing_registry
+    at = _ok(models_page())
     errors = [_unescape(e.value) for e in at.error]
     assert len(errors) == 1 and f"not available for {url}" in errors[0] and "disabled" in errors[0]
     assert "Traceback" not in errors[0]

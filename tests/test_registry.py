@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
@@ -192,37 +188,6 @@ def test_runs_with_models_lists_only_runs_that_logged_one(store: dict[str, objec
     assert set(runs["run_id"]) == {store["a"], store["b"]}
     assert set(runs["run_name"]) == {"run-a", "run-b"} and (runs["artifact_path"] == "model").all()
     assert runs["test_ndcg_at_10"].notna().all() and (runs["experiment"] == "reg").all()
-
-
-class _Refuses(BaseHTTPRequestHandler):
-    """A real HTTP server standing in for an MLflow server with the registry switched off."""
-
-    def _refuse(self) -> None:
-        body = json.dumps({"error_code": "ENDPOINT_NOT_FOUND", "message": "Model registry is disabled"}).encode()
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PATCH = do_DELETE = _refuse
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def refusing_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", url)
-    try:
-        yield url
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_server_that_refuses_registry_calls_gives_a_clear_error(refusing_registry: str) -> None:
