@@ -236,15 +236,24 @@ def _config_from_dict(values: dict[str, Any]) -> TrainConfig:
 
 def _make_storage(url: str) -> optuna.storages.BaseStorage:
     import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    try:
-        # SQLite: wait for the write lock instead of failing when several workers write at once
-        engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        # the caching wrapper Optuna's Study uses; trials we claim must go through the same object
-        return optuna.storages.get_storage(rdb)
-    except Exception as exc:  # bad URL, missing driver, unreachable server
-        raise SweepError(f"--storage {url!r} cannot be opened: {type(exc).__name__}: {exc}"[:500]) from None
+    # SQLite: wait for the write lock instead of failing when several workers write at once
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(3):
+        try:
+            rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            # the caching wrapper Optuna's Study uses; trials we claim must go through the same object
+            return optuna.storages.get_storage(rdb)
+        except (IntegrityError, ProgrammingError):
+            # two workers creating Optuna's tables in an empty database at the same moment collide
+            # (PostgreSQL: "type ... already exists"); the loser finds the tables there on the next try
+            if attempt == 2:
+                raise SweepError(f"--storage {_safe_url(url)!r}: Optuna's tables could not be created") from None
+            time.sleep(1.0 + attempt)
+        except Exception as exc:  # bad URL, missing driver, unreachable server
+            raise SweepError(f"--storage {url!r} cannot be opened: {type(exc).__name__}: {exc}"[:500]) from None
+    raise AssertionError("unreachable")
 
 
 def _make_sampler(name: str, seed: int | None, parallel: bool) -> optuna.samplers.BaseSampler:

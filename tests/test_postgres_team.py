@@ -250,3 +250,19 @@ def test_artifacts_are_proxied_to_the_artifacts_destination(team: TeamStack, via
     assert len(stored) == 1 and stored[0].read_text() == "hello"
     back = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="notes/hello.txt")
     assert Path(back).read_text() == "hello"
+
+
+def test_workers_creating_optunas_tables_at_once_do_not_collide(team: TeamStack) -> None:
+    """Four workers open the same empty PostgreSQL database at the same moment (CREATE TYPE races without the
+    retry in recdash.sweep._make_storage); three fresh databases give the race three chances."""
+    for round_ in range(3):
+        name = f"optuna_race_{round_}"
+        team.cluster.create_database(name)
+        code = f"from recdash.sweep import _make_storage; _make_storage({team.cluster.url(name)!r}); print('opened')"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        failed = [err.strip().splitlines()[-1:] for (out, err) in outs if out.strip() != "opened"]
+        assert not failed, failed
