@@ -218,7 +218,13 @@ def train(
     # Under `mlflow run` (MLFLOW_RUN_ID set) the project's run and experiment are used. Otherwise the experiment is
     # passed explicitly: mlflow.set_experiment would change process-wide state (and MLFLOW_EXPERIMENT_ID) under the
     # feet of a dashboard or a sweep running other code in the same process.
-    experiment_id = None if os.environ.get("MLFLOW_RUN_ID") else experiment_id_for(config.experiment)
+    # A nested run (a sweep trial) lives in its parent's experiment.
+    if os.environ.get("MLFLOW_RUN_ID"):
+        experiment_id = None
+    elif parent_run_id:
+        experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
+    else:
+        experiment_id = experiment_id_for(config.experiment)
     tags = {
         TAG_CREATED_BY: "recdash",
         "recdash.version": __version__,

@@ -61,3 +61,14 @@ def refusing_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_stays_clean() -> Iterator[None]:
+    """No test may leave tracking data in the checkout (a relative artifact root or storage lands there)."""
+    repo = Path(__file__).resolve().parents[1]
+    stray = ("mlruns", "mlflow.db", "optuna.db", "mlartifacts")
+    before = {name for name in stray if (repo / name).exists()}
+    yield
+    after = {name for name in stray if (repo / name).exists()}
+    assert after <= before, f"tests wrote {sorted(after - before)} into {repo}"
