@@ -29,6 +29,7 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash import jobs, registry, tracking
@@ -67,11 +68,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One experiment with: a good run with a model, a bare run (no params/metrics/model/artifacts), a run whose
     model weights are corrupt and one whose model files are gone."""
     root = tmp_path_factory.mktemp("bad_input_store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root) as uri:
         good = _tiny("bad-input", "good")
         broken = _tiny("bad-input", "broken")
         gone = _tiny("bad-input", "gone")
@@ -81,9 +78,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         client.set_terminated(bare.info.run_id)
         (_model_dir(client, broken.run_id) / "artifacts" / "weights" / "weights.npz").write_bytes(b"not an npz")
         shutil.rmtree(_model_dir(client, gone.run_id))
-    finally:
-        os.chdir(old)
-        mlflow.set_tracking_uri(None)
     return {
         "uri": uri, "root": root, "exp_id": exp_id, "good": good, "broken": broken, "gone": gone,
         "bare": bare.info.run_id,

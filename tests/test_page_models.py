@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 from urllib.parse import parse_qs
 
-import mlflow
 import pandas as pd
 import pytest
 import streamlit as st
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash import registry
@@ -28,11 +27,7 @@ SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Two trained runs with models, in a store each test gets a fresh copy of."""
     root = tmp_path_factory.mktemp("models_page_template")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old_uri, old_cwd = mlflow.get_tracking_uri(), os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root):
         base = TrainConfig(
             dataset="synthetic", dataset_options=SMALL, epochs=2, patience=0, experiment="page",
             hparams=Hyperparams(factors=8, max_samples=10),
@@ -40,9 +35,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         data = load_data(base)
         a = train(TrainConfig(**{**base.__dict__, "run_name": "run *a*"}), data).run_id
         b = train(TrainConfig(**{**base.__dict__, "run_name": "run-b", "seed": 7}), data).run_id
-    finally:
-        os.chdir(old_cwd)
-        mlflow.set_tracking_uri(old_uri)
     return {"db": root / "mlflow.db", "a": a, "b": b}
 
 

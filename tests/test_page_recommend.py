@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.model import Hyperparams
@@ -22,11 +22,7 @@ SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Runs 'alpha' (registered as recs@champion) and 'beta' with models, trained once for the module."""
     root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root) as uri:
         runs = {}
         for name, hp in (("alpha", Hyperparams(factors=8, max_samples=10)), ("beta", Hyperparams(factors=4))):
             runs[name] = train(
@@ -36,9 +32,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 )
             )  # fmt: skip
         MlflowClient(uri).set_registered_model_alias("recs", "champion", "1")
-    finally:
-        os.chdir(old)
-        mlflow.set_tracking_uri(None)
     return {"uri": uri, **runs}
 
 

@@ -4,7 +4,6 @@ and runs logged by other tools (odd names, no metrics, inf, failed runs)."""
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,6 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.model import Hyperparams
@@ -28,11 +28,7 @@ SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Three quick recdash trainings plus foreign runs, shared read-only by the tests of this module."""
     root = tmp_path_factory.mktemp("pages_store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root) as uri:
         base = TrainConfig(dataset="synthetic", dataset_options=SMALL, epochs=2, patience=0, experiment="recdash-pages")
         data = load_data(base)
         ours = []
@@ -58,8 +54,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                     client.log_metric(run.info.run_id, key, value * (step + 1) / 3, step=step)
             client.set_terminated(run.info.run_id, status)
             foreign.append(run.info.run_id)
-    finally:
-        os.chdir(old)
     return {"uri": uri, "ours": ours, "foreign": foreign}
 
 

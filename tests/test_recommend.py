@@ -3,7 +3,6 @@ pyfunc contract, the rebuilt split behind history and hits, and the display help
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import schema
+from stores import sqlite_store
 
 from recdash import recommend as rx
 from recdash.model import Hyperparams, Recommender, log_model
@@ -35,20 +35,13 @@ def small_config(**overrides: object) -> TrainConfig:
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Two trained models (one registered with alias champion) and a run without a model, in one real store."""
     root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root) as uri:
         a = train(small_config(run_name="alpha", registered_model_name="recs"))
         b = train(small_config(run_name="beta", hparams=Hyperparams(factors=4, loss="bpr")))
         mlflow.set_experiment("recs")
         with mlflow.start_run(run_name="no-model"):
             mlflow.log_param("x", 1)
         MlflowClient(uri).set_registered_model_alias("recs", "champion", "1")
-    finally:
-        os.chdir(old)
-        mlflow.set_tracking_uri(None)
     return {"uri": uri, "a": a, "b": b}
 
 

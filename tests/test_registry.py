@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 from recdash import registry
 from recdash.model import Hyperparams
@@ -22,11 +22,7 @@ SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Two trained runs with models plus one run without a model, in a store each test gets a copy of."""
     root = tmp_path_factory.mktemp("registry_template")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old_uri, old_cwd = mlflow.get_tracking_uri(), os.getcwd()
-    os.chdir(root)  # the store's artifact root (./mlruns) is resolved against the cwd
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root):
         base = TrainConfig(
             dataset="synthetic", dataset_options=SMALL, epochs=2, patience=0, experiment="reg",
             hparams=Hyperparams(factors=8, max_samples=10),
@@ -35,9 +31,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         a = train(TrainConfig(**{**base.__dict__, "run_name": "run-a"}), data).run_id
         b = train(TrainConfig(**{**base.__dict__, "run_name": "run-b", "seed": 7}), data).run_id
         bare = train(TrainConfig(**{**base.__dict__, "run_name": "no-model", "log_model": False}), data).run_id
-    finally:
-        os.chdir(old_cwd)
-        mlflow.set_tracking_uri(old_uri)
     return {"db": root / "mlflow.db", "a": a, "b": b, "bare": bare}
 
 

@@ -4,7 +4,6 @@ uploads are data in the cache folder with a size limit, and the app listens on l
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash import jobs, registry
@@ -52,11 +52,7 @@ def _tiny(**kw: Any) -> Any:
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A run, experiment, params, tags and a registered model whose texts are HTML and Markdown."""
     root = tmp_path_factory.mktemp("security_store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    old = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(root) as uri:
         evil = _tiny(experiment=EVIL_EXPERIMENT, run_name=EVIL_NAME, tags={"note": EVIL_LINK, EVIL_LINK: "x"})
         client = MlflowClient(uri)
         client.log_param(evil.run_id, "comment", EVIL_TEXT)
@@ -65,9 +61,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         client.set_registered_model_tag("recs", "owner", EVIL_TEXT)
         client.update_registered_model("recs", description=EVIL_TEXT)
         client.set_registered_model_alias("recs", "champion", "1")
-    finally:
-        os.chdir(old)
-        mlflow.set_tracking_uri(None)
     return {"uri": uri, "root": root, "evil": evil}
 
 

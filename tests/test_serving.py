@@ -22,6 +22,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+from stores import sqlite_store
 
 from recdash.model import Hyperparams
 from recdash.registry import register_run_model, set_alias
@@ -85,11 +86,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Train + register + alias in a store of its own, start the real server, yield what the tests need."""
     store = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    old_cwd, old_uri = os.getcwd(), mlflow.get_tracking_uri()
-    os.chdir(store)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(store) as uri:
         config = TrainConfig(
             dataset="synthetic", dataset_options=SMALL, epochs=2, patience=0, experiment="serving",
             hparams=Hyperparams(factors=8, loss="warp", max_samples=10),
@@ -99,9 +96,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         set_alias(MODEL_NAME, "champion", version)
         model_uri = f"models:/{MODEL_NAME}@champion"
         in_process = mlflow.pyfunc.load_model(model_uri)
-    finally:
-        os.chdir(old_cwd)
-        mlflow.set_tracking_uri(old_uri)
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from stores import sqlite_store
 
 from recdash.tracking import (
     BASE_COLUMNS,
@@ -94,14 +95,8 @@ def _build_store(uri: str, *, with_model: bool = True) -> dict:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One store for the read-only tests (building it logs a model, which takes a few seconds)."""
     root = tmp_path_factory.mktemp("shared")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    cwd = os.getcwd()
-    os.chdir(root)  # the model's artifacts land next to the database
-    try:
+    with sqlite_store(root) as uri:
         built = _build_store(uri)
-    finally:
-        os.chdir(cwd)
-        mlflow.set_tracking_uri(None)
     return {**built, "uri": uri}
 
 

@@ -13,6 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from stores import sqlite_store
 
 from recdash.cli import main as cli_main
 from recdash.model import Hyperparams
@@ -23,7 +24,11 @@ SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
 def small_config(**overrides: object) -> TrainConfig:
     base: dict[str, object] = dict(
-        dataset="synthetic", dataset_options=SMALL, epochs=3, patience=0, experiment="t",
+        dataset="synthetic",
+        dataset_options=SMALL,
+        epochs=3,
+        patience=0,
+        experiment="t",
         hparams=Hyperparams(factors=8, loss="warp", max_samples=10),
     )
     base.update(overrides)
@@ -34,14 +39,8 @@ def small_config(**overrides: object) -> TrainConfig:
 def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """One real training run in its own store, shared by the read-only checks below."""
     store = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    old = os.getcwd()
-    os.chdir(store)
-    mlflow.set_tracking_uri(uri)
-    try:
+    with sqlite_store(store) as uri:
         result = train(small_config(run_name="first"))
-    finally:
-        os.chdir(old)
     return {"uri": uri, "store": store, "result": result}
 
 
@@ -94,8 +93,9 @@ def test_model_loads_in_a_fresh_process_without_rankfmc(finished: dict[str, obje
         print(json.dumps({{"rankfmc": "rankfmc" in sys.modules, "rows": len(out), "src": sorted(set(out.source))}}))
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=str(finished["store"]))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(finished["store"])
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"rankfmc": False, "rows": 10, "src": ["popular"]}
@@ -170,8 +170,25 @@ def test_config_validation_messages() -> None:
 
 
 def test_cli_train_end_to_end_on_synthetic(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_main(["train", "--dataset", "synthetic", "--synthetic-users", "100", "--synthetic-items", "60",
-                     "--synthetic-interactions", "2000", "--epochs", "2", "--factors", "8", "--experiment", "cli"])
+    code = cli_main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--synthetic-users",
+            "100",
+            "--synthetic-items",
+            "60",
+            "--synthetic-interactions",
+            "2000",
+            "--epochs",
+            "2",
+            "--factors",
+            "8",
+            "--experiment",
+            "cli",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = MlflowClient().get_run(summary["run_id"])
@@ -183,8 +200,12 @@ def test_cli_train_end_to_end_on_synthetic(capsys: pytest.CaptureFixture[str]) -
 def test_movielens_defaults_beat_popularity_within_a_minute() -> None:
     """The foundation issue's bar: default settings on ML-100K, under a minute, recall >= 1.6x popularity."""
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "recdash", "train", "--dataset", "movielens-100k"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "recdash", "train", "--dataset", "movielens-100k"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     elapsed = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -199,7 +220,20 @@ def test_cli_help_documents_every_hyperparameter(capsys: pytest.CaptureFixture[s
         cli_main(["train", "--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--factors", "--loss", "--max-samples", "--alpha", "--beta", "--sigma", "--learning-rate",
-                 "--learning-schedule", "--learning-exponent", "--split", "--split-fractions", "--min-rating",
-                 "--patience", "--early-stopping-metric"):
+    for flag in (
+        "--factors",
+        "--loss",
+        "--max-samples",
+        "--alpha",
+        "--beta",
+        "--sigma",
+        "--learning-rate",
+        "--learning-schedule",
+        "--learning-exponent",
+        "--split",
+        "--split-fractions",
+        "--min-rating",
+        "--patience",
+        "--early-stopping-metric",
+    ):
         assert flag in text
