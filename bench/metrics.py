@@ -15,7 +15,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from _timing import best_of
 from rankfmc import RankFM, evaluation
 
 from recdash.datasets import load_dataset, split_dataset
@@ -30,16 +30,6 @@ from recdash.metrics import evaluate, interaction_matrix
 
 K = 10
 REPEATS = 3
-
-
-def best_of(fn: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]:
-    """Best wall time of ``repeats`` runs: the minimum is the least noisy estimate of the cost."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def load_movielens(data_dir: Path) -> Any:
@@ -67,9 +57,7 @@ def main() -> None:
     print(f"fit RankFM(factors=32, warp, 10 epochs): {time.perf_counter() - t0:.2f}s", flush=True)
 
     # Same protocol on both sides: rankfmc drops cold users; cold items cannot be ranked by either.
-    known = test["user_id"].isin(model.user_to_index.index) & test["item_id"].isin(
-        model.item_to_index.index
-    )
+    known = test["user_id"].isin(model.user_to_index.index) & test["item_id"].isin(model.item_to_index.index)
     test = test[known].reset_index(drop=True)
     print(f"test rows with known user and item: {len(test)} (dropped {int((~known).sum())})", flush=True)
 
@@ -88,7 +76,7 @@ def main() -> None:
             users_index.get_indexer(train["user_id"]), items_index.get_indexer(train["item_id"]), n_u, n_i
         )
 
-    t_train_matrix, exclude = best_of(build_train_matrix)
+    t_train_matrix, exclude = best_of(build_train_matrix, REPEATS)
     popularity = np.asarray(exclude.sum(axis=0)).ravel()  # train interactions per item
 
     def run_recdash() -> dict[str, float]:
@@ -104,9 +92,9 @@ def main() -> None:
             item_popularity=popularity,
         )
 
-    t_rankfmc, (p_ref, r_ref) = best_of(run_rankfmc)
+    t_rankfmc, (p_ref, r_ref) = best_of(run_rankfmc, REPEATS)
     print(f"rankfmc precision+recall@{K}: {t_rankfmc:.4f}s  precision={p_ref:.6f} recall={r_ref:.6f}", flush=True)
-    t_recdash, ours = best_of(run_recdash)
+    t_recdash, ours = best_of(run_recdash, REPEATS)
     print(
         f"recdash evaluate (all metrics)@{K}: {t_recdash:.4f}s  precision={ours[f'precision_at_{K}']:.6f} "
         f"recall={ours[f'recall_at_{K}']:.6f} users={ours['n_users_evaluated']}",

@@ -29,6 +29,7 @@ import warnings
 import mlflow
 import numpy as np
 import pandas as pd
+from _timing import best_of
 
 from recdash import recommend as rx
 from recdash.model import Hyperparams, RankFMTrainer, log_model
@@ -46,15 +47,6 @@ t0 = time.perf_counter()
 rx.load(sys.argv[1])
 print(time.perf_counter() - t0)
 """
-
-
-def best_of(fn, repeats: int = REPEATS) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def compare_rankings(rec, ours: pd.DataFrame, theirs: pd.DataFrame) -> tuple[int, int]:
@@ -135,10 +127,10 @@ def main() -> None:
 
         all_users = [str(u) for u in split.train["user_id"].unique()]
         model = trainer.model
-        t_rankfmc, theirs = best_of(lambda: model.recommend(all_users, n_items=10, filter_previous=True))
-        t_ours, ours = best_of(lambda: rec.recommend(all_users, k=10, exclude_seen=True))
+        t_rankfmc, theirs = best_of(lambda: model.recommend(all_users, n_items=10, filter_previous=True), REPEATS)
+        t_ours, ours = best_of(lambda: rec.recommend(all_users, k=10, exclude_seen=True), REPEATS)
         frame = pd.DataFrame({"user_id": all_users})
-        t_pyfunc, via_pyfunc = best_of(lambda: loaded.pyfunc.predict(frame, params={"k": 10}))
+        t_pyfunc, via_pyfunc = best_of(lambda: loaded.pyfunc.predict(frame, params={"k": 10}), REPEATS)
         print(
             f"all {len(all_users)} users top-10: rankfmc {t_rankfmc * 1000:.1f} ms, Recommender {t_ours * 1000:.1f} ms "
             f"({t_rankfmc / t_ours:.2f}x), pyfunc predict {t_pyfunc * 1000:.1f} ms ({t_rankfmc / t_pyfunc:.2f}x)",

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _timing import best_of
+
 N_PARAMS = 10
 N_METRICS = 5
 T0_MS = 1_700_000_000_000
@@ -122,15 +124,6 @@ def _bulk_create_runs(uri: str, experiment_id: str, start: int, stop: int) -> No
         conn.execute(insert(SqlTag.__table__), tags)
 
 
-def _timed(fn, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -162,12 +155,12 @@ def main() -> None:
 
         mlflow.search_runs(experiment_ids=[experiment_id], max_results=1)  # warm the store like the loader gets
 
-        baseline_s, baseline = _timed(
-            lambda: mlflow.search_runs(experiment_ids=[experiment_id], max_results=100_000), repeat=2
+        baseline_s, baseline = best_of(
+            lambda: mlflow.search_runs(experiment_ids=[experiment_id], max_results=100_000), repeats=2
         )
         print(f"mlflow.search_runs: {baseline_s:.3f} s for {len(baseline)} runs", flush=True)
 
-        first_s, df = _timed(lambda: RunsLoader(uri).load([experiment_id]), repeat=3)
+        first_s, df = best_of(lambda: RunsLoader(uri).load([experiment_id]), repeats=3)
         print(f"RunsLoader first load: {first_s:.3f} s for {len(df)} runs", flush=True)
 
         # same runs and values as MLflow's own answer

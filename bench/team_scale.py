@@ -28,6 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _timing import best_of
+
 ROOT = Path(__file__).resolve().parents[1]
 N_RUNS = int(os.environ.get("RECDASH_BENCH_RUNS", "10000"))
 SWEEP_SIZE = 50  # runs per simulated sweep: one parent + 49 trials
@@ -129,15 +131,6 @@ def _bulk_insert(backend_uri: str, experiment_id: str, n_runs: int, template: tu
     return time.perf_counter() - t0
 
 
-def _best_of(fn: Any, repeats: int = REPEATS) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def _measure_loads(stack: Any, experiment_id: str) -> dict[str, float]:
     import mlflow
 
@@ -145,15 +138,15 @@ def _measure_loads(stack: Any, experiment_id: str) -> dict[str, float]:
 
     uri = stack.tracking_uri
     mlflow.set_tracking_uri(uri)
-    search_s, baseline = _best_of(lambda: mlflow.search_runs([experiment_id]))
+    search_s, baseline = best_of(lambda: mlflow.search_runs([experiment_id]), REPEATS)
     _log(f"mlflow.search_runs via server: {search_s:.2f}s ({len(baseline)} runs)")
-    load_s, frame = _best_of(lambda: RunsLoader(uri).load([experiment_id]))
+    load_s, frame = best_of(lambda: RunsLoader(uri).load([experiment_id]), REPEATS)
     _log(f"RunsLoader.load via server:    {load_s:.2f}s ({len(frame)} runs, {frame.shape[1]} columns)")
     assert len(frame) == len(baseline) == N_RUNS, (len(frame), len(baseline))
 
     loader = RunsLoader(uri)
     loader.load([experiment_id])
-    refresh_s, _ = _best_of(lambda: loader.load([experiment_id]), repeats=3)
+    refresh_s, _ = best_of(lambda: loader.load([experiment_id]), 3)
     _log(f"refresh (nothing new) via server: {refresh_s * 1000:.0f} ms")
     with mlflow.start_run(experiment_id=experiment_id, run_name="late"):
         mlflow.log_metric("test_ndcg_at_10", 0.1)
@@ -169,7 +162,7 @@ def _measure_loads(stack: Any, experiment_id: str) -> dict[str, float]:
         assert sql_loader.uses_sql, "the direct-SQL path fell back to the API"
         return frame
 
-    sql_s, direct = _best_of(direct_sql)
+    sql_s, direct = best_of(direct_sql, REPEATS)
     assert len(direct) == N_RUNS + 1
     _log(f"RunsLoader.load direct SQL on PostgreSQL: {sql_s:.2f}s")
     return {
