@@ -9,8 +9,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from recdash import tracking
+from recdash import filestore, tracking
 from recdash.charts import escape_markdown
+
+# A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.
+filestore.install()
 
 
 def ensure_router() -> None:
@@ -76,3 +79,14 @@ def require_store(uri: str) -> None:
         tracking.check_store(uri)
     except tracking.TrackingError as exc:
         stop_on_store_error(exc)
+
+
+def read_only_notice(uri: str, action: str) -> bool:
+    """On a store recdash only reads (a legacy file store): say that ``action`` is refused, why and what to do
+    instead, and return True so the page disables its writing buttons."""
+    try:
+        tracking.check_writable(uri, action)
+    except tracking.TrackingError as exc:
+        st.info(escape_markdown(exc), icon=":material/lock:")
+        return True
+    return False

@@ -117,6 +117,14 @@ if metrics:
     except tracking.TrackingError as exc:
         st.error(charts.escape_markdown(exc))
     else:
+        unreadable = [labels.get(r, r) for r in history.attrs.get("unreadable", [])]
+        if unreadable:
+            st.warning(
+                charts.escape_markdown(
+                    f"The store could not give the history of {len(unreadable)} run(s), so they are not drawn: "
+                    + ", ".join(unreadable)
+                )
+            )
         st.plotly_chart(
             charts.metric_history_figure(history, labels, key, x=x_axis, smoothing=smoothing), key="history_chart"
         )

@@ -9,6 +9,7 @@ from pages._common import (
     clear_run_caches,
     ensure_router,
     experiments_table,
+    read_only_notice,
     runs_table,
     stop_on_store_error,
 )
@@ -36,6 +37,9 @@ except tracking.TrackingError as exc:
     stop_on_store_error(exc)
 
 if runs.empty:
+    if read_only_notice(uri, "creating demo runs"):
+        st.info("This store has no runs.")
+        st.stop()
     st.info(
         "This store has no runs yet. Train a model on the Train page, or create a few small demo runs to look around."
     )
@@ -65,7 +69,7 @@ st.dataframe(
 st.subheader("Latest runs")
 latest_columns = [c for c in ("run_name", "experiment", "status", "start_time", "duration_s") if c in runs.columns]
 st.dataframe(
-    runs.head(10)[latest_columns],
+    runs.head(10)[latest_columns].assign(run_name=charts.run_names(runs.head(10))),
     hide_index=True,
     column_config={
         "run_name": st.column_config.TextColumn("Run"),

@@ -13,7 +13,8 @@ import pandas as pd
 import streamlit as st
 from mlflow.tracking import MlflowClient
 
-from pages._common import ensure_router, stop_on_store_error
+from pages._common import ensure_router, read_only_notice, stop_on_store_error
+from recdash import recommend as rx
 from recdash import registry, tracking
 from recdash.charts import escape_markdown
 
@@ -42,8 +43,9 @@ def versions_table(uri: str, name: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def runs_with_models(uri: str) -> pd.DataFrame:
-    return registry.runs_with_models(_client(uri))
+def model_sources(uri: str) -> pd.DataFrame:
+    """The same list of logged models the Recommend page offers: one definition of "a run has a model"."""
+    return rx.model_sources(uri)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -85,7 +87,10 @@ def _register(uri: str) -> None:
     def action() -> str:
         run_id = st.session_state.get("register_run") or ""
         name = st.session_state.get("register_name", "")
-        version = registry.register_run_model(run_id, name, client=_client(uri))
+        sources = model_sources(uri)
+        paths = sources.loc[sources["run_id"] == run_id, "model_name"].tolist()
+        artifact_path = paths[0] if paths else registry.DEFAULT_ARTIFACT_PATH
+        version = registry.register_run_model(run_id, name, artifact_path, client=_client(uri))
         st.session_state[SELECT_NEXT] = name.strip()
         return f"Registered run {run_id}'s model as {name.strip()} version {version}."
 
@@ -146,25 +151,15 @@ def _delete_tag(uri: str, name: str) -> None:
 # ---- sections ------------------------------------------------------------------------------------------------------
 
 
-def _run_label(runs: pd.DataFrame) -> Callable[[str], str]:
-    by_id = runs.drop_duplicates("run_id").set_index("run_id")
-
-    def label(run_id: str) -> str:
-        row = by_id.loc[run_id]
-        ndcg = row["test_ndcg_at_10"]
-        score = f" · test ndcg@10 {ndcg:.4f}" if pd.notna(ndcg) else ""
-        return f"{row['run_name'] or run_id} · {run_id[:8]} · {row['experiment']}{score}"
-
-    return label
-
-
 def register_section(uri: str, models: pd.DataFrame, requested_run: str | None) -> None:
-    runs = runs_with_models(uri)
+    sources = model_sources(uri)
+    runs = sources[sources["run_id"].notna()].drop_duplicates("run_id")
     with st.expander("Register a run's model", expanded=bool(requested_run) or models.empty):
         if runs.empty:
             st.info("No run has a logged model yet. Train one on the Train page, then register it here.")
             return
-        run_ids = runs["run_id"].drop_duplicates().tolist()
+        run_ids = runs["run_id"].tolist()
+        labels = dict(zip(run_ids, runs["label"], strict=True))
         if requested_run and requested_run not in run_ids:
             st.warning(f"Run {escape_markdown(requested_run)} has no logged model in this store; pick another run.")
         elif requested_run and st.session_state.get("_register_run_from_url") != requested_run:
@@ -172,9 +167,9 @@ def register_section(uri: str, models: pd.DataFrame, requested_run: str | None) 
             st.session_state["_register_run_from_url"] = requested_run
         st.session_state.setdefault("register_name", models["name"].iloc[0] if len(models) else "recdash")
         c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-        c1.selectbox("Run", run_ids, format_func=_run_label(runs), key="register_run")
+        c1.selectbox("Run", run_ids, format_func=labels.__getitem__, key="register_run")
         c2.text_input("Registered model name", key="register_name", help="A new name creates a registered model.")
-        c3.button("Register", key="register", type="primary", on_click=_register, args=(uri,))
+        c3.button("Register", key="register", type="primary", on_click=_register, args=(uri,), disabled=READ_ONLY)
         picked = st.session_state.get("register_run")
         if picked:
             existing = run_versions(uri, picked)
@@ -205,11 +200,11 @@ def alias_section(uri: str, name: str, info: dict[str, Any], versions: pd.DataFr
     c1, c2, c3 = st.columns([1, 2, 1], vertical_alignment="bottom")
     c1.selectbox("Version", versions["version"].tolist(), format_func=lambda v: f"v{v}", key="alias_version")
     c2.text_input("Alias", key="alias", placeholder="champion", help="Setting an alias that exists moves it.")
-    c3.button("Set / move alias", key="set_alias", on_click=_set_alias, args=(uri, name))
+    c3.button("Set / move alias", key="set_alias", on_click=_set_alias, args=(uri, name), disabled=READ_ONLY)
     if aliases:
         d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
         d1.selectbox("Alias to delete", sorted(aliases), key="delete_alias_name")
-        d2.button("Delete alias", key="delete_alias", on_click=_delete_alias, args=(uri, name))
+        d2.button("Delete alias", key="delete_alias", on_click=_delete_alias, args=(uri, name), disabled=READ_ONLY)
 
 
 def description_and_tags_section(uri: str, name: str, info: dict[str, Any]) -> None:
@@ -218,7 +213,9 @@ def description_and_tags_section(uri: str, name: str, info: dict[str, Any]) -> N
         st.session_state["description"] = info["description"]
         st.session_state["_description_for"] = name
     st.text_area("Description", key="description", height=100)
-    st.button("Save description", key="save_description", on_click=_save_description, args=(uri, name))
+    st.button(
+        "Save description", key="save_description", on_click=_save_description, args=(uri, name), disabled=READ_ONLY
+    )
     tags = info["tags"]
     if tags:
         st.dataframe(
@@ -227,11 +224,11 @@ def description_and_tags_section(uri: str, name: str, info: dict[str, Any]) -> N
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     c1.text_input("Tag key", key="tag_key")
     c2.text_input("Tag value", key="tag_value")
-    c3.button("Set tag", key="set_tag", on_click=_set_tag, args=(uri, name))
+    c3.button("Set tag", key="set_tag", on_click=_set_tag, args=(uri, name), disabled=READ_ONLY)
     if tags:
         d1, d2 = st.columns([4, 1], vertical_alignment="bottom")
         d1.selectbox("Tag to delete", sorted(tags), key="delete_tag_key")
-        d2.button("Delete tag", key="delete_tag", on_click=_delete_tag, args=(uri, name))
+        d2.button("Delete tag", key="delete_tag", on_click=_delete_tag, args=(uri, name), disabled=READ_ONLY)
 
 
 def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
@@ -265,6 +262,7 @@ ensure_router()
 st.title("Models")
 st.caption("The MLflow Model Registry: versions, aliases, where each version came from, and how good it was.")
 uri = tracking.tracking_uri()
+READ_ONLY = read_only_notice(uri, "registering models and changing aliases, descriptions or tags")
 _show_flash()
 
 try:

@@ -100,7 +100,7 @@ if len(runs) > MAX_ROWS:
 view = view.reset_index(drop=True)
 view_ids = view["run_id"].astype(str).tolist()
 
-table = view[["run_name", *columns]].copy()
+table = view[["run_name", *columns]].assign(run_name=charts.run_names(view))
 column_config: dict[str, object] = {
     "run_name": st.column_config.TextColumn("Run", pinned=True),
     "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from scipy import stats
 
 from recdash.model import HYPERPARAMS
+from recdash.tracking import run_label
 
 PARAM_PREFIX = "params."
 METRIC_PREFIX = "metrics."
@@ -84,13 +85,20 @@ def label_runs(runs: pd.DataFrame) -> dict[str, str]:
     if runs.empty:
         return {}
     ids = runs["run_id"].astype(str).tolist()
-    names = runs["run_name"].tolist() if "run_name" in runs.columns else [None] * len(ids)
-    base = [str(n).strip() if isinstance(n, str) and n.strip() else rid[:8] for n, rid in zip(names, ids, strict=True)]
+    base = run_names(runs).tolist()
     counts = pd.Series(base).value_counts()
     labels = [f"{label} ({rid[:8]})" if counts[label] > 1 else label for rid, label in zip(ids, base, strict=True)]
     if len(set(labels)) < len(labels):  # short ids clash too (hand-made ids): the full id is unique
         labels = [f"{label} ({rid})" if counts[label] > 1 else label for rid, label in zip(ids, base, strict=True)]
     return dict(zip(ids, labels, strict=True))
+
+
+def run_names(runs: pd.DataFrame) -> pd.Series:
+    """Each run's label for tables (:func:`recdash.tracking.run_label`: its name, else its short ID)."""
+    names = runs["run_name"] if "run_name" in runs.columns else pd.Series([None] * len(runs), index=runs.index)
+    return pd.Series(
+        [run_label(n, r) for n, r in zip(names, runs["run_id"], strict=True)], index=runs.index, dtype=object
+    )
 
 
 def parse_run_ids(value: str | Iterable[str] | None) -> list[str]:
@@ -592,6 +600,7 @@ def best_runs_per_experiment(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     data = runs.assign(_v=_as_float(runs[col])).dropna(subset=["_v"])
     if data.empty:
         return pd.DataFrame(columns=columns)
+    data = data.assign(run_name=run_names(data))
     data = data.sort_values("_v", ascending=lower_is_better(columns[-1]), kind="stable")
     best = data.groupby("experiment", sort=False).head(1)
     return best[["experiment", "run_name", "run_id", "_v"]].set_axis(columns, axis=1).reset_index(drop=True)

@@ -8,7 +8,6 @@ history and the held-out hits can be shown. No Streamlit here.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recdash import tracking
 from recdash.datasets import Dataset, DatasetError, Split, load_dataset, split_dataset
 from recdash.model import OUTPUT_COLUMNS, Recommender, validate_k
 
@@ -31,7 +31,6 @@ CONTRACT = (
 KEY_METRIC_PREFIXES = ("test_ndcg_at_", "test_", "val_ndcg_at_", "val_", "best_val_")
 # Lineage params logged by recdash.train that describe the data but are not options of load_dataset.
 _LINEAGE_PARAMS = {"dataset_name", "dataset_digest", "dataset_source", "dataset_rows", "dataset_users", "dataset_items"}
-_HISTORY_TAG = "mlflow.log-model.history"  # MLflow 2 runs list their logged models here
 
 
 class ModelLoadError(RuntimeError):
@@ -84,17 +83,19 @@ def _label(*parts: Any, metric: str | None = None, value: float | None = None) -
 
 
 def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
-    """Every logged model in the store, newest first, with its run, experiment and key metric.
+    """Every loadable model in the store, newest first, with its run, experiment and key metric.
 
-    MLflow 3 logged models come from ``search_logged_models`` (URI ``models:/<model_id>``); runs logged by
-    MLflow 2 list theirs in the ``mlflow.log-model.history`` tag (URI ``runs:/<run_id>/<artifact_path>``).
-    Runs without a model are not listed, so the page only offers what it can load.
+    recdash's one definition of "a run has a model", shared by the Recommend and Models pages and the Runs table's
+    ``has_model`` column (:mod:`recdash.tracking`): a READY MLflow 3 logged model whose source is the run (URI
+    ``models:/<model_id>``), or an entry in the run's ``mlflow.log-model.history`` tag, where MLflow 2 listed its
+    models (URI ``runs:/<run_id>/<artifact_path>``). Runs without one are not listed, so pages offer only what
+    they can load.
     """
     client = _client(tracking_uri)
     experiments = _all_pages(lambda t: client.search_experiments(max_results=1000, page_token=t))
     names = {e.experiment_id: e.name for e in experiments}
     columns = [
-        "label", "experiment", "run_name", "run_id", "model_name", "model_id",
+        "label", "experiment", "run_name", "run_id", "start_time", "model_name", "model_id",
         "key_metric", "key_metric_value", "created", "model_uri",
     ]  # fmt: skip
     if not names:
@@ -105,16 +106,15 @@ def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     covered: set[tuple[str, str]] = set()
     for m in models:
-        if not str(m.status).upper().endswith("READY"):
+        if not tracking.logged_model_ready(m.status):
             continue  # a model whose upload never finished has no files to load
         run = runs.get(m.source_run_id or "")
         rows.append(_source_row(names, run, m.experiment_id, m.name, m.model_id, m.creation_timestamp, m.model_uri))
         if m.source_run_id:
             covered.add((m.source_run_id, m.name))
     for run in runs.values():
-        for entry in _history(run.data.tags.get(_HISTORY_TAG)):
-            path = entry.get("artifact_path")
-            if not path or (run.info.run_id, path) in covered:
+        for path in tracking.history_model_paths(run.data.tags.get(tracking.LOG_MODEL_HISTORY_TAG)):
+            if (run.info.run_id, path) in covered:
                 continue
             covered.add((run.info.run_id, path))
             uri = f"runs:/{run.info.run_id}/{path}"
@@ -123,17 +123,8 @@ def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["created"] = pd.to_datetime(frame["created"], unit="ms")
+    frame["start_time"] = pd.to_datetime(frame["start_time"], unit="ms")
     return frame.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def _history(tag: str | None) -> list[dict[str, Any]]:
-    if not tag:
-        return []
-    try:
-        entries = json.loads(tag)
-    except ValueError:
-        return []
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
 def _source_row(
@@ -143,14 +134,19 @@ def _source_row(
     metric, value = key_metric(metrics)
     run_name = run.info.run_name if run is not None else None
     run_id = run.info.run_id if run is not None else None
+    start = run.info.start_time if run is not None else None
     experiment = names.get(experiment_id, experiment_id)
+    if run is not None:  # run names repeat (sweeps, reruns): the short id and start time tell them apart
+        started = pd.to_datetime(start, unit="ms").strftime("%Y-%m-%d %H:%M") if start else "not started"
+        who = f"{tracking.run_label(run_name, run_id)} ({run_id[:8]}, {started})"
+    else:
+        who = f"no run ({(model_id or '')[:12]})"
     return {
-        "label": _label(
-            experiment, run_name or (run_id or model_id or "")[:12], model_name, metric=metric, value=value
-        ),
+        "label": _label(experiment, who, model_name, metric=metric, value=value),
         "experiment": experiment,
         "run_name": run_name,
         "run_id": run_id,
+        "start_time": start,
         "model_name": model_name,
         "model_id": model_id,
         "key_metric": metric,
@@ -271,6 +267,69 @@ def resolve_alias(model_uri: str, tracking_uri: str | None = None) -> str:
     return f"models:/{name}/{version}"
 
 
+def missing_artifact_location(model_uri: str, tracking_uri: str | None = None) -> str | None:
+    """The local folder a ``runs:/``, ``models:/<model_id>`` or ``models:/<name>/<version>`` URI's files should be
+    in, when the store's artifact root for it is not on this machine (a store moved or copied from elsewhere);
+    None otherwise, including for files missing from a root that exists (the caller reports those)."""
+    from recdash.filestore import local_path
+
+    client = _client(tracking_uri)
+    uri = model_uri.strip()
+    try:
+        for _ in range(3):  # a registered version points at a logged model or a run: follow it
+            rest = uri.removeprefix("runs:/").removeprefix("models:/")
+            if uri.startswith("runs:/"):
+                info = client.get_run(rest.split("/", 1)[0]).info
+                location, experiment_id = info.artifact_uri, info.experiment_id
+                break
+            if uri.startswith("models:/") and "/" not in rest and "@" not in rest:
+                model = client.get_logged_model(rest)
+                location, experiment_id = model.artifact_location, model.experiment_id
+                break
+            if uri.startswith("models:/") and "/" in rest:
+                name, _, version = rest.rpartition("/")
+                uri = client.get_model_version(name, version).source
+                continue
+            return None
+        else:
+            return None
+        root = local_path(client.get_experiment(experiment_id).artifact_location)
+    except Exception:  # the store cannot say: the caller reports the original error
+        return None
+    path = local_path(location)
+    if path is None or root is None or root.exists() or path.exists():
+        return None
+    return str(path)
+
+
+def _load_error(uri: str, exc: BaseException) -> ModelLoadError:
+    """What went wrong loading ``uri``, in words a user can act on."""
+    from mlflow.exceptions import MlflowException
+
+    missing = missing_artifact_location(uri)
+    if missing is not None:
+        return ModelLoadError(
+            f"The files of {uri} are not on this machine: the artifact location {missing} does not exist here. "
+            "The tracking store was probably moved or copied from another machine; its runs, params and metrics "
+            "can still be read, but this model cannot be loaded until its artifacts are at that path."
+        )
+    message = str(exc)
+    if isinstance(exc, MlflowException):
+        if "python_function" in message and "flavor" in message:
+            return ModelLoadError(f"{uri} is not a pyfunc model (it has no python_function flavor). {CONTRACT}")
+        if "no such artifact" in message.lower() or "no such file" in message.lower():
+            return ModelLoadError(f"The files of {uri} are missing from the artifact store ({_short(exc)}).")
+        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in message.lower():
+            return ModelLoadError(f"No model at {uri}: {_short(exc)}")
+        return ModelLoadError(f"Could not load {uri}: {_short(exc)}")
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return ModelLoadError(f"The files of {uri} are missing from the artifact store ({_short(exc)}).")
+    if isinstance(exc, ImportError):
+        return ModelLoadError(f"{uri} needs a library that is not installed here ({_short(exc)}). {CONTRACT}")
+    # a broken file can fail in any loader; the page must show a message, not a trace
+    return ModelLoadError(f"Could not load {uri}: the model files are broken ({type(exc).__name__}: {_short(exc)}).")
+
+
 # Loading a pyfunc runs its code (models-from-code executes a Python file), so the page loads models only from the
 # configured tracking store and registry, never from a path, a file:// URI or an arbitrary web server.
 STORE_SCHEMES = ("runs:/", "models:/")
@@ -281,7 +340,6 @@ def load(model_uri: str, *, allow_local_paths: bool = False) -> LoadedModel:
 
     ``allow_local_paths`` also accepts a local model directory (tests and trusted callers only, never user input)."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     uri = (model_uri or "").strip()
     if not uri:
@@ -295,25 +353,8 @@ def load(model_uri: str, *, allow_local_paths: bool = False) -> LoadedModel:
         with warnings.catch_warnings():  # MLflow nags about type hints on every models-from-code load
             warnings.simplefilter("ignore")
             pyfunc = mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        message = str(exc)
-        if "python_function" in message and "flavor" in message:
-            raise ModelLoadError(
-                f"{uri} is not a pyfunc model (it has no python_function flavor). {CONTRACT}"
-            ) from None
-        if "no such artifact" in message.lower() or "no such file" in message.lower():
-            raise ModelLoadError(f"The files of {uri} are missing from the artifact store ({_short(exc)}).") from None
-        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in message.lower():
-            raise ModelLoadError(f"No model at {uri}: {_short(exc)}") from None
-        raise ModelLoadError(f"Could not load {uri}: {_short(exc)}") from None
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise ModelLoadError(f"The files of {uri} are missing from the artifact store ({_short(exc)}).") from None
-    except ImportError as exc:
-        raise ModelLoadError(f"{uri} needs a library that is not installed here ({_short(exc)}). {CONTRACT}") from None
-    except Exception as exc:  # a broken file can fail in any loader; the page must show a message, not a trace
-        raise ModelLoadError(
-            f"Could not load {uri}: the model files are broken ({type(exc).__name__}: {_short(exc)})."
-        ) from None
+    except Exception as exc:
+        raise _load_error(uri, exc) from None
 
     metadata = pyfunc.metadata
     try:

@@ -61,8 +61,12 @@ def _translated(client: MlflowClient, action: str) -> Iterator[None]:
     """Turn MlflowException into RegistryError (registry unavailable) or ValueError (bad input), with context."""
     from mlflow.exceptions import MlflowException
 
+    from recdash.filestore import ReadOnlyStoreError
+
     try:
         yield
+    except ReadOnlyStoreError as exc:  # a legacy file store: its own message says why and what to do
+        raise RegistryError(exc.message) from None
     except MlflowException as exc:
         code = str(getattr(exc, "error_code", "") or "")
         message = str(getattr(exc, "message", "") or exc).strip()
@@ -237,43 +241,6 @@ def _source_run(client: MlflowClient, run_id: str | None) -> Any:
         return None
 
 
-def runs_with_models(client: MlflowClient | None = None, max_results: int = 500) -> pd.DataFrame:
-    """Runs that logged a model (newest first): what the "register a run's model" form offers."""
-    client = _client(client)
-
-    def fetch() -> tuple[list[Any], dict[str, Any], dict[str, str]]:
-        experiments = {e.experiment_id: e.name for e in client.search_experiments()}
-        if not experiments:
-            return [], {}, {}
-        ids = list(experiments)
-        models = client.search_logged_models(
-            ids, max_results=max_results, order_by=[{"field_name": "creation_time", "ascending": False}]
-        )
-        runs = {r.info.run_id: r for r in client.search_runs(ids, max_results=max(max_results, 1000))}
-        return list(models), runs, experiments
-
-    models, runs, experiments = _call(client, "list runs with logged models", fetch)
-    rows = []
-    for model in models:
-        run = runs.get(model.source_run_id)
-        if run is None or str(getattr(model.status, "name", model.status)) != "READY":
-            continue
-        rows.append(
-            {
-                "run_id": run.info.run_id,
-                "run_name": run.info.run_name or "",
-                "experiment": experiments.get(run.info.experiment_id, run.info.experiment_id),
-                "artifact_path": model.name,
-                "created": _ms(model.creation_timestamp),
-                "status": run.info.status,
-                "test_ndcg_at_10": run.data.metrics.get("test_ndcg_at_10"),
-                "model_uri": model.model_uri,
-            }
-        )
-    columns = ["run_id", "run_name", "experiment", "artifact_path", "created", "status", "test_ndcg_at_10", "model_uri"]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def run_versions(run_id: str, client: MlflowClient | None = None) -> list[tuple[str, int]]:
     """(registered model, version) pairs already made from ``run_id``, so registering twice is a visible choice."""
     client = _client(client)
@@ -285,7 +252,11 @@ def run_versions(run_id: str, client: MlflowClient | None = None) -> list[tuple[
     return sorted((mv.name, int(mv.version)) for mv in found)
 
 
-def _logged_model(client: MlflowClient, run_id: str, artifact_path: str) -> Any:
+def _model_source(client: MlflowClient, run_id: str, artifact_path: str) -> tuple[str, str | None]:
+    """The source URI and model id to register for the model ``run_id`` logged as ``artifact_path``: its MLflow 3
+    logged model, else the ``runs:/`` URI of a model listed in its MLflow 2 history tag (what MLflow itself does)."""
+    from recdash.tracking import LOG_MODEL_HISTORY_TAG, history_model_paths, logged_model_ready
+
     run = _call(client, f"read run {run_id!r}", lambda: client.get_run(run_id))
     found = _call(
         client,
@@ -294,12 +265,16 @@ def _logged_model(client: MlflowClient, run_id: str, artifact_path: str) -> Any:
             [run.info.experiment_id], filter_string=f"source_run_id = '{_quote(run_id)}'"
         ),
     )
-    matches = [m for m in found if m.name == artifact_path]
-    if not matches:
-        names = sorted({m.name for m in found})
-        hint = f"; it logged {', '.join(map(repr, names))}" if names else "; it logged no model"
-        raise ValueError(f"run {run_id!r} has no logged model named {artifact_path!r}{hint}")
-    return max(matches, key=lambda m: m.creation_timestamp or 0)
+    matches = [m for m in found if m.name == artifact_path and logged_model_ready(m.status)]
+    if matches:
+        model = max(matches, key=lambda m: m.creation_timestamp or 0)
+        return model.model_uri, model.model_id
+    legacy = history_model_paths(run.data.tags.get(LOG_MODEL_HISTORY_TAG))
+    if artifact_path in legacy:
+        return f"runs:/{run_id}/{artifact_path}", None
+    names = sorted({m.name for m in found if logged_model_ready(m.status)} | set(legacy))
+    hint = f"; it logged {', '.join(map(repr, names))}" if names else "; it logged no model"
+    raise ValueError(f"run {run_id!r} has no logged model named {artifact_path!r}{hint}")
 
 
 def register_run_model(
@@ -308,14 +283,15 @@ def register_run_model(
     """Register the model run ``run_id`` logged as ``artifact_path`` under ``name``; returns the new version.
 
     Creates the registered model on first use. The version's source is the logged model (``models:/m-...``), which
-    is what MLflow 3 itself does for ``runs:/<id>/model``, and it keeps the run id so lineage stays visible.
+    is what MLflow 3 itself does for ``runs:/<id>/model``, or for a model logged by MLflow 2 its ``runs:/`` URI;
+    either way it keeps the run id so lineage stays visible.
     """
     client = _client(client)
     name = validate_model_name(name)
     run_id = (run_id or "").strip()
     if not run_id:
         raise ValueError("choose a run to register")
-    model = _logged_model(client, run_id, artifact_path)
+    source, model_id = _model_source(client, run_id, artifact_path)
     from mlflow.exceptions import MlflowException
 
     with _translated(client, f"create registered model {name!r}"):
@@ -327,7 +303,7 @@ def register_run_model(
     version = _call(
         client,
         f"register run {run_id!r} as {name!r}",
-        lambda: client.create_model_version(name, source=model.model_uri, run_id=run_id, model_id=model.model_id),
+        lambda: client.create_model_version(name, source=source, run_id=run_id, model_id=model_id),
     )
     return int(version.version)
 

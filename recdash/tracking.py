@@ -8,6 +8,7 @@ store (http, file) and any error on the SQL path falls back to the public ``Mlfl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -108,13 +109,55 @@ def _looks_like_mlruns(path: Path) -> bool:
 
 
 def _file_store_message(uri: str, path: Path) -> str:
+    from recdash.filestore import migration_advice
+
     source = path if not (path / "mlruns").is_dir() else path / "mlruns"
     return (
         f"The tracking store {uri} is a legacy MLflow file store ({source}), which this MLflow version refuses "
-        "to open by default. Either set MLFLOW_ALLOW_FILE_STORE=true to open it read-only as it is, or migrate "
-        f"it once to SQLite with `mlflow migrate-filestore --source {source} --target sqlite:///mlflow.db` and "
-        "then set MLFLOW_TRACKING_URI=sqlite:///mlflow.db."
+        "to open by default. Either set MLFLOW_ALLOW_FILE_STORE=true to let recdash open it read-only (it then "
+        f"shows the runs but cannot train or register into it), or {migration_advice(source)}."
     )
+
+
+def is_file_store(uri: str | None = None) -> bool:
+    """True for a legacy MLflow file store (``file:`` URI or a plain path), which recdash only reads."""
+    return _file_store_path(_resolve(uri)) is not None
+
+
+def check_writable(uri: str | None = None, action: str = "this") -> None:
+    """Refuse a writing action (train, register, alias, demo runs) on a store recdash opens read-only."""
+    uri = _resolve(uri)
+    path = _file_store_path(uri)
+    if path is not None:
+        from recdash.filestore import write_refused_message
+
+        raise TrackingError(write_refused_message(path, action))
+
+
+def history_model_paths(tag: str | None) -> list[str]:
+    """Artifact paths of the models an MLflow 2 run lists in its ``mlflow.log-model.history`` tag."""
+    if not tag:
+        return []
+    try:
+        entries = json.loads(tag)
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    paths = [e.get("artifact_path") for e in entries if isinstance(e, dict)]
+    return list(dict.fromkeys(p for p in paths if isinstance(p, str) and p))
+
+
+def logged_model_ready(status: object) -> bool:
+    """An MLflow 3 logged model whose files finished uploading (READY; stored as 2 in SQL stores)."""
+    text = str(getattr(status, "name", status)).upper()
+    return text.endswith("READY") or text == "2"
+
+
+def run_label(name: object, run_id: object) -> str:
+    """What a run is called everywhere: its name if it has one, else the first 8 characters of its ID."""
+    text = name.strip() if isinstance(name, str) else ""
+    return text or str(run_id)[:8]
 
 
 def _allow_file_store() -> bool:
@@ -245,7 +288,8 @@ def _ms_to_datetime(values: Any) -> pd.Series:
 
 
 def list_experiments(uri: str | None = None) -> pd.DataFrame:
-    """All experiments (active and deleted) with their number of active runs and last activity, newest first."""
+    """All experiments (active and deleted) with their number of active runs and last activity (the latest start
+    or end of their runs; for an experiment without runs, its own last update), newest first."""
     from mlflow.entities import ViewType
 
     uri = _resolve(uri)
@@ -262,7 +306,10 @@ def list_experiments(uri: str | None = None) -> pd.DataFrame:
     counts, last_run = _run_counts(client, ids)
     rows = []
     for e in experiments:
-        last = max(x for x in (e.last_update_time, e.creation_time, last_run.get(e.experiment_id)) if x is not None)
+        # the runs' own times when there are runs: an experiment's timestamps move when it is migrated or renamed
+        last = last_run.get(e.experiment_id)
+        if last is None:
+            last = max((x for x in (e.last_update_time, e.creation_time) if x is not None), default=None)
         rows.append((e.experiment_id, e.name, e.lifecycle_stage, counts.get(e.experiment_id, 0), last))
     df = pd.DataFrame(rows, columns=["experiment_id", "name", "lifecycle_stage", "run_count", "last_update"])
     df["run_count"] = df["run_count"].astype("int64")
@@ -474,22 +521,19 @@ def _parts_from_runs(runs: Sequence[Any]) -> _Parts:
     )
 
 
-def _api_model_run_ids(client: Any, experiment_ids: Sequence[str], runs: Iterable[Any]) -> set[str]:
+def _api_model_run_ids(client: Any, experiment_ids: Sequence[str]) -> set[str]:
+    """Runs with a READY logged model (MLflow 3); see recdash.recommend.model_sources for the whole definition."""
     ids: set[str] = set()
     token = None
     try:
         while True:
             page = client.search_logged_models(experiment_ids=list(experiment_ids), page_token=token)
-            ids.update(m.source_run_id for m in page if m.source_run_id)
+            ids.update(m.source_run_id for m in page if m.source_run_id and logged_model_ready(m.status))
             token = page.token
             if not token:
                 break
     except Exception as exc:  # stores without logged models (MLflow 2 servers)
         _log.info("search_logged_models unavailable (%s); using run tags only", exc)
-    for r in runs:
-        outputs = getattr(r, "outputs", None)
-        if LOG_MODEL_HISTORY_TAG in r.data.tags or getattr(outputs, "model_outputs", None):
-            ids.add(r.info.run_id)
     return ids
 
 
@@ -592,19 +636,22 @@ def _sql_index(store: Any, experiment_ids: Sequence[int]) -> dict[str, tuple]:
 
 
 def _sql_model_run_ids(store: Any, experiment_ids: Sequence[int]) -> set[str]:
-    """Runs with a logged model: MLflow 3 logged models / model outputs, or the MLflow 2 log-model tag."""
+    """Runs with a model by recdash.recommend.model_sources' definition: a READY logged model (status 2) whose
+    source is the run, or a model listed in the run's MLflow 2 log-model history tag."""
     from sqlalchemy import bindparam, text
 
     runs = "SELECT run_uuid FROM runs WHERE experiment_id IN :exps"
-    stmt = text(
-        f"SELECT source_run_id FROM logged_models WHERE lifecycle_stage <> 'deleted' AND source_run_id IN ({runs}) "
-        f"UNION SELECT source_id FROM inputs WHERE source_type = 'RUN_OUTPUT' AND destination_type = 'MODEL_OUTPUT' "
-        f"AND source_id IN ({runs}) "
-        f"UNION SELECT run_uuid FROM tags WHERE key = :tag AND run_uuid IN ({runs})"
+    logged = text(
+        f"SELECT source_run_id FROM logged_models WHERE lifecycle_stage <> 'deleted' AND status = 2 "
+        f"AND source_run_id IN ({runs})"
     ).bindparams(bindparam("exps", expanding=True))
+    history = text(f"SELECT run_uuid, value FROM tags WHERE key = :tag AND run_uuid IN ({runs})").bindparams(
+        bindparam("exps", expanding=True)
+    )
     with store.engine.connect() as conn:
-        rows = conn.execute(stmt, {"exps": list(experiment_ids), "tag": LOG_MODEL_HISTORY_TAG}).fetchall()
-    return {r[0] for r in rows}
+        ids = {r[0] for r in conn.execute(logged, {"exps": list(experiment_ids)}).fetchall()}
+        rows = conn.execute(history, {"exps": list(experiment_ids), "tag": LOG_MODEL_HISTORY_TAG}).fetchall()
+    return ids | {run_id for run_id, value in rows if history_model_paths(value)}
 
 
 def _sql_experiment_names(store: Any, experiment_ids: Sequence[int]) -> dict[str, str]:
@@ -811,7 +858,7 @@ class RunsLoader:
             stage = np.where(self._wide.index.isin(list(deleted)), "deleted", "active")
             self._wide.loc[in_scope, "lifecycle_stage"] = stage[in_scope.to_numpy()]
         frame = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
-        model_runs = _api_model_run_ids(client, experiment_ids, []) | self._api_model_runs
+        model_runs = _api_model_run_ids(client, experiment_ids) | self._api_model_runs
         names = {}
         for exp_id in experiment_ids:
             try:
@@ -865,8 +912,8 @@ class RunsLoader:
 
 
 def _run_has_model_marker(run: Any) -> bool:
-    outputs = getattr(run, "outputs", None)
-    return LOG_MODEL_HISTORY_TAG in run.data.tags or bool(getattr(outputs, "model_outputs", None))
+    """An MLflow 2 model listed in the run's history tag (MLflow 3 models are found by _api_model_run_ids)."""
+    return bool(history_model_paths(run.data.tags.get(LOG_MODEL_HISTORY_TAG)))
 
 
 def _tick_durations(df: pd.DataFrame) -> pd.DataFrame:
@@ -910,7 +957,8 @@ _HIST_COLUMNS = ["run_id", "key", "step", "timestamp", "value"]
 def metric_histories(
     run_ids: Sequence[str], keys: Sequence[str], *, max_points: int = 500, uri: str | None = None
 ) -> pd.DataFrame:
-    """Histories of keys for runs (run_id, key, step, timestamp ms, value), each series at most max_points long."""
+    """Histories of keys for runs (run_id, key, step, timestamp ms, value), each series at most max_points long;
+    ``attrs["unreadable"]`` lists runs whose history the store could not give (they are left out)."""
     run_ids, keys = list(dict.fromkeys(run_ids)), list(dict.fromkeys(keys))
     if not run_ids or not keys:
         return _empty_histories()
@@ -925,8 +973,11 @@ def metric_histories(
             _log.warning("Direct SQL read of metric histories failed (%s); using the MLflow API", exc)
     if raw is None:
         raw = _api_histories(client, run_ids, keys)
+    unreadable = raw.attrs.get("unreadable", [])
     if raw.empty:
-        return _empty_histories()
+        empty = _empty_histories()
+        empty.attrs["unreadable"] = unreadable
+        return empty
     raw["value"] = _fix_metric_values(raw["value"])
     raw = raw.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
     pieces = []
@@ -937,7 +988,9 @@ def metric_histories(
     out = pd.concat(pieces, ignore_index=True)
     out["step"] = out["step"].astype("int64")
     out["timestamp"] = out["timestamp"].astype("int64")
-    return out[_HIST_COLUMNS]
+    out = out[_HIST_COLUMNS]
+    out.attrs["unreadable"] = unreadable
+    return out
 
 
 def _empty_histories() -> pd.DataFrame:
@@ -966,14 +1019,26 @@ def _sql_histories(store: Any, run_ids: list[str], keys: list[str]) -> pd.DataFr
 
 
 def _api_histories(client: Any, run_ids: list[str], keys: list[str]) -> pd.DataFrame:
+    """Histories through the public API; a run the store cannot read is skipped and named in
+    ``attrs["unreadable"]`` (a page says so and draws the others) instead of failing the whole chart."""
+    unreadable: set[str] = set()
+
     def one(pair: tuple[str, str]) -> list[tuple]:
         run_id, key = pair
-        return [(run_id, key, m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key)]
+        try:
+            history = client.get_metric_history(run_id, key)
+        except Exception as exc:
+            _log.warning("metric history of run %s cannot be read (%s)", run_id, _mlflow_message(exc))
+            unreadable.add(run_id)
+            return []
+        return [(run_id, key, m.step, m.timestamp, m.value) for m in history]
 
     pairs = [(r, k) for r in run_ids for k in keys]
     with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
         rows = [row for chunk in pool.map(one, pairs) for row in chunk]
-    return pd.DataFrame(rows, columns=_HIST_COLUMNS)
+    frame = pd.DataFrame(rows, columns=_HIST_COLUMNS)
+    frame.attrs["unreadable"] = sorted(unreadable)
+    return frame
 
 
 __all__ = [
@@ -981,8 +1046,11 @@ __all__ = [
     "RunsLoader",
     "TrackingError",
     "check_store",
+    "check_writable",
+    "is_file_store",
     "list_experiments",
     "metric_histories",
+    "run_label",
     "runs_with_models",
     "tracking_uri",
 ]

@@ -20,6 +20,7 @@ from recdash import __version__
 from recdash.datasets import Dataset, Split, lineage, load_dataset, split_dataset
 from recdash.metrics import METRICS, evaluate, interaction_matrix
 from recdash.model import Hyperparams, RankFMTrainer, Recommender, log_model, popularity_recommender
+from recdash.tracking import TrackingError, check_writable
 
 DEFAULT_EXPERIMENT = "recdash"
 TAG_CREATED_BY = "recdash.created_by"
@@ -212,6 +213,10 @@ def train(
 
     import mlflow
 
+    try:  # a legacy file store is only ever read (recdash.filestore): refuse before any data is loaded
+        check_writable(mlflow.get_tracking_uri(), "training")
+    except TrackingError as exc:
+        raise ConfigError(str(exc)) from None
     dataset, split = data if data is not None else load_data(config)
     if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
         raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")

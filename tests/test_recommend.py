@@ -77,7 +77,9 @@ def test_model_sources_lists_runs_with_models_only(shared: dict[str, object]) ->
     assert list(sources["run_name"]) == ["beta", "alpha"]  # newest first
     row = sources.iloc[1]
     assert row["experiment"] == "recs" and row["key_metric"] == "test_ndcg_at_10"
-    assert row["label"].startswith("recs / alpha / model — test_ndcg_at_10 ")
+    # two runs may share a name: the short run id and the start time tell them apart (issue 11, finding 13)
+    started = row["start_time"].strftime("%Y-%m-%d %H:%M")
+    assert row["label"].startswith(f"recs / alpha ({a.run_id[:8]}, {started}) / model — test_ndcg_at_10 ")  # type: ignore[attr-defined]
     assert row["key_metric_value"] == pytest.approx(a.metrics["test_ndcg_at_10"])  # type: ignore[attr-defined]
     assert row["model_uri"].startswith("models:/m-")
 

@@ -176,11 +176,35 @@ def test_champion_vs_challenger_side_by_side(store: dict[str, object]) -> None:
     assert frame.attrs["runs"] == {"champion": store["a"], "challenger": store["b"]}
 
 
-def test_runs_with_models_lists_only_runs_that_logged_one(store: dict[str, object]) -> None:
-    runs = registry.runs_with_models()
-    assert set(runs["run_id"]) == {store["a"], store["b"]}
-    assert set(runs["run_name"]) == {"run-a", "run-b"} and (runs["artifact_path"] == "model").all()
-    assert runs["test_ndcg_at_10"].notna().all() and (runs["experiment"] == "reg").all()
+class _Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context: object, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return pd.DataFrame({"user_id": model_input["user_id"], "rank": 1, "item_id": "x", "score": 1.0})
+
+
+def test_a_model_logged_by_mlflow_2_is_listed_and_registered(store: dict[str, object], tmp_path: Path) -> None:
+    """MLflow 2 kept a run's models in artifacts plus the log-model history tag, with no logged-model entity: the
+    Models page, Recommend and the Runs table all count it (one definition), and registering it works."""
+    from recdash import recommend as rx
+    from recdash.tracking import RunsLoader
+
+    client = store["client"]
+    mlflow.pyfunc.save_model(tmp_path / "saved", python_model=_Constant())
+    run = client.create_run(client.get_experiment_by_name("reg").experiment_id, run_name="mlflow-2-run")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "saved"), "model")
+    client.set_tag(run.info.run_id, "mlflow.log-model.history", '[{"artifact_path": "model", "flavors": {}}]')
+    client.set_terminated(run.info.run_id)
+    with_models = {store["a"], store["b"], run.info.run_id}
+    assert set(rx.model_sources()["run_id"]) == with_models
+    runs = RunsLoader().load([run.info.experiment_id])
+    assert set(runs.loc[runs["has_model"], "run_id"]) == with_models
+
+    version = registry.register_run_model(run.info.run_id, "old")
+    mv = client.get_model_version("old", str(version))
+    assert mv.source == f"runs:/{run.info.run_id}/model" and mv.run_id == run.info.run_id
+    with pytest.raises(ValueError, match=r"no logged model named 'other'.*'model'"):
+        registry.register_run_model(run.info.run_id, "old", artifact_path="other")
+    with pytest.raises(ValueError, match="it logged no model"):
+        registry.register_run_model(str(store["bare"]), "old")
 
 
 def test_a_server_that_refuses_registry_calls_gives_a_clear_error(refusing_registry: str) -> None:
