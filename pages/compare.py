@@ -1,18 +1,20 @@
-"""Compare: the runs selected on the Runs page (or in a shared ?runs=a,b link), else the top runs by a metric —
-learning curves, params against metrics, final metrics, what differs, and whether the comparison is fair."""
+"""Compare: the runs selected on the Runs page (or in a shared ?runs=a,b link), else the best runs of one dataset —
+learning curves, final metrics next to their popularity baseline, hyperparameters against a metric, importance,
+a sweep's own Optuna views, and whether a difference is real (mean ± std over repeated seeds).
+
+Every chart uses one RunStyle (a run keeps its colour and label), draws runs on different data apart, and puts
+"best" only among runs on the same data and split."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._common import (
-    ensure_router,
-    experiments_table,
-    runs_table,
-    stop_on_store_error,
-)
+from pages._common import ensure_router, experiments_table, runs_table, stop_on_store_error
 from recdash import charts, tracking
+from recdash import comparison as cmp
+from recdash.comparison import RunStyle
 
 MAX_COMPARE = 100  # beyond this, learning curves and bars stop being readable and the URL gets long
 X_AXES = {"step": "Step", "wall_time": "Wall time", "relative_time": "Relative time"}
@@ -21,6 +23,16 @@ X_AXES = {"step": "Step", "wall_time": "Wall time", "relative_time": "Relative t
 @st.cache_data(ttl=15, show_spinner="Loading metric histories…")
 def histories(uri: str, run_ids: tuple[str, ...], key: str) -> pd.DataFrame:
     return tracking.metric_histories(list(run_ids), [key], max_points=500, uri=uri)
+
+
+@st.cache_data(ttl=60, show_spinner="Estimating importance…")
+def importance(runs: pd.DataFrame, metric: str, params: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+    return cmp.importance(runs, metric, params, charts.lower_is_better(metric))
+
+
+def pick_metric(label: str, metrics: list[str], key: str, default: str | None = None) -> str:
+    default = default if default in metrics else charts.preferred_metric(metrics) or metrics[0]
+    return st.selectbox(label, metrics, index=metrics.index(default), key=key)
 
 
 ensure_router()
@@ -44,7 +56,6 @@ if all_runs.empty:
     st.info("This store has no runs yet. Create demo runs on the Home page or train a model.")
     st.stop()
 
-all_metrics = charts.metric_names(all_runs)
 if requested:
     found = all_runs.set_index("run_id", drop=False)
     known = [r for r in requested if r in found.index]
@@ -58,17 +69,27 @@ if requested:
     st.caption(f"Comparing {len(runs)} run(s) selected on the Runs page.")
     st.page_link("pages/runs.py", label="Change the selection on the Runs page", icon=":material/table_rows:")
 else:
-    st.info("No runs selected on the Runs page: showing the best runs by a metric.")
-    if not all_metrics:
-        st.warning("No run has logged a metric, so there is nothing to rank.")
+    st.info("No runs selected on the Runs page: showing the best runs of one dataset and split by a metric.")
+    groups_all = cmp.data_groups(all_runs)
+    counts = groups_all.value_counts()
+    key_metric = charts.preferred_metric(charts.metric_names(all_runs))
+    if key_metric:  # first the data most runs were scored on with the key metric
+        scored = groups_all[np.isfinite(cmp.as_float(all_runs[f"metrics.{key_metric}"]))].value_counts()
+        counts = counts.loc[sorted(counts.index, key=lambda g: (-scored.get(g, 0), -counts[g]))]
+    left, middle, right = st.columns([3, 2, 1])
+    data = left.selectbox(
+        "Data", list(counts.index), format_func=lambda g: f"{g} ({counts[g]} runs)", key="top_data",
+        help="Runs are only ranked against runs evaluated on the same dataset and split.",
+    )  # fmt: skip
+    candidates = all_runs[groups_all == data]
+    group_metrics = charts.metric_names(candidates)
+    if not group_metrics:
+        st.warning("No run on this data has logged a metric, so there is nothing to rank.")
         st.stop()
-    left, right = st.columns([3, 1])
-    default = charts.preferred_metric(all_metrics)
-    top_metric = left.selectbox(
-        "Rank by", all_metrics, index=all_metrics.index(default) if default else 0, key="top_metric"
-    )
+    with middle:
+        top_metric = pick_metric("Rank by", group_metrics, "top_metric")
     top_n = int(right.number_input("Top N", min_value=1, max_value=MAX_COMPARE, value=5, key="top_n"))
-    runs = charts.top_runs(all_runs, top_metric, top_n).reset_index(drop=True)
+    runs = charts.top_runs(candidates, top_metric, top_n).reset_index(drop=True)
 
 if runs.empty:
     st.info("None of these runs can be shown.")
@@ -77,37 +98,60 @@ if len(runs) > MAX_COMPARE:
     st.warning(f"{len(runs)} runs selected; comparing the first {MAX_COMPARE}.")
     runs = runs.head(MAX_COMPARE)
 
-labels = charts.label_runs(runs)
+# keys that only runs outside the comparison logged are not columns of it
+logged = [c for c in runs.columns if str(c).startswith(("params.", "metrics.", "tags."))]
+runs = runs.drop(columns=[c for c in logged if runs[c].isna().all()])
 run_ids = runs["run_id"].astype(str).tolist()
+style = RunStyle.of(runs, order=requested or run_ids, context=all_runs)
+groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = charts.metric_names(runs)
-params = charts.param_names(runs)
-diff = charts.param_diff_table(runs, labels)
+hyper = cmp.hyperparameters(runs)
 
-st.dataframe(
-    pd.DataFrame(
-        {
-            "run": [labels[r] for r in run_ids],
-            "experiment": runs["experiment"],
-            "status": runs["status"],
-            "started": runs["start_time"],
-            "run_id": run_ids,
-        }
-    ),
-    hide_index=True,
-    key="compared_runs",
-)
-warning = charts.lineage_warning(runs)
+st.plotly_chart(charts.selection_figure(style, run_ids), key="colour_key")
+with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=False):
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "run": [style.label(r) for r in run_ids],
+                "data (dataset · split)": groups.to_numpy(),
+                "experiment": runs["experiment"],
+                "status": cmp.trial_state(runs),
+                "started": runs["start_time"],
+                "run_id": run_ids,
+            }
+        ),
+        hide_index=True,
+        key="compared_runs",
+    )
+warning = cmp.mixed_data_warning(groups)
 if warning:
     st.warning(charts.escape_markdown(warning))
+
+# ---- repeats: the same configuration run with several seeds -----------------------------------------------------
+group_by = st.multiselect(
+    "Repeats: runs with the same values of these params are one configuration",
+    hyper, default=[p for p in cmp.default_group_params(runs)], key="group_by",
+    help="By default every hyperparameter except the seed, so runs that differ only in their seed are repeats of one "
+    "configuration: their mean ± std (and n) says whether a difference between configurations is real.",
+)  # fmt: skip
+configs = cmp.config_groups(runs, group_by)
+repeats = cmp.has_repeats(groups + " | " + configs)
+aggregate = st.toggle(
+    "Show each configuration as mean ± std over its repeats", value=repeats, key="aggregate", disabled=not repeats,
+    help=None if repeats else "No configuration was run more than once on the same data: nothing to average.",
+)  # fmt: skip
+aggregate = aggregate and repeats
+config_of = dict(zip(run_ids, configs, strict=True))
+
 if not metrics:
     st.info("These runs have no metrics to compare.")
-
-if metrics:
-    default_metric = charts.preferred_metric(metrics) or metrics[0]
-
+else:
+    # ---- learning curves ----------------------------------------------------------------------------------------
     st.subheader("Metric history")
     c1, c2, c3 = st.columns([2, 2, 1])
-    key = c1.selectbox("Metric", metrics, index=metrics.index(default_metric), key="history_metric")
+    per_step = [m for m in metrics if m.startswith("val_")] or metrics
+    with c1:
+        key = pick_metric("Metric", metrics, "history_metric", charts.preferred_metric(per_step))
     x_axis = c2.radio("X axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="history_x")
     smoothing = c3.slider(
         "Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing", help="Exponential moving average, as in TensorBoard."
@@ -117,7 +161,7 @@ if metrics:
     except tracking.TrackingError as exc:
         st.error(charts.escape_markdown(exc))
     else:
-        unreadable = [labels.get(r, r) for r in history.attrs.get("unreadable", [])]
+        unreadable = [style.label(r) for r in history.attrs.get("unreadable", [])]
         if unreadable:
             st.warning(
                 charts.escape_markdown(
@@ -125,56 +169,122 @@ if metrics:
                     + ", ".join(unreadable)
                 )
             )
-        st.plotly_chart(
-            charts.metric_history_figure(history, labels, key, x=x_axis, smoothing=smoothing), key="history_chart"
-        )
+        if charts.single_step(history, key):
+            st.caption("Each run logged this metric once, so it is a final value: shown as bars, not a line.")
+            st.plotly_chart(charts.metric_bars_figure(runs, [key], style), key="history_chart")
+        else:
+            bands = config_of if aggregate and x_axis == "step" else None
+            if aggregate and bands is None:
+                st.caption("Mean ± std bands need steps to line up: choose the Step axis to see them.")
+            figure = charts.metric_history_figure(history, key, style, x=x_axis, smoothing=smoothing, configs=bands)
+            st.plotly_chart(figure, key="history_chart")
 
-    st.subheader("Params and metrics")
-    color_metric = st.selectbox("Colour by", metrics, index=metrics.index(default_metric), key="color_metric")
-    varying = list(diff.index) if not diff.empty else []
-    axes = st.multiselect("Params", params, default=varying[:8], key="pc_params")
-    if axes:
-        st.plotly_chart(charts.parallel_coordinates_figure(runs, axes, color_metric), key="parallel_chart")
-    else:
-        st.caption("Choose params to draw as axes (by default, the ones that differ between these runs).")
-
-    importance = charts.param_importance(runs, color_metric)
-    c1, c2 = st.columns(2)
-    scored = importance[importance["importance"].notna() & (importance["method"] != "constant")]
-    default_param = scored["param"].iloc[0] if not scored.empty else (varying or params or [None])[0]
-    if params:
-        param = c1.selectbox(
-            "Param", params, index=params.index(default_param) if default_param in params else 0, key="scatter_param"
-        )
-        scatter_metric = c2.selectbox("Metric", metrics, index=metrics.index(color_metric), key="scatter_metric")
-        st.plotly_chart(charts.param_scatter_figure(runs, param, scatter_metric, labels), key="scatter_chart")
-
+    # ---- final values -------------------------------------------------------------------------------------------
     st.subheader("Final metrics")
     bar_default = [m for m in metrics if m.startswith("test_") and m.endswith(("ndcg_at_10", "recall_at_10"))]
-    bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [default_metric], key="bar_metrics")
-    if bar_metrics:
-        st.plotly_chart(charts.metric_bars_figure(runs, bar_metrics, labels), key="bars_chart")
+    bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key], key="bar_metrics")
+    if bar_metrics and aggregate:
+        summary = pd.concat(
+            [cmp.aggregate(runs.loc[idx], bar_metrics, configs.loc[idx]).assign(data=data)
+             for data, idx in groups.groupby(groups, sort=False).groups.items()],
+            ignore_index=True,
+        )  # fmt: skip
+        figure = charts.config_bars_figure(summary, bar_metrics, runs, style, config_of)
+        st.plotly_chart(figure, key="bars_chart")
+        st.dataframe(charts.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
+    elif bar_metrics:
+        st.plotly_chart(charts.metric_bars_figure(runs, bar_metrics, style), key="bars_chart")
+        if any(charts.baseline_metric(m) for m in bar_metrics):
+            st.caption("Dashed line: the popularity baseline every recdash run logs for its own data and split.")
 
-    st.subheader("Param importance")
-    st.caption(charts.IMPORTANCE_CAPTION)
-    st.plotly_chart(charts.param_importance_figure(importance, color_metric), key="importance_chart")
-    varying_importance = importance[(importance["method"] != "constant") & importance["importance"].notna()]
-    if not varying_importance.empty:
-        st.dataframe(varying_importance, hide_index=True, key="importance_table")
+    # ---- hyperparameters ----------------------------------------------------------------------------------------
+    st.subheader("Hyperparameters and metrics")
+    c1, c2 = st.columns([1, 3])
+    with c1:
+        color_metric = pick_metric("Metric", metrics, "color_metric", key)
+    with_metric = runs[runs[f"metrics.{color_metric}"].notna()]  # what the charts below can draw
+    varying = cmp.varying(with_metric, hyper)
+    axes = c2.multiselect("Axes", hyper, default=cmp.default_axes(with_metric), key="pc_params")
+    if axes:
+        st.plotly_chart(charts.parallel_coordinates_figure(runs, axes, color_metric, style), key="parallel_chart")
+    else:
+        st.caption("No hyperparameter differs between these runs; pick axes to draw them anyway.")
+    if hyper:
+        c1, c2 = st.columns(2)
+        default_param = (varying or hyper)[0]
+        param = c1.selectbox("Param", hyper, index=hyper.index(default_param), key="scatter_param")
+        with c2:
+            scatter_metric = pick_metric("Metric", metrics, "scatter_metric", color_metric)
+        st.plotly_chart(charts.param_scatter_figure(runs, param, scatter_metric, style), key="scatter_chart")
 
-st.subheader("Params that differ")
+    # ---- importance ---------------------------------------------------------------------------------------------
+    st.subheader("Hyperparameter importance")
+    group_counts = groups.value_counts()
+    data_group = st.selectbox(
+        "Data", list(group_counts.index), format_func=lambda g: f"{g} ({group_counts[g]} runs)", key="importance_data",
+        help="Importance is estimated over runs on one dataset and split only.",
+    )  # fmt: skip
+    members = runs[groups == data_group]
+    frame, note = importance(members, color_metric, tuple(cmp.default_group_params(members)))
+    if frame.empty:
+        st.info(charts.escape_markdown(note))
+    else:
+        st.caption(charts.escape_markdown(note))
+        st.plotly_chart(charts.importance_figure(frame, color_metric), key="importance_chart")
+
+# ---- sweeps: Optuna's own views, rebuilt from the trial runs ------------------------------------------------------
+parents = cmp.sweep_parents(all_runs)
+in_view = [p for p in parents if p in set(run_ids) or p in set(runs.get("parent_run_id", pd.Series(dtype=str)))]
+if in_view:
+    st.subheader("Sweep")
+    names = dict(zip(all_runs["run_id"].astype(str), charts.run_names(all_runs), strict=True))
+    sweep = st.selectbox("Sweep", in_view, format_func=lambda r: names.get(r, r[:8]), key="sweep")
+    parent = all_runs[all_runs["run_id"] == sweep].iloc[0]
+    trials = all_runs[all_runs["parent_run_id"] == sweep]
+    objective = str(parent.get("params.objective_metric") or "")
+    target = f"best_{objective}" if f"metrics.best_{objective}" in trials.columns else objective
+    space = list(cmp.search_space(parent)) or cmp.varying(trials, cmp.hyperparameters(trials))
+    study = cmp.study_from_runs(trials, target, space, charts.lower_is_better(target)) if target else None
+    if study is None:
+        st.info("This sweep has fewer than two finished trials with its objective, so there is nothing to plot yet.")
+    else:
+        import optuna.visualization as ov
+
+        states = cmp.trial_state(trials).value_counts()
+        left_out = ", ".join(f"{n} {s.lower()}" for s, n in states.items() if s != "FINISHED")
+        counted = f"{len(study.trials)} finished trials of {len(trials)}" + (f" ({left_out})" if left_out else "")
+        st.caption(
+            charts.escape_markdown(
+                f"{counted}; objective {target}; searched: {', '.join(space)}. Optuna's own views, rebuilt from the "
+                "trial runs."
+            )
+        )
+        views = {"Optimization history": ov.plot_optimization_history, "Slice": ov.plot_slice}
+        if len(space) >= 2:
+            views["Contour"] = ov.plot_contour
+        views["Importance"] = ov.plot_param_importances
+        for tab, (title, plot) in zip(st.tabs(list(views)), views.items(), strict=True):
+            with tab:
+                try:
+                    st.plotly_chart(plot(study), key=f"sweep_{title}")
+                except (ValueError, RuntimeError) as exc:  # e.g. importance with one distinct value
+                    st.info(charts.escape_markdown(f"{title} cannot be drawn for this sweep: {exc}"))
+
+st.subheader("Hyperparameters that differ")
+diff = charts.param_diff_table(runs, style.labels)
 if diff.empty:
     st.caption(
-        "All logged params are the same for these runs."
+        "All hyperparameters are the same for these runs."
         if len(runs) > 1
         else "Select two or more runs to see what differs."
     )
 else:
+    st.caption("The data and split each run used are its data group above, not a hyperparameter.")
     st.dataframe(diff, key="param_diff")
 
-table = charts.comparison_table(runs, params, metrics, labels)
+table = charts.comparison_table(runs, charts.param_names(runs), metrics, style)
 st.download_button(
-    "Download comparison (CSV)",
+    "Download comparison (CSV, full precision)",
     table.to_csv(index=False).encode(),
     file_name="recdash-comparison.csv",
     mime="text/csv",
@@ -186,7 +296,7 @@ with_model = runs[runs["has_model"].astype(bool)]
 if not with_model.empty:
     st.subheader("Use a model")
     choice = st.selectbox(
-        "Run", with_model["run_id"].astype(str).tolist(), format_func=lambda r: labels.get(r, r), key="model_run"
+        "Run", with_model["run_id"].astype(str).tolist(), format_func=style.label, key="model_run"
     )
     left, right = st.columns(2)
     left.page_link(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 import streamlit as st
 
 from pages._common import (
@@ -14,11 +15,13 @@ from pages._common import (
     runs_table,
     stop_on_store_error,
 )
-from recdash import charts, tracking
+from recdash import charts, runs_view, tracking
+from recdash.comparison import RunStyle
 
 MAX_ROWS = 2000  # st.dataframe is virtualised, but sending 10,000 rows of params on every rerun is not free
+TABLE_ROWS = 20  # rows visible at once: what fits a laptop screen under the filters
 STATUSES = ["FINISHED", "RUNNING", "SCHEDULED", "FAILED", "KILLED"]
-FILTER_EXAMPLE = "metrics.val_recall_at_10 > 0.2 and params.loss = 'warp'"
+FILTER_EXAMPLE = "metrics.val_recall_at_10 > 0.2 and params.loss = 'warp' and params.factors >= 32"
 
 
 def selection_from_url() -> None:
@@ -64,7 +67,7 @@ filter_string = st.text_input(
     key="filter",
     placeholder=FILTER_EXAMPLE,
     help="Same syntax as the MLflow UI: metrics.<name>, params.<name>, tags.<name>, attributes.status; "
-    "combine with `and`. Param values are strings, so quote them.",
+    f"combine with `and`. {tracking.NUMERIC_FILTER_HELP}",
 )
 left, right = st.columns([3, 1])
 include_deleted = left.checkbox("Include deleted runs", key="include_deleted")
@@ -87,22 +90,40 @@ if runs.empty:
     st.stop()
 
 optional = [c for c in runs.columns if c != "run_name"]
-defaults = [c for c in charts.default_run_columns(runs) if c != "run_name"]
-columns = st.multiselect("Columns", optional, default=defaults, key="columns")
+st.session_state.setdefault("columns", runs_view.default_columns(runs))
+sweeps = runs_view.sweep_labels(runs)
+left, right = st.columns([3, 2]) if sweeps else (st.container(), None)
+with left.expander(f"Columns ({len(st.session_state['columns'])} shown)"):
+    columns = st.multiselect("Columns", optional, key="columns", label_visibility="collapsed")
 columns = [c for c in columns if c in runs.columns]  # a narrower filter can drop keys no remaining run logged
+expanded: list[str] = []
+if right is not None:
+    expanded = right.multiselect(
+        "Expand sweeps", list(sweeps), format_func=sweeps.get, key="expanded_sweeps",
+        placeholder=f"{len(sweeps)} sweep(s): pick one to list its trials under it", label_visibility="collapsed",
+        help="A sweep's row shows what was searched and its best trial; expand it to list every trial.",
+    )  # fmt: skip
+tree = runs_view.sweep_tree(runs, set(expanded))
 
-view = runs
-if len(runs) > MAX_ROWS:
-    pages = (len(runs) + MAX_ROWS - 1) // MAX_ROWS
-    st.warning(f"{len(runs):,} runs match; showing {MAX_ROWS:,} at a time. Narrow them with a filter, or page through.")
+view = tree
+if len(tree) > MAX_ROWS:
+    pages = (len(tree) + MAX_ROWS - 1) // MAX_ROWS
+    st.warning(f"{len(tree):,} rows; showing {MAX_ROWS:,} at a time. Narrow them with a filter, or page through.")
     page = int(st.number_input("Page", min_value=1, max_value=pages, value=1, key="page"))
-    view = runs.iloc[(page - 1) * MAX_ROWS : page * MAX_ROWS]
+    view = tree.iloc[(page - 1) * MAX_ROWS : page * MAX_ROWS]
 view = view.reset_index(drop=True)
 view_ids = view["run_id"].astype(str).tolist()
 
-table = view[["run_name", *columns]].assign(run_name=charts.run_names(view))
+extra = [runs_view.TRIAL_STATE] + [c for c in (runs_view.SEARCH_SPACE, runs_view.BEST_TRIAL) if c in view.columns]
+visible = [c if c != "status" else runs_view.TRIAL_STATE for c in columns]
+visible += [c for c in extra if c not in visible and c != runs_view.TRIAL_STATE]
+table = runs_view.display_frame(view, visible).assign(run_name=view[runs_view.RUN].to_numpy())
+numbers = {c: st.column_config.NumberColumn(c.split(".", 1)[1], format="%.4g") for c in table.columns
+           if str(c).startswith(("metrics.", "params.")) and pd.api.types.is_numeric_dtype(table[c])}  # fmt: skip
 column_config: dict[str, object] = {
+    **numbers,
     "run_name": st.column_config.TextColumn("Run", pinned=True),
+    runs_view.TRIAL_STATE: st.column_config.TextColumn("Status", width="small"),
     "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
     "end_time": st.column_config.DatetimeColumn("Ended", format="YYYY-MM-DD HH:mm"),
     "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
@@ -121,7 +142,10 @@ if st.session_state.get("runs_table_ids") != view_ids:
     st.session_state["runs_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
     st.session_state["runs_table_ids"] = view_ids
 
-st.caption(f"{len(runs):,} runs. Select rows to compare them; click a column header to sort.")
+st.caption(
+    f"{len(runs):,} runs. Select rows to compare them; click a column header to sort. Numbers are rounded to 4 "
+    "significant digits here; the Compare page's CSV has them in full."
+)
 event = st.dataframe(
     table,
     hide_index=True,
@@ -129,6 +153,8 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="multi-row",
     key="runs_table",
+    placeholder="–",
+    height="content" if len(table) <= TABLE_ROWS else 35 * TABLE_ROWS + 38,  # the page's height, not 10 rows
 )
 in_view = {view_ids[i] for i in event.selection.rows if 0 <= i < len(view_ids)}
 shown = set(view_ids)
@@ -137,6 +163,11 @@ selected = [r for r in selected if r in in_view or r in hidden] + [
     r for r in view_ids if r in in_view and r not in selected
 ]
 store_selection(selected)
+
+if selected:  # the colours Compare (and Recommend) will draw these runs in
+    picked = runs[runs["run_id"].astype(str).isin(selected)]
+    style = RunStyle.of(picked, order=selected)
+    st.plotly_chart(charts.selection_figure(style, [r for r in selected if r in style.labels]), key="selection_strip")
 
 left, middle, right = st.columns([2, 1, 1])
 if hidden:

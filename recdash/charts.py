@@ -1,10 +1,12 @@
-"""Charts and tables for the Home, Runs and Compare pages: pure functions over the runs DataFrame of
-:mod:`recdash.tracking` (``params.<name>`` as strings, ``metrics.<name>`` as floats, ``tags.<name>``) and its
-metric histories (run_id, key, step, timestamp in ms, value).
+"""Figures and tables for the Home, Runs and Compare pages: pure functions over the runs frame of
+:mod:`recdash.tracking` (``params.<name>`` as strings, ``metrics.<name>`` as floats, ``tags.<name>``) and its metric
+histories (run_id, key, step, timestamp in ms, value).
 
-Nothing here imports Streamlit, so every figure is tested on hand-made frames. Every function tolerates what
-real stores contain: runs without metrics, NaN/inf, params logged as strings that look like numbers, runs from
-other tools with other names, a single run, no runs, and hundreds of runs.
+Every figure takes a :class:`recdash.comparison.RunStyle`, so a run has the same colour, label and hover text in all
+of them, and draws runs evaluated on different data (different :func:`recdash.comparison.data_groups`) apart: one
+facet per group, "best" only within a group. Nothing here imports Streamlit, so every figure is tested on hand-made
+frames; every function tolerates what real stores contain: runs without metrics, NaN/inf, params logged as strings
+that look like numbers, runs from other tools, a single run, no runs, and hundreds of runs.
 """
 
 from __future__ import annotations
@@ -17,32 +19,27 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from scipy import stats
+from plotly.subplots import make_subplots
 
+from recdash import comparison as cmp
+from recdash.comparison import METRIC, MISSING, PARAM, RunStyle, as_float
 from recdash.model import HYPERPARAMS
 from recdash.tracking import run_label
 
-PARAM_PREFIX = "params."
-METRIC_PREFIX = "metrics."
 TAG_PREFIX = "tags."
+PARAM_PREFIX = PARAM
+METRIC_PREFIX = METRIC
 
 # Above this many points a line/scatter trace is drawn with WebGL (go.Scattergl); below it SVG is crisper and does
 # not use up one of the few WebGL contexts a browser tab allows.
 WEBGL_MIN_POINTS = 200
 # Grouped bars stop being readable long before this; the figure says how many runs it left out.
 MAX_BAR_RUNS = 30
-# Lineage params: runs that differ in any of these were not evaluated on the same data.
-LINEAGE_PARAMS = (
-    "dataset_digest",
-    "dataset_name",
-    "split_method",
-    "split_train",
-    "split_validation",
-    "split_test",
-    "split_seed",
-    "min_rating",
-)
-MISSING = "(missing)"
+# A legend longer than this is noise: hover names the run instead.
+MAX_LEGEND_RUNS = 20
+BASELINE_PREFIX = "baseline_"
+_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 
 _LOG_NAME = re.compile(r"(^|_)(lr|learning_rate|rate|alpha|beta|sigma|lambda|reg|l1|l2|decay|weight_decay|eps)($|_)")
 _LOWER_IS_BETTER = re.compile(r"loss|error|rmse|mae|mse|seconds|(^|_)time|duration|popularity|perplexity")
@@ -54,15 +51,15 @@ _PREFERRED_METRICS = ("val_ndcg_at_", "test_ndcg_at_", "val_recall_at_", "test_r
 
 def param_names(runs: pd.DataFrame) -> list[str]:
     """Param names (without the ``params.`` prefix) present in ``runs``, sorted."""
-    return sorted(c[len(PARAM_PREFIX) :] for c in runs.columns if str(c).startswith(PARAM_PREFIX))
+    return cmp.param_names(runs)
 
 
 def metric_names(runs: pd.DataFrame) -> list[str]:
     """Metric names (without the ``metrics.`` prefix) that at least one run has a finite value for, sorted."""
     names = []
     for c in runs.columns:
-        if str(c).startswith(METRIC_PREFIX) and np.isfinite(_as_float(runs[c])).any():
-            names.append(c[len(METRIC_PREFIX) :])
+        if str(c).startswith(METRIC) and np.isfinite(as_float(runs[c])).any():
+            names.append(c[len(METRIC) :])
     return sorted(names)
 
 
@@ -77,20 +74,7 @@ def preferred_metric(names: Sequence[str]) -> str | None:
 
 def lower_is_better(metric: str) -> bool:
     """Whether a smaller value of ``metric`` is better (losses, errors, durations, popularity bias)."""
-    return bool(_LOWER_IS_BETTER.search(metric.lower()))
-
-
-def label_runs(runs: pd.DataFrame) -> dict[str, str]:
-    """One unique, human label per run: its name, or the short run id; clashes get the short id appended."""
-    if runs.empty:
-        return {}
-    ids = runs["run_id"].astype(str).tolist()
-    base = run_names(runs).tolist()
-    counts = pd.Series(base).value_counts()
-    labels = [f"{label} ({rid[:8]})" if counts[label] > 1 else label for rid, label in zip(ids, base, strict=True)]
-    if len(set(labels)) < len(labels):  # short ids clash too (hand-made ids): the full id is unique
-        labels = [f"{label} ({rid})" if counts[label] > 1 else label for rid, label in zip(ids, base, strict=True)]
-    return dict(zip(ids, labels, strict=True))
+    return bool(_LOWER_IS_BETTER.search(metric.removeprefix(METRIC).lower()))
 
 
 def run_names(runs: pd.DataFrame) -> pd.Series:
@@ -126,21 +110,9 @@ def plotly_text(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _col(runs: pd.DataFrame, name: str, prefix: str) -> str:
+def _col(name: str, prefix: str) -> str:
     """Column name of a param/metric given with or without its prefix."""
     return name if name.startswith(prefix) else prefix + name
-
-
-def _as_float(values: pd.Series) -> np.ndarray:
-    """Float array; anything non-numeric becomes NaN and ±inf become NaN (they cannot be drawn or ranked)."""
-    out = np.array(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
-    out[~np.isfinite(out)] = np.nan
-    return out
-
-
-def _present(values: pd.Series) -> pd.Series:
-    """Mask of values that were actually logged (not None/NaN/empty string)."""
-    return values.notna() & (values.astype(str).str.strip() != "")
 
 
 def numeric_values(values: pd.Series) -> np.ndarray | None:
@@ -148,13 +120,12 @@ def numeric_values(values: pd.Series) -> np.ndarray | None:
 
     Missing and non-finite values become NaN; a column with nothing logged is not numeric.
     """
-    present = _present(values)
+    present = values.notna() & (values.astype(str).str.strip() != "")
     if not present.any():
         return None
     parsed = pd.to_numeric(values[present].astype(str).str.strip(), errors="coerce")
     if parsed.isna().any():
-        # "inf"/"nan" parse as numbers; anything else (e.g. "warp", "None") makes the param categorical
-        return None
+        return None  # "inf"/"nan" parse as numbers; anything else (e.g. "warp", "None") makes it categorical
     out = np.full(len(values), np.nan)
     out[present.to_numpy()] = parsed.to_numpy(dtype=float)
     out[~np.isfinite(out)] = np.nan
@@ -169,7 +140,7 @@ def use_log_axis(name: str, values: np.ndarray) -> bool:
         return False
     if finite.max() / finite.min() >= 100:
         return True
-    bare = name.removeprefix(PARAM_PREFIX)
+    bare = name.removeprefix(PARAM)
     spec = HYPERPARAMS.get(bare)
     if spec is not None:
         return bool(spec.log)
@@ -177,24 +148,69 @@ def use_log_axis(name: str, values: np.ndarray) -> bool:
 
 
 def _categorical(values: pd.Series) -> pd.Series:
-    return values.where(_present(values), MISSING).astype(str)
+    present = values.notna() & (values.astype(str).str.strip() != "")
+    return values.where(present, MISSING).astype(str)
 
 
-def _trace_class(n_points: int) -> type[go.Scatter] | type[go.Scattergl]:
-    return go.Scattergl if n_points >= WEBGL_MIN_POINTS else go.Scatter
+def _scatter_type(n_points: int) -> str:
+    return "scattergl" if n_points >= WEBGL_MIN_POINTS else "scatter"
 
 
 def empty_figure(message: str) -> go.Figure:
     """A blank figure that says why it is blank (no data, metric missing...)."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.add_annotation(text=plotly_text(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(height=250)
     return fig
 
 
-# --------------------------------------------------------------------------------------------------- figures
+def _facets(groups: Sequence[str], titles: bool = True, height_each: int = 320, shared_x: bool = True) -> go.Figure:
+    """One row per data group, titled with the group's full name (only when there is more than one group)."""
+    if len(groups) <= 1:
+        fig = go.Figure()
+        fig.update_layout(height=height_each + 100)
+        return fig
+    fig = make_subplots(
+        rows=len(groups),
+        cols=1,
+        shared_xaxes=shared_x,
+        vertical_spacing=min(0.12, 0.4 / len(groups)),
+        subplot_titles=[plotly_text(g) for g in groups] if titles else None,
+    )
+    fig.update_annotations(font_size=12, xanchor="left", x=0)
+    fig.update_layout(height=height_each * len(groups) + 100)
+    return fig
+
+
+def _row(groups: Sequence[str], group: str) -> dict:
+    return {"row": groups.index(group) + 1, "col": 1} if len(groups) > 1 else {}
+
+
+def _legend(fig: go.Figure, n_runs: int, title: str = "run") -> None:
+    fig.update_layout(showlegend=n_runs <= MAX_LEGEND_RUNS, legend_title_text=title)
+
+
+def selection_figure(style: RunStyle, run_ids: Sequence[str], per_row: int = 4) -> go.Figure:
+    """The selected runs as a colour key: each run's colour next to its label, as every chart will draw it."""
+    fig = go.Figure()
+    for i, run_id in enumerate(run_ids):
+        fig.add_trace(
+            go.Scatter(x=[i % per_row], y=[-(i // per_row)], mode="markers+text",
+                       text=[plotly_text(style.label(run_id))], textposition="middle right",
+                       marker={"size": 14, "color": style.color(run_id)},
+                       hovertemplate=f"{plotly_text(style.hover.get(run_id, run_id))}<extra></extra>",
+                       showlegend=False, cliponaxis=False)
+        )  # fmt: skip
+    rows = max(1, math.ceil(len(run_ids) / per_row))
+    fig.update_xaxes(visible=False, range=[-0.1, per_row])
+    fig.update_yaxes(visible=False, range=[-rows + 0.5, 0.5])
+    fig.update_layout(height=30 * rows + 30, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------- histories
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
@@ -213,406 +229,450 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+def single_step(histories: pd.DataFrame, key: str) -> bool:
+    """True when no run logged ``key`` at more than one step: a value per run, which bars show, not lines."""
+    data = histories[histories["key"] == key] if not histories.empty else histories
+    return data.empty or bool((data.groupby("run_id")["step"].nunique() <= 1).all())
+
+
+def _x_values(run: pd.DataFrame, x: str) -> np.ndarray:
+    if x == "step":
+        return run["step"].to_numpy()
+    if x == "wall_time":
+        return pd.to_datetime(run["timestamp"], unit="ms", utc=True).to_numpy()
+    return (run["timestamp"].to_numpy(dtype=float) - float(run["timestamp"].min())) / 1000.0
+
+
 def metric_history_figure(
     histories: pd.DataFrame,
-    run_labels: Mapping[str, str],
     key: str,
+    style: RunStyle,
     x: str = "step",
     smoothing: float = 0.0,
+    configs: Mapping[str, str] | None = None,
 ) -> go.Figure:
-    """One line per run of metric ``key`` against step, wall time or time since the run's first point.
-
-    With ``smoothing`` > 0 the smoothed line is drawn over a faint raw line, as TensorBoard does.
-    """
+    """One line per run of metric ``key`` against step, wall time or time since the run's first point, in the run's
+    colour, one facet per data group. With ``smoothing`` > 0 the smoothed line is drawn over a faint raw line, as
+    TensorBoard does. With ``configs`` (run id -> configuration label) each configuration is drawn as its mean
+    over its runs with a ±1 std band instead (steps aligned; x must be "step")."""
     if x not in ("step", "wall_time", "relative_time"):
         raise ValueError("x must be 'step', 'wall_time' or 'relative_time'")
     data = histories[histories["key"] == key] if not histories.empty else histories
     if data.empty:
         return empty_figure(f"No history logged for {key}")
-    data = data.assign(value=_as_float(data["value"])).dropna(subset=["value"])
+    data = data.assign(value=as_float(data["value"])).dropna(subset=["value"])
     if data.empty:
         return empty_figure(f"No finite values logged for {key}")
-    trace_type = "scattergl" if _trace_class(len(data)) is go.Scattergl else "scatter"
-    palette = _palette()
-    groups = dict(tuple(data.groupby("run_id", sort=False)))
-    order = [r for r in run_labels if r in groups] + sorted(set(groups) - set(run_labels))
-    traces = []
-    for i, run_id in enumerate(order):
-        run = groups[run_id].sort_values(["step", "timestamp"])
-        if x == "step":
-            xs = run["step"].to_numpy()
-        elif x == "wall_time":
-            xs = pd.to_datetime(run["timestamp"], unit="ms", utc=True).to_numpy()
-        else:
-            xs = (run["timestamp"].to_numpy(dtype=float) - float(run["timestamp"].min())) / 1000.0
-        ys = run["value"].to_numpy(dtype=float)
-        label = plotly_text(run_labels.get(run_id, str(run_id)[:8]))
-        color = palette[i % len(palette)]
-        mode = "lines+markers" if len(run) <= 50 else "lines"
-        if smoothing > 0:
-            traces.append(
-                dict(type=trace_type, x=xs, y=ys, mode="lines", name=label, legendgroup=run_id, showlegend=False,
-                     line={"color": color, "width": 1}, opacity=0.3, hoverinfo="skip")
+    by_run = dict(tuple(data.groupby("run_id", sort=False)))
+    order = [r for r in style.labels if r in by_run] + sorted(set(by_run) - set(style.labels))
+    groups = style.group_names(order) or ["all runs"]
+    fig = _facets(groups)
+    if configs is not None:
+        _history_bands(fig, by_run, order, groups, style, configs, smoothing)
+    else:
+        trace_type = _scatter_type(len(data))
+        for run_id in order:
+            run = by_run[run_id].sort_values(["step", "timestamp"])
+            xs, ys = _x_values(run, x), run["value"].to_numpy(dtype=float)
+            name, color = plotly_text(style.label(run_id)), style.color(run_id)
+            where = _row(groups, style.groups.get(run_id, groups[0]))
+            mode = "lines+markers" if len(run) <= 50 else "lines"
+            hover = plotly_text(style.hover.get(run_id, run_id))
+            if smoothing > 0:
+                fig.add_trace(
+                    dict(type=trace_type, x=xs, y=ys, mode="lines", name=name, legendgroup=run_id, showlegend=False,
+                         line={"color": color, "width": 1}, opacity=0.3, hoverinfo="skip"), **where,
+                )  # fmt: skip
+                ys = ema(ys, smoothing)
+            fig.add_trace(
+                dict(type=trace_type, x=xs, y=ys, mode=mode, name=name, legendgroup=run_id, line={"color": color},
+                     hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), **where,
             )  # fmt: skip
-            ys = ema(ys, smoothing)
-        traces.append(
-            dict(type=trace_type, x=xs, y=ys, mode=mode, name=label, legendgroup=run_id, line={"color": color},
-                 hovertemplate="%{y:.4g}<extra>%{fullData.name}</extra>")
-        )  # fmt: skip
-    # plain dicts: plotly validates each trace once, in the Figure (1000 traces in well under a second)
-    fig = go.Figure(data=traces)
+        _legend(fig, len(order))
     titles = {"step": "step", "wall_time": "wall time (UTC)", "relative_time": "seconds since first point"}
-    fig.update_layout(
-        title=plotly_text(key),
-        xaxis_title=titles[x],
-        yaxis_title=plotly_text(key),
-        hovermode="x unified",
-        legend_title_text="run",
-        height=420,
-    )
+    fig.update_xaxes(title_text=titles[x], row=len(groups) if len(groups) > 1 else None)
+    fig.update_yaxes(title_text=plotly_text(key))
+    fig.update_layout(title=plotly_text(key), hovermode="closest")
     return fig
 
 
-def _palette() -> list[str]:
-    import plotly.express as px
+def _history_bands(
+    fig: go.Figure,
+    by_run: Mapping[str, pd.DataFrame],
+    order: Sequence[str],
+    groups: Sequence[str],
+    style: RunStyle,
+    configs: Mapping[str, str],
+    smoothing: float,
+) -> None:
+    """Mean ± std per (data group, configuration) over aligned steps, with n in the legend."""
+    members: dict[tuple[str, str], list[str]] = {}
+    for run_id in order:
+        members.setdefault((style.groups.get(run_id, groups[0]), configs.get(run_id, "all runs")), []).append(run_id)
+    colors = style.config_colors_of(configs)
+    for (group, config), run_ids in members.items():
+        wide = pd.concat([by_run[r].groupby("step")["value"].last().rename(r) for r in run_ids], axis=1).sort_index()
+        if smoothing > 0:
+            wide = wide.apply(lambda col: pd.Series(ema(col.to_numpy(dtype=float), smoothing), index=col.index))
+        mean = wide.mean(axis=1)
+        std = wide.std(axis=1, ddof=1).fillna(0.0)
+        n = wide.notna().sum(axis=1)
+        color = colors.get(config, "#888888")
+        where = _row(groups, group)
+        name = plotly_text(f"{config} (n={len(run_ids)})")
+        steps = mean.index.to_numpy()
+        fig.add_trace(
+            go.Scatter(x=np.concatenate([steps, steps[::-1]]), y=np.concatenate([(mean + std), (mean - std)[::-1]]),
+                       mode="lines", fill="toself", fillcolor=_rgba(color, 0.18), line={"width": 0}, hoverinfo="skip",
+                       legendgroup=f"{group}/{config}", showlegend=False), **where,
+        )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(x=steps, y=mean.to_numpy(), mode="lines+markers", name=name, line={"color": color},
+                       legendgroup=f"{group}/{config}", customdata=np.stack([std.to_numpy(), n.to_numpy()], axis=1),
+                       hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
+                       "(n=%{customdata[1]})<extra></extra>"), **where,
+        )  # fmt: skip
+    fig.update_layout(legend_title_text="configuration: mean ± std")
 
-    return list(px.colors.qualitative.Plotly) + list(px.colors.qualitative.D3)
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
-def parallel_coordinates_figure(runs: pd.DataFrame, params: Sequence[str], color_metric: str) -> go.Figure:
-    """One axis per param plus the colour metric; categorical params become integer codes with their labels as
-    ticks, rate-like params are drawn on a log10 scale, and missing values sit at the bottom of their axis."""
-    metric_col = _col(runs, color_metric, METRIC_PREFIX)
-    if runs.empty or metric_col not in runs.columns:
-        return empty_figure("No runs with this metric")
-    color = _as_float(runs[metric_col])
-    keep = np.isfinite(color)
-    if not keep.any():
-        return empty_figure(f"No run has a finite {color_metric.removeprefix(METRIC_PREFIX)}")
-    sub = runs.loc[keep]
-    color = color[keep]
-    dimensions = []
-    for name in params:
-        col = _col(sub, name, PARAM_PREFIX)
-        if col not in sub.columns:
+# --------------------------------------------------------------------------------------------------- final values
+
+
+def baseline_metric(metric: str) -> str | None:
+    """The popularity baseline recdash logs next to a test metric (``test_x`` -> ``baseline_test_x``)."""
+    name = metric.removeprefix(METRIC)
+    return None if name.startswith(BASELINE_PREFIX) or not name.startswith("test_") else BASELINE_PREFIX + name
+
+
+def metric_bars_figure(
+    runs: pd.DataFrame, metrics: Sequence[str], style: RunStyle, max_runs: int = MAX_BAR_RUNS, baselines: bool = True
+) -> go.Figure:
+    """Final metric values as grouped bars (one group per metric, one bar per run, in the run's colour), one facet
+    per data group; the best run of each metric *within its data group* is outlined and marked "★ best"; each
+    run's popularity baseline (``baseline_test_*``) is drawn as a dashed line across its metric."""
+    cols = [c for c in (_col(m, METRIC) for m in metrics) if c in runs.columns]
+    if runs.empty or not cols:
+        return empty_figure("No metrics to compare")
+    names = [c.removeprefix(METRIC) for c in cols]
+    shown = runs.head(max_runs)
+    ids = shown["run_id"].astype(str).tolist()
+    groups = style.group_names(ids) or ["all runs"]
+    group_of = pd.Series([style.groups.get(r, groups[0]) for r in runs["run_id"].astype(str)], index=runs.index)
+    best = {n: cmp.best_in_groups(runs, n, group_of, lower_is_better(n)) for n in names}
+    fig = _facets(groups)
+    x = [plotly_text(n) for n in names]
+    for run_id, (_, run) in zip(ids, shown.iterrows(), strict=True):
+        group = style.groups.get(run_id, groups[0])
+        values = [as_float(pd.Series([run[c]]))[0] for c in cols]
+        is_best = [best[n].get(group) == run_id for n in names]
+        hover = plotly_text(style.hover.get(run_id, run_id))
+        fig.add_trace(
+            go.Bar(
+                x=x, y=values, name=plotly_text(style.label(run_id)), legendgroup=run_id,
+                marker={"color": style.color(run_id), "line": {"width": [3 if b else 0 for b in is_best],
+                                                                "color": "black"}},
+                text=["★ best" if b else "" for b in is_best], textposition="outside",
+                hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+            ),
+            **_row(groups, group),
+        )  # fmt: skip
+    if baselines:
+        _baseline_marks(fig, runs, names, groups, group_of)
+    title = "Final metrics (★ = best run of each metric on the same data)"
+    if len(runs) > max_runs:
+        title += f"; first {max_runs} of {len(runs)} runs shown"
+    fig.update_layout(barmode="group", title=title)
+    _legend(fig, len(ids))
+    return fig
+
+
+def _baseline_marks(
+    fig: go.Figure, runs: pd.DataFrame, names: Sequence[str], groups: Sequence[str], group_of: pd.Series
+) -> None:
+    """A dashed line across each metric's bars at the popularity baseline of the runs' data (one per group)."""
+    shown_legend = False
+    for group in groups:
+        members = runs.loc[group_of == group]
+        for i, name in enumerate(names):
+            base = baseline_metric(name)
+            if base is None or METRIC + base not in members.columns:
+                continue
+            values = as_float(members[METRIC + base])
+            values = values[np.isfinite(values)]
+            if not values.size:
+                continue
+            value = float(np.median(values))  # the same for every run on the same data and split
+            where = _row(groups, group)
+            axis = "" if not where or where["row"] == 1 else str(where["row"])
+            fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=f"x{axis}",
+                          yref=f"y{axis}", line={"color": "black", "dash": "dash", "width": 2})  # fmt: skip
+            fig.add_trace(
+                go.Scatter(x=[plotly_text(name)], y=[value], mode="markers", name="popularity baseline",
+                           marker={"symbol": "line-ew-open", "size": 18, "color": "black"},
+                           legendgroup="baseline", showlegend=not shown_legend,
+                           hovertemplate=f"popularity baseline<br>{plotly_text(name)}: %{{y:.4g}}<extra></extra>"),
+                **where,
+            )  # fmt: skip
+            shown_legend = True
+
+
+def config_bars_figure(
+    summary: pd.DataFrame, metrics: Sequence[str], runs: pd.DataFrame, style: RunStyle, configs: Mapping[str, str]
+) -> go.Figure:
+    """Mean of each metric per configuration with ±1 std error bars and n, one facet per data group, and the
+    popularity baseline of each group's runs as a dashed line. ``summary`` is :func:`recdash.comparison.aggregate`
+    output with a ``data`` column (the data group); ``configs`` maps run id -> configuration (for its colour)."""
+    names = [m.removeprefix(METRIC) for m in metrics if f"{m.removeprefix(METRIC)} mean" in summary.columns]
+    counted = summary[[f"{n} n" for n in names]].sum(axis=1) > 0 if names else summary.index == summary.index
+    summary = summary[counted]  # a configuration without any of these metrics (a sweep's parent) has no bar
+    if summary.empty or not names:
+        return empty_figure("No metrics to summarise")
+    groups = [g for g in style.group_names() if g in set(summary["data"])]
+    fig = _facets(groups)
+    colors = style.config_colors_of(configs)
+    x = [plotly_text(n) for n in names]
+    in_legend: set[str] = set()
+    for _, row in summary.iterrows():
+        config = row["group"]
+        color = colors.get(config, "#888888")
+        means = [row[f"{n} mean"] for n in names]
+        stds = [row[f"{n} std"] if np.isfinite(row[f"{n} std"]) else 0.0 for n in names]
+        counts = [int(row[f"{n} n"]) for n in names]
+        fig.add_trace(
+            go.Bar(x=x, y=means, name=plotly_text(config), legendgroup=config, marker={"color": color},
+                   showlegend=config not in in_legend, error_y={"type": "data", "array": stds, "visible": True},
+                   text=[f"n={n}" for n in counts], textposition="inside", insidetextanchor="start",
+                   customdata=np.stack([stds, counts], axis=1),
+                   hovertemplate=f"{plotly_text(config)}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
+                   "(n=%{customdata[1]})<extra></extra>"),
+            **_row(groups, row["data"]),
+        )  # fmt: skip
+        in_legend.add(config)
+    group_of = pd.Series([style.groups.get(r, "") for r in runs["run_id"].astype(str)], index=runs.index)
+    _baseline_marks(fig, runs, names, groups, group_of)
+    fig.update_layout(barmode="group", title="Mean ± std per configuration (n = runs)",
+                      legend_title_text="configuration")  # fmt: skip
+    return fig
+
+
+def summary_table(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """``aggregate`` output as text a person reads: "0.2431 ± 0.0021 (n=3)" per metric and configuration."""
+    out = summary[["data", "group"]].rename(columns={"group": "configuration"}).copy()
+    for metric in metrics:
+        name = metric.removeprefix(METRIC)
+        if f"{name} mean" not in summary.columns:
             continue
-        dim = _parcoords_dimension(col.removeprefix(PARAM_PREFIX), sub[col])
-        if dim is not None:
-            dimensions.append(dim)
-    metric = metric_col.removeprefix(METRIC_PREFIX)
-    dimensions.append({"label": plotly_text(metric), "values": color})
-    omitted = int((~keep).sum())
-    title = f"Params coloured by {plotly_text(metric)}" + (f" ({omitted} runs without it omitted)" if omitted else "")
-    fig = go.Figure(
-        go.Parcoords(
-            line={
-                "color": color,
-                "colorscale": "Viridis",
-                "showscale": True,
-                "colorbar": {"title": plotly_text(metric)},
-                "reversescale": lower_is_better(metric),
-            },
-            dimensions=dimensions,
-        )
-    )
-    fig.update_layout(title=title, height=450, margin={"l": 60, "r": 60, "t": 80})
-    return fig
+        cells = []
+        for mean, std, n in zip(summary[f"{name} mean"], summary[f"{name} std"], summary[f"{name} n"], strict=True):
+            if not n:
+                cells.append("–")
+            elif n == 1 or not np.isfinite(std):
+                cells.append(f"{mean:.4f} (n=1)")
+            else:
+                cells.append(f"{mean:.4f} ± {std:.4f} (n={n})")
+        out[name] = cells
+    return out.reset_index(drop=True)
 
 
-def _parcoords_dimension(name: str, values: pd.Series) -> dict | None:
+# --------------------------------------------------------------------------------------------------- params
+
+
+def _axis(name: str, values: pd.Series, allow_log: bool = True) -> tuple[np.ndarray, list[float], list[str], str]:
+    """A parallel-coordinates axis: positions in [0, 1] (missing just below), tick positions and labels, title;
+    rate-like params on a log scale (never the metric: its differences are what the chart is for)."""
     numeric = numeric_values(values)
     if numeric is None:
         cats = _categorical(values)
         labels = sorted(cats.unique(), key=lambda s: (s == MISSING, s))
-        codes = cats.map({label: i for i, label in enumerate(labels)}).to_numpy(dtype=float)
-        ticktext = [plotly_text(label) for label in labels]
-        return {"label": plotly_text(name), "values": codes, "tickvals": list(range(len(labels))), "ticktext": ticktext}
+        step = 1.0 / max(len(labels) - 1, 1)
+        pos = {label: (i * step if len(labels) > 1 else 0.5) for i, label in enumerate(labels)}
+        shown = labels if len(labels) <= 8 else labels[:: math.ceil(len(labels) / 8)]  # never crowd the ticks
+        return cats.map(pos).to_numpy(dtype=float), [pos[s] for s in shown], [plotly_text(s) for s in shown], name
     finite = numeric[np.isfinite(numeric)]
-    if finite.size == 0:
-        return None
-    log = use_log_axis(name, numeric) and finite.min() != finite.max()
-    shown = np.log10(numeric) if log else numeric.copy()
-    lo, hi = np.nanmin(shown), np.nanmax(shown)
-    dim: dict = {"label": plotly_text(f"{name} (log)" if log else name)}
-    ticks = np.linspace(lo, hi, 5) if hi > lo else np.array([lo])
-    tickvals, ticktext = list(ticks), [f"{10**t if log else t:.3g}" for t in ticks]
-    if np.isnan(shown).any():
-        sentinel = lo - 0.1 * (hi - lo if hi > lo else 1.0)
-        shown[np.isnan(shown)] = sentinel
-        tickvals, ticktext = [sentinel, *tickvals], [MISSING, *ticktext]
-    if log or len(tickvals) > len(ticks):
-        dim |= {"tickvals": tickvals, "ticktext": ticktext}
-    dim["values"] = shown
-    return dim
+    log = allow_log and finite.size > 0 and use_log_axis(name, numeric) and finite.min() != finite.max()
+    scaled = np.log10(numeric) if log else numeric.copy()
+    lo, hi = (np.nanmin(scaled), np.nanmax(scaled)) if finite.size else (0.0, 1.0)
+    span = hi - lo
+    pos = (scaled - lo) / span if span > 0 else np.where(np.isfinite(scaled), 0.5, np.nan)
+    ticks = np.linspace(0, 1, 5) if span > 0 else np.array([0.5])
+    labels = [f"{(10 ** (lo + t * span)) if log else (lo + t * span):.3g}" for t in ticks]
+    if np.isnan(pos).any():
+        pos = np.where(np.isnan(pos), -0.12, pos)
+        ticks, labels = np.concatenate([[-0.12], ticks]), [MISSING, *labels]
+    return pos, list(ticks), labels, f"{name} (log)" if log else name
 
 
-def param_scatter_figure(
-    runs: pd.DataFrame, param: str, metric: str, run_labels: Mapping[str, str] | None = None
-) -> go.Figure:
-    """Metric against one param, one point per run (hover shows the run); log x-axis chosen automatically for
-    rates and regularisation, string params that look numeric treated as numbers, others as categories."""
-    pcol, mcol = _col(runs, param, PARAM_PREFIX), _col(runs, metric, METRIC_PREFIX)
-    pname, mname = pcol.removeprefix(PARAM_PREFIX), mcol.removeprefix(METRIC_PREFIX)
+def parallel_coordinates_figure(runs: pd.DataFrame, params: Sequence[str], metric: str, style: RunStyle) -> go.Figure:
+    """One axis per param plus the metric; each run is one line in its own colour, with the run and its values on
+    hover (plotly's Parcoords can do neither). Categorical params are spread evenly, rate-like params are on a log
+    scale, missing values sit just below their axis; runs on different data get different dashes."""
+    mcol = _col(metric, METRIC)
+    if runs.empty or mcol not in runs.columns:
+        return empty_figure("No runs with this metric")
+    y_metric = as_float(runs[mcol])
+    keep = np.isfinite(y_metric)
+    if not keep.any():
+        return empty_figure(f"No run has a finite {metric.removeprefix(METRIC)}")
+    sub = runs.loc[keep]
+    columns = [(p.removeprefix(PARAM), sub[_col(p, PARAM)]) for p in params if _col(p, PARAM) in sub.columns]
+    columns.append((mcol.removeprefix(METRIC), sub[mcol]))
+    axes = [_axis(name, values, allow_log=i < len(columns) - 1) for i, (name, values) in enumerate(columns)]
+    raw = [_categorical(values).tolist() for _, values in columns[:-1]] + [[f"{v:.4g}" for v in y_metric[keep]]]
+    ids = sub["run_id"].astype(str).tolist()
+    groups = style.group_names(ids) or ["all runs"]
+    xs = list(range(len(axes)))
+    fig = go.Figure()
+    for i, run_id in enumerate(ids):
+        ys = [axis[0][i] for axis in axes]
+        values = [plotly_text(r[i]) for r in raw]
+        hover = plotly_text(style.hover.get(run_id, run_id))
+        dash = _DASHES[groups.index(style.groups.get(run_id, groups[0])) % len(_DASHES)]
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines+markers", name=plotly_text(style.label(run_id)), legendgroup=run_id,
+                       line={"color": style.color(run_id), "width": 2, "dash": dash}, marker={"size": 6},
+                       customdata=[[plotly_text(axes[j][3]), values[j]] for j in xs],
+                       hovertemplate=f"{hover}<br>%{{customdata[0]}} = %{{customdata[1]}}<extra></extra>")
+        )  # fmt: skip
+    for j, (_, ticks, labels, title) in enumerate(axes):
+        fig.add_shape(type="line", x0=j, x1=j, y0=0, y1=1, line={"color": "#444", "width": 1})
+        fig.add_annotation(x=j, y=1.04, text=f"<b>{plotly_text(title)}</b>", showarrow=False, yanchor="bottom")
+        for tick, label in zip(ticks, labels, strict=True):
+            fig.add_annotation(x=j, y=tick, text=label, showarrow=False, xanchor="right", xshift=-4,
+                               font={"size": 10, "color": "#555"})  # fmt: skip
+    omitted = int((~keep).sum())
+    title = f"Hyperparameters and {plotly_text(mcol.removeprefix(METRIC))}, one line per run"
+    if omitted:
+        title += f" ({omitted} run{'s' if omitted > 1 else ''} without the metric left out)"
+    if len(groups) > 1:
+        title += "; line dash = dataset/split"
+    fig.update_xaxes(visible=False, range=[-0.6, len(axes) - 0.6])
+    fig.update_yaxes(visible=False, range=[-0.2, 1.12])
+    fig.update_layout(title=title, height=440, hovermode="closest", margin={"l": 40, "r": 20, "t": 90, "b": 10})
+    _legend(fig, len(ids))
+    return fig
+
+
+def param_scatter_figure(runs: pd.DataFrame, param: str, metric: str, style: RunStyle) -> go.Figure:
+    """Metric against one param, one point per run in its colour with the run on hover (marker shape = data
+    group); log x-axis for rates and regularisation; string params that look numeric treated as numbers."""
+    pcol, mcol = _col(param, PARAM), _col(metric, METRIC)
+    pname, mname = pcol.removeprefix(PARAM), mcol.removeprefix(METRIC)
     if runs.empty or pcol not in runs.columns or mcol not in runs.columns:
         return empty_figure(f"No runs with both {pname} and {mname}")
-    y = _as_float(runs[mcol])
+    y = as_float(runs[mcol])
     numeric = numeric_values(runs[pcol])
-    xs: np.ndarray | pd.Series = numeric if numeric is not None else _categorical(runs[pcol])
     keep = np.isfinite(y) & (np.isfinite(numeric) if numeric is not None else True)
     if not keep.any():
         return empty_figure(f"No run has both {pname} and a finite {mname}")
-    labels = run_labels or label_runs(runs)
-    names = [labels.get(r, str(r)[:8]) for r in runs["run_id"].astype(str)]
-    x_kept = xs[keep] if numeric is not None else xs[keep].to_numpy()
-    if numeric is None:
-        x_kept = np.array([plotly_text(v) for v in x_kept], dtype=object)
-    # hover text built here, escaped, rather than a hovertemplate with store names spliced into its syntax
-    hover = [
-        f"{plotly_text(n)}<br>{plotly_text(pname)}={xv if numeric is None else f'{xv:.4g}'}<br>"
-        f"{plotly_text(mname)}={yv:.4g}"
-        for n, xv, yv in zip(np.asarray(names, dtype=object)[keep], x_kept, y[keep], strict=True)
-    ]
-    cls = _trace_class(int(keep.sum()))
-    fig = go.Figure(
-        cls(x=x_kept, y=y[keep], mode="markers", hovertext=hover, hoverinfo="text",
-            marker={"size": 9, "opacity": 0.8}, name=plotly_text(mname))
-    )  # fmt: skip
+    xs = numeric if numeric is not None else _categorical(runs[pcol]).map(plotly_text).to_numpy(dtype=object)
+    ids = runs["run_id"].astype(str).to_numpy()[keep]
+    groups = style.group_names(ids) or ["all runs"]
+    trace_type = _scatter_type(int(keep.sum()))
+    fig = go.Figure()
+    for run_id, xv, yv in zip(ids, xs[keep], y[keep], strict=True):
+        hover = plotly_text(style.hover.get(run_id, run_id))
+        shown_x = xv if numeric is None else f"{xv:.4g}"
+        symbol = _SYMBOLS[groups.index(style.groups.get(run_id, groups[0])) % len(_SYMBOLS)]
+        fig.add_trace(
+            dict(type=trace_type, x=[xv], y=[yv], mode="markers", name=plotly_text(style.label(run_id)),
+                 legendgroup=run_id, marker={"size": 11, "color": style.color(run_id), "symbol": symbol,
+                                             "line": {"width": 1, "color": "white"}},
+                 hovertemplate=f"{hover}<br>{plotly_text(pname)} = {shown_x}<br>{plotly_text(mname)} = "
+                 f"{yv:.4g}<extra></extra>")
+        )  # fmt: skip
     log = numeric is not None and use_log_axis(pname, numeric[keep])
     fig.update_xaxes(
         title_text=plotly_text(pname), type="log" if log else ("category" if numeric is None else "linear")
     )
     fig.update_yaxes(title_text=plotly_text(mname))
-    fig.update_layout(title=plotly_text(f"{mname} vs {pname}"), height=400, showlegend=False)
+    title = f"{mname} vs {pname}" + ("; marker shape = dataset/split" if len(groups) > 1 else "")
+    fig.update_layout(title=plotly_text(title), height=420, hovermode="closest")
+    _legend(fig, len(ids))
     return fig
 
 
-def best_run_ids(runs: pd.DataFrame, metrics: Sequence[str]) -> dict[str, str | None]:
-    """For each metric, the run id with the best finite value (max, or min for loss/time-like metrics)."""
-    out: dict[str, str | None] = {}
-    for metric in metrics:
-        col = _col(runs, metric, METRIC_PREFIX)
-        name = col.removeprefix(METRIC_PREFIX)
-        if col not in runs.columns or runs.empty:
-            out[name] = None
-            continue
-        values = pd.Series(_as_float(runs[col]), index=runs.index)
-        if values.isna().all():
-            out[name] = None
-            continue
-        idx = values.idxmin() if lower_is_better(name) else values.idxmax()
-        out[name] = str(runs.at[idx, "run_id"])
-    return out
-
-
-def metric_bars_figure(
-    runs: pd.DataFrame, metrics: Sequence[str], run_labels: Mapping[str, str], max_runs: int = MAX_BAR_RUNS
-) -> go.Figure:
-    """Final metric values as grouped bars (one group per metric, one bar per run); the best run of each metric
-    is outlined and labelled "★ best" (max, or min for loss/time-like metrics)."""
-    cols = [_col(runs, m, METRIC_PREFIX) for m in metrics]
-    cols = [c for c in cols if c in runs.columns]
-    if runs.empty or not cols:
-        return empty_figure("No metrics to compare")
-    names = [c.removeprefix(METRIC_PREFIX) for c in cols]
-    shown = runs.head(max_runs)
-    best = best_run_ids(runs, names)
-    fig = go.Figure()
-    for _, run in shown.iterrows():
-        rid = str(run["run_id"])
-        values = [_as_float(pd.Series([run[c]]))[0] for c in cols]
-        is_best = [best[n] == rid for n in names]
-        fig.add_trace(
-            go.Bar(
-                x=[plotly_text(n) for n in names], y=values, name=plotly_text(run_labels.get(rid, rid[:8])),
-                text=["★ best" if b else "" for b in is_best], textposition="outside",
-                marker={"line": {"width": [3 if b else 0 for b in is_best], "color": "black"}},
-                hovertemplate="%{y:.4g}<extra>%{fullData.name}</extra>",
-            )
-        )  # fmt: skip
-    title = "Final metrics (★ = best run per metric)"
-    if len(runs) > max_runs:
-        title += f"; first {max_runs} of {len(runs)} runs shown"
-    fig.update_layout(barmode="group", title=title, height=420, legend_title_text="run")
-    return fig
-
-
-def param_importance(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """How strongly each param goes with ``metric`` across runs (0..1), without fitting a model.
-
-    Numeric params (including numbers logged as strings): absolute Spearman rank correlation with the metric.
-    Categorical params: correlation ratio eta = sqrt(between-group / total variance of the metric), with
-    missing values as their own category. Only runs with a finite metric count. Params that are constant, or
-    logged by fewer than 3 such runs, get importance 0 / NaN with the reason in ``method``; categorical params
-    with a different value in every run (ids, paths) are skipped since they would trivially score 1.
-    Correlation is not causation: with few runs, read this as "where to look", not as a verdict.
-    """
-    columns = ["param", "importance", "method"]
-    mcol = _col(runs, metric, METRIC_PREFIX)
-    if runs.empty or mcol not in runs.columns:
-        return pd.DataFrame(columns=columns)
-    y_all = _as_float(runs[mcol])
-    keep = np.isfinite(y_all)
-    sub, y = runs.loc[keep], y_all[keep]
-    rows = []
-    for name in param_names(runs):
-        values = sub[PARAM_PREFIX + name]
-        present = _present(values).to_numpy()
-        if present.sum() < 3:
-            rows.append((name, np.nan, "too few runs"))
-            continue
-        numeric = numeric_values(values)
-        if numeric is not None:
-            ok = np.isfinite(numeric)
-            if ok.sum() < 3:
-                rows.append((name, np.nan, "too few runs"))
-            elif np.unique(numeric[ok]).size < 2:
-                rows.append((name, 0.0, "constant"))
-            elif np.unique(y[ok]).size < 2:
-                rows.append((name, 0.0, "metric constant"))
-            else:
-                rho = stats.spearmanr(numeric[ok], y[ok]).statistic
-                rows.append((name, float(abs(rho)) if np.isfinite(rho) else 0.0, "|Spearman ρ|"))
-            continue
-        cats = _categorical(values).to_numpy()
-        n_cats = len(set(cats))
-        if n_cats < 2:
-            rows.append((name, 0.0, "constant"))
-        elif n_cats == len(cats):
-            continue  # a different value per run (an id or a path): not a setting to tune
-        else:
-            rows.append((name, _correlation_ratio(cats, y), "eta (correlation ratio)"))
-    out = pd.DataFrame(rows, columns=columns)
-    return out.sort_values("importance", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-
-
-def _correlation_ratio(categories: np.ndarray, y: np.ndarray) -> float:
-    total = float(((y - y.mean()) ** 2).sum())
-    if total == 0:
-        return 0.0
-    frame = pd.DataFrame({"c": categories, "y": y})
-    groups = frame.groupby("c")["y"].agg(["mean", "size"])
-    between = float((groups["size"] * (groups["mean"] - y.mean()) ** 2).sum())
-    return float(np.sqrt(min(between / total, 1.0)))
-
-
-IMPORTANCE_CAPTION = (
-    "Importance = |Spearman rank correlation| between a numeric param and the metric, or the correlation ratio "
-    "(eta) for categorical params; 0 = no relation, 1 = the param alone orders the runs. Computed over the runs "
-    "shown, so with few runs it is a hint, not a verdict."
-)
-
-
-def param_importance_figure(importance: pd.DataFrame, metric: str = "") -> go.Figure:
-    """Horizontal bars of :func:`param_importance`, most important at the top; params without a score and
-    constant params (nothing to learn from them) omitted."""
-    data = importance.dropna(subset=["importance"]) if not importance.empty else importance
-    data = data[data["method"] != "constant"] if not data.empty else data
-    if data.empty:
-        return empty_figure("Not enough runs with varying params to estimate importance (need 3+)")
-    data = data.iloc[::-1]  # plotly draws horizontal bars bottom-up
+def importance_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
+    """Horizontal bars of :func:`recdash.comparison.importance`, most important at the top."""
+    if frame.empty:
+        return empty_figure("Not enough runs to estimate importance")
+    data = frame.iloc[::-1]  # plotly draws horizontal bars bottom-up
     fig = go.Figure(
-        go.Bar(
-            x=data["importance"],
-            y=[plotly_text(p) for p in data["param"]],
-            orientation="h",
-            customdata=data["method"],
-            hovertemplate="%{y}: %{x:.3f}<br>%{customdata}<extra></extra>",
-        )
+        go.Bar(x=data["importance"], y=[plotly_text(p) for p in data["param"]], orientation="h",
+               hovertemplate="%{y}: %{x:.3f}<extra></extra>")
+    )  # fmt: skip
+    fig.update_xaxes(range=[0, 1], title_text="share of the metric's variance (fANOVA)")
+    fig.update_layout(
+        title=f"Hyperparameter importance for {plotly_text(metric)}", height=max(250, 32 * len(data) + 120)
     )
-    fig.update_xaxes(range=[0, 1], title_text="importance (0..1)")
-    fig.update_layout(title=f"Param importance for {plotly_text(metric)}" if metric else "Param importance",
-                      height=max(250, 28 * len(data) + 120))  # fmt: skip
     return fig
 
 
 # --------------------------------------------------------------------------------------------------- tables
 
 
-def lineage_warning(runs: pd.DataFrame) -> str | None:
-    """A message when the runs were not evaluated on the same data (different dataset digest or split), since
-    their metrics are then not comparable; None when they agree or there is nothing to compare."""
-    if len(runs) < 2:
-        return None
-    problems = []
-    for name in LINEAGE_PARAMS:
-        candidates = [PARAM_PREFIX + name] + (["dataset_digest"] if name == "dataset_digest" else [])
-        candidates += ["dataset_name"] if name == "dataset_name" else []
-        series = None
-        for col in candidates:
-            if col in runs.columns and _present(runs[col]).any():
-                series = runs[col]
-                break
-        if series is None:
-            continue
-        values = series[_present(series)].astype(str).str.strip()
-        distinct = sorted(values.unique())
-        if len(distinct) > 1:
-            shown = ", ".join(v[:12] for v in distinct[:4]) + (", …" if len(distinct) > 4 else "")
-            problems.append(f"{name} differs ({shown})")
-        elif name == "dataset_digest" and len(values) < len(runs):
-            problems.append(f"{len(runs) - len(values)} of {len(runs)} runs have no recorded dataset")
-    if not problems:
-        return None
-    return (
-        "These runs may not have been evaluated on the same data, so their metrics are not directly comparable: "
-        + "; ".join(problems)
-        + "."
-    )
-
-
-def param_diff_table(runs: pd.DataFrame, run_labels: Mapping[str, str]) -> pd.DataFrame:
-    """Params whose value differs between the runs: one row per param, one column per run (its label)."""
+def param_diff_table(runs: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
+    """Hyperparameters whose value differs between the runs: one row per param, one column per run (its label).
+    Lineage params are left out: which data a run saw is shown by its data group, not as a setting."""
     ids = runs["run_id"].astype(str).tolist() if not runs.empty else []
-    columns = [run_labels.get(r, r[:8]) for r in ids]
-    rows = {}
-    for name in param_names(runs):
-        values = _categorical(runs[PARAM_PREFIX + name]).str.strip()
-        numeric = numeric_values(runs[PARAM_PREFIX + name])
-        # "0.1" and "0.10" are the same setting
-        key = values if numeric is None else pd.Series(numeric).astype(str).where(~np.isnan(numeric), MISSING)
-        if key.nunique() > 1:
-            rows[name] = values.tolist()
+    columns = [labels.get(r, r[:8]) for r in ids]
+    shown = runs.copy()
+    for idx, row in runs.iterrows():  # a sweep parent ran what it searched, not its form's base values
+        for name, searched in cmp.search_space(row).items():
+            if PARAM + name in shown.columns:
+                shown.at[idx, PARAM + name] = f"searched {searched}"
+    rows = {name: _categorical(shown[PARAM + name]).str.strip().tolist() for name in
+            cmp.varying(shown, cmp.hyperparameters(shown))}  # fmt: skip
     table = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
     table.index.name = "param"
     return table
 
 
 def comparison_table(
-    runs: pd.DataFrame, params: Sequence[str], metrics: Sequence[str], run_labels: Mapping[str, str]
+    runs: pd.DataFrame, params: Sequence[str], metrics: Sequence[str], style: RunStyle
 ) -> pd.DataFrame:
-    """One row per run with its label, id, experiment, status, the chosen params and metrics (CSV export)."""
+    """One row per run with its label, id, data group, experiment, status, the chosen params and metrics at full
+    precision (the CSV download)."""
     base = ["run_id", "experiment", "status", "start_time"]
-    pcols = [c for c in (_col(runs, p, PARAM_PREFIX) for p in params) if c in runs.columns]
-    mcols = [c for c in (_col(runs, m, METRIC_PREFIX) for m in metrics) if c in runs.columns]
+    pcols = [c for c in (_col(p, PARAM) for p in params) if c in runs.columns]
+    mcols = [c for c in (_col(m, METRIC) for m in metrics) if c in runs.columns]
     out = runs[[c for c in base if c in runs.columns] + pcols + mcols].copy()
     for c in mcols:
-        out[c] = _as_float(out[c])
-    out.insert(0, "run", [run_labels.get(str(r), str(r)[:8]) for r in runs["run_id"]] if not runs.empty else [])
+        out[c] = as_float(out[c])
+    ids = runs["run_id"].astype(str)
+    out.insert(0, "run", [style.label(r) for r in ids] if not runs.empty else [])
+    out.insert(2, "data", [style.groups.get(r, "") for r in ids] if not runs.empty else [])
     return out.reset_index(drop=True)
 
 
 def best_runs_per_experiment(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The best run of each experiment on ``metric`` (max, or min for loss/time-like metrics)."""
-    col = _col(runs, metric, METRIC_PREFIX)
-    columns = ["experiment", "run_name", "run_id", col.removeprefix(METRIC_PREFIX)]
+    """The best run on ``metric`` (max, or min for loss/time-like metrics) of each experiment *and* data group:
+    runs on different data are never ranked together."""
+    col = _col(metric, METRIC)
+    columns = ["experiment", "data", "run_name", "run_id", col.removeprefix(METRIC)]
     if runs.empty or col not in runs.columns:
         return pd.DataFrame(columns=columns)
-    data = runs.assign(_v=_as_float(runs[col])).dropna(subset=["_v"])
+    data = runs.assign(_v=as_float(runs[col]), data=cmp.data_groups(runs), run_name=run_names(runs))
+    data = data.dropna(subset=["_v"])
     if data.empty:
         return pd.DataFrame(columns=columns)
-    data = data.assign(run_name=run_names(data))
     data = data.sort_values("_v", ascending=lower_is_better(columns[-1]), kind="stable")
-    best = data.groupby("experiment", sort=False).head(1)
-    return best[["experiment", "run_name", "run_id", "_v"]].set_axis(columns, axis=1).reset_index(drop=True)
+    best = data.groupby(["experiment", "data"], sort=False, dropna=False).head(1)
+    return best[["experiment", "data", "run_name", "run_id", "_v"]].set_axis(columns, axis=1).reset_index(drop=True)
 
 
 def top_runs(runs: pd.DataFrame, metric: str, n: int) -> pd.DataFrame:
-    """The ``n`` best runs on ``metric`` (runs without a finite value excluded)."""
-    col = _col(runs, metric, METRIC_PREFIX)
+    """The ``n`` best runs on ``metric`` (runs without a finite value excluded); call it on one data group."""
+    col = _col(metric, METRIC)
     if runs.empty or col not in runs.columns:
         return runs.iloc[0:0]
-    values = pd.Series(_as_float(runs[col]), index=runs.index).dropna()
-    order = values.sort_values(ascending=lower_is_better(col.removeprefix(METRIC_PREFIX)), kind="stable").index
+    values = pd.Series(as_float(runs[col]), index=runs.index).dropna()
+    order = values.sort_values(ascending=lower_is_better(col), kind="stable").index
     return runs.loc[order[: max(int(n), 0)]]
 
 
@@ -624,18 +684,3 @@ def run_ui_links(runs: pd.DataFrame, ui_url: str) -> pd.Series:
         index=runs.index,
         dtype=object,
     )
-
-
-def default_run_columns(runs: pd.DataFrame) -> list[str]:
-    """Columns the run table shows before the user picks: identity, status, time and the key metrics."""
-    base = [c for c in ("run_name", "experiment", "status", "start_time", "duration_s") if c in runs.columns]
-    metrics = metric_names(runs)
-    candidates = [m for m in metrics if m.startswith(("val_", "test_")) and "baseline" not in m]
-    # ranking quality first (ndcg, recall, ...), in the order of _PREFERRED_METRICS; then the rest alphabetically
-    rank = {
-        m: next((i for i, p in enumerate(_PREFERRED_METRICS) if m.startswith(p)), len(_PREFERRED_METRICS))
-        for m in candidates
-    }
-    preferred = sorted(candidates, key=lambda m: rank[m])
-    params = [p for p in ("loss", "factors", "learning_rate") if PARAM_PREFIX + p in runs.columns]
-    return base + [PARAM_PREFIX + p for p in params] + [METRIC_PREFIX + m for m in preferred[:4]]

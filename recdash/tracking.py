@@ -685,6 +685,62 @@ def _sql_filter_ids(store: Any, experiment_ids: Sequence[int], filter_string: st
         return set(session.execute(stmt).scalars().all())
 
 
+NUMERIC_FILTER_HELP = (
+    "A param compared with an unquoted number (params.factors > 50, params.learning_rate <= 0.1) is compared as a "
+    "number by recdash, and runs whose param is not a number do not match; a quoted value (params.loss = 'warp') "
+    "is compared as text, as MLflow does."
+)
+_NUMERIC_PARAM = re.compile(
+    r"^\s*(?:params|param|parameters|parameter)\.(`[^`]+`|\"[^\"]+\"|[\w.\-]+)\s*(<=|>=|!=|<|>|=)\s*"
+    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _split_and(filter_string: str) -> list[str]:
+    """Clauses of an MLflow filter (they are joined by AND only), leaving quoted text alone."""
+    clauses, start, quote = [], 0, None
+    for match in re.finditer(r"[`'\"]|\s+and\s+", filter_string, re.IGNORECASE):
+        token = match.group(0)
+        if token in "`'\"":
+            quote = None if quote == token else (quote or token)
+        elif quote is None:
+            clauses.append(filter_string[start : match.start()])
+            start = match.end()
+    clauses.append(filter_string[start:])
+    return [c.strip() for c in clauses if c.strip()]
+
+
+def split_numeric_filter(filter_string: str) -> tuple[str, list[tuple[str, str, float]]]:
+    """The part of a filter MLflow evaluates, and the numeric param comparisons recdash evaluates itself
+    (MLflow compares params as strings and refuses ``params.factors > 50``); see NUMERIC_FILTER_HELP."""
+    kept, numeric = [], []
+    for clause in _split_and(filter_string):
+        match = _NUMERIC_PARAM.match(clause)
+        if match:
+            name = match.group(1).strip("`\"")
+            numeric.append((name, match.group(2), float(match.group(3))))
+        else:
+            kept.append(clause)
+    return " and ".join(kept), numeric
+
+
+def _numeric_mask(frame: pd.DataFrame, clauses: Sequence[tuple[str, str, float]]) -> np.ndarray:
+    import operator
+
+    ops = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq,
+           "!=": operator.ne}  # fmt: skip
+    mask = np.ones(len(frame), dtype=bool)
+    for name, op, value in clauses:
+        col = f"params.{name}"
+        if col not in frame.columns:
+            return np.zeros(len(frame), dtype=bool)
+        numbers = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            mask &= ~np.isnan(numbers) & ops[op](numbers, value)
+    return mask
+
+
 def _validate_filter(filter_string: str) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.utils.search_utils import SearchUtils
@@ -697,7 +753,7 @@ def _validate_filter(filter_string: str) -> None:
 
 def _filter_message(filter_string: str, exc: BaseException) -> str:
     text = " ".join(_mlflow_message(exc).split())
-    text = re.sub(r"\s*(Tokens|Parsed|Statement):.*$", "", text)
+    text = re.sub(r"\s*(Tokens|Parsed|Statement):.*$", "", text).rstrip(" .")
     return (
         f"Invalid filter {filter_string!r}: {text}. Example of a valid filter: "
         "metrics.val_ndcg_at_10 > 0.1 and params.loss = 'warp' and tags.`recdash.kind` = 'train'"
@@ -746,7 +802,7 @@ class RunsLoader:
     ) -> pd.DataFrame:
         """The flat runs table (one row per run, newest first); see BASE_COLUMNS plus params./metrics./tags.*."""
         experiment_ids = [str(e) for e in experiment_ids]
-        filter_string = (filter_string or "").strip()
+        filter_string, numeric = split_numeric_filter((filter_string or "").strip())
         if filter_string:
             _validate_filter(filter_string)
         if not experiment_ids:
@@ -754,19 +810,24 @@ class RunsLoader:
         with self._lock:
             if self._store is not None and all(e.isdigit() for e in experiment_ids):  # SQL ids are integers
                 try:
-                    return self._load_sql(experiment_ids, filter_string, statuses, include_deleted)
+                    return self._load_sql(experiment_ids, filter_string, statuses, include_deleted, numeric)
                 except FilterError:
                     raise
                 except Exception as exc:
                     _log.warning("Direct SQL read of %s failed (%s); falling back to the MLflow API", self.uri, exc)
                     self._store = None
                     self.clear()
-            return self._load_api(experiment_ids, filter_string, statuses, include_deleted)
+            return self._load_api(experiment_ids, filter_string, statuses, include_deleted, numeric)
 
     # ---- SQL
 
     def _load_sql(
-        self, experiment_ids: list[str], filter_string: str, statuses: Sequence[str] | None, include_deleted: bool
+        self,
+        experiment_ids: list[str],
+        filter_string: str,
+        statuses: Sequence[str] | None,
+        include_deleted: bool,
+        numeric: Sequence[tuple[str, str, float]] = (),
     ) -> pd.DataFrame:
         store = self._store
         exps = [int(e) for e in experiment_ids]
@@ -796,15 +857,16 @@ class RunsLoader:
         model_runs = _sql_model_run_ids(store, exps)
         names = _sql_experiment_names(store, exps)
         # nothing changed since the same call last time: reuse its result, only the running clocks move on
-        key = (tuple(experiment_ids), filter_string, tuple(statuses or ()), include_deleted)
+        key = (tuple(experiment_ids), filter_string, tuple(numeric), tuple(statuses or ()), include_deleted)
         state = (self._version, model_runs, names, filtered)
         hit = self._results.get(key)
         if hit is not None and hit[0] == state:
             return _tick_durations(hit[1].copy())
         frame = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
         result = self._finalize(
-            frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered
-        )
+            frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered,
+            numeric=numeric,
+        )  # fmt: skip
         if len(self._results) > 16:
             self._results.clear()
         self._results[key] = (state, result)
@@ -828,7 +890,12 @@ class RunsLoader:
     # ---- public API
 
     def _load_api(
-        self, experiment_ids: list[str], filter_string: str, statuses: Sequence[str] | None, include_deleted: bool
+        self,
+        experiment_ids: list[str],
+        filter_string: str,
+        statuses: Sequence[str] | None,
+        include_deleted: bool,
+        numeric: Sequence[tuple[str, str, float]] = (),
     ) -> pd.DataFrame:
         from mlflow.entities import ViewType
 
@@ -872,8 +939,9 @@ class RunsLoader:
             except Exception as exc:
                 raise FilterError(_filter_message(filter_string, exc)) from None
         return self._finalize(
-            frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered
-        )
+            frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered,
+            numeric=numeric,
+        )  # fmt: skip
 
     # ---- shared
 
@@ -886,6 +954,7 @@ class RunsLoader:
         statuses: Sequence[str] | None = None,
         include_deleted: bool = False,
         run_ids: set[str] | None = None,
+        numeric: Sequence[tuple[str, str, float]] = (),
     ) -> pd.DataFrame:
         n_all = len(frame)
         mask = np.ones(n_all, dtype=bool)
@@ -895,6 +964,8 @@ class RunsLoader:
             mask &= frame["status"].isin([s.upper() for s in statuses]).to_numpy()
         if run_ids is not None:
             mask &= frame.index.isin(list(run_ids))
+        if numeric:
+            mask &= _numeric_mask(frame, numeric)
         df = frame[mask] if not mask.all() else frame
         if len(df) < n_all:  # keys logged only by runs that are not shown are not columns either
             extra = [c for c in df.columns if c not in BASE_COLUMNS]

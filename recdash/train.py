@@ -56,7 +56,8 @@ class TrainConfig:
     min_rating: float | None = None
     split: str = "random"
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 42
+    seed: int = 42  # the model's initialisation and sampling
+    split_seed: int = 42  # the split (and synthetic data): fixed while seeds repeat, so repeats share their data
     epochs: int = 30
     k: int = 10
     early_stopping_metric: str = "ndcg"
@@ -122,7 +123,7 @@ def load_data(config: TrainConfig) -> tuple[Dataset, Split]:
     dataset = load_dataset(
         config.dataset, path=config.data_path, min_rating=config.min_rating, **config.dataset_options
     )
-    return dataset, split_dataset(dataset, config.split, config.split_fractions, config.seed)
+    return dataset, split_dataset(dataset, config.split, config.split_fractions, config.split_seed)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import pytest
 
 from recdash import charts
+from recdash.comparison import RunStyle
 
 
 def make_runs(n: int = 4, seed: int = 0, **columns: object) -> pd.DataFrame:
@@ -22,6 +23,8 @@ def make_runs(n: int = 4, seed: int = 0, **columns: object) -> pd.DataFrame:
             "experiment": "exp",
             "status": "FINISHED",
             "start_time": pd.date_range("2024-01-01", periods=n, freq="min", tz="UTC")[::-1],
+            "parent_run_id": None,
+            "dataset_name": "ml",
             "dataset_digest": "abc123",
             "params.loss": ["warp", "bpr"] * (n // 2) + ["warp"] * (n % 2),
             "params.factors": [str(8 * (i + 1)) for i in range(n)],
@@ -44,32 +47,94 @@ def history(run_ids: list[str], key: str = "val_ndcg_at_10", steps: int = 5) -> 
     return pd.DataFrame(rows, columns=["run_id", "key", "step", "timestamp", "value"])
 
 
+def colors_of(fig: go.Figure) -> dict[str, str]:
+    """Run label -> the colour its trace is drawn in (line, marker or bar), for every named trace."""
+    out = {}
+    for trace in fig.data:
+        color = getattr(getattr(trace, "line", None), "color", None) or getattr(trace.marker, "color", None)
+        if trace.name and trace.name != "popularity baseline" and isinstance(color, str):
+            out[trace.name] = color
+    return out
+
+
+# ------------------------------------------------------------------------------------------ one identity per run
+
+
+def test_a_run_has_the_same_colour_and_name_in_every_figure() -> None:
+    runs = make_runs(4)
+    style = RunStyle.of(runs, order=list(runs["run_id"][::-1]))  # colours follow the selection's order
+    figures = [
+        charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", style),
+        charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style),
+        charts.parallel_coordinates_figure(runs, ["loss", "factors"], "val_ndcg_at_10", style),
+        charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style),
+    ]
+    expected = {f"run-{i}": style.colors[runs.run_id[i]] for i in range(4)}
+    for fig in figures:
+        assert colors_of(fig) == expected
+    assert (
+        expected["run-3"]
+        == style.colors[runs.run_id[3]]
+        == charts.selection_figure(style, [runs.run_id[3]]).data[0].marker.color
+    )
+    assert len(set(expected.values())) == 4
+    hover = figures[3].data[0].hovertemplate
+    assert hover.startswith(f"run-0 · {runs.run_id[0][:8]} · exp")  # run name, short id, experiment
+
+
 # ------------------------------------------------------------------------------------------ metric histories
 
 
 def test_history_one_line_per_run_named_after_the_run() -> None:
     runs = make_runs(3)
-    labels = charts.label_runs(runs)
-    fig = charts.metric_history_figure(history(list(runs["run_id"])), labels, "val_ndcg_at_10")
+    fig = charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", RunStyle.of(runs))
     assert [t.name for t in fig.data] == ["run-0", "run-1", "run-2"]
     assert list(fig.data[0].x) == [1, 2, 3, 4, 5]
     assert all(isinstance(t, go.Scatter) for t in fig.data)  # few points: SVG
 
 
 def test_history_x_axes_and_smoothing() -> None:
-    hist = history(["a", "b"], steps=10)
-    labels = {"a": "A", "b": "B"}
-    wall = charts.metric_history_figure(hist, labels, "val_ndcg_at_10", x="wall_time")
+    runs = make_runs(2, run_name=["A", "B"])
+    style = RunStyle.of(runs)
+    hist = history(list(runs["run_id"]), steps=10)
+    wall = charts.metric_history_figure(hist, "val_ndcg_at_10", style, x="wall_time")
     assert pd.Timestamp(wall.data[0].x[1]) - pd.Timestamp(wall.data[0].x[0]) == pd.Timedelta(seconds=1)
-    rel = charts.metric_history_figure(hist, labels, "val_ndcg_at_10", x="relative_time")
+    rel = charts.metric_history_figure(hist, "val_ndcg_at_10", style, x="relative_time")
     assert rel.data[1].x[0] == 0 and rel.data[1].x[-1] == pytest.approx(9.0)
-    smooth = charts.metric_history_figure(hist, labels, "val_ndcg_at_10", smoothing=0.9)
+    smooth = charts.metric_history_figure(hist, "val_ndcg_at_10", style, smoothing=0.9)
     raw, smoothed = smooth.data[0], smooth.data[1]  # faint raw line under the smoothed one
-    assert raw.showlegend is False and smoothed.name == "A"
+    assert raw.showlegend is False and smoothed.name == "A" and raw.line.color == smoothed.line.color
     assert smoothed.y[0] == pytest.approx(raw.y[0])  # debiased EMA starts at the first value
     assert smoothed.y[-1] < raw.y[-1]  # lags behind an increasing series
     with pytest.raises(ValueError):
-        charts.metric_history_figure(hist, labels, "val_ndcg_at_10", x="epoch")
+        charts.metric_history_figure(hist, "val_ndcg_at_10", style, x="epoch")
+
+
+def test_history_facets_runs_on_different_data() -> None:
+    runs = make_runs(3, dataset_digest=["abc", "abc", "zzz"])
+    style = RunStyle.of(runs)
+    fig = charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", style)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["ml abc · split, seed 42", "ml zzz · split, seed 42"]  # each group named in full
+    assert {t.name: t.yaxis for t in fig.data} == {"run-0": "y", "run-1": "y", "run-2": "y2"}
+
+
+def test_history_bands_are_mean_and_std_of_repeats() -> None:
+    runs = make_runs(4, params__seed=["1", "2", "1", "2"], params__factors=["8", "8", "16", "16"])
+    hist = history(list(runs["run_id"]), steps=3)
+    configs = dict(zip(runs["run_id"], ["factors=8", "factors=8", "factors=16", "factors=16"], strict=True))
+    fig = charts.metric_history_figure(hist, "val_ndcg_at_10", RunStyle.of(runs), configs=configs)
+    means = {t.name: t for t in fig.data if t.showlegend is not False}
+    assert set(means) == {"factors=8 (n=2)", "factors=16 (n=2)"}
+    values = hist.pivot_table(index="step", columns="run_id", values="value")[list(runs["run_id"][:2])]
+    assert np.allclose(means["factors=8 (n=2)"].y, values.mean(axis=1))
+    assert np.allclose(means["factors=8 (n=2)"].customdata[:, 0], values.std(axis=1, ddof=1))
+
+
+def test_single_step_metrics_are_recognised() -> None:
+    hist = history(["a", "b"], steps=1)
+    assert charts.single_step(hist, "val_ndcg_at_10")
+    assert not charts.single_step(history(["a"], steps=2), "val_ndcg_at_10")
 
 
 def test_ema_matches_tensorboard_and_skips_non_finite() -> None:
@@ -81,42 +146,61 @@ def test_ema_matches_tensorboard_and_skips_non_finite() -> None:
 
 
 def test_history_missing_key_or_all_nan_gives_a_message_figure() -> None:
-    hist = history(["a"])
-    assert not charts.metric_history_figure(hist, {}, "other").data
+    runs = make_runs(1)
+    style = RunStyle.of(runs)
+    hist = history(list(runs["run_id"]))
+    assert not charts.metric_history_figure(hist, "other", style).data
     hist["value"] = np.inf
-    fig = charts.metric_history_figure(hist, {}, "val_ndcg_at_10")
+    fig = charts.metric_history_figure(hist, "val_ndcg_at_10", style)
     assert not fig.data and "No finite" in fig.layout.annotations[0].text
     empty = pd.DataFrame(columns=["run_id", "key", "step", "timestamp", "value"])
-    assert not charts.metric_history_figure(empty, {}, "x").data
+    assert not charts.metric_history_figure(empty, "x", style).data
 
 
 # ------------------------------------------------------------------------------------------ parallel coordinates
 
 
-def test_parallel_coordinates_codes_categoricals_and_logs_rates() -> None:
+def _axis_titles(fig: go.Figure) -> list[str]:
+    return [a.text.removeprefix("<b>").removesuffix("</b>") for a in fig.layout.annotations if a.text.startswith("<b>")]
+
+
+def test_parallel_coordinates_one_line_per_run_with_scaled_axes() -> None:
     runs = make_runs(4)
-    fig = charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10")
-    dims = {d.label: d for d in fig.data[0].dimensions}
-    assert set(dims) == {"loss", "factors", "learning_rate (log)", "val_ndcg_at_10"}
-    assert list(dims["loss"].ticktext) == ["bpr", "warp"]
-    assert list(dims["loss"].values) == [1, 0, 1, 0]
-    assert list(dims["factors"].values) == [8, 16, 24, 32]  # numeric strings stay numbers
-    assert np.allclose(dims["learning_rate (log)"].values, [-4, -3, -2, -1])
-    assert dims["learning_rate (log)"].ticktext[0] == "0.0001"
-    assert list(fig.data[0].line.color) == list(runs["metrics.val_ndcg_at_10"])
+    fig = charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10",
+                                             RunStyle.of(runs))  # fmt: skip
+    assert _axis_titles(fig) == ["loss", "factors", "learning_rate (log)", "val_ndcg_at_10"]
+    assert [t.name for t in fig.data] == ["run-0", "run-1", "run-2", "run-3"]
+    loss = [t.y[0] for t in fig.data]
+    assert loss == [1.0, 0.0, 1.0, 0.0]  # categories spread over the axis: bpr at 0, warp at 1
+    assert [t.y[1] for t in fig.data] == pytest.approx([0, 1 / 3, 2 / 3, 1])  # numeric strings stay numbers
+    assert [t.y[2] for t in fig.data] == pytest.approx([0, 1 / 3, 2 / 3, 1])  # log10 of 1e-4..1e-1
+    metric = runs["metrics.val_ndcg_at_10"].to_numpy()
+    scaled = (metric - metric.min()) / (metric.max() - metric.min())
+    assert [t.y[3] for t in fig.data] == pytest.approx(list(scaled))
+    assert fig.data[0].customdata[2][1] == str(runs["params.learning_rate"][0])  # hover shows the logged value
+    ticks = [a.text for a in fig.layout.annotations if a.x == 2 and not a.text.startswith("<b>")]
+    assert ticks[0] == "0.0001" and ticks[-1] == "0.1"
 
 
 def test_parallel_coordinates_missing_params_and_metrics() -> None:
     runs = make_runs(4, params__factors=["8", None, "16", ""], metrics__val_ndcg_at_10=[0.1, np.nan, 0.3, np.inf])
-    fig = charts.parallel_coordinates_figure(runs, ["factors", "nope"], "val_ndcg_at_10")
-    assert "2 runs without it omitted" in fig.layout.title.text
-    factors = fig.data[0].dimensions[0]
-    assert list(factors.values) == [8, 16]
+    fig = charts.parallel_coordinates_figure(runs, ["factors", "nope"], "val_ndcg_at_10", RunStyle.of(runs))
+    assert "2 runs without the metric left out" in fig.layout.title.text
+    assert [t.y[0] for t in fig.data] == [0.0, 1.0]
     nan_runs = make_runs(3, params__factors=["8", None, "16"])
-    dim = charts.parallel_coordinates_figure(nan_runs, ["factors"], "val_ndcg_at_10").data[0].dimensions[0]
-    assert dim.ticktext[0] == charts.MISSING and dim.values[1] == dim.tickvals[0] < 8
-    assert not charts.parallel_coordinates_figure(runs, ["loss"], "no_such_metric").data
-    assert not charts.parallel_coordinates_figure(runs.iloc[0:0], ["loss"], "val_ndcg_at_10").data
+    fig = charts.parallel_coordinates_figure(nan_runs, ["factors"], "val_ndcg_at_10", RunStyle.of(nan_runs))
+    assert fig.data[1].y[0] < 0 and charts.MISSING in [a.text for a in fig.layout.annotations]
+    assert not charts.parallel_coordinates_figure(runs, ["loss"], "no_such_metric", RunStyle.of(runs)).data
+    assert not charts.parallel_coordinates_figure(runs.iloc[0:0], ["loss"], "val_ndcg_at_10", RunStyle.of(runs)).data
+
+
+def test_parallel_coordinates_never_crowd_a_categorical_axis() -> None:
+    runs = make_runs(30, params__name=[f"value-{i:02d}" for i in range(30)])
+    fig = charts.parallel_coordinates_figure(runs, ["name"], "val_ndcg_at_10", RunStyle.of(runs))
+    ticks = [a for a in fig.layout.annotations if a.x == 0 and not a.text.startswith("<b>")]
+    assert len(ticks) <= 8
+    gaps = np.diff(sorted(a.y for a in ticks))
+    assert gaps.min() >= 1 / 8 - 1e-9  # at most 8 labels over the axis: they cannot overlap
 
 
 # ------------------------------------------------------------------------------------------ param scatter
@@ -136,22 +220,24 @@ def test_parallel_coordinates_missing_params_and_metrics() -> None:
 )
 def test_scatter_log_axis_choice(name: str, values: list[str], log: bool) -> None:
     runs = make_runs(3, **{f"params__{name}": values})
-    fig = charts.param_scatter_figure(runs, name, "val_ndcg_at_10")
+    fig = charts.param_scatter_figure(runs, name, "val_ndcg_at_10", RunStyle.of(runs))
     assert (fig.layout.xaxis.type == "log") is log
-    assert list(fig.data[0].x) == [float(v) for v in values]
+    assert [t.x[0] for t in fig.data] == [float(v) for v in values]
 
 
-def test_scatter_categorical_param_hover_names_and_bad_values() -> None:
+def test_scatter_one_point_per_run_with_hover_and_legend() -> None:
     runs = make_runs(4, metrics__val_ndcg_at_10=[0.1, np.nan, 0.3, -np.inf])
-    fig = charts.param_scatter_figure(runs, "params.loss", "metrics.val_ndcg_at_10")
+    style = RunStyle.of(runs)
+    fig = charts.param_scatter_figure(runs, "params.loss", "metrics.val_ndcg_at_10", style)
     assert fig.layout.xaxis.type == "category"
-    assert list(fig.data[0].x) == ["warp", "warp"] and [h.split("<br>")[0] for h in fig.data[0].hovertext] == [
-        "run-0",
-        "run-2",
-    ]
+    assert [t.name for t in fig.data] == ["run-0", "run-2"] and fig.layout.showlegend
+    assert [t.x[0] for t in fig.data] == ["warp", "warp"]
+    assert "run-2" in fig.data[1].hovertemplate and "loss = warp" in fig.data[1].hovertemplate
     odd = make_runs(2, params__factors=["8", "lots"])
-    assert charts.param_scatter_figure(odd, "factors", "val_ndcg_at_10").layout.xaxis.type == "category"
-    assert not charts.param_scatter_figure(runs, "missing", "val_ndcg_at_10").data
+    assert charts.param_scatter_figure(odd, "factors", "val_ndcg_at_10", RunStyle.of(odd)).layout.xaxis.type == (
+        "category"
+    )
+    assert not charts.param_scatter_figure(runs, "missing", "val_ndcg_at_10", style).data
 
 
 # ------------------------------------------------------------------------------------------ bars, best run
@@ -159,78 +245,114 @@ def test_scatter_categorical_param_hover_names_and_bad_values() -> None:
 
 def test_metric_bars_mark_the_best_run_per_metric() -> None:
     runs = make_runs(3, metrics__val_ndcg_at_10=[0.2, 0.5, 0.1], metrics__train_seconds=[3.0, 9.0, 1.0])
-    labels = charts.label_runs(runs)
-    fig = charts.metric_bars_figure(runs, ["val_ndcg_at_10", "train_seconds"], labels)
+    fig = charts.metric_bars_figure(runs, ["val_ndcg_at_10", "train_seconds"], RunStyle.of(runs))
     assert [t.name for t in fig.data] == ["run-0", "run-1", "run-2"]
     assert fig.layout.barmode == "group"
     text = {t.name: list(t.text) for t in fig.data}
     assert text["run-1"] == ["★ best", ""]  # highest ndcg
     assert text["run-2"] == ["", "★ best"]  # fewest seconds: lower is better
     assert text["run-0"] == ["", ""]
-    assert charts.best_run_ids(runs, ["val_ndcg_at_10", "nope"]) == {"val_ndcg_at_10": runs.run_id[1], "nope": None}
+
+
+def test_best_is_only_ever_among_runs_on_the_same_data() -> None:
+    """The trial's bug: a run on synthetic data got "★ best" ahead of ML-100K runs."""
+    runs = make_runs(3, dataset_name=["movielens-100k", "movielens-100k", "synthetic"],
+                     dataset_digest=["d1", "d1", "d2"], metrics__test_ndcg_at_10=[0.28, 0.30, 0.9])  # fmt: skip
+    style = RunStyle.of(runs)
+    fig = charts.metric_bars_figure(runs, ["test_ndcg_at_10"], style)
+    text = {t.name: list(t.text) for t in fig.data}
+    assert text == {"run-0": [""], "run-1": ["★ best"], "run-2": ["★ best"]}  # one best per dataset
+    assert [a.text for a in fig.layout.annotations] == [
+        "movielens-100k d1 · split, seed 42", "synthetic d2 · split, seed 42"
+    ]  # fmt: skip
+    assert {t.name: t.yaxis for t in fig.data} == {"run-0": "y", "run-1": "y", "run-2": "y2"}
+
+
+def test_bars_draw_each_datasets_popularity_baseline() -> None:
+    runs = make_runs(3, dataset_digest=["d1", "d1", "d2"], metrics__test_ndcg_at_10=[0.3, 0.31, 0.5],
+                     metrics__baseline_test_ndcg_at_10=[0.12, 0.12, 0.2])  # fmt: skip
+    fig = charts.metric_bars_figure(runs, ["test_ndcg_at_10"], RunStyle.of(runs))
+    lines = sorted((s.yref, s.y0) for s in fig.layout.shapes)
+    assert lines == [("y", 0.12), ("y2", 0.2)]
+    marks = [t for t in fig.data if t.name == "popularity baseline"]
+    assert [m.y[0] for m in marks] == [0.12, 0.2] and [m.showlegend for m in marks] == [True, False]
+    assert charts.baseline_metric("test_recall_at_10") == "baseline_test_recall_at_10"
+    assert charts.baseline_metric("val_recall_at_10") is None
 
 
 def test_metric_bars_with_missing_metrics_and_many_runs() -> None:
     runs = make_runs(40, metrics__val_ndcg_at_10=np.nan)
-    fig = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], charts.label_runs(runs))
+    fig = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], RunStyle.of(runs))
     assert len(fig.data) == charts.MAX_BAR_RUNS and "first 30 of 40" in fig.layout.title.text
     assert all(list(t.text) == [""] for t in fig.data)
-    assert not charts.metric_bars_figure(runs, ["absent"], {}).data
+    assert not fig.layout.showlegend  # 30 legend entries are noise; hover names the run
+    assert not charts.metric_bars_figure(runs, ["absent"], RunStyle.of(runs)).data
+
+
+def test_config_bars_and_summary_table_show_mean_std_and_n() -> None:
+    from recdash import comparison as cmp
+
+    runs = make_runs(5, params__seed=["1", "2", "3", "1", "2"], params__loss=["warp"] * 3 + ["bpr"] * 2,
+                     metrics__test_ndcg_at_10=[0.30, 0.32, 0.31, 0.20, 0.24])  # fmt: skip
+    style = RunStyle.of(runs)
+    configs = cmp.config_groups(runs, ["loss"])
+    summary = cmp.aggregate(runs, ["test_ndcg_at_10"], configs).assign(data=style.groups[runs.run_id[0]])
+    fig = charts.config_bars_figure(
+        summary, ["test_ndcg_at_10"], runs, style, dict(zip(runs.run_id, configs, strict=True))
+    )
+    bars = {t.name: t for t in fig.data}
+    assert bars["loss=warp"].y[0] == pytest.approx(0.31)
+    assert bars["loss=warp"].error_y.array[0] == pytest.approx(np.std([0.30, 0.32, 0.31], ddof=1))
+    assert list(bars["loss=bpr"].text) == ["n=2"]
+    table = charts.summary_table(summary, ["test_ndcg_at_10"]).set_index("configuration")
+    assert table.loc["loss=bpr", "test_ndcg_at_10"] == f"0.2200 ± {np.std([0.2, 0.24], ddof=1):.4f} (n=2)"
 
 
 # ------------------------------------------------------------------------------------------ tables
 
 
-def test_param_diff_table_keeps_only_differing_params() -> None:
-    runs = make_runs(3, params__alpha=["0.1", "0.10", "0.1"], params__note=["x", None, "x"])
-    labels = charts.label_runs(runs)
-    table = charts.param_diff_table(runs, labels)
+def test_param_diff_table_keeps_only_differing_hyperparameters() -> None:
+    runs = make_runs(3, params__alpha=["0.1", "0.10", "0.1"], params__note=["x", None, "x"],
+                     params__dataset_n_interactions=["1", None, "2"], params__dataset_rows=[None, "5", None],
+                     params__best_factors=["8", "9", "10"])  # fmt: skip
+    style = RunStyle.of(runs)
+    table = charts.param_diff_table(runs, style.labels)
     assert list(table.columns) == ["run-0", "run-1", "run-2"]
-    assert set(table.index) == {"loss", "factors", "learning_rate", "note"}  # alpha "0.1" == "0.10"; split_seed same
+    # alpha "0.1" == "0.10"; split_seed same; lineage (dataset_*) and sweep bookkeeping (best_*) are not settings
+    assert set(table.index) == {"loss", "factors", "learning_rate", "note"}
     assert table.loc["note", "run-1"] == charts.MISSING
     assert table.loc["factors"].tolist() == ["8", "16", "24"]
-    assert charts.param_diff_table(runs.iloc[:1], labels).empty
+    assert charts.param_diff_table(runs.iloc[:1], style.labels).empty
     assert charts.param_diff_table(runs.iloc[0:0], {}).empty
 
 
-def test_labels_are_unique_and_fall_back_to_the_run_id() -> None:
-    runs = make_runs(3, run_name=["same", "same", None])
-    labels = charts.label_runs(runs)
-    assert len(set(labels.values())) == 3
-    assert labels[runs.run_id[2]] == runs.run_id[2][:8]
-    assert labels[runs.run_id[0]].startswith("same (")
+def test_a_sweep_parent_shows_what_it_searched() -> None:
+    runs = make_runs(2, params__search_space=['{"factors": "32:128", "loss": "bpr,warp"}', None],
+                     params__loss=["warp", "bpr"])  # fmt: skip
+    table = charts.param_diff_table(runs, RunStyle.of(runs).labels)
+    assert table.loc["factors", "run-0"] == "searched 32:128" and table.loc["loss", "run-0"] == "searched bpr,warp"
 
 
-def test_lineage_warning_for_different_digests_or_splits() -> None:
-    same = make_runs(3)
-    assert charts.lineage_warning(same) is None
-    assert charts.lineage_warning(same.iloc[:1]) is None
-    digest = make_runs(3, dataset_digest=["abc", "abc", "def"])
-    message = charts.lineage_warning(digest)
-    assert message is not None and "dataset_digest" in message and "def" in message
-    split = make_runs(2, params__split_seed=["42", "7"], params__split_method=["random", None])
-    message = charts.lineage_warning(split)
-    assert message is not None and "split_seed differs (42, 7)" in message and "split_method" not in message
-    unknown = charts.lineage_warning(make_runs(3, dataset_digest=["abc", None, "abc"]))
-    assert unknown is not None and "1 of 3 runs have no recorded dataset" in unknown
-
-
-def test_comparison_table_for_csv() -> None:
-    runs = make_runs(2, metrics__val_ndcg_at_10=[0.5, np.inf])
-    table = charts.comparison_table(runs, ["loss", "absent"], ["val_ndcg_at_10"], charts.label_runs(runs))
+def test_comparison_table_for_csv_keeps_full_precision() -> None:
+    runs = make_runs(2, metrics__val_ndcg_at_10=[0.30000000000000004, np.inf])
+    table = charts.comparison_table(runs, ["loss", "absent"], ["val_ndcg_at_10"], RunStyle.of(runs))
     assert list(table.columns) == [
-        "run", "run_id", "experiment", "status", "start_time", "params.loss", "metrics.val_ndcg_at_10"
+        "run", "run_id", "data", "experiment", "status", "start_time", "params.loss", "metrics.val_ndcg_at_10"
     ]  # fmt: skip
     assert table["run"].tolist() == ["run-0", "run-1"] and np.isnan(table.iloc[1, -1])
-    assert "run,run_id" in table.to_csv(index=False)
-    assert charts.comparison_table(runs.iloc[0:0], ["loss"], [], {}).empty
+    assert "0.30000000000000004" in table.to_csv(index=False)
+    assert charts.comparison_table(runs.iloc[0:0], ["loss"], [], RunStyle.of(runs.iloc[0:0])).empty
 
 
-def test_best_per_experiment_top_runs_and_links() -> None:
+def test_best_per_experiment_is_per_dataset_too() -> None:
     runs = pd.concat([make_runs(3), make_runs(2, seed=1, experiment="other", experiment_id="2")], ignore_index=True)
     runs["metrics.val_ndcg_at_10"] = [0.1, 0.9, np.nan, 0.4, 0.3]
+    runs.loc[0, "dataset_digest"] = "zzz"
     best = charts.best_runs_per_experiment(runs, "val_ndcg_at_10")
-    assert dict(zip(best.experiment, best.val_ndcg_at_10, strict=True)) == {"exp": 0.9, "other": 0.4}
+    assert [(r.experiment, r.data, r.val_ndcg_at_10) for r in best.itertuples()] == [
+        ("exp", "ml abc123 · split, seed 42", 0.9), ("other", "ml abc123 · split, seed 42", 0.4),
+        ("exp", "ml zzz · split, seed 42", 0.1),
+    ]  # fmt: skip
     assert charts.best_runs_per_experiment(runs, "nope").empty
     assert charts.top_runs(runs, "val_ndcg_at_10", 2)["metrics.val_ndcg_at_10"].tolist() == [0.9, 0.4]
     assert len(charts.top_runs(runs, "val_ndcg_at_10", 10)) == 4
@@ -243,47 +365,11 @@ def test_best_per_experiment_top_runs_and_links() -> None:
     )
 
 
-# ------------------------------------------------------------------------------------------ importance
-
-
-def test_param_importance_orders_params_by_their_effect() -> None:
-    n = 30
-    rng = np.random.default_rng(1)
-    lr = np.geomspace(1e-3, 1, n)
-    loss = np.array(["warp", "bpr"] * (n // 2))
-    noise = rng.permutation(n)
-    metric = np.log10(lr) + 0.3 * (loss == "warp") + 0.01 * rng.normal(size=n)
-    runs = make_runs(
-        n,
-        params__learning_rate=[str(v) for v in lr],
-        params__loss=loss,
-        params__noise=[str(v) for v in noise],
-        params__factors=[str(v) for v in rng.choice([8, 16, 32], n)],
-        params__constant="1",
-        params__path=[f"/data/{i}.csv" for i in range(n)],
-        params__seldom=[None] * (n - 2) + ["a", "b"],
-        metrics__val_ndcg_at_10=metric,
-    )
-    imp = charts.param_importance(runs, "val_ndcg_at_10")
-    assert imp["param"].iloc[0] == "learning_rate" and imp["importance"].iloc[0] > 0.9
-    by = imp.set_index("param")
-    assert by.loc["learning_rate", "importance"] > by.loc["loss", "importance"] > by.loc["noise", "importance"]
-    assert by.loc["loss", "method"].startswith("eta") and by.loc["learning_rate", "method"].startswith("|Spearman")
-    assert by.loc["constant", "importance"] == 0 and by.loc["constant", "method"] == "constant"
-    assert "path" not in by.index  # one value per run: an id, not a setting
-    assert np.isnan(by.loc["seldom", "importance"])
-    fig = charts.param_importance_figure(imp, "val_ndcg_at_10")
-    assert fig.data[0].y[-1] == "learning_rate"  # top bar
-
-
-def test_param_importance_degenerate_inputs() -> None:
-    assert charts.param_importance(make_runs(0), "val_ndcg_at_10").empty
-    one = charts.param_importance(make_runs(1), "val_ndcg_at_10")
-    assert one["importance"].isna().all()
-    assert not charts.param_importance_figure(one).data
-    flat = charts.param_importance(make_runs(5, metrics__val_ndcg_at_10=0.5), "val_ndcg_at_10")
-    assert (flat.set_index("param").loc["factors", "method"]) == "metric constant"
-    assert charts.param_importance(make_runs(5), "absent").empty
+def test_importance_figure_orders_bars() -> None:
+    frame = pd.DataFrame({"param": ["lr", "loss"], "importance": [0.7, 0.3]})
+    fig = charts.importance_figure(frame, "val_ndcg_at_10")
+    assert list(fig.data[0].y) == ["loss", "lr"]  # plotly draws bottom-up: the top bar is the most important
+    assert not charts.importance_figure(frame.iloc[0:0], "x").data
 
 
 # ------------------------------------------------------------------------------------------ robustness
@@ -292,22 +378,20 @@ def test_param_importance_degenerate_inputs() -> None:
 def test_no_metrics_single_run_and_zero_runs_do_not_crash() -> None:
     bare = make_runs(1).drop(columns=["metrics.val_ndcg_at_10", "metrics.train_seconds"])
     assert charts.metric_names(bare) == []
-    assert charts.default_run_columns(bare)[:2] == ["run_name", "experiment"]
     for runs in (bare, make_runs(1), make_runs(0)):
-        labels = charts.label_runs(runs)
-        charts.parallel_coordinates_figure(runs, charts.param_names(runs), "val_ndcg_at_10")
-        charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10")
-        charts.metric_bars_figure(runs, charts.metric_names(runs), labels)
-        charts.param_diff_table(runs, labels)
-        charts.param_importance_figure(charts.param_importance(runs, "val_ndcg_at_10"))
-        charts.comparison_table(runs, charts.param_names(runs), charts.metric_names(runs), labels)
+        style = RunStyle.of(runs)
+        charts.parallel_coordinates_figure(runs, charts.param_names(runs), "val_ndcg_at_10", style)
+        charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
+        charts.metric_bars_figure(runs, charts.metric_names(runs), style)
+        charts.param_diff_table(runs, style.labels)
+        charts.comparison_table(runs, charts.param_names(runs), charts.metric_names(runs), style)
         charts.best_runs_per_experiment(runs, "val_ndcg_at_10")
-        assert charts.lineage_warning(runs) is None
+        charts.selection_figure(style, list(runs["run_id"]))
 
 
 def test_odd_names_are_kept_as_text() -> None:
     runs = make_runs(2, run_name=["<b>bold</b>", "a.b/c d"], params__weird__name=["1", "x"])
-    labels = charts.label_runs(runs)
+    labels = RunStyle.of(runs).labels
     assert labels[runs.run_id[0]] == "<b>bold</b>"
     table = charts.param_diff_table(runs, labels)
     assert "weird.name" in table.index and list(table.columns) == ["<b>bold</b>", "a.b/c d"]
@@ -315,27 +399,26 @@ def test_odd_names_are_kept_as_text() -> None:
 
 def test_names_from_the_store_are_shown_as_text_in_figures() -> None:
     runs = make_runs(2, run_name=["<b>bold</b>", "<a href='javascript:x'>l</a>"], params__loss=["<i>a</i>", "b"])
-    labels = charts.label_runs(runs)
-    bars = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], labels)
+    style = RunStyle.of(runs)
+    bars = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style)
     assert [t.name for t in bars.data] == ["&lt;b&gt;bold&lt;/b&gt;", "&lt;a href='javascript:x'&gt;l&lt;/a&gt;"]
-    scatter = charts.param_scatter_figure(runs, "loss", "val_ndcg_at_10")
-    assert scatter.data[0].x[0] == "&lt;i&gt;a&lt;/i&gt;" and "<b>" not in scatter.data[0].hovertext[0]
-    dims = charts.parallel_coordinates_figure(runs, ["loss"], "val_ndcg_at_10").data[0].dimensions
-    assert "&lt;i&gt;a&lt;/i&gt;" in dims[0].ticktext
-    lines = charts.metric_history_figure(history(list(runs["run_id"])), labels, "val_ndcg_at_10")
+    scatter = charts.param_scatter_figure(runs, "loss", "val_ndcg_at_10", style)
+    assert scatter.data[0].x[0] == "&lt;i&gt;a&lt;/i&gt;" and "<b>bold" not in scatter.data[0].hovertemplate
+    parallel = charts.parallel_coordinates_figure(runs, ["loss"], "val_ndcg_at_10", style)
+    assert "&lt;i&gt;a&lt;/i&gt;" in [a.text for a in parallel.layout.annotations]
+    lines = charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", style)
     assert lines.data[0].name == "&lt;b&gt;bold&lt;/b&gt;"
 
 
 @pytest.mark.timeout(60)  # catches accidental quadratic work; not a benchmark
 def test_five_hundred_runs_build_and_use_webgl() -> None:
     runs = make_runs(500)
-    labels = charts.label_runs(runs)
+    style = RunStyle.of(runs)
     hist = history(list(runs["run_id"]), steps=20)
-    lines = charts.metric_history_figure(hist, labels, "val_ndcg_at_10", smoothing=0.6)
-    scatter = charts.param_scatter_figure(runs, "learning_rate", "val_ndcg_at_10")
-    charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10")
-    charts.metric_bars_figure(runs, ["val_ndcg_at_10"], labels)
-    charts.param_importance(runs, "val_ndcg_at_10")
-    charts.param_diff_table(runs, labels)
+    lines = charts.metric_history_figure(hist, "val_ndcg_at_10", style, smoothing=0.6)
+    scatter = charts.param_scatter_figure(runs, "learning_rate", "val_ndcg_at_10", style)
+    charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10", style)
+    charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style)
+    charts.param_diff_table(runs, style.labels)
     assert all(isinstance(t, go.Scattergl) for t in lines.data) and len(lines.data) == 1000
     assert isinstance(scatter.data[0], go.Scattergl)

@@ -232,7 +232,13 @@ def test_compare_foreign_runs_with_odd_data_and_lineage_warning(use_store: dict[
 def test_compare_without_selection_shows_the_top_runs(use_store: dict[str, object]) -> None:
     at = app("pages/compare.py")
     assert "No runs selected" in texts(at.info)
-    assert len(table(at, "run", "experiment", "started", "run_id")) == 4  # only 4 runs have a finite val_ndcg_at_10
+    # the top runs of one dataset and split (ours: 3 scored runs), never ranked against the foreign experiment's
+    shown = table(at, "run", "experiment", "started", "run_id")
+    assert shown["run_id"].tolist() and set(shown["run_id"]) == set(use_store["ours"])
+    options = at.selectbox(key="top_data").options
+    at.selectbox(key="top_data").select_index(next(i for i, o in enumerate(options) if "foreign" in o)).run()
+    assert table(at, "run", "experiment", "started", "run_id")["run"].tolist() == ["foreign [0](http://x)"]  # inf out
+    at.selectbox(key="top_data").select_index(0).run()
     at.number_input(key="top_n").set_value(2).run()
     assert not at.exception
     assert len(table(at, "run", "experiment", "started", "run_id")) == 2

@@ -1,0 +1,490 @@
+"""What makes a comparison of runs fair, as pure functions over the runs frame of :mod:`recdash.tracking`.
+
+Three rules, each one function here, used by every chart and table of the Runs and Compare pages:
+
+* **A run looks the same everywhere**: :func:`run_colors` gives each run one colour for the whole session (by its
+  place in the selection), :func:`run_labels` one unique label, and :func:`hover_name` the text hover shows.
+* **Only like is compared with like**: :func:`data_groups` puts runs evaluated on the same dataset digest and split
+  in one group; "best", rankings and importance are only ever computed within a group. Lineage params (``dataset*``,
+  ``split_*``) and sweep bookkeeping never count as hyperparameters (:func:`hyperparameters`).
+* **Is the difference real?**: :func:`config_groups` groups runs by a set of params (by default every
+  hyperparameter but ``seed``) and :func:`aggregate` gives mean, standard deviation and n per group.
+
+Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recdash.tracking import run_label
+
+PARAM = "params."
+METRIC = "metrics."
+TAG = "tags."
+MISSING = "(missing)"
+NO_DATA = "data not recorded"
+# Params that say what data a run saw and how it was split: never hyperparameters, always part of "same data".
+LINEAGE_EXACT = frozenset({"dataset", "data_path", "min_rating"})
+LINEAGE_PREFIXES = ("dataset_", "split_")
+SPLIT_KEYS = ("split_method", "split_train", "split_validation", "split_test", "split_seed", "min_rating")
+# What a sweep's parent run logs about the search itself (its best_* params copy the best trial's values).
+SWEEP_BOOKKEEPING = frozenset(
+    {"search_space", "sampler", "n_trials", "n_workers", "objective_metric", "pruner", "storage", "study_name"}
+)
+SEED_PARAMS = frozenset({"seed", "random_seed", "random_state"})
+TRIAL_STATE_TAG = "recdash.trial_state"
+SWEEP_RUN_TAG = "recdash.sweep_run_id"
+KIND_TAG = "recdash.kind"
+PARENT = "parent_run_id"
+
+
+# ------------------------------------------------------------------------------------------------ identity
+
+
+# Configurations (mean ± std views) get colours apart from the runs' own, so a mean is never taken for a run.
+CONFIG_PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
+
+
+def palette() -> list[str]:
+    """Distinct colours, in order: Plotly's, D3's, then Dark24's (plotly.express qualitative palettes)."""
+    import plotly.express as px
+
+    out: list[str] = []
+    for colours in (px.colors.qualitative.Plotly, px.colors.qualitative.D3, px.colors.qualitative.Dark24):
+        out += [c for c in colours if c.upper() not in {o.upper() for o in out}]
+    return out
+
+
+def run_colors(run_ids: Sequence[str]) -> dict[str, str]:
+    """One colour per run, by its place in ``run_ids`` (the selection's order, so every page agrees)."""
+    colours = palette()
+    return {str(r): colours[i % len(colours)] for i, r in enumerate(dict.fromkeys(map(str, run_ids)))}
+
+
+def run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """One unique label per run: :func:`recdash.tracking.run_label`; names that repeat get the short id appended."""
+    if runs.empty:
+        return {}
+    ids = runs["run_id"].astype(str).tolist()
+    names = runs["run_name"] if "run_name" in runs.columns else pd.Series([None] * len(runs), index=runs.index)
+    base = [run_label(n, r) for n, r in zip(names, ids, strict=True)]
+    counts = pd.Series(base).value_counts()
+    labels = [f"{b} ({r[:8]})" if counts[b] > 1 else b for b, r in zip(base, ids, strict=True)]
+    if len(set(labels)) < len(labels):  # short ids clash too (hand-made ids): the full id is unique
+        labels = [f"{b} ({r})" if counts[b] > 1 else b for b, r in zip(base, ids, strict=True)]
+    return dict(zip(ids, labels, strict=True))
+
+
+def hover_name(runs: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, str]:
+    """What hovering a run shows first: its label, short id and experiment."""
+    experiments = runs["experiment"] if "experiment" in runs.columns else pd.Series([None] * len(runs), runs.index)
+    out = {}
+    for run_id, experiment in zip(runs["run_id"].astype(str), experiments, strict=True):
+        where = f" · {experiment}" if isinstance(experiment, str) and experiment else ""
+        out[run_id] = f"{labels.get(run_id, run_id[:8])} · {run_id[:8]}{where}"
+    return out
+
+
+@dataclass(frozen=True)
+class RunStyle:
+    """How every chart and table of one page shows each run: label, colour, hover text and data group."""
+
+    labels: dict[str, str]
+    colors: dict[str, str]
+    hover: dict[str, str]
+    groups: dict[str, str]
+
+    @classmethod
+    def of(
+        cls, runs: pd.DataFrame, order: Sequence[str] | None = None, context: pd.DataFrame | None = None
+    ) -> RunStyle:
+        """Styles for ``runs``; colours follow ``order`` (the selection) when given, else the frame's order. Data
+        groups are worked out over ``context`` (e.g. every run of the store) when given, so a sweep parent shown
+        without its trials still gets their group."""
+        labels = run_labels(runs)
+        ids = runs["run_id"].astype(str).tolist()
+        ordered = [r for r in (order or []) if r in set(ids)] + [r for r in ids if r not in set(order or [])]
+        frame = runs if context is None else context
+        groups = dict(zip(frame["run_id"].astype(str), data_groups(frame).astype(str), strict=True))
+        if context is not None and not set(ids) <= set(groups):
+            groups |= dict(zip(ids, data_groups(runs).astype(str), strict=True))
+        return cls(
+            labels=labels,
+            colors=run_colors(ordered),
+            hover=hover_name(runs, labels),
+            groups={r: groups[r] for r in ids},
+        )
+
+    def label(self, run_id: str) -> str:
+        return self.labels.get(run_id, run_id[:8])
+
+    def color(self, run_id: str) -> str:
+        return self.colors.get(run_id, "#888888")
+
+    def group_names(self, run_ids: Iterable[str] | None = None) -> list[str]:
+        """The data groups of ``run_ids`` (all runs by default), always in the page's order (the order the groups
+        first appear among all the page's runs), so every chart stacks its facets the same way."""
+        wanted = set(self.groups.values()) if run_ids is None else {self.groups[r] for r in run_ids if r in self.groups}
+        return [g for g in dict.fromkeys(self.groups.values()) if g in wanted]
+
+    def config_colors(self, configs: Iterable[str]) -> dict[str, str]:
+        """One colour per configuration (mean ± std views), from a palette apart from the runs' own colours."""
+        return {c: CONFIG_PALETTE[i % len(CONFIG_PALETTE)] for i, c in enumerate(dict.fromkeys(configs))}
+
+    def config_colors_of(self, configs: Mapping[str, str]) -> dict[str, str]:
+        """:meth:`config_colors` for run id -> configuration, in the page's run order (every chart agrees)."""
+        return self.config_colors(configs[r] for r in self.labels if r in configs)
+
+
+# ------------------------------------------------------------------------------------------------ params
+
+
+def param_names(runs: pd.DataFrame) -> list[str]:
+    return sorted(c[len(PARAM) :] for c in runs.columns if str(c).startswith(PARAM))
+
+
+def is_lineage(name: str) -> bool:
+    """A param that describes the data or the split, not the model."""
+    return name in LINEAGE_EXACT or name.startswith(LINEAGE_PREFIXES)
+
+
+def is_bookkeeping(name: str) -> bool:
+    """A sweep parent's description of its search (search space, sampler, best_* copies of the best trial)."""
+    return name in SWEEP_BOOKKEEPING or name.startswith("best_")
+
+
+def hyperparameters(runs: pd.DataFrame) -> list[str]:
+    """Params that are settings of the model or its training: not lineage, not sweep bookkeeping."""
+    return [p for p in param_names(runs) if not is_lineage(p) and not is_bookkeeping(p)]
+
+
+def _present(values: pd.Series) -> pd.Series:
+    return values.notna() & (values.astype(str).str.strip() != "")
+
+
+def normalized(values: pd.Series) -> pd.Series:
+    """Param values as comparable text: numbers in one spelling ("0.1" == "0.10" == "1e-1"), missing as MISSING."""
+    text = values.where(_present(values), None)
+    numbers = pd.to_numeric(text, errors="coerce")
+    out = text.astype(object).where(text.notna(), MISSING).astype(str).str.strip()
+    is_number = numbers.notna() & text.notna()
+    out[is_number] = [f"{v:.12g}" for v in numbers[is_number]]
+    return out
+
+
+def varying(runs: pd.DataFrame, params: Iterable[str], *, missing_counts: bool = True) -> list[str]:
+    """The params among ``params`` whose value differs between the runs; a param missing in some runs differs
+    from one they have unless ``missing_counts`` is False (runs of other tools simply lack recdash's params)."""
+    out = []
+    for name in params:
+        col = PARAM + name
+        if col not in runs.columns:
+            continue
+        values = normalized(runs[col])
+        if not missing_counts:
+            values = values[values != MISSING]
+        if values.nunique() > 1:
+            out.append(name)
+    return out
+
+
+def default_axes(runs: pd.DataFrame, limit: int = 8) -> list[str]:
+    """The hyperparameters that actually vary among the runs, in name order, at most ``limit``; seeds are left
+    out (they are noise to average over, not settings to choose)."""
+    params = varying(runs, hyperparameters(runs))
+    return [p for p in params if p not in SEED_PARAMS][:limit]
+
+
+# ------------------------------------------------------------------------------------------------ like with like
+
+
+def _value(runs: pd.DataFrame, *columns: str) -> list[str | None]:
+    """The first present value among ``columns`` per run (e.g. the dataset input, else the lineage param)."""
+    out: list[str | None] = [None] * len(runs)
+    for col in columns:
+        if col not in runs.columns:
+            continue
+        for i, value in enumerate(runs[col].tolist()):
+            if out[i] is None and not _missing(value):
+                out[i] = str(value).strip()
+    return out
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() in ("", "None")
+
+
+def data_groups(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the full name of what it was evaluated on: dataset name and digest, split method, fractions and
+    seed (and a rating threshold). A sweep's parent, which records no data of its own, is in its trials' group.
+    Runs with no recorded data are grouped per experiment, since nothing says that runs of different experiments
+    saw the same data."""
+    if runs.empty:
+        return pd.Series([], dtype=object, index=runs.index)
+    digest = _value(runs, "dataset_digest", PARAM + "dataset_digest")
+    name = _value(runs, "dataset_name", PARAM + "dataset_name", PARAM + "dataset")
+    split = {key: _value(runs, PARAM + key) for key in SPLIT_KEYS}
+    labels: list[str | None] = []
+    for i in range(len(runs)):
+        parts = []
+        if digest[i] is not None:
+            parts.append(" ".join(x for x in (name[i], digest[i]) if x is not None))
+        fractions = [split[k][i] for k in ("split_train", "split_validation", "split_test")]
+        method, seed = split["split_method"][i], split["split_seed"][i]
+        if method is not None or seed is not None or any(f is not None for f in fractions):
+            text = f"{method} split" if method is not None else "split"
+            if any(f is not None for f in fractions):
+                text += " " + "/".join(_short_number(f) for f in fractions)
+            parts.append(text + (f", seed {seed}" if seed is not None else ""))
+        if parts and split["min_rating"][i] is not None:
+            parts.append(f"rating ≥ {split['min_rating'][i]}")
+        labels.append(" · ".join(parts) or None)
+    out = pd.Series(labels, index=runs.index, dtype=object)
+    ids = runs["run_id"].astype(str)
+    if PARENT in runs.columns:  # a sweep parent: the one group all its trials share
+        by_parent = out.groupby(runs[PARENT].astype(object).where(runs[PARENT].notna(), None)).agg(
+            lambda g: g.iloc[0] if g.notna().all() and g.nunique() == 1 else None
+        )
+        inherited = ids.map(by_parent)
+        out = out.where(out.notna(), inherited)
+    experiments = runs["experiment"] if "experiment" in runs.columns else pd.Series([None] * len(runs), runs.index)
+    unknown = [f"{e or 'unknown experiment'}: {NO_DATA}" for e in experiments]
+    return out.where(out.notna(), pd.Series(unknown, index=runs.index)).astype(object)
+
+
+def _short_number(value: object) -> str:
+    """4 significant digits for a number (labels must stay readable), anything else as it is."""
+    if value is None:
+        return "?"
+    try:
+        return f"{float(str(value)):.4g}"
+    except ValueError:
+        return str(value)
+
+
+def mixed_data_warning(groups: pd.Series) -> str | None:
+    """When runs on different data are shown together: a message naming every group in full, else None."""
+    counts = groups.value_counts(sort=False)
+    if len(counts) < 2:
+        return None
+    named = "; ".join(f"{label} ({n} run{'s' if n > 1 else ''})" for label, n in counts.items())
+    return (
+        f"These runs were evaluated on {len(counts)} different datasets or splits, so their metrics are not "
+        f"comparable across groups. Each chart shows the groups apart, and every “best” is within its group: {named}."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def as_float(values: pd.Series) -> np.ndarray:
+    """Floats; anything non-numeric or non-finite becomes NaN (it cannot be drawn or ranked)."""
+    out = np.array(pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def best_in_groups(runs: pd.DataFrame, metric: str, groups: pd.Series, lower_is_better: bool) -> dict[str, str]:
+    """Data group -> the run id with the best finite value of ``metric`` in that group (groups with none omitted)."""
+    col = metric if metric.startswith(METRIC) else METRIC + metric
+    if runs.empty or col not in runs.columns:
+        return {}
+    values = pd.Series(as_float(runs[col]), index=runs.index)
+    out = {}
+    for group, idx in groups.groupby(groups, sort=False).groups.items():
+        group_values = values.loc[idx].dropna()
+        if group_values.empty:
+            continue
+        best = group_values.idxmin() if lower_is_better else group_values.idxmax()
+        out[str(group)] = str(runs.at[best, "run_id"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ seeds and groups
+
+
+def default_group_params(runs: pd.DataFrame) -> list[str]:
+    """Group repeats of one configuration: every hyperparameter except the seed (those that vary: grouping by a
+    param all runs share changes nothing)."""
+    return [p for p in varying(runs, hyperparameters(runs)) if p not in SEED_PARAMS]
+
+
+def config_groups(runs: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    """Per run, a label of its values of the ``by`` params that differ among the runs ("loss=warp, factors=64"),
+    or "all runs" when none differ. Runs with the same label are repeats of one configuration."""
+    shown = varying(runs, by)
+    if not shown:
+        return pd.Series(["all runs"] * len(runs), index=runs.index, dtype=object)
+    columns = {name: normalized(runs[PARAM + name]).map(_short_number) for name in shown}
+    labels = [", ".join(f"{name}={columns[name][idx]}" for name in shown) for idx in runs.index]
+    return pd.Series(labels, index=runs.index, dtype=object)
+
+
+def aggregate(runs: pd.DataFrame, metrics: Sequence[str], groups: pd.Series) -> pd.DataFrame:
+    """Mean, sample standard deviation (ddof=1; NaN for one run) and n of each metric per group.
+
+    Columns: ``group`` then ``<metric> mean``, ``<metric> std``, ``<metric> n`` for each metric; only finite
+    values count, so n can differ between metrics.
+    """
+    rows = []
+    for group, idx in groups.groupby(groups, sort=False).groups.items():
+        row: dict[str, object] = {"group": group}
+        for metric in metrics:
+            col = metric if metric.startswith(METRIC) else METRIC + metric
+            values = as_float(runs.loc[idx, col]) if col in runs.columns else np.array([])
+            values = values[np.isfinite(values)]
+            name = col.removeprefix(METRIC)
+            row[f"{name} mean"] = float(values.mean()) if values.size else np.nan
+            row[f"{name} std"] = float(values.std(ddof=1)) if values.size > 1 else np.nan
+            row[f"{name} n"] = int(values.size)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def has_repeats(groups: pd.Series) -> bool:
+    """True when at least one configuration was run more than once (so a spread can be shown)."""
+    return bool((groups.value_counts() > 1).any())
+
+
+# ------------------------------------------------------------------------------------------------ importance
+
+MIN_IMPORTANCE_RUNS = 10
+
+
+def importance(
+    runs: pd.DataFrame, metric: str, params: Sequence[str], lower_is_better: bool
+) -> tuple[pd.DataFrame, str]:
+    """fANOVA importance (Optuna's evaluator) of ``params`` for ``metric`` over ``runs`` (one data group).
+
+    Returns (param, importance) rows, most important first, and a note. With fewer than
+    :data:`MIN_IMPORTANCE_RUNS` runs that have the metric and vary in at least one param, no numbers are made up:
+    the frame is empty and the note says how many more runs are needed.
+    """
+    col = metric if metric.startswith(METRIC) else METRIC + metric
+    empty = pd.DataFrame(columns=["param", "importance"])
+    if runs.empty or col not in runs.columns:
+        return empty, "No run has this metric."
+    y = as_float(runs[col])
+    usable = runs.loc[np.isfinite(y)]
+    y = y[np.isfinite(y)]
+    params = varying(usable, params)
+    if len(usable) < MIN_IMPORTANCE_RUNS or not params:
+        more = max(MIN_IMPORTANCE_RUNS - len(usable), 0)
+        reason = (
+            f"{len(usable)} run(s) have this metric; importance needs at least {MIN_IMPORTANCE_RUNS} runs on the "
+            f"same data with varying hyperparameters"
+        )
+        if not params:
+            return empty, reason + "; none of the hyperparameters vary among them."
+        return empty, reason + f": {more} more."
+    study = _study(usable, params, y, lower_is_better)
+    import optuna
+
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    scores = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
+    frame = pd.DataFrame({"param": list(scores), "importance": [float(v) for v in scores.values()]})
+    note = (
+        f"fANOVA (Optuna) over {len(usable)} runs on the same data: the share of the metric's variance each "
+        "hyperparameter explains on its own. A guide to where to look, not proof of cause."
+    )
+    return frame, note
+
+
+def _distribution(values: pd.Series) -> tuple[object, list[object]]:
+    """An Optuna distribution covering the observed values, and the values in its type."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    text = normalized(values)
+    numbers = pd.to_numeric(text.where(text != MISSING), errors="coerce")
+    if numbers.notna().all():
+        if (numbers == numbers.round()).all():
+            ints = numbers.astype(int).tolist()
+            low, high = min(ints), max(ints)
+            return IntDistribution(low, high if high > low else low + 1), ints
+        floats = numbers.astype(float).tolist()
+        low, high = min(floats), max(floats)
+        log = low > 0 and high / low >= 100
+        return FloatDistribution(low, high if high > low else low + abs(low) * 1e-9 + 1e-12, log=log), floats
+    choices = sorted(set(text))
+    return CategoricalDistribution(choices), text.tolist()
+
+
+def _study(runs: pd.DataFrame, params: Sequence[str], values: np.ndarray, lower_is_better: bool) -> object:
+    """An in-memory Optuna study with one finished trial per run (Optuna's own tools then work on any runs)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize" if lower_is_better else "maximize")
+    columns = {name: _distribution(runs[PARAM + name]) for name in params}
+    for i in range(len(runs)):
+        trial_params = {name: columns[name][1][i] for name in params}
+        distributions = {name: columns[name][0] for name in params}
+        study.add_trial(
+            optuna.trial.create_trial(params=trial_params, distributions=distributions, value=float(values[i]))
+        )
+    return study
+
+
+def study_from_runs(runs: pd.DataFrame, metric: str, params: Sequence[str], lower_is_better: bool) -> object | None:
+    """The Optuna study behind a sweep, rebuilt from its trial runs (no study storage needed), trials in start
+    order; None when fewer than two trials have the metric."""
+    col = metric if metric.startswith(METRIC) else METRIC + metric
+    if col not in runs.columns:
+        return None
+    ordered = runs.sort_values("start_time", kind="stable") if "start_time" in runs.columns else runs
+    y = as_float(ordered[col])
+    usable = ordered.loc[np.isfinite(y)]
+    params = [p for p in params if PARAM + p in usable.columns]
+    if len(usable) < 2 or not params:
+        return None
+    return _study(usable, params, y[np.isfinite(y)], lower_is_better)
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+
+def trial_state(runs: pd.DataFrame) -> pd.Series:
+    """What a run ended as, in a sweep's words: a pruned trial is "pruned", not KILLED."""
+    state = runs["status"].astype(str) if "status" in runs.columns else pd.Series("", index=runs.index)
+    col = TAG + TRIAL_STATE_TAG
+    if col in runs.columns:
+        tagged = runs[col].where(_present(runs[col]), None)
+        state = state.where(tagged.isna() | ~tagged.isin(["pruned"]), "PRUNED")
+    return state.astype(object)
+
+
+def sweep_parents(runs: pd.DataFrame) -> set[str]:
+    """Runs that are the parent of a sweep: a recdash sweep (kind tag) or any run other runs name as parent."""
+    parents = set(runs[PARENT].dropna().astype(str)) if PARENT in runs.columns else set()
+    if TAG + KIND_TAG in runs.columns:
+        parents |= set(runs.loc[runs[TAG + KIND_TAG] == "sweep", "run_id"].astype(str))
+    return parents & set(runs["run_id"].astype(str))
+
+
+def search_space(run: pd.Series) -> dict[str, str]:
+    """A recdash sweep parent's search space: {param: "low:high[:log]" or "a,b,c"} ({} when not recorded)."""
+    import json
+
+    text = run.get(PARAM + "search_space")
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    try:
+        space = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in space.items()} if isinstance(space, dict) else {}
+
+
+def best_params(run: pd.Series) -> dict[str, str]:
+    """A recdash sweep parent's best trial params (logged as ``best_<name>``), empty when none finished."""
+    out = {}
+    for col, value in run.items():
+        name = str(col).removeprefix(PARAM)
+        if str(col).startswith(PARAM + "best_") and _present(pd.Series([value])).iloc[0]:
+            out[name.removeprefix("best_")] = str(value)
+    return out

@@ -1,0 +1,185 @@
+"""The Runs page's table as data: which columns a person needs first on any store, numbers as numbers, and sweeps
+as a parent with its trials nested under it. Pure pandas; the page only adds Streamlit's column formats."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from recdash import comparison as cmp
+from recdash.charts import run_names
+from recdash.comparison import METRIC, PARAM, TAG
+
+RUN = "run_name"
+SEARCH_SPACE = "search space"
+BEST_TRIAL = "best trial"
+TRIAL_STATE = "state"
+TAIL_COLUMNS = ("status", "start_time", "duration_s", "experiment")
+MAX_METRICS = 3
+MAX_PARAMS = 3
+_RANKING = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate")
+
+
+def _present_counts(runs: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    present = runs[list(columns)].notna() & (runs[list(columns)].astype(str) != "")
+    return present.sum(axis=0)
+
+
+def default_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns shown before the user picks, for a store of any origin: the key metrics (validation/test ranking
+    metrics when logged, else the metrics most runs have), the hyperparameters that vary (most common first),
+    then status, start, duration and experiment. Runs that have none of those metrics or params (another tool's
+    runs next to recdash's) get their own most common ones added, so no run shows an empty row. Baselines,
+    lineage and sweep bookkeeping are one click away."""
+    metrics = _most_useful(runs, [c for c in runs.columns if str(c).startswith(METRIC) and "baseline" not in str(c)])
+    params = [PARAM + p for p in cmp.hyperparameters(runs) if p not in cmp.SEED_PARAMS]
+    params = [PARAM + p for p in cmp.varying(runs, [c.removeprefix(PARAM) for c in params], missing_counts=False)]
+    tail = [c for c in TAIL_COLUMNS if c in runs.columns]
+    return _cover(runs, metrics, MAX_METRICS) + _cover(runs, _most_useful(runs, params), MAX_PARAMS) + tail
+
+
+def _most_useful(runs: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Ranking metrics first (validation, then test; NDCG, recall, ...), then by how many runs have the column."""
+    if not columns:
+        return []
+    counts = _present_counts(runs, columns)
+    columns = [c for c in columns if counts[c] > 0]
+
+    def rank(col: str) -> tuple[int, int, int, str]:
+        name = col.split(".", 1)[1]
+        kind = next((i for i, k in enumerate(_RANKING) if f"_{k}_at_" in f"_{name}"), len(_RANKING))
+        split = 0 if name.startswith("val_") else 1 if name.startswith("test_") else 2
+        return (split if kind < len(_RANKING) else 3, kind, -int(counts[col]), name)
+
+    return sorted(columns, key=rank)
+
+
+def _cover(runs: pd.DataFrame, ranked: Sequence[str], limit: int) -> list[str]:
+    """The first ``limit`` of ``ranked``, plus one more for runs that have none of those (another tool's)."""
+    chosen = list(ranked[:limit])
+    if not chosen:
+        return chosen
+    uncovered = ~(runs[chosen].notna() & (runs[chosen].astype(str) != "")).any(axis=1)
+    rest = [c for c in ranked if c not in chosen and runs.loc[uncovered, c].notna().any()]
+    return chosen + rest[:1]
+
+
+def numeric_params(runs: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """Param columns whose logged values are all numbers: shown (and sorted) as numbers, not text."""
+    out = []
+    for col in columns:
+        if not str(col).startswith(PARAM) or col not in runs.columns:
+            continue
+        values = runs[col].dropna().astype(str).str.strip()
+        values = values[values != ""]
+        if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+            out.append(col)
+    return out
+
+
+def display_frame(runs: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The table as shown: the run's label first, then ``columns``; numeric params as floats (rounding is the
+    display's job, so the values keep full precision for the CSV and for sorting)."""
+    table = runs[[c for c in columns if c in runs.columns]].copy()
+    for col in numeric_params(runs, table.columns):
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    table.insert(0, RUN, run_names(runs).to_numpy())
+    return table
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+
+def sweep_tree(runs: pd.DataFrame, expanded: Collection[str]) -> pd.DataFrame:
+    """The runs in display order with sweeps nested: each sweep parent is followed by its trials when its id is in
+    ``expanded`` (hidden otherwise); runs outside sweeps keep their order. Adds the columns the tree needs:
+
+    * ``run_name``: "▸ name (N trials)" / "▾ ..." for a parent, "└ name" for a trial;
+    * ``state``: a trial's outcome in a sweep's words ("pruned", not KILLED), else the run status;
+    * ``search space`` and ``best trial`` on a parent (what was searched and what won), and the parent's own
+      copies of searched hyperparameters blanked: they are the form's base values, not what ran.
+    """
+    if runs.empty:
+        return runs.assign(**{TRIAL_STATE: pd.Series(dtype=object)})
+    runs = runs.reset_index(drop=True)
+    ids = runs["run_id"].astype(str)
+    parents = cmp.sweep_parents(runs)
+    parent_of = _parent_of(runs)
+    children: dict[str, list[int]] = {}
+    for i, run_id in enumerate(ids):
+        parent = parent_of.get(run_id)
+        if parent in parents:
+            children.setdefault(parent, []).append(i)
+    order: list[int] = []
+    for i, run_id in enumerate(ids):
+        if parent_of.get(run_id) in parents:
+            continue  # placed under its parent
+        order.append(i)
+        if run_id in parents and run_id in expanded:
+            kids = children.get(run_id, [])
+            order += sorted(kids, key=lambda k: _trial_number(runs.iloc[k]))
+    out = runs.iloc[order].reset_index(drop=True)
+    names = run_names(out)
+    state = cmp.trial_state(out)
+    labels, spaces, bests = [], [], []
+    for i, row in out.iterrows():
+        run_id = str(row["run_id"])
+        if run_id in parents:
+            n = len(children.get(run_id, []))
+            mark = "▾" if run_id in expanded else "▸"
+            labels.append(f"{mark} {names[i]} ({n} trial{'s' if n != 1 else ''})")
+            space = cmp.search_space(row)
+            spaces.append(", ".join(f"{k}={v}" for k, v in space.items()) or None)
+            best = cmp.best_params(row)
+            bests.append(", ".join(f"{k}={_short(v)}" for k, v in best.items()) or None)
+            for name in space:
+                if PARAM + name in out.columns:
+                    out.at[i, PARAM + name] = None
+        elif parent_of.get(run_id) in parents:
+            labels.append(f"   └ {names[i]}")
+            spaces.append(None)
+            bests.append(None)
+        else:
+            labels.append(names[i])
+            spaces.append(None)
+            bests.append(None)
+    out[RUN] = labels
+    out[TRIAL_STATE] = state.to_numpy()
+    if parents:
+        out[SEARCH_SPACE] = spaces
+        out[BEST_TRIAL] = bests
+    return out
+
+
+def _parent_of(runs: pd.DataFrame) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for col in (cmp.PARENT, TAG + cmp.SWEEP_RUN_TAG):
+        if col in runs.columns:
+            for run_id, parent in zip(runs["run_id"].astype(str), runs[col], strict=True):
+                if isinstance(parent, str) and parent and run_id not in out:
+                    out[run_id] = parent
+    return out
+
+
+def _trial_number(row: pd.Series) -> float:
+    value = row.get(TAG + "recdash.trial_number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.inf
+
+
+def _short(value: str) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except ValueError:
+        return value
+
+
+def sweep_labels(runs: pd.DataFrame) -> Mapping[str, str]:
+    """Sweep parent id -> its label (for the "expand" picker)."""
+    parents = cmp.sweep_parents(runs)
+    names = run_names(runs)
+    return {str(r): names[i] for i, r in runs["run_id"].astype(str).items() if str(r) in parents}

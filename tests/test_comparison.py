@@ -1,0 +1,139 @@
+"""What makes a comparison fair, on hand-made runs whose right answers are known: data groups, lineage is not a
+hyperparameter, mean ± std of repeats (checked against numpy), importance only with enough runs, sweeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_charts import make_runs
+
+from recdash import comparison as cmp
+from recdash.comparison import RunStyle
+
+
+def test_data_groups_name_dataset_digest_and_split_in_full() -> None:
+    runs = make_runs(4, dataset_name=["movielens-100k", "movielens-100k", "synthetic", None],
+                     dataset_digest=["d1", "d1", "d2", None], params__split_method="random",
+                     params__split_train="0.8", params__split_validation="0.1", params__split_test="0.1",
+                     params__split_seed=["42", "42", "42", None])  # fmt: skip
+    runs.loc[3, ["params.split_method", "params.split_train", "params.split_validation", "params.split_test"]] = None
+    groups = cmp.data_groups(runs).tolist()
+    assert groups[0] == groups[1] == "movielens-100k d1 · random split 0.8/0.1/0.1, seed 42"
+    assert groups[2] == "synthetic d2 · random split 0.8/0.1/0.1, seed 42"
+    assert groups[3] == "exp: data not recorded"  # nothing says it saw the same data as anything else
+    warning = cmp.mixed_data_warning(cmp.data_groups(runs))
+    assert warning is not None and "3 different datasets" in warning
+    assert "movielens-100k d1 · random split 0.8/0.1/0.1, seed 42 (2 runs)" in warning  # never cut off
+    assert cmp.mixed_data_warning(cmp.data_groups(runs.iloc[:2])) is None
+
+
+def test_split_seed_or_rating_threshold_make_different_data() -> None:
+    runs = make_runs(3, params__split_seed=["42", "7", "42"], params__min_rating=[None, None, "4"])
+    groups = cmp.data_groups(runs).tolist()
+    assert len(set(groups)) == 3 and "seed 7" in groups[1] and "rating ≥ 4" in groups[2]
+
+
+def test_a_sweep_parent_is_in_its_trials_data_group() -> None:
+    trials = make_runs(3)
+    parent = make_runs(1, seed=5, dataset_digest=None, dataset_name=None, params__split_seed=None)
+    trials["parent_run_id"] = parent.run_id[0]
+    runs = pd.concat([parent, trials], ignore_index=True)
+    groups = cmp.data_groups(runs)
+    assert groups.nunique() == 1 and groups[0] == "ml abc123 · split, seed 42"
+    alone = RunStyle.of(parent, context=runs)  # shown without its trials, it still gets their group
+    assert alone.groups[parent.run_id[0]] == groups[1]
+
+
+def test_lineage_and_sweep_bookkeeping_are_not_hyperparameters() -> None:
+    runs = make_runs(2, params__dataset="x", params__dataset_rows="10", params__split_method="random",
+                     params__min_rating="4", params__data_path="/x", params__search_space="{}",
+                     params__best_factors="8", params__n_trials="5", params__seed=["1", "2"])  # fmt: skip
+    assert cmp.hyperparameters(runs) == ["factors", "learning_rate", "loss", "seed"]
+    assert cmp.default_axes(runs) == ["factors", "learning_rate", "loss"]  # the seed is noise, not a setting
+    assert cmp.default_group_params(runs) == ["factors", "learning_rate", "loss"]
+
+
+def test_varying_treats_numbers_alike_and_missing_as_a_value_when_asked() -> None:
+    runs = make_runs(3, params__alpha=["0.1", "0.10", "1e-1"], params__tool=["a", None, "a"])
+    assert cmp.varying(runs, ["alpha", "tool"]) == ["tool"]
+    assert cmp.varying(runs, ["alpha", "tool"], missing_counts=False) == []
+
+
+def test_mean_std_and_n_per_configuration_match_numpy() -> None:
+    rng = np.random.default_rng(3)
+    warp, bpr = rng.normal(0.30, 0.01, 3), rng.normal(0.25, 0.02, 3)
+    runs = make_runs(6, params__loss=["warp"] * 3 + ["bpr"] * 3, params__factors="64",
+                     params__learning_rate="0.1", params__seed=["1", "2", "3"] * 2,
+                     metrics__test_ndcg_at_10=np.concatenate([warp, bpr]))  # fmt: skip
+    runs.loc[5, "metrics.test_ndcg_at_10"] = np.nan  # a failed repeat: n counts finite values only
+    configs = cmp.config_groups(runs, cmp.default_group_params(runs))
+    assert configs.tolist() == ["loss=warp"] * 3 + ["loss=bpr"] * 3
+    assert cmp.has_repeats(configs)
+    summary = cmp.aggregate(runs, ["test_ndcg_at_10"], configs).set_index("group")
+    assert summary.loc["loss=warp", "test_ndcg_at_10 mean"] == pytest.approx(np.mean(warp))
+    assert summary.loc["loss=warp", "test_ndcg_at_10 std"] == pytest.approx(np.std(warp, ddof=1))
+    assert summary.loc["loss=bpr", "test_ndcg_at_10 mean"] == pytest.approx(np.mean(bpr[:2]))
+    assert summary.loc["loss=bpr", "test_ndcg_at_10 std"] == pytest.approx(np.std(bpr[:2], ddof=1))
+    assert summary["test_ndcg_at_10 n"].tolist() == [3, 2]
+    single = cmp.aggregate(runs.iloc[:1], ["test_ndcg_at_10"], configs.iloc[:1])
+    assert np.isnan(single.loc[0, "test_ndcg_at_10 std"]) and single.loc[0, "test_ndcg_at_10 n"] == 1
+    assert cmp.config_groups(runs, []).unique().tolist() == ["all runs"]
+    assert not cmp.has_repeats(pd.Series(["a", "b"]))
+
+
+def test_importance_needs_ten_runs_and_finds_the_param_that_matters() -> None:
+    n = 24
+    rng = np.random.default_rng(1)
+    lr = np.geomspace(1e-3, 1, n)
+    rng.shuffle(lr)
+    loss = np.array(["warp", "bpr"] * (n // 2))
+    runs = make_runs(
+        n, params__learning_rate=[str(v) for v in lr], params__loss=loss,
+        params__factors=[str(v) for v in rng.choice([8, 16, 32], n)],
+        metrics__val_ndcg_at_10=np.log10(lr) + 0.05 * (loss == "warp") + 0.01 * rng.normal(size=n),
+    )  # fmt: skip
+    frame, note = cmp.importance(runs, "val_ndcg_at_10", ["learning_rate", "loss", "factors"], False)
+    assert frame["param"].iloc[0] == "learning_rate" and frame["importance"].iloc[0] > 0.8
+    assert frame["importance"].sum() == pytest.approx(1.0) and "fANOVA" in note
+    few, note = cmp.importance(runs.head(7), "val_ndcg_at_10", ["learning_rate"], False)
+    assert few.empty and "7 run(s)" in note and "3 more" in note  # says what is missing instead of drawing bars
+    flat, note = cmp.importance(runs.assign(**{"params.loss": "warp"}), "val_ndcg_at_10", ["loss"], False)
+    assert flat.empty and "none of the hyperparameters vary" in note
+    assert cmp.importance(runs, "absent", ["loss"], False)[0].empty
+
+
+def test_a_sweep_study_is_rebuilt_from_its_trial_runs() -> None:
+    runs = make_runs(6, metrics__best_val=[0.1, 0.3, 0.2, np.nan, 0.5, 0.4])
+    study = cmp.study_from_runs(runs, "best_val", ["loss", "factors", "learning_rate"], lower_is_better=False)
+    assert study is not None and len(study.trials) == 5  # the trial without a value (pruned) is left out
+    assert study.best_value == pytest.approx(0.5)
+    best = runs.loc[4]
+    assert (
+        study.best_params["factors"] == int(best["params.factors"]) and study.best_params["loss"] == best["params.loss"]
+    )
+    assert cmp.study_from_runs(runs.head(1), "best_val", ["loss"], False) is None
+
+
+def test_trial_states_and_sweep_parents() -> None:
+    runs = make_runs(3, status=["FINISHED", "KILLED", "FAILED"],
+                     tags__recdash__trial_state=["complete", "pruned", "failed"])  # fmt: skip
+    assert cmp.trial_state(runs).tolist() == ["FINISHED", "PRUNED", "FAILED"]
+    runs["parent_run_id"] = [None, runs.run_id[0], runs.run_id[0]]
+    assert cmp.sweep_parents(runs) == {runs.run_id[0]}
+    parent = pd.Series({"params.search_space": '{"factors": "32:128"}', "params.best_factors": "87",
+                        "params.best_loss": "bpr"})  # fmt: skip
+    assert cmp.search_space(parent) == {"factors": "32:128"}
+    assert cmp.best_params(parent) == {"factors": "87", "loss": "bpr"}
+    assert cmp.search_space(pd.Series({"params.search_space": "not json"})) == {}
+
+
+def test_colours_follow_the_selection_and_labels_are_unique() -> None:
+    runs = make_runs(3, run_name=["same", "same", None])
+    style = RunStyle.of(runs, order=[runs.run_id[2], runs.run_id[0]])
+    palette = cmp.palette()
+    assert style.colors[runs.run_id[2]] == palette[0] and style.colors[runs.run_id[0]] == palette[1]
+    assert len(set(palette)) == len(palette) > 40
+    assert len(set(style.labels.values())) == 3
+    assert style.labels[runs.run_id[2]] == runs.run_id[2][:8]
+    assert style.labels[runs.run_id[0]].startswith("same (")

@@ -1,0 +1,199 @@
+"""Runs and Compare a practitioner can trust, driven with AppTest over a real SQLite store: two datasets, one
+configuration pair repeated with 3 seeds, an Optuna sweep, and runs of another tool with one-step metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from stores import sqlite_store
+from streamlit.testing.v1 import AppTest
+
+from recdash.model import Hyperparams
+from recdash.sweep import SweepSpec, parse_space, run_sweep
+from recdash.train import TrainConfig, load_data, train
+
+APP = str(Path(__file__).parents[1] / "app.py")
+DATA_A = {"n_users": 120, "n_items": 80, "n_interactions": 3000, "seed": 1}
+DATA_B = {"n_users": 100, "n_items": 80, "n_interactions": 2500, "seed": 1}
+SEEDS = (1, 2, 3)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("compare_store")
+    with sqlite_store(root) as uri:
+        base = TrainConfig(dataset="synthetic", dataset_options=DATA_A, epochs=3, patience=0, experiment="study",
+                           log_model=False)  # fmt: skip
+        data = load_data(base)
+        repeats: dict[str, list[str]] = {"warp": [], "bpr": []}
+        for loss in repeats:
+            for seed in SEEDS:
+                config = replace(base, hparams=Hyperparams(factors=8, loss=loss, max_samples=10), seed=seed,
+                                 run_name=f"{loss}-s{seed}")  # fmt: skip
+                repeats[loss].append(train(config, data).run_id)
+        other = replace(base, dataset_options=DATA_B, run_name="other-data",
+                        hparams=Hyperparams(factors=8, max_samples=10))  # fmt: skip
+        other_id = train(other).run_id
+        spec = SweepSpec(
+            config=replace(base, experiment="sweeps", run_name="sw", epochs=2),
+            space=parse_space(["factors=4:16", "loss=bpr,warp"]), n_trials=4, storage=f"sqlite:///{root / 'o.db'}",
+        )  # fmt: skip
+        sweep = run_sweep(spec).parent_run_id
+        client = MlflowClient(uri)
+        exp = client.create_experiment("other tool")
+        foreign = []
+        for i in range(2):
+            run = client.create_run(exp, run_name=f"xgb-{i}")
+            client.log_param(run.info.run_id, "max_depth", str(3 + i))
+            client.log_metric(run.info.run_id, "logloss", 0.5 - 0.1 * i)  # one value: a final metric
+            client.set_terminated(run.info.run_id)
+            foreign.append(run.info.run_id)
+    return {"uri": uri, "repeats": repeats, "other": other_id, "sweep": sweep, "foreign": foreign}
+
+
+@pytest.fixture
+def use_store(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(store["uri"]))
+    mlflow.set_tracking_uri(str(store["uri"]))
+    yield store
+
+
+def compare(run_ids: list[str]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["runs"] = ",".join(run_ids)
+    at.run()
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at: AppTest) -> dict[str, dict]:
+    """The page's plotly figures by element key (their JSON spec, as the browser gets it)."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        out[element.proto.id.rsplit("-", 1)[-1] if not element.key else element.key] = spec
+    return out
+
+
+def trace_colors(spec: dict) -> dict[str, str]:
+    out = {}
+    for trace in spec["data"]:
+        color = (trace.get("line") or {}).get("color") or (trace.get("marker") or {}).get("color")
+        if trace.get("name") and isinstance(color, str) and trace["name"] != "popularity baseline":
+            out[trace["name"]] = color
+    return out
+
+
+def table(at: AppTest, *columns: str) -> pd.DataFrame:
+    return next(f.value for f in at.dataframe if set(columns) <= {*f.value.columns, f.value.index.name})
+
+
+def all_ids(store: dict[str, object]) -> list[str]:
+    return [*store["repeats"]["warp"], *store["repeats"]["bpr"], store["other"]]  # type: ignore[index]
+
+
+def test_a_run_has_one_colour_on_the_whole_page(use_store: dict[str, object]) -> None:
+    at = compare(all_ids(use_store))
+    at.toggle(key="aggregate").set_value(False).run()  # one line/bar per run
+    specs = figures(at)
+    key = specs["colour_key"]
+    expected = {t["text"][0]: t["marker"]["color"] for t in key["data"]}
+    assert len(expected) == 7 and len(set(expected.values())) == 7
+    for name in ("history_chart", "bars_chart", "parallel_chart", "scatter_chart"):
+        colors = trace_colors(specs[name])
+        assert colors and all(expected[label] == color for label, color in colors.items()), name
+
+
+def test_no_best_across_datasets_and_the_warning_names_each_in_full(use_store: dict[str, object]) -> None:
+    at = compare(all_ids(use_store))
+    at.toggle(key="aggregate").set_value(False).run()
+    warning = " ".join(w.value for w in at.warning)
+    groups = table(at, "run", "data (dataset · split)")["data (dataset · split)"].unique()
+    assert len(groups) == 2 and all(g.replace(".", "\\.") in warning or g in warning.replace("\\", "") for g in groups)
+    bars = figures(at)["bars_chart"]
+    best = [(t["name"], t["yaxis"]) for t in bars["data"] if "★ best" in (t.get("text") or [])]
+    axes = {axis for _, axis in best}
+    assert axes == {"y", "y2"}  # one best per dataset facet, none across them
+    assert {a["text"] for a in bars["layout"]["annotations"]} == set(groups)
+
+
+def test_repeats_show_mean_std_and_n_that_match_numpy(use_store: dict[str, object]) -> None:
+    at = compare(all_ids(use_store))
+    assert at.toggle(key="aggregate").value  # repeats found: mean ± std is the default view
+    assert at.multiselect(key="group_by").value == ["loss"]  # every hyperparameter but the seed that varies
+    summary = table(at, "data", "configuration", "test_ndcg_at_10")
+    other_data = summary[summary["test_ndcg_at_10"].str.endswith("(n=1)")]
+    assert len(other_data) == 1 and other_data["configuration"].iloc[0] == "loss=warp"  # its own dataset's row
+    summary = summary.drop(other_data.index).set_index("configuration")
+    client = MlflowClient()
+    for loss, ids in use_store["repeats"].items():  # type: ignore[union-attr]
+        values = np.array([client.get_run(r).data.metrics["test_ndcg_at_10"] for r in ids])
+        text = summary.loc[f"loss={loss}", "test_ndcg_at_10"]
+        assert text == f"{values.mean():.4f} ± {values.std(ddof=1):.4f} (n=3)"
+    bands = figures(at)["history_chart"]
+    names = {t["name"] for t in bands["data"] if t.get("showlegend") is not False}
+    assert {"loss=warp (n=3)", "loss=bpr (n=3)"} <= names
+
+
+def test_default_axes_are_the_hyperparameters_that_vary(use_store: dict[str, object]) -> None:
+    ids = [*use_store["repeats"]["warp"], *use_store["repeats"]["bpr"]]  # type: ignore[index]
+    at = compare(ids)
+    assert at.multiselect(key="pc_params").value == ["loss"]  # not dataset_*, not seed, not constants
+    assert at.selectbox(key="scatter_param").value == "loss"
+    parallel = figures(at)["parallel_chart"]
+    names = {f"{loss}-s{seed}" for loss in ("warp", "bpr") for seed in SEEDS}
+    assert {t["hovertemplate"].split("<br>")[0].split(" · ")[0] for t in parallel["data"]} == names
+
+
+def test_single_value_metrics_are_bars(use_store: dict[str, object]) -> None:
+    at = compare(list(use_store["foreign"]))  # type: ignore[arg-type]
+    assert at.selectbox(key="history_metric").value == "logloss"
+    spec = figures(at)["history_chart"]
+    assert {t["type"] for t in spec["data"]} == {"bar"}
+    assert "final value" in " ".join(c.value for c in at.caption)
+
+
+def test_importance_says_how_many_more_runs_it_needs(use_store: dict[str, object]) -> None:
+    at = compare(all_ids(use_store))
+    text = " ".join(i.value for i in at.info)
+    assert "importance needs at least 10 runs" in text and "4 more" in text  # 6 runs on the main dataset
+
+
+def test_a_sweep_gets_optunas_own_views(use_store: dict[str, object]) -> None:
+    at = compare([str(use_store["sweep"])])
+    assert at.selectbox(key="sweep").value == use_store["sweep"]
+    specs = figures(at)
+    assert "sweep_Optimization history" in specs and "sweep_Slice" in specs
+    assert specs["sweep_Optimization history"]["layout"]["title"]["text"] == "Optimization History Plot"
+    assert "finished trials of 4" in " ".join(c.value for c in at.caption)
+
+
+def test_runs_page_nests_sweeps_and_filters_params_by_number(use_store: dict[str, object]) -> None:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/runs.py")
+    at.run()
+    runs = at.dataframe(key="runs_table").value
+    assert "▸ sw (4 trials)" in set(runs["run_name"]) and not runs["run_name"].str.contains("-trial-").any()
+    at.multiselect(key="expanded_sweeps").set_value([use_store["sweep"]]).run()
+    runs = at.dataframe(key="runs_table").value
+    names = runs["run_name"].tolist()
+    parent = names.index("▾ sw (4 trials)")
+    assert all(n.startswith("   └ sw-trial-") for n in names[parent + 1 : parent + 5])
+    assert runs.loc[parent, "search space"] == "factors=4:16, loss=bpr,warp"
+    assert runs.loc[parent, "best trial"].startswith("factors=")
+    at.text_input(key="filter").input("params.factors > 8").run()
+    assert not at.exception and not at.error
+    shown = at.dataframe(key="runs_table").value
+    factors = pd.to_numeric(shown["params.factors"].dropna())
+    assert len(factors) and (factors > 8).all()  # numbers, not strings: "16" > "8" but "16" < "8" as text
