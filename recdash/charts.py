@@ -166,44 +166,64 @@ def empty_figure(message: str) -> go.Figure:
     return fig
 
 
-def _facets(groups: Sequence[str], titles: bool = True, height_each: int = 320, shared_x: bool = True) -> go.Figure:
-    """One row per data group, titled with the group's full name (only when there is more than one group)."""
-    if len(groups) <= 1:
-        fig = go.Figure()
-        fig.update_layout(height=height_each + 100)
+class _Builder:
+    """Collects a figure's traces, shapes and annotations and makes it once, one facet row per data group.
+
+    Plotly validates the whole layout again on every add_trace/add_shape/add_annotation: building a 100-run page
+    that way spent seconds in validation. Traces are plain dicts, validated once when the figure is made."""
+
+    def __init__(self, groups: Sequence[str]) -> None:
+        self.groups = list(groups) or ["all runs"]
+        self.traces: list[dict] = []
+        self.rows: list[int] = []
+        self.shapes: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def row(self, group: str | None) -> int:
+        return self.groups.index(group) + 1 if group in self.groups else 1
+
+    def axes(self, group: str | None) -> tuple[str, str]:
+        """The x and y axis names of a group's facet (for shapes and annotations placed in data coordinates)."""
+        row = self.row(group)
+        suffix = "" if row == 1 or len(self.groups) == 1 else str(row)
+        return f"x{suffix}", f"y{suffix}"
+
+    def trace(self, trace: dict, group: str | None = None) -> None:
+        self.traces.append(trace)
+        self.rows.append(self.row(group))
+
+    def figure(self, height_each: int = 320, **layout: object) -> go.Figure:
+        if len(self.groups) == 1:
+            base = {"height": height_each + 100, "shapes": self.shapes, "annotations": self.annotations}
+            return go.Figure(data=self.traces, layout={**base, **layout})
+        fig = make_subplots(
+            rows=len(self.groups),
+            cols=1,
+            shared_xaxes=True,
+            vertical_spacing=min(0.12, 0.4 / len(self.groups)),
+            subplot_titles=[plotly_text(g) for g in self.groups],
+        )
+        titles = [
+            {**a.to_plotly_json(), "font": {"size": 12}, "xanchor": "left", "x": 0} for a in fig.layout.annotations
+        ]
+        fig.add_traces(self.traces, rows=self.rows, cols=[1] * len(self.traces))
+        fig.update_layout(
+            height=height_each * len(self.groups) + 100, shapes=self.shapes, annotations=titles + self.annotations,
+            **layout,
+        )  # fmt: skip
         return fig
-    fig = make_subplots(
-        rows=len(groups),
-        cols=1,
-        shared_xaxes=shared_x,
-        vertical_spacing=min(0.12, 0.4 / len(groups)),
-        subplot_titles=[plotly_text(g) for g in groups] if titles else None,
-    )
-    fig.update_annotations(font_size=12, xanchor="left", x=0)
-    fig.update_layout(height=height_each * len(groups) + 100)
-    return fig
-
-
-def _row(groups: Sequence[str], group: str) -> dict:
-    return {"row": groups.index(group) + 1, "col": 1} if len(groups) > 1 else {}
-
-
-def _legend(fig: go.Figure, n_runs: int, title: str = "run") -> None:
-    fig.update_layout(showlegend=n_runs <= MAX_LEGEND_RUNS, legend_title_text=title)
 
 
 def selection_figure(style: RunStyle, run_ids: Sequence[str], per_row: int = 4) -> go.Figure:
     """The selected runs as a colour key: each run's colour next to its label, as every chart will draw it."""
-    fig = go.Figure()
-    for i, run_id in enumerate(run_ids):
-        fig.add_trace(
-            go.Scatter(x=[i % per_row], y=[-(i // per_row)], mode="markers+text",
-                       text=[plotly_text(style.label(run_id))], textposition="middle right",
-                       marker={"size": 14, "color": style.color(run_id)},
-                       hovertemplate=f"{plotly_text(style.hover.get(run_id, run_id))}<extra></extra>",
-                       showlegend=False, cliponaxis=False)
-        )  # fmt: skip
     rows = max(1, math.ceil(len(run_ids) / per_row))
+    trace = dict(
+        type="scatter", x=[i % per_row for i in range(len(run_ids))], y=[-(i // per_row) for i in range(len(run_ids))],
+        mode="markers+text", text=[plotly_text(style.label(r)) for r in run_ids], textposition="middle right",
+        marker={"size": 14, "color": [style.color(r) for r in run_ids]}, cliponaxis=False, showlegend=False,
+        hovertext=[plotly_text(style.hover.get(r, r)) for r in run_ids], hoverinfo="text",
+    )  # fmt: skip
+    fig = go.Figure(data=[trace])
     fig.update_xaxes(visible=False, range=[-0.1, per_row])
     fig.update_yaxes(visible=False, range=[-rows + 0.5, 0.5])
     fig.update_layout(height=30 * rows + 30, margin={"l": 10, "r": 10, "t": 10, "b": 10})
@@ -265,50 +285,49 @@ def metric_history_figure(
         return empty_figure(f"No finite values logged for {key}")
     by_run = dict(tuple(data.groupby("run_id", sort=False)))
     order = [r for r in style.labels if r in by_run] + sorted(set(by_run) - set(style.labels))
-    groups = style.group_names(order) or ["all runs"]
-    fig = _facets(groups)
+    build = _Builder(style.group_names(order))
     if configs is not None:
-        _history_bands(fig, by_run, order, groups, style, configs, smoothing)
+        _history_bands(build, by_run, order, style, configs, smoothing)
+        legend = {"legend_title_text": "configuration: mean ± std"}
     else:
         trace_type = _scatter_type(len(data))
         for run_id in order:
             run = by_run[run_id].sort_values(["step", "timestamp"])
             xs, ys = _x_values(run, x), run["value"].to_numpy(dtype=float)
             name, color = plotly_text(style.label(run_id)), style.color(run_id)
-            where = _row(groups, style.groups.get(run_id, groups[0]))
-            mode = "lines+markers" if len(run) <= 50 else "lines"
+            group = style.groups.get(run_id)
+            mode = "lines+markers" if len(run) <= 50 and len(order) <= MAX_LEGEND_RUNS else "lines"
             hover = plotly_text(style.hover.get(run_id, run_id))
             if smoothing > 0:
-                fig.add_trace(
+                build.trace(
                     dict(type=trace_type, x=xs, y=ys, mode="lines", name=name, legendgroup=run_id, showlegend=False,
-                         line={"color": color, "width": 1}, opacity=0.3, hoverinfo="skip"), **where,
+                         line={"color": color, "width": 1}, opacity=0.3, hoverinfo="skip"), group,
                 )  # fmt: skip
                 ys = ema(ys, smoothing)
-            fig.add_trace(
+            build.trace(
                 dict(type=trace_type, x=xs, y=ys, mode=mode, name=name, legendgroup=run_id, line={"color": color},
-                     hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), **where,
+                     hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), group,
             )  # fmt: skip
-        _legend(fig, len(order))
+        legend = {"showlegend": len(order) <= MAX_LEGEND_RUNS, "legend_title_text": "run"}
+    fig = build.figure(title=plotly_text(key), hovermode="closest", **legend)
     titles = {"step": "step", "wall_time": "wall time (UTC)", "relative_time": "seconds since first point"}
-    fig.update_xaxes(title_text=titles[x], row=len(groups) if len(groups) > 1 else None)
+    fig.update_xaxes(title_text=titles[x], row=len(build.groups) if len(build.groups) > 1 else None)
     fig.update_yaxes(title_text=plotly_text(key))
-    fig.update_layout(title=plotly_text(key), hovermode="closest")
     return fig
 
 
 def _history_bands(
-    fig: go.Figure,
+    build: _Builder,
     by_run: Mapping[str, pd.DataFrame],
     order: Sequence[str],
-    groups: Sequence[str],
     style: RunStyle,
     configs: Mapping[str, str],
     smoothing: float,
 ) -> None:
     """Mean ± std per (data group, configuration) over aligned steps, with n in the legend."""
-    members: dict[tuple[str, str], list[str]] = {}
+    members: dict[tuple[str | None, str], list[str]] = {}
     for run_id in order:
-        members.setdefault((style.groups.get(run_id, groups[0]), configs.get(run_id, "all runs")), []).append(run_id)
+        members.setdefault((style.groups.get(run_id), configs.get(run_id, "all runs")), []).append(run_id)
     colors = style.config_colors_of(configs)
     for (group, config), run_ids in members.items():
         wide = pd.concat([by_run[r].groupby("step")["value"].last().rename(r) for r in run_ids], axis=1).sort_index()
@@ -318,21 +337,20 @@ def _history_bands(
         std = wide.std(axis=1, ddof=1).fillna(0.0)
         n = wide.notna().sum(axis=1)
         color = colors.get(config, "#888888")
-        where = _row(groups, group)
         name = plotly_text(f"{config} (n={len(run_ids)})")
         steps = mean.index.to_numpy()
-        fig.add_trace(
-            go.Scatter(x=np.concatenate([steps, steps[::-1]]), y=np.concatenate([(mean + std), (mean - std)[::-1]]),
-                       mode="lines", fill="toself", fillcolor=_rgba(color, 0.18), line={"width": 0}, hoverinfo="skip",
-                       legendgroup=f"{group}/{config}", showlegend=False), **where,
+        build.trace(
+            dict(type="scatter", x=np.concatenate([steps, steps[::-1]]),
+                 y=np.concatenate([(mean + std), (mean - std)[::-1]]), mode="lines", fill="toself",
+                 fillcolor=_rgba(color, 0.18), line={"width": 0}, hoverinfo="skip", legendgroup=f"{group}/{config}",
+                 showlegend=False), group,
         )  # fmt: skip
-        fig.add_trace(
-            go.Scatter(x=steps, y=mean.to_numpy(), mode="lines+markers", name=name, line={"color": color},
-                       legendgroup=f"{group}/{config}", customdata=np.stack([std.to_numpy(), n.to_numpy()], axis=1),
-                       hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
-                       "(n=%{customdata[1]})<extra></extra>"), **where,
+        build.trace(
+            dict(type="scatter", x=steps, y=mean.to_numpy(), mode="lines+markers", name=name, line={"color": color},
+                 legendgroup=f"{group}/{config}", customdata=np.stack([std.to_numpy(), n.to_numpy()], axis=1),
+                 hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
+                 "(n=%{customdata[1]})<extra></extra>"), group,
         )  # fmt: skip
-    fig.update_layout(legend_title_text="configuration: mean ± std")
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -362,43 +380,38 @@ def metric_bars_figure(
     names = [c.removeprefix(METRIC) for c in cols]
     shown = runs.head(max_runs)
     ids = shown["run_id"].astype(str).tolist()
-    groups = style.group_names(ids) or ["all runs"]
-    group_of = pd.Series([style.groups.get(r, groups[0]) for r in runs["run_id"].astype(str)], index=runs.index)
+    build = _Builder(style.group_names(ids))
+    group_of = pd.Series([style.groups.get(r) for r in runs["run_id"].astype(str)], index=runs.index)
     best = {n: cmp.best_in_groups(runs, n, group_of, lower_is_better(n)) for n in names}
-    fig = _facets(groups)
     x = [plotly_text(n) for n in names]
-    for run_id, (_, run) in zip(ids, shown.iterrows(), strict=True):
-        group = style.groups.get(run_id, groups[0])
-        values = [as_float(pd.Series([run[c]]))[0] for c in cols]
+    values = np.column_stack([as_float(shown[c]) for c in cols])
+    for i, run_id in enumerate(ids):
+        group = style.groups.get(run_id)
         is_best = [best[n].get(group) == run_id for n in names]
         hover = plotly_text(style.hover.get(run_id, run_id))
-        fig.add_trace(
-            go.Bar(
-                x=x, y=values, name=plotly_text(style.label(run_id)), legendgroup=run_id,
+        build.trace(
+            dict(
+                type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
                 marker={"color": style.color(run_id), "line": {"width": [3 if b else 0 for b in is_best],
                                                                 "color": "black"}},
                 text=["★ best" if b else "" for b in is_best], textposition="outside",
                 hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
             ),
-            **_row(groups, group),
+            group,
         )  # fmt: skip
     if baselines:
-        _baseline_marks(fig, runs, names, groups, group_of)
+        _baseline_marks(build, runs, names, group_of)
     title = "Final metrics (★ = best run of each metric on the same data)"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    fig.update_layout(barmode="group", title=title)
-    _legend(fig, len(ids))
-    return fig
+    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS, legend_title_text="run")
 
 
-def _baseline_marks(
-    fig: go.Figure, runs: pd.DataFrame, names: Sequence[str], groups: Sequence[str], group_of: pd.Series
-) -> None:
+def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], group_of: pd.Series) -> None:
     """A dashed line across each metric's bars at the popularity baseline of the runs' data (one per group)."""
     shown_legend = False
-    for group in groups:
-        members = runs.loc[group_of == group]
+    for group in build.groups:
+        members = runs.loc[group_of == group] if len(build.groups) > 1 else runs
         for i, name in enumerate(names):
             base = baseline_metric(name)
             if base is None or METRIC + base not in members.columns:
@@ -408,16 +421,15 @@ def _baseline_marks(
             if not values.size:
                 continue
             value = float(np.median(values))  # the same for every run on the same data and split
-            where = _row(groups, group)
-            axis = "" if not where or where["row"] == 1 else str(where["row"])
-            fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=f"x{axis}",
-                          yref=f"y{axis}", line={"color": "black", "dash": "dash", "width": 2})  # fmt: skip
-            fig.add_trace(
-                go.Scatter(x=[plotly_text(name)], y=[value], mode="markers", name="popularity baseline",
-                           marker={"symbol": "line-ew-open", "size": 18, "color": "black"},
-                           legendgroup="baseline", showlegend=not shown_legend,
-                           hovertemplate=f"popularity baseline<br>{plotly_text(name)}: %{{y:.4g}}<extra></extra>"),
-                **where,
+            xref, yref = build.axes(group)
+            build.shapes.append(dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=xref, yref=yref,
+                                     line={"color": "black", "dash": "dash", "width": 2}))  # fmt: skip
+            build.trace(
+                dict(type="scatter", x=[plotly_text(name)], y=[value], mode="markers", name="popularity baseline",
+                     marker={"symbol": "line-ew-open", "size": 18, "color": "black"}, legendgroup="baseline",
+                     showlegend=not shown_legend,
+                     hovertemplate=f"popularity baseline<br>{plotly_text(name)}: %{{y:.4g}}<extra></extra>"),
+                group,
             )  # fmt: skip
             shown_legend = True
 
@@ -433,32 +445,29 @@ def config_bars_figure(
     summary = summary[counted]  # a configuration without any of these metrics (a sweep's parent) has no bar
     if summary.empty or not names:
         return empty_figure("No metrics to summarise")
-    groups = [g for g in style.group_names() if g in set(summary["data"])]
-    fig = _facets(groups)
+    build = _Builder([g for g in style.group_names() if g in set(summary["data"])])
     colors = style.config_colors_of(configs)
     x = [plotly_text(n) for n in names]
     in_legend: set[str] = set()
     for _, row in summary.iterrows():
         config = row["group"]
-        color = colors.get(config, "#888888")
         means = [row[f"{n} mean"] for n in names]
         stds = [row[f"{n} std"] if np.isfinite(row[f"{n} std"]) else 0.0 for n in names]
         counts = [int(row[f"{n} n"]) for n in names]
-        fig.add_trace(
-            go.Bar(x=x, y=means, name=plotly_text(config), legendgroup=config, marker={"color": color},
-                   showlegend=config not in in_legend, error_y={"type": "data", "array": stds, "visible": True},
-                   text=[f"n={n}" for n in counts], textposition="inside", insidetextanchor="start",
-                   customdata=np.stack([stds, counts], axis=1),
-                   hovertemplate=f"{plotly_text(config)}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
-                   "(n=%{customdata[1]})<extra></extra>"),
-            **_row(groups, row["data"]),
+        build.trace(
+            dict(type="bar", x=x, y=means, name=plotly_text(config), legendgroup=config,
+                 marker={"color": colors.get(config, "#888888")}, showlegend=config not in in_legend,
+                 error_y={"type": "data", "array": stds, "visible": True}, text=[f"n={n}" for n in counts],
+                 textposition="inside", insidetextanchor="start", customdata=np.stack([stds, counts], axis=1),
+                 hovertemplate=f"{plotly_text(config)}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
+                 "(n=%{customdata[1]})<extra></extra>"),
+            row["data"],
         )  # fmt: skip
         in_legend.add(config)
-    group_of = pd.Series([style.groups.get(r, "") for r in runs["run_id"].astype(str)], index=runs.index)
-    _baseline_marks(fig, runs, names, groups, group_of)
-    fig.update_layout(barmode="group", title="Mean ± std per configuration (n = runs)",
-                      legend_title_text="configuration")  # fmt: skip
-    return fig
+    group_of = pd.Series([style.groups.get(r) for r in runs["run_id"].astype(str)], index=runs.index)
+    _baseline_marks(build, runs, names, group_of)
+    return build.figure(barmode="group", title="Mean ± std per configuration (n = runs)",
+                        legend_title_text="configuration")  # fmt: skip
 
 
 def summary_table(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -527,35 +536,40 @@ def parallel_coordinates_figure(runs: pd.DataFrame, params: Sequence[str], metri
     ids = sub["run_id"].astype(str).tolist()
     groups = style.group_names(ids) or ["all runs"]
     xs = list(range(len(axes)))
-    fig = go.Figure()
+    traces, shapes, annotations = [], [], []
     for i, run_id in enumerate(ids):
-        ys = [axis[0][i] for axis in axes]
         values = [plotly_text(r[i]) for r in raw]
         hover = plotly_text(style.hover.get(run_id, run_id))
         dash = _DASHES[groups.index(style.groups.get(run_id, groups[0])) % len(_DASHES)]
-        fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines+markers", name=plotly_text(style.label(run_id)), legendgroup=run_id,
-                       line={"color": style.color(run_id), "width": 2, "dash": dash}, marker={"size": 6},
-                       customdata=[[plotly_text(axes[j][3]), values[j]] for j in xs],
-                       hovertemplate=f"{hover}<br>%{{customdata[0]}} = %{{customdata[1]}}<extra></extra>")
+        traces.append(
+            dict(type="scatter", x=xs, y=[axis[0][i] for axis in axes], mode="lines+markers",
+                 name=plotly_text(style.label(run_id)), legendgroup=run_id, marker={"size": 6},
+                 line={"color": style.color(run_id), "width": 2, "dash": dash},
+                 customdata=[[plotly_text(axes[j][3]), values[j]] for j in xs],
+                 hovertemplate=f"{hover}<br>%{{customdata[0]}} = %{{customdata[1]}}<extra></extra>")
         )  # fmt: skip
     for j, (_, ticks, labels, title) in enumerate(axes):
-        fig.add_shape(type="line", x0=j, x1=j, y0=0, y1=1, line={"color": "#444", "width": 1})
-        fig.add_annotation(x=j, y=1.04, text=f"<b>{plotly_text(title)}</b>", showarrow=False, yanchor="bottom")
-        for tick, label in zip(ticks, labels, strict=True):
-            fig.add_annotation(x=j, y=tick, text=label, showarrow=False, xanchor="right", xshift=-4,
-                               font={"size": 10, "color": "#555"})  # fmt: skip
+        shapes.append(dict(type="line", x0=j, x1=j, y0=0, y1=1, line={"color": "#444", "width": 1}))
+        annotations.append(dict(x=j, y=1.04, text=f"<b>{plotly_text(title)}</b>", showarrow=False, yanchor="bottom"))
+        annotations += [
+            dict(
+                x=j, y=tick, text=label, showarrow=False, xanchor="right", xshift=-4, font={"size": 10, "color": "#555"}
+            )
+            for tick, label in zip(ticks, labels, strict=True)
+        ]
     omitted = int((~keep).sum())
     title = f"Hyperparameters and {plotly_text(mcol.removeprefix(METRIC))}, one line per run"
     if omitted:
         title += f" ({omitted} run{'s' if omitted > 1 else ''} without the metric left out)"
     if len(groups) > 1:
         title += "; line dash = dataset/split"
-    fig.update_xaxes(visible=False, range=[-0.6, len(axes) - 0.6])
-    fig.update_yaxes(visible=False, range=[-0.2, 1.12])
-    fig.update_layout(title=title, height=440, hovermode="closest", margin={"l": 40, "r": 20, "t": 90, "b": 10})
-    _legend(fig, len(ids))
-    return fig
+    return go.Figure(
+        data=traces,
+        layout=dict(title=title, height=440, hovermode="closest", margin={"l": 40, "r": 20, "t": 90, "b": 10},
+                    shapes=shapes, annotations=annotations, xaxis={"visible": False, "range": [-0.6, len(axes) - 0.6]},
+                    yaxis={"visible": False, "range": [-0.2, 1.12]}, showlegend=len(ids) <= MAX_LEGEND_RUNS,
+                    legend_title_text="run"),
+    )  # fmt: skip
 
 
 def param_scatter_figure(runs: pd.DataFrame, param: str, metric: str, style: RunStyle) -> go.Figure:
@@ -574,27 +588,34 @@ def param_scatter_figure(runs: pd.DataFrame, param: str, metric: str, style: Run
     ids = runs["run_id"].astype(str).to_numpy()[keep]
     groups = style.group_names(ids) or ["all runs"]
     trace_type = _scatter_type(int(keep.sum()))
-    fig = go.Figure()
-    for run_id, xv, yv in zip(ids, xs[keep], y[keep], strict=True):
-        hover = plotly_text(style.hover.get(run_id, run_id))
-        shown_x = xv if numeric is None else f"{xv:.4g}"
-        symbol = _SYMBOLS[groups.index(style.groups.get(run_id, groups[0])) % len(_SYMBOLS)]
-        fig.add_trace(
-            dict(type=trace_type, x=[xv], y=[yv], mode="markers", name=plotly_text(style.label(run_id)),
-                 legendgroup=run_id, marker={"size": 11, "color": style.color(run_id), "symbol": symbol,
-                                             "line": {"width": 1, "color": "white"}},
-                 hovertemplate=f"{hover}<br>{plotly_text(pname)} = {shown_x}<br>{plotly_text(mname)} = "
-                 f"{yv:.4g}<extra></extra>")
-        )  # fmt: skip
+    hovers = [
+        f"{plotly_text(style.hover.get(r, r))}<br>{plotly_text(pname)} = {xv if numeric is None else f'{xv:.4g}'}"
+        f"<br>{plotly_text(mname)} = {yv:.4g}"
+        for r, xv, yv in zip(ids, xs[keep], y[keep], strict=True)
+    ]
+    symbols = [_SYMBOLS[groups.index(style.groups.get(r, groups[0])) % len(_SYMBOLS)] for r in ids]
+    if len(ids) <= MAX_LEGEND_RUNS:  # a legend entry per run: one trace each
+        traces = [
+            dict(type=trace_type, x=[xv], y=[yv], mode="markers", name=plotly_text(style.label(r)), legendgroup=r,
+                 marker={"size": 11, "color": style.color(r), "symbol": symbol, "line": {"width": 1, "color": "white"}},
+                 hovertext=[hover], hoverinfo="text")
+            for r, xv, yv, symbol, hover in zip(ids, xs[keep], y[keep], symbols, hovers, strict=True)
+        ]  # fmt: skip
+    else:  # no legend (too many runs to read one): one trace, each point still in its run's colour with hover
+        traces = [
+            dict(type=trace_type, x=xs[keep], y=y[keep], mode="markers", showlegend=False, hovertext=hovers,
+                 hoverinfo="text", marker={"size": 11, "color": [style.color(r) for r in ids], "symbol": symbols,
+                                           "line": {"width": 1, "color": "white"}})
+        ]  # fmt: skip
     log = numeric is not None and use_log_axis(pname, numeric[keep])
-    fig.update_xaxes(
-        title_text=plotly_text(pname), type="log" if log else ("category" if numeric is None else "linear")
-    )
-    fig.update_yaxes(title_text=plotly_text(mname))
     title = f"{mname} vs {pname}" + ("; marker shape = dataset/split" if len(groups) > 1 else "")
-    fig.update_layout(title=plotly_text(title), height=420, hovermode="closest")
-    _legend(fig, len(ids))
-    return fig
+    axis_type = "log" if log else ("category" if numeric is None else "linear")
+    return go.Figure(
+        data=traces,
+        layout=dict(title=plotly_text(title), height=420, hovermode="closest", showlegend=len(ids) <= MAX_LEGEND_RUNS,
+                    legend_title_text="run", xaxis={"title": {"text": plotly_text(pname)}, "type": axis_type},
+                    yaxis={"title": {"text": plotly_text(mname)}}),
+    )  # fmt: skip
 
 
 def importance_figure(frame: pd.DataFrame, metric: str) -> go.Figure:

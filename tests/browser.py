@@ -52,14 +52,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(workdir: Path, env: dict[str, str]) -> Iterator[str]:
-    """`streamlit run app.py` on a free port, run from ``workdir`` (so nothing lands in the repo) with the app's
-    own .streamlit settings and ``env``; yields its URL once /_stcore/health answers, stops it afterwards."""
+def streamlit_server(workdir: Path, env: dict[str, str], script: Path = ROOT / "app.py") -> Iterator[str]:
+    """`streamlit run app.py` (or ``script``) on a free port, run from ``workdir`` (so nothing lands in the repo)
+    with the app's own .streamlit settings and ``env``; yields its URL once /_stcore/health answers, stops it
+    afterwards. Its output goes to ``workdir/streamlit.log`` (the app's) or ``<script stem>.log``."""
     (workdir / ".streamlit").mkdir(exist_ok=True)
     shutil.copy(ROOT / ".streamlit" / "config.toml", workdir / ".streamlit" / "config.toml")
     port = free_port()
-    log_path = workdir / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port)]
+    log_path = workdir / ("streamlit.log" if script == ROOT / "app.py" else f"{script.stem}.log")
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port)]
     command += ["--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

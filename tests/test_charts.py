@@ -72,13 +72,10 @@ def test_a_run_has_the_same_colour_and_name_in_every_figure() -> None:
     expected = {f"run-{i}": style.colors[runs.run_id[i]] for i in range(4)}
     for fig in figures:
         assert colors_of(fig) == expected
-    assert (
-        expected["run-3"]
-        == style.colors[runs.run_id[3]]
-        == charts.selection_figure(style, [runs.run_id[3]]).data[0].marker.color
-    )
+    key = charts.selection_figure(style, list(runs["run_id"])).data[0]
+    assert dict(zip(key.text, key.marker.color, strict=True)) == expected  # the colour key on Runs and Compare
     assert len(set(expected.values())) == 4
-    hover = figures[3].data[0].hovertemplate
+    hover = figures[3].data[0].hovertext[0]
     assert hover.startswith(f"run-0 · {runs.run_id[0][:8]} · exp")  # run name, short id, experiment
 
 
@@ -135,6 +132,15 @@ def test_single_step_metrics_are_recognised() -> None:
     hist = history(["a", "b"], steps=1)
     assert charts.single_step(hist, "val_ndcg_at_10")
     assert not charts.single_step(history(["a"], steps=2), "val_ndcg_at_10")
+
+
+def test_many_runs_scatter_is_one_trace_that_keeps_each_runs_colour() -> None:
+    runs = make_runs(30)
+    style = RunStyle.of(runs)
+    fig = charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
+    assert len(fig.data) == 1 and not fig.layout.showlegend
+    assert list(fig.data[0].marker.color) == [style.colors[r] for r in runs.run_id]
+    assert fig.data[0].hovertext[5].startswith(f"run-5 · {runs.run_id[5][:8]}")
 
 
 def test_ema_matches_tensorboard_and_skips_non_finite() -> None:
@@ -232,7 +238,7 @@ def test_scatter_one_point_per_run_with_hover_and_legend() -> None:
     assert fig.layout.xaxis.type == "category"
     assert [t.name for t in fig.data] == ["run-0", "run-2"] and fig.layout.showlegend
     assert [t.x[0] for t in fig.data] == ["warp", "warp"]
-    assert "run-2" in fig.data[1].hovertemplate and "loss = warp" in fig.data[1].hovertemplate
+    assert "run-2" in fig.data[1].hovertext[0] and "loss = warp" in fig.data[1].hovertext[0]
     odd = make_runs(2, params__factors=["8", "lots"])
     assert charts.param_scatter_figure(odd, "factors", "val_ndcg_at_10", RunStyle.of(odd)).layout.xaxis.type == (
         "category"
@@ -403,7 +409,7 @@ def test_names_from_the_store_are_shown_as_text_in_figures() -> None:
     bars = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style)
     assert [t.name for t in bars.data] == ["&lt;b&gt;bold&lt;/b&gt;", "&lt;a href='javascript:x'&gt;l&lt;/a&gt;"]
     scatter = charts.param_scatter_figure(runs, "loss", "val_ndcg_at_10", style)
-    assert scatter.data[0].x[0] == "&lt;i&gt;a&lt;/i&gt;" and "<b>bold" not in scatter.data[0].hovertemplate
+    assert scatter.data[0].x[0] == "&lt;i&gt;a&lt;/i&gt;" and "<b>bold" not in scatter.data[0].hovertext[0]
     parallel = charts.parallel_coordinates_figure(runs, ["loss"], "val_ndcg_at_10", style)
     assert "&lt;i&gt;a&lt;/i&gt;" in [a.text for a in parallel.layout.annotations]
     lines = charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", style)

@@ -107,7 +107,7 @@ def test_a_run_has_one_colour_on_the_whole_page(use_store: dict[str, object]) ->
     at.toggle(key="aggregate").set_value(False).run()  # one line/bar per run
     specs = figures(at)
     key = specs["colour_key"]
-    expected = {t["text"][0]: t["marker"]["color"] for t in key["data"]}
+    expected = dict(zip(key["data"][0]["text"], key["data"][0]["marker"]["color"], strict=True))
     assert len(expected) == 7 and len(set(expected.values())) == 7
     for name in ("history_chart", "bars_chart", "parallel_chart", "scatter_chart"):
         colors = trace_colors(specs[name])
