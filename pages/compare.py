@@ -84,7 +84,7 @@ else:
     candidates = all_runs[groups_all == data]
     group_metrics = charts.metric_names(candidates)
     if not group_metrics:
-        st.warning("No run on this data has logged a metric, so there is nothing to rank.")
+        st.warning("No run has logged a metric on this data, so there is nothing to rank.")
         st.stop()
     with middle:
         top_metric = pick_metric("Rank by", group_metrics, "top_metric")

@@ -20,6 +20,7 @@ from recdash.charts import escape_markdown
 
 FLASH = "models_flash"
 SELECT_NEXT = "models_select_next"
+PROMOTE = "models_promote_pending"  # (model name, challenger version) awaiting confirmation
 
 
 @st.cache_resource(show_spinner=False)
@@ -184,7 +185,9 @@ def versions_section(name: str, versions: pd.DataFrame) -> None:
         return
     metric_cols = [c for c in versions.columns if str(c).startswith("test_")]
     config: dict[str, Any] = {
-        "version": st.column_config.NumberColumn("version", format="v%d"),
+        # a column per test metric does not fit the page: version and aliases stay in view while it scrolls
+        "version": st.column_config.NumberColumn("version", format="v%d", pinned=True),
+        "aliases": st.column_config.TextColumn("aliases", pinned=True),
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         "run_id": st.column_config.TextColumn("source run"),
         **{c: st.column_config.NumberColumn(c, format="%.4f") for c in metric_cols},
@@ -231,6 +234,53 @@ def description_and_tags_section(uri: str, name: str, info: dict[str, Any]) -> N
         d2.button("Delete tag", key="delete_tag", on_click=_delete_tag, args=(uri, name), disabled=READ_ONLY)
 
 
+def _promote(uri: str, name: str, version: int) -> None:
+    def action() -> str:
+        return registry.promote_challenger(name, version, client=_client(uri)).message
+
+    st.session_state.pop(PROMOTE, None)
+    _act(action)
+
+
+def _ask_promote(name: str, version: int) -> None:
+    st.session_state[PROMOTE] = (name, version)
+
+
+def _cancel_promote() -> None:
+    st.session_state.pop(PROMOTE, None)
+
+
+# better / worse cells: translucent, so they read on light and dark themes; the words say it without colour too
+_OUTCOME_CSS = {
+    registry.BETTER: "background-color: rgba(33, 195, 84, 0.22)",
+    registry.WORSE: "background-color: rgba(255, 75, 75, 0.22)",
+}
+
+
+def _styled(frame: pd.DataFrame) -> Any:
+    """The comparison with each difference and verdict green where the challenger is better, red where worse."""
+    shown = frame.drop(columns=["outcome"])
+    css = [_OUTCOME_CSS.get(o, "") for o in frame["outcome"]]
+    values = [c for c in shown.columns if c not in ("difference", "better when", "verdict")]  # the two versions
+    return (
+        shown.style.format("{:.4f}", subset=values, na_rep="–")
+        .format("{:+.4f}", subset=["difference"], na_rep="–")
+        .apply(lambda _: css, subset=["difference", "verdict"])
+    )
+
+
+def _direction_caption(frame: pd.DataFrame) -> str:
+    lower = [str(m) for m, way in frame["better when"].items() if way == "lower"]
+    text = "difference = challenger − champion. Green: the challenger is better on that metric, red: worse. "
+    if not lower:
+        return text + "Higher is better for every metric here."
+    names = ", ".join(escape_markdown(m) for m in lower)
+    text += f"Higher is better for every metric except {names}, where lower is better"
+    if any("popularity" in m for m in lower):
+        text += " (mean popularity: recommending less popular items means more novel recommendations)"
+    return text + "."
+
+
 def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
     st.subheader("Champion vs challenger")
     aliases = info["aliases"]
@@ -246,7 +296,13 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
     except (ValueError, registry.RegistryError) as exc:
         st.error(escape_markdown(exc))
         return
-    st.dataframe(frame, column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in frame.columns})
+    counts = frame["outcome"].value_counts()
+    st.markdown(
+        f"The challenger is **better on {counts.get(registry.BETTER, 0)}** and **worse on "
+        f"{counts.get(registry.WORSE, 0)}** of {len(frame)} test metrics."
+    )
+    st.dataframe(_styled(frame), key="champion_table")
+    st.caption(_direction_caption(frame))
     uris = frame.attrs["uris"]
     st.page_link(
         "pages/recommend.py",
@@ -254,6 +310,32 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
         icon=":material/recommend:",
         query_params={"model": uris[registry.CHAMPION], "compare": uris[registry.CHALLENGER]},
     )
+    champion, challenger = frame.attrs["versions"][registry.CHAMPION], frame.attrs["versions"][registry.CHALLENGER]
+    if champion == challenger:
+        st.caption(f"Both aliases point to version {challenger}: there is nothing to promote.")
+        return
+    pending = st.session_state.get(PROMOTE) == (name, challenger)
+    st.button(
+        f"Promote challenger (v{challenger}) to champion",
+        key="promote",
+        on_click=_ask_promote,
+        args=(name, challenger),
+        disabled=READ_ONLY or pending,
+        help="Moves the champion alias to the challenger's version, after you confirm.",
+    )
+    if pending and not READ_ONLY:
+        st.warning(
+            f"Move alias {registry.CHAMPION} of {escape_markdown(name)} from version {champion} to version "
+            f"{challenger}? Anything serving models:/{escape_markdown(name)}@{registry.CHAMPION} gets version "
+            f"{challenger} from its next load. The {registry.CHALLENGER} alias is then removed (it would point to "
+            f"the champion itself). To roll back later, set {registry.CHAMPION} on version {champion} again.",
+            icon=":material/swap_vert:",
+        )
+        c1, c2, _ = st.columns([1, 1, 3])
+        c1.button(
+            "Confirm promotion", key="confirm_promote", type="primary", on_click=_promote, args=(uri, name, challenger)
+        )
+        c2.button("Cancel", key="cancel_promote", on_click=_cancel_promote)
 
 
 # ---- page ----------------------------------------------------------------------------------------------------------

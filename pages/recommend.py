@@ -26,6 +26,16 @@ def _registered_sources(tracking_uri: str) -> pd.DataFrame:
     return rx.registered_sources(tracking_uri)
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _model_label(model_uri: str, tracking_uri: str) -> str:
+    return rx.model_label(model_uri, tracking_uri)
+
+
+def model_label(uri: str) -> str:
+    """The picked model by run, experiment and registry name (escaped: it is store text)."""
+    return _md(_model_label(uri, mlflow.get_tracking_uri()))
+
+
 @st.cache_resource(ttl=3600, max_entries=8, show_spinner="Loading model…")
 def _load(model_uri: str, tracking_uri: str) -> rx.LoadedModel:
     """Keyed by model URI and store; the tracking URI is global, so it is read by the caller and passed in."""
@@ -130,18 +140,41 @@ def recommendations(
     return table, rx.is_fallback(recs), test_items
 
 
-def show_recs(table: pd.DataFrame) -> None:
-    shown = table.drop(columns=[c for c in ("source",) if c in table.columns])
-    if "hit" in shown.columns:
-        shown = shown.assign(hit=np.where(shown["hit"], "✓", ""))
-    st.dataframe(
-        shown,
-        hide_index=True,
-        column_config={
-            "score": st.column_config.NumberColumn(format="%.4f"),
-            "year": st.column_config.NumberColumn(format="%d"),
-        },
-    )
+# Narrow tables (history next to the top-k, model A next to model B): small fixed widths that fit side by side at
+# 1400 px and below; st.dataframe spreads the room that is left over the columns, so titles get most of it.
+COLUMNS = {
+    "rank": st.column_config.NumberColumn("rank", width=40),
+    "item": st.column_config.TextColumn("item", width=140, help="Title (item ID)"),
+    "year": st.column_config.NumberColumn("year", format="%d", width=48),
+    "score": st.column_config.NumberColumn(
+        "score", format="%.3f", width=58, help="The model's ranking score: higher ranks first (not a probability)."
+    ),
+    "popularity": st.column_config.NumberColumn(
+        "popularity", format="%d", width=78, help="Training interactions of the item: how popular it is."
+    ),
+    rx.FALLBACK_SCORE: st.column_config.NumberColumn(
+        rx.FALLBACK_SCORE,
+        format="%d",
+        width=132,
+        help="How often the item occurs in the model's training data; the popularity fallback ranks by this count.",
+    ),
+    "hit": st.column_config.TextColumn("hit", width=38, help="One of the user's held-out test items."),
+    "in both": st.column_config.TextColumn("in both", width=60, help="Model A and model B both recommend it."),
+    "weight": st.column_config.NumberColumn("weight", width=58),
+    "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD", width=88),
+}
+
+
+def show_recs(table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True) -> None:
+    shown = rx.display_recs(table, shared, popularity=popularity)
+    labels = shown.attrs["labels"]
+    config = {c: COLUMNS[labels.get(c, c)] for c in shown.columns if labels.get(c, c) in COLUMNS}
+    st.dataframe(shown, hide_index=True, column_order=shown.attrs["shown"], column_config=config)
+    if rx.FALLBACK_SCORE in labels.values():
+        st.caption(
+            f"Ranked by {rx.FALLBACK_SCORE}: how often each item occurs in the model's training data. "
+            "This is a count, not a model score."
+        )
 
 
 def hits_caption(table: pd.DataFrame, test_items: set[str] | None) -> str:
@@ -166,7 +199,9 @@ loaded = load_model(uri_a)
 if loaded is None:
     st.stop()
 assert loaded is not None
-st.caption(f"Model: {_md(loaded.uri)}" + (f" · run {_md(loaded.run_id)}" if loaded.run_id else ""))
+label_a = model_label(uri_a or "")
+st.markdown(f"**Model A:** {label_a}")
+st.caption(f"{_md(loaded.uri)}" + (f" · run {_md(loaded.run_id)}" if loaded.run_id else ""))
 if loaded.run_id:
     st.page_link(
         "pages/models.py",
@@ -214,7 +249,7 @@ if fallback:
         icon=":material/person_off:",
     )
 
-left, right = st.columns(2)
+left, right = st.columns([2, 3])  # the recommendations are what the page is for: more room
 with left:
     st.subheader("History (training data)")
     if context is None:
@@ -225,36 +260,43 @@ with left:
             st.caption("No training interactions for this user.")
         else:
             st.caption(f"{len(history)} items" + (", most recent first." if "time" in history.columns else "."))
-            st.dataframe(history, hide_index=True)
+            shown = rx.compact(history)
+            st.dataframe(shown, hide_index=True, column_config={c: COLUMNS[c] for c in shown.columns if c in COLUMNS})
 with right:
     st.subheader("Popular items (fallback)" if fallback else f"Top {k} recommendations")
     st.caption(hits_caption(table, test_items))
     show_recs(table)
 
 st.divider()
-st.subheader("Compare with another model")
+st.subheader("Compare two models")
 # ?compare=<model uri> (the Models page's champion-vs-challenger link) opens the comparison with that model as B
 st.session_state.setdefault("compare", bool(params.get("compare")))
-if st.toggle("Compare with another model", key="compare", label_visibility="collapsed"):
-    loaded_b = load_model(pick_model("b", preselect_uri=params.get("compare"), avoid_uri=loaded.uri))
+if st.toggle(
+    "Compare with another model (B)", key="compare", help="Show a second model's list for the same user next to A's."
+):
+    uri_b = pick_model("b", preselect_uri=params.get("compare"), avoid_uri=loaded.uri)
+    loaded_b = load_model(uri_b)
     if loaded_b is not None:
         context_b = context if loaded_b.run_id == loaded.run_id else run_context(loaded_b)
         result_b = recommendations(loaded_b, context_b, user, k, exclude_seen)
         if result_b is not None:
             table_b, fallback_b, test_items_b = result_b
             count, jaccard = rx.overlap(table, table_b)
+            shared = set(table["item_id"].astype(str)) & set(table_b["item_id"].astype(str))
             m1, m2, m3, m4 = st.columns(4)
             m1.metric("Overlap", f"{count} of {k}")
             m2.metric("Jaccard", f"{jaccard:.2f}")
             m3.metric("Hits, model A", "–" if "hit" not in table.columns else int(table["hit"].sum()))
             m4.metric("Hits, model B", "–" if "hit" not in table_b.columns else int(table_b["hit"].sum()))
             col_a, col_b = st.columns(2)
-            with col_a:
-                st.caption(f"A: {_md(loaded.uri)}" + (" (popular fallback)" if fallback else ""))
-                show_recs(table)
-            with col_b:
-                st.caption(f"B: {_md(loaded_b.uri)}" + (" (popular fallback)" if fallback_b else ""))
-                show_recs(table_b)
+            for column, name, label, ranked, is_fallback in (
+                (col_a, "A", label_a, table, fallback),
+                (col_b, "B", model_label(uri_b or ""), table_b, fallback_b),
+            ):
+                with column:
+                    st.markdown(f"**Model {name}:** {label}" + (" (popularity fallback)" if is_fallback else ""))
+                    show_recs(ranked, shared, popularity=False)
+            st.caption(f"✓ in both: the {count} items both models recommend to this user.")
 
 st.divider()
 st.subheader("Similar items")
@@ -262,6 +304,7 @@ if loaded.recommender is None:
     st.info("Similar items need the model's item factors; only recdash models expose them.")
 else:
     items_meta = context.items if context is not None else None
+    st.caption(f"From model A ({label_a}): the items closest to the chosen one in its item factors (cosine).")
     rec = loaded.recommender
     order = np.argsort(-rec.item_popularity, kind="stable")
     labels = rx.item_labels(rec.item_ids[order], items_meta)

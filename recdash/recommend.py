@@ -192,6 +192,57 @@ def registered_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def model_label(model_uri: str, tracking_uri: str | None = None) -> str:
+    """What a model is called on the page: its run (label, short ID) and experiment, and for a registered model
+    also its name, version and aliases -- ``models:/m-a6002…`` alone does not tell two models apart.
+
+    ``"recs v3 (challenger) · run ml-warp (186019b9) · experiment shots"``; the URI itself when the store cannot
+    say more (a foreign URI, a deleted run, a store that refuses the read).
+    """
+    uri = (model_uri or "").strip()
+    client = _client(tracking_uri)
+    parts: list[str] = []
+    run_id: str | None = None
+    artifact: str | None = None
+    try:
+        rest = uri.removeprefix("models:/")
+        if uri.startswith("runs:/"):
+            run_id, _, artifact = uri.removeprefix("runs:/").partition("/")
+        elif uri.startswith("models:/") and "@" in rest:
+            name, _, alias = rest.rpartition("@")
+            mv = client.get_model_version_by_alias(name, alias)
+            parts.append(f"{name}@{alias} (v{mv.version})")
+            run_id = mv.run_id
+        elif uri.startswith("models:/") and "/" in rest:
+            name, _, version = rest.rpartition("/")
+            mv = client.get_model_version(name, version)
+            aliases = sorted(getattr(mv, "aliases", None) or [])
+            parts.append(f"{name} v{mv.version}" + (f" ({', '.join(aliases)})" if aliases else ""))
+            run_id = mv.run_id
+        elif uri.startswith("models:/"):
+            logged = client.get_logged_model(rest)
+            run_id, artifact = logged.source_run_id, logged.name
+        else:
+            return uri
+    except Exception:  # the label is a courtesy: loading reports real problems
+        return uri
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+            experiment = client.get_experiment(run.info.experiment_id).name
+        except Exception:  # a registered version whose run is gone still has a name; a bare run URI does not
+            if not parts:
+                return uri
+            parts.append(f"run {run_id[:8]}")
+        else:
+            label = tracking.run_label(run.info.run_name, run_id)
+            parts.append(f"run {label}" + (f" ({run_id[:8]})" if label != run_id[:8] else ""))
+            parts.append(f"experiment {experiment}")
+    if artifact and artifact != "model":
+        parts.append(f"model {artifact}")
+    return " · ".join(parts) or uri
+
+
 # ---- loading ---------------------------------------------------------------------------------------------------
 
 
@@ -639,3 +690,59 @@ def item_labels(item_ids: Iterable[Any], items: pd.DataFrame | None) -> dict[str
     if items is not None and "title" in items.columns:
         titles = dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=False))
     return {i: f"{titles[i]} ({i})" if i in titles else i for i in ids}
+
+
+# What the popularity fallback ranks by: recdash's pyfunc puts this count in ``score`` (the predict contract stays as
+# it is), which next to model scores near 2 reads like a score of 486; the page names it for what it is.
+FALLBACK_SCORE = "training interactions"
+CHECK = "✓"
+
+
+def compact(frame: pd.DataFrame, keep_id: bool = False) -> pd.DataFrame:
+    """A table for half the page width: title and ID in one ``item`` column ("Title (id)", the ID alone where there
+    is no title) and no genres (the widest column; the full-width Similar items table keeps them). ``keep_id``
+    keeps ``item_id`` too, right before ``item``, for callers that look items up by ID."""
+    out = frame.drop(columns=[c for c in ("genres",) if c in frame.columns])
+    if "item_id" not in out.columns:
+        return out
+    ids = out["item_id"].astype(str)
+    item = ids
+    if "title" in out.columns:
+        titles = out.pop("title")
+        known = titles.notna() & (titles.astype(str).str.strip() != "")
+        item = ids.where(~known, titles.astype(str) + " (" + ids + ")")
+    at = list(out.columns).index("item_id")
+    if not keep_id:
+        out = out.drop(columns="item_id")
+    else:
+        at += 1
+    out.insert(at, "item", item.to_numpy())
+    return out
+
+
+def display_recs(table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True) -> pd.DataFrame:
+    """A :func:`decorate` table as shown: compact, hits and shared items as ✓, the fallback's count named.
+
+    The frame keeps ``item_id`` and ``score`` under their contract names (what callers look items up by);
+    ``attrs["shown"]`` lists the columns to show, in order (``item`` stands for ``item_id``), and ``attrs["labels"]``
+    renames some for the reader: for the popularity fallback ``score`` holds the raw training-interaction count
+    (the popularity column, which would repeat it, goes) and is labelled :data:`FALLBACK_SCORE`. ``shared`` (items
+    the other model also recommends) adds an ``in both`` column; ``popularity=False`` leaves popularity out
+    (side-by-side tables are narrow).
+    """
+    fallback = "source" in table.columns and is_fallback(table)
+    out = table.drop(columns=[c for c in ("source", "user_id") if c in table.columns])
+    if "hit" in out.columns:
+        out["hit"] = np.where(out["hit"].to_numpy(dtype=bool), CHECK, "")
+    if shared is not None:
+        out["in both"] = np.where(out["item_id"].astype(str).isin(shared), CHECK, "")
+    labels: dict[str, str] = {}
+    if fallback and "popularity" in out.columns:
+        out["score"] = out.pop("popularity").to_numpy()  # the same count the pyfunc put there, as an integer
+        labels["score"] = FALLBACK_SCORE
+    elif not popularity:
+        out = out.drop(columns=[c for c in ("popularity",) if c in out.columns])
+    out = compact(out, keep_id=True)
+    out.attrs["shown"] = [c for c in out.columns if c != "item_id"]
+    out.attrs["labels"] = labels
+    return out

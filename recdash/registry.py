@@ -9,9 +9,11 @@ version) with MLflow's own explanation.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
@@ -366,11 +368,13 @@ def delete_model_tag(name: str, key: str, client: MlflowClient | None = None) ->
 def champion_vs_challenger(
     name: str, a: str = CHAMPION, b: str = CHALLENGER, client: MlflowClient | None = None
 ) -> pd.DataFrame:
-    """Test metrics of the versions behind aliases ``a`` and ``b`` side by side, plus ``b - a``.
+    """Test metrics of the versions behind aliases ``a`` and ``b`` side by side, ``b - a``, and what it means.
 
-    Rows are metrics; columns are ``"<a> (v<n>)"``, ``"<b> (v<m>)"`` and ``difference``. ``frame.attrs`` holds the
-    two versions and their ``models:/`` URIs (pinned to the version, so a later alias move cannot change what a
-    link compares).
+    Rows are metrics; columns are ``"<a> (v<n>)"``, ``"<b> (v<m>)"``, ``difference`` (``b - a``), ``better when``
+    (``higher`` or ``lower``: a bare difference does not say whether ``b`` is ahead), ``verdict`` (e.g.
+    ``"challenger better by 0.0120"``) and ``outcome`` (see :func:`outcome`, for colouring). ``frame.attrs`` holds
+    the two versions, their ``models:/`` URIs (pinned to the version, so a later alias move cannot change what a
+    link compares) and their runs.
     """
     client = _client(client)
     aliases = get_model(name, client)["aliases"]
@@ -389,6 +393,11 @@ def champion_vs_challenger(
         index=pd.Index(metrics, name="metric"),
     ).astype(float)
     frame["difference"] = frame[col_b] - frame[col_a]
+    lower = [metric_lower_is_better(m) for m in metrics]
+    outcomes = [outcome(x, y, low) for x, y, low in zip(frame[col_a], frame[col_b], lower, strict=True)]
+    frame["better when"] = ["lower" if low else "higher" for low in lower]
+    frame["verdict"] = [verdict(b, o, d) for o, d in zip(outcomes, frame["difference"], strict=True)]
+    frame["outcome"] = outcomes
     frame.attrs.update(
         {
             "versions": {a: va, b: vb},
@@ -397,3 +406,99 @@ def champion_vs_challenger(
         }
     )
     return frame
+
+
+# ---- champion vs challenger: which way is better, and promoting ------------------------------------------------------
+
+BETTER, WORSE, EQUAL, UNKNOWN = "better", "worse", "equal", "unknown"
+
+
+def metric_lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better: the dashboard's one rule (``recdash.charts``), so Compare,
+    Home and Models agree. ``test_mean_popularity_at_10`` is one: lower means more novel recommendations."""
+    from recdash.charts import lower_is_better  # plotly and scipy are not needed to register a model from the CLI
+
+    return lower_is_better(metric)
+
+
+def outcome(a: float, b: float, lower_is_better: bool) -> str:
+    """How ``b`` compares with ``a`` on one metric: better, worse, equal (within float noise) or unknown (NaN)."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return UNKNOWN
+    if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
+        return EQUAL
+    return BETTER if (b < a) == lower_is_better else WORSE
+
+
+def verdict(who: str, result: str, difference: float) -> str:
+    """The difference in words: ``"challenger better by 0.0120"``; the sign is in the ``difference`` column."""
+    if result == UNKNOWN:
+        return "not comparable (missing value)"
+    if result == EQUAL:
+        return "equal"
+    return f"{who} {result} by {abs(difference):.4f}"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What :func:`promote_challenger` did, so the page can say it exactly."""
+
+    name: str
+    version: int
+    previous: int | None
+    champion: str = CHAMPION
+    challenger: str = CHALLENGER
+
+    @property
+    def message(self) -> str:
+        was = f" (it was version {self.previous})" if self.previous is not None else ""
+        text = (
+            f"Promoted {self.name} version {self.version} to {self.champion}{was}. The {self.challenger} alias was "
+            f"removed, since it pointed to the new {self.champion}; set it on another version to compare again."
+        )
+        if self.previous is not None:
+            text += f" To roll back, set {self.champion} on version {self.previous}."
+        return text
+
+
+def promote_challenger(
+    name: str,
+    version: int | str,
+    champion: str = CHAMPION,
+    challenger: str = CHALLENGER,
+    client: MlflowClient | None = None,
+) -> Promotion:
+    """Move ``champion`` to the version ``challenger`` points at, then remove ``challenger``.
+
+    ``version`` is the version the user confirmed: if ``challenger`` moved since (another user, another tab), the
+    promotion is refused rather than promoting a version nobody looked at. The challenger alias is removed because
+    afterwards it would name the champion itself, and champion vs challenger would compare a version with itself.
+    """
+    client = _client(client)
+    version = _version(version)
+    aliases = get_model(name, client)["aliases"]
+    current = aliases.get(challenger)
+    if current is None:
+        raise ValueError(f"model {name!r} has no {challenger!r} alias to promote")
+    if current != int(version):
+        raise ValueError(
+            f"{challenger} of {name!r} now points to version {current}, not version {version} as confirmed; "
+            "review the comparison again before promoting"
+        )
+    previous = aliases.get(champion)
+    if previous == current:
+        raise ValueError(f"version {version} of {name!r} is already the {champion}")
+    _call(
+        client,
+        f"move alias {champion!r} of {name!r} to v{version}",
+        lambda: client.set_registered_model_alias(name, champion, version),
+    )
+    try:
+        _call(
+            client,
+            f"remove alias {challenger!r} of {name!r}",
+            lambda: client.delete_registered_model_alias(name, challenger),
+        )
+    except (ValueError, RegistryError) as exc:  # half done: say exactly which half
+        raise RegistryError(f"{champion} now points to version {version}, but {exc}") from None
+    return Promotion(name, int(version), previous, champion, challenger)

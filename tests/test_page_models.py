@@ -168,16 +168,146 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     registry.set_alias("recs", "champion", 1)
     registry.set_alias("recs", "challenger", 2)
     at = _ok(models_page())
-    frames = [df.value for df in at.dataframe if "difference" in df.value.columns]
+    frames = [df for df in at.dataframe if "difference" in df.value.columns]
     assert len(frames) == 1
-    side = frames[0]
-    assert list(side.columns) == ["champion (v1)", "challenger (v2)", "difference"]
+    side = frames[0].value
+    assert list(side.columns) == ["champion (v1)", "challenger (v2)", "difference", "better when", "verdict"]
     metrics = MlflowClient().get_run(str(store["a"])).data.metrics
     assert side.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(metrics["test_ndcg_at_10"])
+    expected = registry.champion_vs_challenger("recs")
+    assert side["verdict"].tolist() == expected["verdict"].tolist()
+    assert side.loc["test_mean_popularity_at_10", "better when"] == "lower"
+    # better green, worse red, on the difference and the verdict; equal and unknown stay plain
+    colours = _cell_colours(frames[0])
+    columns = list(side.columns)
+    for row, result in enumerate(expected["outcome"]):
+        want = {registry.BETTER: "green", registry.WORSE: "red"}.get(result)
+        for col in ("difference", "verdict"):
+            assert colours.get((row, columns.index(col))) == want, (side.index[row], col, result)
+        assert colours.get((row, 0)) is None
+    assert {"green", "red"} & set(colours.values())
+    captions = " ".join(_unescape(c.value) for c in at.caption)
+    assert "Higher is better for every metric except test_mean_popularity_at_10, where lower is better" in captions
+    assert "more novel recommendations" in captions
+    better = int((expected["outcome"] == registry.BETTER).sum())
+    worse = int((expected["outcome"] == registry.WORSE).sum())
+    assert any(f"better on {better}** and **worse on {worse}** of {len(expected)}" in m.value for m in at.markdown)
     links = [link for link in at.get("page_link") if "Recommend" in link.proto.label]
     assert len(links) == 1
     assert links[0].proto.page.endswith("recommend")
     assert parse_qs(links[0].proto.query_string) == {"model": ["models:/recs/1"], "compare": ["models:/recs/2"]}
+
+
+def _cell_colours(frame: object) -> dict[tuple[int, int], str]:
+    """(row, column) -> "green" / "red" from the pandas Styler CSS the page sends with the table."""
+    css = frame.proto.arrow_data.styler.styles  # type: ignore[attr-defined]
+    colours = {}
+    for selectors, rule in re.findall(r"([^{}]+)\{([^}]*)\}", css):  # cells with the same style share one rule
+        rgb = re.search(r"rgba?\((\d+),\s*(\d+),\s*(\d+)", rule)
+        if rgb:
+            r, g, _ = map(int, rgb.groups())
+            for row, col in re.findall(r"_row(\d+)_col(\d+)", selectors):
+                colours[(int(row), int(col))] = "green" if g > r else "red"
+    return colours
+
+
+def _aliases() -> dict[str, int]:
+    return {a: int(v) for a, v in MlflowClient().get_registered_model("recs").aliases.items()}
+
+
+def test_promote_challenger_after_a_confirmation(store: dict[str, object]) -> None:
+    registry.register_run_model(str(store["a"]), "recs")
+    registry.register_run_model(str(store["b"]), "recs")
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    at = _ok(models_page())
+    assert at.button(key="promote").label == "Promote challenger (v2) to champion"
+    assert not at.button(key="promote").disabled
+    assert not [b for b in at.button if b.key == "confirm_promote"]
+
+    _ok(at.button(key="promote").click().run())  # the first click only asks
+    assert _aliases() == {"champion": 1, "challenger": 2}
+    (question,) = [_unescape(w.value) for w in at.warning]
+    assert "Move alias champion of recs from version 1 to version 2?" in question
+    assert "The challenger alias is then removed" in question
+    assert at.button(key="promote").disabled  # no second question while one is open
+    _ok(at.button(key="cancel_promote").click().run())
+    assert _aliases() == {"champion": 1, "challenger": 2} and not at.warning
+    assert not [b for b in at.button if b.key == "confirm_promote"]
+
+    _ok(at.button(key="promote").click().run())
+    _ok(at.button(key="confirm_promote").click().run())
+    assert _aliases() == {"champion": 2}
+    assert _successes(at) == [
+        "Promoted recs version 2 to champion (it was version 1). The challenger alias was removed, since it pointed "
+        "to the new champion; set it on another version to compare again. To roll back, set champion on version 1."
+    ]
+    assert _table(at, "versions_table").set_index("version")["aliases"].to_dict() == {2: "champion", 1: ""}
+    assert any("Set the aliases champion and challenger" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key in ("promote", "confirm_promote")]
+    registry.set_alias("recs", "challenger", 2)  # both on one version: compared, but nothing to promote
+    at = _ok(models_page())
+    assert not [b for b in at.button if b.key == "promote"]
+    assert any("Both aliases point to version 2: there is nothing to promote." in c.value for c in at.caption)
+
+
+def test_a_stale_confirmation_promotes_nothing(store: dict[str, object]) -> None:
+    for run in ("a", "b", "a"):
+        registry.register_run_model(str(store[run]), "recs")
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    at = _ok(models_page())
+    _ok(at.button(key="promote").click().run())
+    registry.set_alias("recs", "challenger", 3)  # someone else moves the challenger before the confirmation
+    _ok(at.button(key="confirm_promote").click().run())
+    assert _aliases() == {"champion": 1, "challenger": 3}
+    assert [_unescape(e.value) for e in at.error] == [
+        "challenger of 'recs' now points to version 3, not version 2 as confirmed; "
+        "review the comparison again before promoting"
+    ]
+
+
+_LEGACY_REGISTRY = """
+import sys, mlflow
+from mlflow import MlflowClient
+client = MlflowClient("file://" + sys.argv[1])
+experiment = client.create_experiment("old")
+for number, ndcg in ((1, 0.20), (2, 0.25)):
+    run = client.create_run(experiment, run_name=f"old-{number}")
+    client.log_metric(run.info.run_id, "test_ndcg_at_10", ndcg)
+    client.log_metric(run.info.run_id, "test_mean_popularity_at_10", 300.0 - 10 * number)
+    client.set_terminated(run.info.run_id)
+    if number == 1:
+        client.create_registered_model("old")
+    client.create_model_version("old", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+client.set_registered_model_alias("old", "champion", "1")
+client.set_registered_model_alias("old", "challenger", "2")
+"""
+
+
+def test_promote_is_disabled_on_a_read_only_legacy_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A legacy file store with a registry: the comparison shows, promoting is not offered, no byte changes."""
+    import subprocess
+    import sys
+
+    import mlflow
+    from legacy_store import snapshot
+
+    root = tmp_path / "legacy" / "mlruns"
+    env = {"MLFLOW_ALLOW_FILE_STORE": "true", "PATH": str(Path(sys.executable).parent)}
+    subprocess.run(  # MLflow's own FileStore, in a process where recdash has not made file stores read-only
+        [sys.executable, "-c", _LEGACY_REGISTRY, str(root)], check=True, env=env, capture_output=True, timeout=120
+    )
+    before = snapshot(root)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", root.as_uri())
+    mlflow.set_tracking_uri(root.as_uri())
+    at = _ok(models_page())
+    frames = [df.value for df in at.dataframe if "verdict" in df.value.columns]
+    assert len(frames) == 1 and frames[0].loc["test_ndcg_at_10", "verdict"] == "challenger better by 0.0500"
+    assert at.button(key="promote").disabled
+    assert any("not possible here" in i.value for i in at.info)
+    assert snapshot(root) == before
 
 
 def test_a_registry_that_refuses_shows_a_clear_error(store: dict[str, object], refusing_registry: str) -> None:

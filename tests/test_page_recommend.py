@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -51,6 +53,29 @@ def tables(page: AppTest, column: str) -> list[pd.DataFrame]:
     return [d.value for d in page.dataframe if column in d.value.columns]
 
 
+def ids(frame: pd.DataFrame) -> list[str]:
+    """Item IDs of a shown history table, whose narrow ``item`` column reads "Title (id)"."""
+    return [text.rsplit(" (", 1)[1].removesuffix(")") if text.endswith(")") else text for text in frame["item"]]
+
+
+def headers(page: AppTest, column: str) -> list[list[str]]:
+    """What the reader sees as the header of each table that has ``column``: the shown columns, in their order,
+    under their labels (the data keeps contract names such as ``item_id`` and ``score``)."""
+    out = []
+    for frame in page.dataframe:
+        if column not in frame.value.columns:
+            continue
+        config = json.loads(frame.proto.columns or "{}")
+        order = list(frame.proto.column_order) or list(frame.value.columns)
+        out.append([config.get(c, {}).get("label", c) for c in order])
+    return out
+
+
+def markdown(page: AppTest) -> list[str]:
+    """Markdown and captions as a reader sees them: no bold markers, store text unescaped."""
+    return [re.sub(r"\\(.)", r"\1", re.sub(r"(?<!\\)\*\*", "", m.value)) for m in [*page.markdown, *page.caption]]
+
+
 def run_of(store: dict[str, object], name: str) -> TrainResult:
     result = store[name]
     assert isinstance(result, TrainResult)
@@ -70,13 +95,19 @@ def test_pick_a_run_and_a_known_user_shows_titles_history_and_hits(page: AppTest
     assert not page.exception and not page.error and not page.warning
     recs = tables(page, "score")[0]
     assert len(recs) == 7 and list(recs["rank"]) == list(range(1, 8))
-    assert recs["title"].str.startswith("The ").all()
+    assert all(
+        item.startswith("The ") and item.endswith(f" ({i})")
+        for item, i in zip(recs["item"], recs["item_id"], strict=True)
+    )  # "Title (id)": both in one narrow column
     assert list(recs["item_id"]) == list(alpha.recommender.recommend([user], k=7)["item_id"])
     assert set(recs["hit"]) <= {"✓", ""}
+    # narrow enough for half the page: no genres, title and ID in one column (the browser test checks the widths)
+    assert headers(page, "score")[0] == ["rank", "item", "year", "score", "popularity", "hit"]
     history = tables(page, "weight")[0]
-    assert len(history) == len(alpha.recommender.seen_items(5)) and "title" in history.columns
-    assert not set(history["item_id"]) & set(recs["item_id"])  # seen items are excluded by default
+    assert len(history) == len(alpha.recommender.seen_items(5)) and list(history.columns[:2]) == ["item", "year"]
+    assert not set(ids(history)) & set(recs["item_id"])  # seen items are excluded by default
     assert any("held-out test items" in c.value for c in page.caption)
+    assert f"Model A: run alpha ({alpha.run_id[:8]}) · experiment page" in markdown(page)
 
 
 def test_unknown_user_sees_the_fallback_message_and_popular_items(page: AppTest, store: dict[str, object]) -> None:
@@ -87,9 +118,12 @@ def test_unknown_user_sees_the_fallback_message_and_popular_items(page: AppTest,
     (warning,) = page.warning
     assert "no\\-such\\-user is not in this model's training data" in warning.value
     assert "most popular items" in warning.value
-    recs = tables(page, "score")[0]
-    assert len(recs) == 10 and recs["popularity"].is_monotonic_decreasing
-    assert (recs["score"] == recs["popularity"]).all()
+    # the fallback ranks by a raw count (486 next to model scores near 2): shown as that count, not as a score
+    (recs,) = tables(page, "score")
+    assert headers(page, "score") == [["rank", "item", "year", "training interactions", "hit"]]
+    popularity = run_of(store, "alpha").recommender.item_popularity
+    assert list(recs["score"]) == sorted(popularity, reverse=True)[:10]
+    assert any("Ranked by training interactions" in c and "not a model score" in c for c in markdown(page))
     assert any(s.value == "Popular items (fallback)" for s in page.subheader)
 
 
@@ -99,18 +133,36 @@ def test_compare_two_models_shows_both_lists_and_the_overlap(page: AppTest, stor
     user = str(alpha.recommender.user_ids[0])
     page.session_state["user_id"] = user
     page.run()
-    page.toggle(key="compare").set_value(True)
+    toggle = page.toggle(key="compare")
+    assert toggle.label == "Compare with another model (B)"
+    assert toggle.proto.label_visibility.value == 0  # VISIBLE: the switch says what it does
+    toggle.set_value(True)
     page.run()
     assert not page.exception and not page.error
     assert "beta" in page.selectbox(key="b_run").format_func(page.selectbox(key="b_run").value)
-    a_items = set(tables(page, "score")[1]["item_id"])
-    b_items = set(tables(page, "score")[2]["item_id"])
+    _, table_a, table_b = tables(page, "score")
+    a_items, b_items = set(table_a["item_id"]), set(table_b["item_id"])
     assert b_items == set(beta.recommender.recommend([user], k=10)["item_id"])
-    shared = len(a_items & b_items)
+    shared = a_items & b_items
     metrics = {m.label: m.value for m in page.metric}
-    assert metrics["Overlap"] == f"{shared} of 10"
-    assert metrics["Jaccard"] == f"{shared / len(a_items | b_items):.2f}"
+    assert metrics["Overlap"] == f"{len(shared)} of 10"
+    assert metrics["Jaccard"] == f"{len(shared) / len(a_items | b_items):.2f}"
     assert {"Hits, model A", "Hits, model B"} <= set(metrics)
+    # the shared items are marked in both lists; the tables are narrow enough to sit side by side
+    assert headers(page, "score")[1:] == [["rank", "item", "year", "score", "hit", "in both"]] * 2
+    for table in (table_a, table_b):
+        assert set(table.loc[table["in both"] == "✓", "item_id"]) == shared
+    assert 0 < len(shared) < 10
+    # each list is labelled by its run and experiment, not by models:/m-...
+    shown = markdown(page)
+    assert f"Model A: run alpha ({alpha.run_id[:8]}) · experiment page" in shown
+    assert f"Model B: run beta ({beta.run_id[:8]}) · experiment page" in shown
+    assert not [text for text in shown if text.startswith(("Model A: models:/", "Model B: models:/"))]
+    similar = [text for text in shown if "closest to the chosen one" in text]
+    assert similar == [
+        f"From model A (run alpha ({alpha.run_id[:8]}) · experiment page): the items closest to the chosen one "
+        "in its item factors (cosine)."
+    ]
 
 
 def test_registered_alias_random_user_and_similar_items(page: AppTest, store: dict[str, object]) -> None:
@@ -129,6 +181,8 @@ def test_registered_alias_random_user_and_similar_items(page: AppTest, store: di
     assert user in set(run_of(store, "alpha").recommender.user_ids)
     similar = tables(page, "similarity")[0]
     assert len(similar) == 10 and "title" in similar.columns and similar["similarity"].is_monotonic_decreasing
+    alpha = run_of(store, "alpha")
+    assert f"Model A: recs@champion (v1) · run alpha ({alpha.run_id[:8]}) · experiment page" in markdown(page)
     page.selectbox(key="user_pick").set_value("u0003")
     page.run()
     assert page.text_input(key="user_id").value == "u0003"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_champion_vs_challenger_side_by_side(store: dict[str, object]) -> None:
     registry.set_alias("recs", "champion", 1)
     registry.set_alias("recs", "challenger", 2)
     frame = registry.champion_vs_challenger("recs")
-    assert list(frame.columns) == ["champion (v1)", "challenger (v2)", "difference"]
+    assert list(frame.columns[:3]) == ["champion (v1)", "challenger (v2)", "difference"]
     client = MlflowClient()
     ma, mb = (client.get_run(str(store[k])).data.metrics for k in ("a", "b"))
     assert frame.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(ma["test_ndcg_at_10"])
@@ -174,6 +175,77 @@ def test_champion_vs_challenger_side_by_side(store: dict[str, object]) -> None:
     assert {f"test_{m}_at_10" for m in ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")} <= set(frame.index)
     assert frame.attrs["uris"] == {"champion": "models:/recs/1", "challenger": "models:/recs/2"}
     assert frame.attrs["runs"] == {"champion": store["a"], "challenger": store["b"]}
+
+
+def test_champion_vs_challenger_says_which_way_each_difference_goes(store: dict[str, object]) -> None:
+    """A bare difference does not say who is ahead: mean popularity is better lower (novelty), the rest higher."""
+    registry.register_run_model(str(store["a"]), "recs")
+    registry.register_run_model(str(store["b"]), "recs")
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    frame = registry.champion_vs_challenger("recs")
+    assert list(frame.columns) == [
+        "champion (v1)", "challenger (v2)", "difference", "better when", "verdict", "outcome"
+    ]  # fmt: skip
+    assert frame.loc["test_mean_popularity_at_10", "better when"] == "lower"
+    assert set(frame.drop(index="test_mean_popularity_at_10")["better when"]) == {"higher"}
+    client = MlflowClient()
+    ma, mb = (client.get_run(str(store[k])).data.metrics for k in ("a", "b"))
+    for metric, row in frame.iterrows():
+        a, b = ma[metric], mb[metric]
+        ahead = b < a if metric == "test_mean_popularity_at_10" else b > a
+        expected = "equal" if a == b else ("better" if ahead else "worse")
+        assert row["outcome"] == expected, metric
+        if expected != "equal":
+            assert row["verdict"] == f"challenger {expected} by {abs(b - a):.4f}", metric
+    assert {"better", "worse"} & set(frame["outcome"])  # the two runs differ (different seeds)
+
+
+def test_outcome_and_verdict_by_hand() -> None:
+    assert registry.outcome(0.20, 0.25, lower_is_better=False) == registry.BETTER
+    assert registry.outcome(0.20, 0.15, lower_is_better=False) == registry.WORSE
+    assert registry.outcome(268.44, 266.09, lower_is_better=True) == registry.BETTER  # less popular: more novel
+    assert registry.outcome(266.09, 268.44, lower_is_better=True) == registry.WORSE
+    assert registry.outcome(0.1 + 0.2, 0.3, lower_is_better=False) == registry.EQUAL  # float noise is not a change
+    assert registry.outcome(float("nan"), 0.3, lower_is_better=False) == registry.UNKNOWN
+    assert registry.verdict("challenger", registry.BETTER, -2.355) == "challenger better by 2.3550"
+    assert registry.verdict("challenger", registry.WORSE, -0.0056) == "challenger worse by 0.0056"
+    assert registry.verdict("challenger", registry.EQUAL, 0.0) == "equal"
+    assert registry.metric_lower_is_better("test_mean_popularity_at_10")
+    assert not registry.metric_lower_is_better("test_ndcg_at_10")
+
+
+def test_promote_challenger_moves_champion_and_removes_challenger(store: dict[str, object]) -> None:
+    for run in ("a", "b", "a"):
+        registry.register_run_model(str(store[run]), "recs")
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    promotion = registry.promote_challenger("recs", 2)
+    assert registry.get_model("recs")["aliases"] == {"champion": 2}
+    assert (promotion.version, promotion.previous) == (2, 1)
+    assert promotion.message == (
+        "Promoted recs version 2 to champion (it was version 1). The challenger alias was removed, since it pointed "
+        "to the new champion; set it on another version to compare again. To roll back, set champion on version 1."
+    )
+    assert str(MlflowClient().get_model_version_by_alias("recs", "champion").version) == "2"
+
+    # the version the user confirmed is checked: a challenger moved in the meantime is not promoted blindly
+    registry.set_alias("recs", "challenger", 3)
+    with pytest.raises(ValueError, match="challenger of 'recs' now points to version 3, not version 1"):
+        registry.promote_challenger("recs", 1)
+    registry.set_alias("recs", "challenger", 2)
+    with pytest.raises(ValueError, match="version 2 of 'recs' is already the champion"):
+        registry.promote_challenger("recs", 2)
+    registry.delete_alias("recs", "challenger")
+    with pytest.raises(ValueError, match="has no 'challenger' alias to promote"):
+        registry.promote_challenger("recs", 3)
+    assert registry.get_model("recs")["aliases"] == {"champion": 2}  # refusals change nothing
+
+    registry.delete_alias("recs", "champion")  # no champion yet: the challenger simply becomes it
+    registry.set_alias("recs", "challenger", 3)
+    promotion = registry.promote_challenger("recs", "v3")
+    assert promotion.previous is None and "it was" not in promotion.message and "roll back" not in promotion.message
+    assert registry.get_model("recs")["aliases"] == {"champion": 3}
 
 
 class _Constant(mlflow.pyfunc.PythonModel):
@@ -213,8 +285,29 @@ def test_a_server_that_refuses_registry_calls_gives_a_clear_error(refusing_regis
             call()
 
 
+_NO_REGISTRY = """
+import sys
+from mlflow.tracking import MlflowClient
+from recdash import registry
+try:
+    registry.list_registered_models(MlflowClient(tracking_uri=sys.argv[1], registry_uri=sys.argv[2]))
+except registry.RegistryError as exc:
+    print(exc)
+"""
+
+
 def test_a_store_without_registry_gives_a_clear_error(tracking_store: str, tmp_path: Path) -> None:
-    # MLflow 3 no longer offers a registry on a ./mlruns file store
-    client = MlflowClient(tracking_uri=tracking_store, registry_uri=f"file://{tmp_path / 'mlruns'}")
-    with pytest.raises(registry.RegistryError, match=r"not available.*database-backed store"):
-        registry.list_registered_models(client)
+    """MLflow 3 no longer offers a registry on a ./mlruns file store. Checked in a fresh process: once any page has
+    run in this one, recdash.filestore opens file stores read-only, where a store without models/ has no models."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1])
+    registry_uri = f"file://{tmp_path / 'mlruns'}"
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_REGISTRY, tracking_store, registry_uri],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert re.search(r"not available.*database-backed store", out.stdout), out.stdout + out.stderr

@@ -1,0 +1,117 @@
+"""Recommend and Models in a real headless Chromium at 1400x900: what only a browser shows (issue 11, findings 13-15).
+
+Every table next to another one (history | top-k, model A | model B) fits its column without a horizontal scroll
+bar, so no column (score, year, hit, in both) is cut off; the compare switch has a visible label; the
+champion-vs-challenger table fits and the promotion goes through the real buttons. Screenshots go to the test's temp
+dir (the path is printed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from browser import CHROMIUM_ARGS, VIEWPORT, check_page, chromium_path, fill, grid_text, screenshot, streamlit_server
+from playwright.sync_api import Locator, Page, sync_playwright
+
+from recdash import registry
+from recdash.model import Hyperparams
+from recdash.train import TrainConfig, load_data, train
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+SYNTHETIC = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
+
+
+def overflowing_tables(page: Page) -> list[tuple[int, int, list[str]]]:
+    """(content width, visible width, header) of every st.dataframe wider than its box, i.e. with columns cut off
+    behind a horizontal scroll bar (glide-data-grid scrolls inside its ``.dvn-scroller``)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].flatMap(frame => {
+            const scroller = frame.querySelector('.dvn-scroller');
+            if (!scroller || scroller.scrollWidth <= scroller.clientWidth + 1) return [];
+            const header = [...frame.querySelectorAll('table thead th')].map(th => th.textContent.trim());
+            return [[scroller.scrollWidth, scroller.clientWidth, header]];
+        })"""
+    )
+
+
+def header(grid: Locator) -> list[str]:
+    """Column names of an st.dataframe, from the accessible table the canvas grid fills after its first paint."""
+    cells = grid.locator("table thead th")
+    cells.first.wait_for(state="attached")
+    return [c.strip() for c in cells.all_text_contents()]
+
+
+def test_recommend_tables_fit_and_promotion_in_a_real_browser(tmp_path: Path, tracking_store: str) -> None:
+    chromium = chromium_path()
+    base = TrainConfig(
+        dataset="synthetic", dataset_options=SYNTHETIC, epochs=2, patience=0, experiment="e2e-models",
+        registered_model_name="recs",
+    )  # fmt: skip
+    data = load_data(base)
+    for name, hp in (("champ-warp", Hyperparams(factors=8)), ("chall-bpr", Hyperparams(factors=4, loss="bpr"))):
+        train(TrainConfig(**{**base.__dict__, "run_name": name, "hparams": hp}), data)
+    registry.set_alias("recs", "champion", 1)
+    registry.set_alias("recs", "challenger", 2)
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_store,
+        "RECDASH_JOBS_DIR": str(tmp_path / "jobs"),
+        "RECDASH_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with streamlit_server(tmp_path, env) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        try:
+            # the Models page's champion-vs-challenger link opens this: A = champion, B = challenger
+            page.goto(f"{server}/recommend?model=models:/recs/1&compare=models:/recs/2")
+            check_page(page, "Recommend")
+            fill(page, "user_id", "u0001")
+            page.get_by_role("heading", name="Top 10 recommendations").wait_for()
+            page.get_by_text("Model B:").wait_for()
+            check_page(page, "Recommend")
+            toggle = page.get_by_text("Compare with another model (B)", exact=True)
+            assert toggle.is_visible(), "the compare switch has no visible label"
+            page.get_by_text("Model A: recs v1 (champion) · run champ-warp").first.wait_for()
+            page.get_by_text("Model B: recs v2 (challenger) · run chall-bpr").wait_for()
+            # history, top-k, A, B, similar items
+            page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length == 5")
+            frames = page.locator("[data-testid='stDataFrame']")
+            assert header(frames.nth(1)) == ["rank", "item", "year", "score", "popularity", "hit"]
+            assert header(frames.nth(3)) == ["rank", "item", "year", "score", "hit", "in both"]
+            assert grid_text(frames.nth(1))[0][0] == "1"
+            assert overflowing_tables(page) == []
+            screenshot(page, shots, "recommend.png")
+
+            fill(page, "user_id", "nobody-here")  # the fallback in all three lists: a count, named as one
+            page.get_by_role("heading", name="Popular items (fallback)").wait_for()
+            check_page(page, "Recommend")
+            assert header(frames.nth(0)) == ["rank", "item", "year", "training interactions", "hit"]
+            assert overflowing_tables(page) == []
+            screenshot(page, shots, "recommend_fallback.png")
+
+            page.goto(f"{server}/models")
+            check_page(page, "Models")
+            promote = page.get_by_role("button", name="Promote challenger (v2) to champion")
+            promote.wait_for()
+            check_page(page, "Models")
+            wide = overflowing_tables(page)  # only the versions table (a column per metric) may scroll sideways
+            assert all("source run" in header for _, _, header in wide), wide
+            promote.click()
+            page.get_by_role("button", name="Confirm promotion").click()
+            page.get_by_test_id("stAlertContentSuccess").get_by_text("Promoted recs version 2 to champion").wait_for()
+            check_page(page, "Models")
+            aliases = mlflow.MlflowClient(tracking_store).get_registered_model("recs").aliases
+            assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 2}
+            screenshot(page, shots, "models.png")
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"failure screenshot: {tmp_path / 'failure.png'}")
+            print("streamlit log (end):\n" + (tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
+            raise
+        finally:
+            browser.close()
+            print(f"screenshots: {shots}")
