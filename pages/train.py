@@ -2,6 +2,11 @@
 
 Thin layer: every job is a ``python -m recdash train|sweep`` subprocess managed by :mod:`recdash.jobs`, whose
 state lives in MLflow, so the page survives restarts and never blocks while a job runs.
+
+The job list polls the store every few seconds only while a job is queued, running or cancelling, and slowly
+otherwise (a fragment run costs the server a full garbage collection). The controls that change a job (picker,
+Cancel) are drawn by the full page run, not the live fragment: a click there preempts a fragment run in
+progress instead of queueing behind it, so a cancel reaches the job at once.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import mlflow
 import pandas as pd
 import streamlit as st
 
-from pages._common import ensure_router, require_store
+from pages._common import ensure_router, read_only_notice, require_store
 from recdash import jobs
+from recdash.charts import escape_markdown
 from recdash.datasets import DatasetError, load_table
 from recdash.metrics import METRICS
 from recdash.model import HYPERPARAMS
 from recdash.sweep import DEFAULT_SPACE_SPECS, SAMPLERS, SWEEP_DEFAULTS
+from recdash.tracking import TrackingError, run_label
 
+ACTIVE_POLL = "2s"  # while a job of this store is queued, running or cancelling
+IDLE_POLL = "30s"  # otherwise: only to notice jobs queued from another tab or machine
 DATASETS = ("movielens-100k", "synthetic", "csv upload")
 NO_COLUMN = "(none)"
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -41,6 +50,12 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+def choice_label(name: object, run_id: str) -> str:
+    """A run in a picker: :func:`run_label`, plus the short ID when that is a name (names repeat, IDs don't)."""
+    label = run_label(name, run_id)
+    return label if label == run_id[:8] else f"{label}  [{run_id[:8]}]"
+
+
 @st.cache_data(ttl=30, show_spinner=False)
 def recent_runs(uri: str) -> pd.DataFrame:
     """Recent runs with params, for "Start from run"."""
@@ -48,7 +63,7 @@ def recent_runs(uri: str) -> pd.DataFrame:
     ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(ids, "", max_results=200, order_by=["attributes.start_time DESC"]) if ids else []
     rows = [
-        {"label": f"{r.info.run_name or '(unnamed)'}  [{r.info.run_id[:8]}]", "run_id": r.info.run_id, **r.data.params}
+        {"label": choice_label(r.info.run_name, r.info.run_id), "run_id": r.info.run_id, **r.data.params}
         for r in runs
         if r.data.params
     ]
@@ -63,7 +78,7 @@ def _init_state(prefix: str, defaults: dict[str, Any]) -> None:
 def _prefill(prefix: str, uri: str) -> None:
     """Button callback: copy the chosen run's params into the form's widgets."""
     runs = recent_runs(uri)
-    label = st.session_state.get(f"{prefix}_from_run")
+    label = st.session_state.get(f"{prefix}_from_run")  # labels carry the short ID, so they are unique
     match = runs[runs["label"] == label] if len(runs) else runs
     if match.empty:
         return
@@ -139,7 +154,7 @@ def run_fields(prefix: str, dataset: str) -> None:
         help="random: per-user shuffle (RecBole's protocol); temporal: each user's latest interactions held out.",
     )
     c2.text_input(
-        "Train,validation,test fractions", key=f"{prefix}_split_fractions", help="Three numbers summing to 1."
+        "Train, validation, test fractions", key=f"{prefix}_split_fractions", help="Three numbers summing to 1."
     )
     c3.number_input("Seed", 0, 2**31 - 1, key=f"{prefix}_seed", help="Seed of the split, init and sampling.")
     c1, c2, c3, c4 = st.columns(4)
@@ -220,12 +235,47 @@ def check_upload(data: dict[str, Any]) -> bool:
 def submit(kind: str, args: list[str], slots: int = 1) -> None:
     try:
         run_id = jobs.submit(kind, args, tracking_uri=URI, slots=slots)
-    except ValueError as exc:
-        st.error(str(exc))
+    except (ValueError, TrackingError) as exc:
+        st.error(escape_markdown(exc))
         return
     st.session_state["job_select"] = run_id  # show the new job in the live panel
     jobs.tick(URI)
     st.success(f"{kind.capitalize()} job queued as run {run_id}.")
+
+
+def request_job(kind: str, args: list[str], slots: int = 1) -> None:
+    """Queue the job, unless the same configuration is already queued or running: then ask first (a double
+    click or a second tab must not train the same thing twice without the user saying so)."""
+    st.session_state.pop("pending_job", None)
+    same = jobs.same_jobs(kind, args, URI)
+    if same:
+        st.session_state["pending_job"] = {"kind": kind, "args": args, "slots": slots, "same": same[0]}
+        return
+    submit(kind, args, slots)
+
+
+def confirm_pending(kind: str) -> None:
+    """The question :func:`request_job` asked, with its two answers, until one is clicked."""
+    pending = st.session_state.get("pending_job")
+    if not pending or pending["kind"] != kind:
+        return
+    same: jobs.Job = pending["same"]
+    box = st.empty()
+    with box.container():
+        st.warning(
+            f"The same {kind} configuration is already {same.state}: "
+            f"{escape_markdown(choice_label(same.name, same.run_id))}. Queue another one anyway?"
+        )
+        c1, c2, _ = st.columns([1, 1, 3])
+        again = c1.button("Queue another anyway", key=f"{kind}_dup_queue")
+        dropped = c2.button("Cancel", key=f"{kind}_dup_cancel")
+    if again or dropped:
+        st.session_state.pop("pending_job", None)
+        box.empty()
+        if again:
+            submit(kind, pending["args"], pending["slots"])
+        else:
+            st.caption("Nothing was queued.")
 
 
 def start_from_run(prefix: str) -> None:
@@ -246,11 +296,12 @@ def train_tab() -> None:
     data = data_section("t")
     if data is None:
         return
-    with st.form("t_form"):
+    with st.form("t_form", enter_to_submit=False):  # Enter in a field must not start a job
         run_fields("t", st.session_state["t_dataset"])
-        clicked = st.form_submit_button("Start training", type="primary")
+        clicked = st.form_submit_button("Start training", type="primary", disabled=READ_ONLY)
     if clicked and (not data or check_upload(data)):
-        submit("train", build_args("t", data))
+        request_job("train", build_args("t", data))
+    confirm_pending("train")
 
 
 def sweep_tab() -> None:
@@ -262,7 +313,7 @@ def sweep_tab() -> None:
     data = data_section("s")
     if data is None:
         return
-    with st.form("s_form"):
+    with st.form("s_form", enter_to_submit=False):
         st.text_area(
             "Search space (one per line)",
             key="s_space",
@@ -277,7 +328,7 @@ def sweep_tab() -> None:
         c4.checkbox("Prune poor trials", key="s_prune", help="Optuna's median pruner on the per-epoch metric.")
         st.caption("The objective is the early-stopping metric below (validation, @k).")
         run_fields("s", st.session_state["s_dataset"])
-        clicked = st.form_submit_button("Start sweep", type="primary")
+        clicked = st.form_submit_button("Start sweep", type="primary", disabled=READ_ONLY)
     if clicked and (not data or check_upload(data)):
         args = build_args("s", data)
         for line in str(st.session_state["s_space"]).splitlines():
@@ -287,7 +338,8 @@ def sweep_tab() -> None:
         args += ["--n-workers", str(int(st.session_state["s_n_workers"])), "--sampler", st.session_state["s_sampler"]]
         if not st.session_state["s_prune"]:
             args.append("--no-prune")
-        submit("sweep", args, slots=int(st.session_state["s_n_workers"]))
+        request_job("sweep", args, slots=int(st.session_state["s_n_workers"]))
+    confirm_pending("sweep")
 
 
 def _duration(seconds: float | None) -> str:
@@ -297,9 +349,10 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def job_detail(job: jobs.Job, *, key: str) -> None:
-    """Progress, chart, outcome and actions of one job."""
+def job_detail(job: jobs.Job) -> None:
+    """Progress, chart and outcome of one job (drawn by the live fragment)."""
     p = jobs.progress(job.run_id, URI)
+    job = p.job  # as fresh as the progress read with it
     st.markdown(f"**{job.kind}** job")
     st.text(f"{job.name}  [{job.run_id}]  state: {job.state}")
     if job.state == "queued":
@@ -309,27 +362,20 @@ def job_detail(job: jobs.Job, *, key: str) -> None:
         st.text(f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}")
     else:
         st.text(f"Epoch {p.epoch} of {p.epochs_total or '?'}")
-    if job.state == "running":
+    if job.state == "cancelling":
+        st.text("Cancelling: the job stops at the end of its current epoch.")
+    if job.state in ("running", "cancelling"):
         total = p.trials_total if job.kind == "sweep" else p.epochs_total
         if total:
             st.progress(min(1.0, p.epoch / total))
-        st.text(f"Elapsed {_duration(p.elapsed_s)}; remaining at most {_duration(p.remaining_s)}")
+        remaining = f"; remaining at most {_duration(p.remaining_s)}" if job.state == "running" else ""
+        st.text(f"Elapsed {_duration(p.elapsed_s)}{remaining}")
     if job.kind == "sweep" and not p.trials.empty:
-        values = p.trials.dropna(subset=["value"])
-        if len(values):
-            st.scatter_chart(values, x="trial", y="value", color="state")
-        st.dataframe(p.trials, hide_index=True)
-    elif not p.history.empty:
-        # ranking metrics only: mean popularity is an item count (tens to hundreds) and would flatten them to 0
-        ranking = p.history[p.history["metric"].str.match(rf"val_({'|'.join(METRICS)})_at_")]
-        st.line_chart(ranking.pivot_table(index="step", columns="metric", values="value"))
-    if job.state in ("queued", "running"):
-        if st.button("Cancel", key=f"cancel_{key}_{job.run_id}"):
-            try:
-                st.text(f"Cancel requested: {jobs.cancel(job.run_id, URI)}")
-            except jobs.JobError as exc:
-                st.error(str(exc))
-    elif job.state == "finished":
+        st.plotly_chart(jobs.trials_figure(p.trials, p.objective or "objective"), key="job_trials_chart")
+        st.dataframe(p.trials, hide_index=True, key="job_trials_table")
+    elif job.kind != "sweep" and (not p.history.empty or job.state in ("running", "cancelling")):
+        st.plotly_chart(jobs.history_figure(p.history), key="job_history_chart")
+    if job.state == "finished":
         c1, c2 = st.columns(2)
         c1.page_link("pages/compare.py", label="Open in Compare", query_params={"runs": job.run_id})
         best = p.trials[p.trials["state"] == "complete"] if job.kind == "sweep" else None
@@ -337,38 +383,92 @@ def job_detail(job: jobs.Job, *, key: str) -> None:
         if best is not None and len(best):
             model_run = str(best.loc[best["value"].idxmax(), "run_id"])
         c2.page_link("pages/recommend.py", label="Try it on Recommend", query_params={"run": model_run})
-    elif job.error:
-        st.error(f"{job.state}: {job.error}")
+    elif job.error and job.state == "killed":  # cancelled: what the user asked for, not an error
+        st.info(f"{job.state}: {escape_markdown(job.error)}")
+    elif job.error and not job.active:
+        st.error(f"{job.state}: {escape_markdown(job.error)}")
     log = jobs.job_log(job.run_id, URI, max_chars=4000)
     if log:
         with st.expander("Log (end)"):
             st.code(log, language=None)
 
 
-@st.fragment(run_every="2s")
-def live_panel() -> None:
-    """Refreshes on its own: starts queued jobs, reconciles dead ones, shows progress and the jobs table."""
+def refresh_jobs() -> list[jobs.Job]:
+    """Start queued jobs, reconcile dead ones, and list this store's jobs."""
     jobs.tick(URI)
-    all_jobs = jobs.list_jobs(URI)
+    return jobs.list_jobs(URI)
+
+
+def signature(all_jobs: list[jobs.Job]) -> tuple[tuple[str, str], ...]:
+    """What the full page run drew the job controls for: when it changes, the page redraws them."""
+    return tuple((j.run_id, j.state) for j in all_jobs)
+
+
+def _cancel(run_id: str) -> None:
+    """Cancel button callback: runs first thing in the click's script run, before any store read of the page."""
+    try:
+        st.session_state["cancel_note"] = f"Cancel requested: {jobs.cancel(run_id, URI)}."
+    except jobs.JobError as exc:
+        st.session_state["cancel_note"] = f"Could not cancel: {exc}"
+
+
+def job_controls(all_jobs: list[jobs.Job]) -> None:
+    """The job picker and the selected job's Cancel button (full page run)."""
+    by_id = {j.run_id: j for j in all_jobs}
+    if st.session_state.get("job_select") not in by_id:
+        st.session_state["job_select"] = all_jobs[0].run_id
+    c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
+    # labels that never change: a keyed selectbox whose option labels change keeps showing the old one
+    choice = c1.selectbox(
+        "Job", list(by_id), key="job_select", help="Its state is shown below and in the table of all jobs.",
+        format_func=lambda rid: f"{by_id[rid].kind:6} {choice_label(by_id[rid].name, rid)}",
+    )  # fmt: skip
+    job = by_id[choice]
+    if job.state in ("queued", "running"):
+        c2.button("Cancel", key="cancel_job", on_click=_cancel, args=(job.run_id,), width="stretch")
+    note = st.session_state.pop("cancel_note", None)
+    if note:
+        st.caption(note)
+
+
+def jobs_panel() -> None:
+    """The live part: counts, the selected job's progress, and the table of all jobs."""
+    all_jobs = st.session_state.pop("_jobs_of_full_run", None)
+    if all_jobs is None:  # a fragment rerun: read the store again
+        all_jobs = refresh_jobs()
+        if signature(all_jobs) != st.session_state.get("_jobs_signature"):
+            st.rerun()  # a job started, ended or is being cancelled: redraw the controls and the polling rate
     if not all_jobs:
         st.info("No jobs yet. Start a training or a sweep above.")
         return
     active = [j for j in all_jobs if j.active]
     st.caption(
-        f"{sum(j.state == 'running' for j in active)} running, {sum(j.state == 'queued' for j in active)} queued; "
+        f"{sum(j.state != 'queued' for j in active)} running, {sum(j.state == 'queued' for j in active)} queued; "
         f"at most {jobs.default_limit()} job slots at once. Updated {time.strftime('%H:%M:%S')}."
     )
-    ids = [j.run_id for j in all_jobs]
     by_id = {j.run_id: j for j in all_jobs}
-    if st.session_state.get("job_select") not in by_id:
-        st.session_state["job_select"] = ids[0]
-    choice = st.selectbox(
-        "Job", ids, key="job_select",
-        format_func=lambda rid: f"{by_id[rid].state:9} {by_id[rid].kind:6} {by_id[rid].name}  [{rid[:8]}]",
-    )  # fmt: skip
-    job_detail(by_id[choice], key="sel")
+    job_detail(by_id.get(st.session_state.get("job_select"), all_jobs[0]))
     st.subheader("All jobs")
     st.dataframe(jobs.jobs_frame(all_jobs), hide_index=True, key="jobs_table")
+
+
+@st.fragment(run_every=ACTIVE_POLL)
+def live_panel() -> None:
+    jobs_panel()
+
+
+@st.fragment(run_every=IDLE_POLL)
+def idle_panel() -> None:
+    jobs_panel()
+
+
+def jobs_section() -> None:
+    all_jobs = refresh_jobs()
+    st.session_state["_jobs_signature"] = signature(all_jobs)
+    if all_jobs:
+        job_controls(all_jobs)
+    st.session_state["_jobs_of_full_run"] = all_jobs  # the fragment's first call draws these, no second read
+    (live_panel if any(j.active for j in all_jobs) else idle_panel)()
 
 
 URI = mlflow.get_tracking_uri()
@@ -376,10 +476,11 @@ ensure_router()
 st.title("Train")
 st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
 require_store(URI)
+READ_ONLY = read_only_notice(URI, "training")
 tab_train, tab_sweep = st.tabs(["Train a model", "Sweep (Optuna)"])
 with tab_train:
     train_tab()
 with tab_sweep:
     sweep_tab()
 st.header("Jobs")
-live_panel()
+jobs_section()

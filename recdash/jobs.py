@@ -5,9 +5,11 @@ A job is an MLflow run created up front with status SCHEDULED (the queue), the C
 queued jobs as ``python -m recdash train|sweep ...`` subprocesses (each in its own session, so a crash or a
 memory blow-up never takes the app down) while fewer than the concurrency limit run, and reconciles RUNNING
 runs whose process is gone: they end FAILED with the reason in ``recdash.error``, so an app restart or a
-``kill -9`` never leaves a run RUNNING forever. :func:`cancel` sends SIGTERM to the job's process group (the
-CLI turns it into KeyboardInterrupt, the run ends KILLED); :func:`tick` escalates to SIGKILL after a grace
-period. Nothing here imports streamlit.
+``kill -9`` never leaves a run RUNNING forever. A run's process is known by its PID *and* its start
+(``recdash.process_start``, :mod:`recdash.flags`), so a later process that reuses the PID is never taken for
+the job. :func:`cancel` sends SIGTERM to the job's process group (the CLI stops at the end of the current
+epoch, the run ends KILLED) and the job shows as "cancelling" until then; :func:`tick` escalates to SIGKILL
+after a grace period. Nothing here imports streamlit.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from recdash.flags import TAG_PROCESS_START, process_start
+from recdash.tracking import check_writable, is_file_store, metric_histories, run_label
 from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
 
 TAG_JOB_STATE = "recdash.job_state"
@@ -39,7 +44,9 @@ TAG_EPOCHS_TOTAL = "recdash.epochs_total"
 TAG_PARENT = "mlflow.parentRunId"
 KINDS = ("train", "sweep")
 STATES = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
+ACTIVE_STATES = ("queued", "running", "cancelling")  # "cancelling": RUNNING with a cancel requested
 CANCEL_GRACE_SECONDS = 10.0
+MAX_CHART_POINTS = 500  # per series of a job's live chart
 
 # Processes this app started: polled (non-blocking) so finished ones are reaped, never waited for.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -88,7 +95,8 @@ def parse_job_args(kind: str, args: Sequence[str]) -> Any:
     """
     import io
 
-    from recdash.cli import build_parser, train_config_from_args
+    from recdash.cli import build_parser
+    from recdash.flags import train_config_from_args
 
     if kind not in KINDS:
         raise JobError(f"unknown job kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -116,7 +124,11 @@ def submit(
     tracking_uri: str | None = None,
     slots: int = 1,
 ) -> str:
-    """Validate and queue a job: an MLflow run with status SCHEDULED; :func:`tick` starts it. Returns its id."""
+    """Validate and queue a job: an MLflow run with status SCHEDULED; :func:`tick` starts it. Returns its id.
+
+    A store recdash only reads (a legacy file store) is refused first, before anything is written to it.
+    """
+    check_writable(_uri(tracking_uri), "training")
     parsed = parse_job_args(kind, args)
     config = parsed if kind == "train" else parsed.config
     client = _client(tracking_uri)
@@ -156,11 +168,13 @@ def _proc_start_epoch(pid: int) -> float | None:
         return None
 
 
-def pid_alive(pid: int, run_start: float | None = None) -> bool:
-    """Is ``pid`` still the process that runs the job? Zombies and reused pids count as gone.
+def pid_alive(pid: int, started: str | None = None, run_start: float | None = None) -> bool:
+    """Is ``pid`` still the process that runs the job? Zombies, dead and reused PIDs count as gone.
 
-    A process counts as the job's when its command line mentions recdash (CLI and job subprocesses) or it
-    started before the run did (a notebook calling ``train()``), so a pid recycled by a later process doesn't.
+    ``started`` is the process identity recorded on the run (:data:`recdash.flags.TAG_PROCESS_START`): the
+    process must still have it. Runs without one (a notebook calling ``train()``) fall back to ``run_start``:
+    their process created the run, so it started before the run did, and a PID handed to a later process
+    fails that test. With neither, only existence is checked.
     """
     proc = _CHILDREN.get(pid)
     if proc is not None and proc.poll() is not None:
@@ -179,12 +193,22 @@ def pid_alive(pid: int, run_start: float | None = None) -> bool:
         stat = (procdir / "stat").read_text()
         if stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X"):
             return False
-        if b"recdash" in (procdir / "cmdline").read_bytes():
-            return True
     except (OSError, ValueError):
         return False
-    started = _proc_start_epoch(pid)
-    return started is None or run_start is None or started <= run_start + 5.0
+    if started:
+        return process_start(pid) == started
+    began = _proc_start_epoch(pid)
+    return began is None or run_start is None or began <= run_start + 5.0
+
+
+def _run_process(run: Any) -> tuple[int | None, str | None, float]:
+    """The PID, recorded process identity and creation time of a run's process, from its tags."""
+    tags = run.data.tags
+    try:
+        pid = int(tags[TAG_PID])
+    except (KeyError, ValueError):
+        pid = None
+    return pid, tags.get(TAG_PROCESS_START), run.info.start_time / 1000
 
 
 def reap() -> None:
@@ -194,8 +218,13 @@ def reap() -> None:
             _CHILDREN.pop(pid, None)
 
 
-def _signal_job(pid: int, sig: int) -> None:
-    """Signal the job's whole process group when it leads one (sweep helpers, trials), else just the pid."""
+def _signal_job(pid: int, sig: int, started: str | None = None, run_start: float | None = None) -> None:
+    """Signal the job's whole process group when it leads one (sweep helpers, trials), else just the pid.
+
+    Nothing is sent unless ``pid`` is still the job's process: a reused PID belongs to someone else.
+    """
+    if not pid_alive(pid, started, run_start):
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if os.getpgid(pid) == pid:
             os.killpg(pid, sig)
@@ -204,13 +233,16 @@ def _signal_job(pid: int, sig: int) -> None:
 
 
 @contextlib.contextmanager
-def _launch_lock() -> Iterator[bool]:
-    """One launcher at a time per machine (several browser tabs tick at once); yields False if busy."""
+def _launch_lock(wait: bool = False) -> Iterator[bool]:
+    """One launcher at a time per machine (several browser tabs tick at once); yields False if busy.
+
+    With ``wait`` it blocks until the lock is free: cancelling a queued job must not race a launch of it.
+    """
     import fcntl
 
     with (jobs_dir() / "launcher.lock").open("a") as fh:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             yield False
             return
@@ -260,12 +292,15 @@ def _launch(client: Any, run: Any, tracking_uri: str) -> None:
                 start_new_session=True,  # own process group: cancel signals it and its helpers only
             )
     except OSError as exc:
-        client.set_tag(run_id, TAG_ERROR, f"could not start the job: {exc}")
-        client.set_terminated(run_id, status="FAILED")
+        client.delete_tag(run_id, TAG_LAUNCHED_AT)
+        _end(client, run_id, "FAILED", f"could not start the job: {exc}", ran=False)
         return
     _CHILDREN[proc.pid] = proc
-    client.set_tag(run_id, TAG_PID, str(proc.pid))
-    client.set_tag(run_id, TAG_HOST, socket.gethostname())
+    # the process records the same identity itself once it runs; until then this one tells it from a reused pid
+    started = process_start(proc.pid)
+    tags = {TAG_PID: str(proc.pid), TAG_HOST: socket.gethostname(), **({TAG_PROCESS_START: started} if started else {})}
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 # ---------------------------------------------------------------------------------------------------- listing
@@ -303,7 +338,8 @@ class Job:
 
     @property
     def active(self) -> bool:
-        return self.state in ("queued", "running")
+        """Queued, running or cancelling: the page keeps polling while any job is."""
+        return self.state in ACTIVE_STATES
 
 
 def _job(run: Any) -> Job:
@@ -322,11 +358,14 @@ def _job(run: Any) -> Job:
         argv = json.loads(tags.get(TAG_ARGV, "[]"))
     except ValueError:
         argv = []
+    state = STATES.get(info.status, info.status.lower())
+    if state == "running" and TAG_CANCEL_AT in tags:
+        state = "cancelling"  # shown from the click on, while the process finishes its epoch
     return Job(
         run_id=info.run_id,
         kind=tags.get(TAG_KIND, "train"),
-        name=info.run_name or info.run_id[:8],
-        state=STATES.get(info.status, info.status.lower()),
+        name=run_label(info.run_name, info.run_id),
+        state=state,
         experiment_id=info.experiment_id,
         queued_at=info.start_time / 1000,
         launched_at=num(TAG_LAUNCHED_AT),
@@ -345,9 +384,21 @@ def get_job(run_id: str, tracking_uri: str | None = None) -> Job:
 
 
 def list_jobs(tracking_uri: str | None = None, max_results: int = 200) -> list[Job]:
-    """Jobs started from the dashboard (queued, running, finished, failed, killed), newest first."""
+    """Jobs started from the dashboard (queued, running, cancelling, finished, failed, killed), newest first."""
     client = _client(tracking_uri)
     return [_job(r) for r in _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%'", max_results)]
+
+
+def same_jobs(kind: str, args: Sequence[str], tracking_uri: str | None = None) -> list[Job]:
+    """Queued or running jobs (not being cancelled) of exactly this configuration: same kind, same CLI
+    arguments. The Train page asks before queueing one more, so a double click does not train twice."""
+    client = _client(tracking_uri)
+    argv = [kind, *args]
+    found = []
+    for status in ("SCHEDULED", "RUNNING"):
+        found += _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%' and attributes.status = '{status}'", 1000)
+    jobs = [_job(r) for r in found]
+    return [j for j in jobs if j.argv == argv and j.state in ("queued", "running")]
 
 
 def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
@@ -355,8 +406,8 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
     now = time.time()
     rows = []
     for j in jobs:
-        start = j.launched_at
-        end = j.ended_at if j.state not in ("queued", "running") else now
+        start = j.launched_at  # a job that never launched (cancelled while queued) has no duration
+        end = j.ended_at if not j.active else now
         rows.append(
             {
                 "state": j.state,
@@ -374,11 +425,16 @@ def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------- tick
 
 
-def _end(client: Any, run_id: str, status: str, reason: str, state_tag: bool = True) -> None:
+def _end(client: Any, run_id: str, status: str, reason: str, state_tag: bool = True, ran: bool = True) -> None:
+    """End a run with ``status`` and the reason. A run that never ran gets no end time, so it has no duration
+    anywhere (MLflow would otherwise count the time it waited in the queue)."""
     client.set_tag(run_id, TAG_ERROR, reason)
     if state_tag:
         client.set_tag(run_id, TAG_JOB_STATE, STATES[status])
-    client.set_terminated(run_id, status=status)
+    if ran:
+        client.set_terminated(run_id, status=status)
+    else:
+        client.update_run(run_id, status=status)
 
 
 def reconcile(tracking_uri: str | None = None) -> list[str]:
@@ -386,6 +442,8 @@ def reconcile(tracking_uri: str | None = None) -> list[str]:
 
     Also escalates a cancel to SIGKILL when the process outlived the grace period. Returns the runs ended.
     """
+    if is_file_store(_uri(tracking_uri)):
+        return []  # a legacy file store is only read: no job of ours can be in it, nothing may be written
     client = _client(tracking_uri)
     host = socket.gethostname()
     ended: list[str] = []
@@ -394,17 +452,14 @@ def reconcile(tracking_uri: str | None = None) -> list[str]:
     cancelled_parents = {r.info.run_id for r in running if TAG_CANCEL_AT in r.data.tags}
     for run in running:
         tags = run.data.tags
-        if tags.get(TAG_HOST) != host or TAG_PID not in tags:
-            continue
-        try:
-            pid = int(tags[TAG_PID])
-        except ValueError:
+        pid, started, run_start = _run_process(run)
+        if tags.get(TAG_HOST) != host or pid is None:
             continue
         job_tagged = TAG_JOB_STATE in tags
         cancel_at = tags.get(TAG_CANCEL_AT)
-        if pid_alive(pid, run.info.start_time / 1000):
+        if pid_alive(pid, started, run_start):
             if cancel_at and now - float(cancel_at) > CANCEL_GRACE_SECONDS:
-                _signal_job(pid, signal.SIGKILL)
+                _signal_job(pid, signal.SIGKILL, started, run_start)
             continue
         if cancel_at or tags.get(TAG_PARENT) in cancelled_parents:
             reason = f"cancelled; process {pid} on {host} ended"
@@ -423,6 +478,8 @@ def tick(tracking_uri: str | None = None, limit: int | None = None) -> list[str]
     Cheap enough to call on every page refresh; returns the run ids it started.
     """
     uri = _uri(tracking_uri)
+    if is_file_store(uri):
+        return []  # read-only: see reconcile
     limit = limit or default_limit()
     reap()
     reconcile(uri)
@@ -460,46 +517,49 @@ def queue_position(run_id: str, tracking_uri: str | None = None) -> int | None:
 
 
 def cancel(run_id: str, tracking_uri: str | None = None, wait: float = 0.0) -> str:
-    """Cancel a job: a queued one ends KILLED at once; a running one gets SIGTERM (its process group).
+    """Cancel a job: a queued one ends KILLED at once; a running one gets SIGTERM (its process group) and shows
+    as "cancelling" until its process stops at the end of the current epoch.
 
     With ``wait`` > 0, waits up to that long for the process to end, escalating to SIGKILL after the grace
     period, and ends the run (and a sweep's running trials) KILLED if the process did not. Returns the state.
     """
     client = _client(tracking_uri)
-    run = client.get_run(run_id)
+    with _launch_lock(wait=True):  # a queued job is either launched or cancelled, never both
+        run = client.get_run(run_id)
+        if run.info.status == "SCHEDULED":
+            _end(client, run_id, "KILLED", "cancelled before it started", ran=False)
+            return "killed"
     status = run.info.status
-    if status == "SCHEDULED":
-        _end(client, run_id, "KILLED", "cancelled before it started")
-        return "killed"
     if status != "RUNNING":
         return STATES.get(status, status.lower())
     tags = run.data.tags
     host = socket.gethostname()
-    if tags.get(TAG_HOST) != host or TAG_PID not in tags:
+    pid, started, run_start = _run_process(run)
+    if tags.get(TAG_HOST) != host or pid is None:
         raise JobError(f"this job runs on {tags.get(TAG_HOST, 'an unknown host')}; cancel it there")
-    pid = int(tags[TAG_PID])
-    client.set_tag(run_id, TAG_CANCEL_AT, f"{time.time():.3f}")
-    _signal_job(pid, signal.SIGTERM)
+    if TAG_CANCEL_AT not in tags:  # a second SIGTERM would interrupt the job mid-write: send one only
+        client.set_tag(run_id, TAG_CANCEL_AT, f"{time.time():.3f}")
+        _signal_job(pid, signal.SIGTERM, started, run_start)
     start = time.monotonic()
     escalated = False
-    while wait > 0 and time.monotonic() - start < wait and pid_alive(pid):
+    while wait > 0 and time.monotonic() - start < wait and pid_alive(pid, started, run_start):
         if not escalated and time.monotonic() - start > min(CANCEL_GRACE_SECONDS, wait / 2):
-            _signal_job(pid, signal.SIGKILL)
+            _signal_job(pid, signal.SIGKILL, started, run_start)
             escalated = True
         time.sleep(0.2)
     if wait > 0:
-        if pid_alive(pid):
-            _signal_job(pid, signal.SIGKILL)
+        if pid_alive(pid, started, run_start):
+            _signal_job(pid, signal.SIGKILL, started, run_start)
             time.sleep(0.5)
             reap()
-        _finish_cancel(client, run_id, pid, host)
+        _finish_cancel(client, run_id, pid, host, started, run_start)
     return get_job(run_id, tracking_uri).state
 
 
-def _finish_cancel(client: Any, run_id: str, pid: int, host: str) -> None:
+def _finish_cancel(client: Any, run_id: str, pid: int, host: str, started: str | None, run_start: float) -> None:
     """After the process is gone: the run and any running child runs (sweep trials) end KILLED."""
     reap()
-    if pid_alive(pid):
+    if pid_alive(pid, started, run_start):
         return
     if client.get_run(run_id).info.status == "RUNNING":
         _end(client, run_id, "KILLED", f"cancelled; process {pid} on {host} was stopped")
@@ -523,6 +583,7 @@ class Progress:
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)  # sweeps: trial, state, value, run_id
     trials_total: int | None = None
     best_value: float | None = None
+    objective: str | None = None  # sweeps: the validation metric maximised
 
 
 def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
@@ -537,18 +598,17 @@ def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
     if job.kind == "sweep":
         return _sweep_progress(client, run, out)
     keys = sorted(k for k in run.data.metrics if k.startswith("val_"))
-    frames = []
-    for key in keys:
-        hist = client.get_metric_history(run_id, key)
-        frames.append(pd.DataFrame({"step": [m.step for m in hist], "metric": key, "value": [m.value for m in hist]}))
-    if frames:
-        out.history = pd.concat(frames, ignore_index=True).sort_values(["metric", "step"], ignore_index=True)
-        out.epoch = int(out.history["step"].max())
-    if job.state == "running" and out.epoch and out.epochs_total:
-        seconds = [m.value for m in client.get_metric_history(run_id, "epoch_seconds")]
-        per_epoch = sum(seconds) / len(seconds) if seconds else None
-        if per_epoch is not None:
-            out.remaining_s = max(0, out.epochs_total - out.epoch) * per_epoch
+    if not keys:
+        return out
+    # one read for every series (the page polls this every few seconds), at most MAX_CHART_POINTS per series:
+    # the first, last, lowest and highest are always kept, so the epoch count and the chart stay right
+    hist = metric_histories([run_id], [*keys, "epoch_seconds"], max_points=MAX_CHART_POINTS, uri=_uri(tracking_uri))
+    val = hist[hist["key"] != "epoch_seconds"].rename(columns={"key": "metric"})
+    out.history = val[["step", "metric", "value"]].sort_values(["metric", "step"], ignore_index=True)
+    out.epoch = int(val["step"].max()) if len(val) else 0
+    seconds = hist.loc[hist["key"] == "epoch_seconds", "value"]
+    if job.state == "running" and out.epoch and out.epochs_total and len(seconds):
+        out.remaining_s = max(0, out.epochs_total - out.epoch) * float(seconds.mean())
     return out
 
 
@@ -562,6 +622,8 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
         out.trials_total = None
     children = _search(client, f"tags.`{TAG_PARENT}` = '{run_id}'", 10_000, "ASC")
     monitor = run.data.params.get("objective_metric") or "val_ndcg_at_10"
+    out.objective = monitor
+    searched = _searched_params(run.data.params)
     rows = []
     for child in children:
         tags = child.data.tags
@@ -574,10 +636,16 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
                 "trial": int(tags.get(TAG_TRIAL_NUMBER, "-1")),
                 "state": tags.get(TAG_TRIAL_STATE, STATES.get(child.info.status, "")),
                 "value": value,
+                **{name: child.data.params.get(name) for name in searched},
                 "run_id": child.info.run_id,
             }
         )
-    out.trials = pd.DataFrame(rows, columns=["trial", "state", "value", "run_id"]).sort_values("trial")
+    trials = pd.DataFrame(rows, columns=["trial", "state", "value", *searched, "run_id"]).sort_values("trial")
+    for name in searched:  # params are text in MLflow; numbers sort and align as numbers
+        numbers = pd.to_numeric(trials[name], errors="coerce")
+        if numbers.notna().sum() == trials[name].notna().sum():
+            trials[name] = numbers
+    out.trials = trials.reset_index(drop=True)
     done = out.trials[out.trials["state"].isin(["complete", "pruned", "failed"])]
     out.epoch = len(done)
     complete = out.trials[out.trials["state"] == "complete"]["value"].dropna()
@@ -585,6 +653,16 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
     if out.job.state == "running" and out.trials_total and len(done) and out.elapsed_s:
         out.remaining_s = out.elapsed_s / len(done) * max(0, out.trials_total - len(done))
     return out
+
+
+def _searched_params(params: dict[str, str]) -> list[str]:
+    """The hyperparameters a sweep searched, from its parent run's ``search_space`` param (JSON)."""
+    try:
+        space = json.loads(params.get("search_space", "{}"))
+    except ValueError:
+        return []
+    reserved = {"trial", "state", "value", "run_id"}
+    return [str(name) for name in space if str(name) not in reserved] if isinstance(space, dict) else []
 
 
 def job_log(run_id: str, tracking_uri: str | None = None, max_chars: int = 20_000) -> str:
@@ -595,6 +673,105 @@ def job_log(run_id: str, tracking_uri: str | None = None, max_chars: int = 20_00
     with open(path, "rb") as fh:
         fh.seek(max(0, os.path.getsize(path) - max_chars))
         return fh.read().decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+
+TRIAL_COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "failed": "#d62728", "running": "#7f7f7f"}
+
+
+def padded_range(values: Sequence[float], fraction: float = 0.08) -> list[float]:
+    """An axis range holding every value with room to spare, so no marker sits on (or past) the plot's edge."""
+    lo, hi = float(min(values)), float(max(values))
+    pad = max((hi - lo) * fraction, abs(hi) * 0.02, 1e-3)
+    return [lo - pad, hi + pad]
+
+
+def _steps_axis(steps: Sequence[float]) -> dict[str, Any]:
+    """x axis of whole numbers (epochs, trial numbers) with half a step of room at both ends."""
+    lo, hi = float(min(steps)), float(max(steps))
+    axis: dict[str, Any] = {"range": [lo - 0.5, hi + 0.5], "tickformat": "d"}
+    if hi - lo <= 15:
+        axis["dtick"] = 1  # few points: one tick per step, never "1.5"
+    return axis
+
+
+def history_figure(history: pd.DataFrame) -> Any:
+    """The live chart of a training job: each validation ranking metric against the epoch.
+
+    Lines with markers, so the first epoch (one point per metric) already shows; mean popularity is left out
+    (an item count, it would flatten the ranking metrics, which lie in 0..1).
+    """
+    import plotly.graph_objects as go
+
+    from recdash.charts import empty_figure, plotly_text
+    from recdash.metrics import METRICS
+
+    if history.empty:
+        return empty_figure("No epoch has finished yet")
+    ranking = history[history["metric"].str.match(rf"val_({'|'.join(METRICS)})_at_")]
+    ranking = ranking[np.isfinite(ranking["value"].astype(float))]
+    if ranking.empty:
+        return empty_figure("No validation ranking metric logged yet")
+    # plain dicts, validated once by go.Figure: this is redrawn every few seconds while a job runs
+    traces = [
+        {
+            "type": "scatter", "x": rows["step"].tolist(), "y": rows["value"].tolist(), "name": plotly_text(metric),
+            "mode": "lines+markers" if len(rows) <= 100 else "lines",
+            "hovertemplate": "%{y:.4f}<extra>%{fullData.name}</extra>",
+        }
+        for metric, rows in ranking.groupby("metric", sort=True)
+    ]  # fmt: skip
+    layout = {
+        "xaxis": {"title": {"text": "epoch"}, **_steps_axis(ranking["step"].tolist())},
+        "yaxis": {"title": {"text": "validation"}, "range": padded_range(ranking["value"].tolist())},
+        "height": 360, "hovermode": "x unified", "legend": {"orientation": "h", "y": -0.25},
+        "margin": {"t": 20, "b": 20},
+    }  # fmt: skip
+    return go.Figure(data=traces, layout=layout)
+
+
+def trials_figure(trials: pd.DataFrame, objective: str = "objective") -> Any:
+    """A sweep's trials: each trial's objective value by trial number, coloured by state, with the best value
+    so far as a step line. Both axes are padded so the first, the last and the best trials are fully visible."""
+    import plotly.graph_objects as go
+
+    from recdash.charts import empty_figure, plotly_text
+
+    values = trials.dropna(subset=["value"]) if not trials.empty else trials
+    if not values.empty:
+        values = values[np.isfinite(values["value"].astype(float))]
+    if values.empty:
+        return empty_figure("No trial has a value yet")
+    params = [c for c in values.columns if c not in ("trial", "state", "value", "run_id")]
+    fig = go.Figure()
+    for state, rows in values.groupby("state", sort=False):
+        hover = [
+            "<br>".join(
+                [f"trial {int(r['trial'])} ({plotly_text(state)})", f"{plotly_text(objective)} = {r['value']:.4f}"]
+                + [f"{plotly_text(p)} = {plotly_text(r[p])}" for p in params if pd.notna(r[p])]
+            )
+            for _, r in rows.iterrows()
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=rows["trial"].tolist(), y=rows["value"].tolist(), mode="markers", name=plotly_text(state),
+                hovertext=hover,
+                hoverinfo="text", marker={"size": 10, "color": TRIAL_COLORS.get(str(state), "#9467bd")},
+            )
+        )  # fmt: skip
+    complete = values[values["state"] == "complete"].sort_values("trial")
+    if len(complete):
+        fig.add_trace(
+            go.Scatter(
+                x=complete["trial"].tolist(), y=complete["value"].cummax().tolist(), mode="lines", name="best so far",
+                line={"shape": "hv", "color": "#2ca02c", "width": 1.5}, hoverinfo="skip",
+            )
+        )  # fmt: skip
+    fig.update_xaxes(title_text="trial", **_steps_axis(values["trial"].tolist()))
+    fig.update_yaxes(title_text=plotly_text(objective), range=padded_range(values["value"].tolist()))
+    fig.update_layout(height=360, legend={"orientation": "h", "y": -0.25}, margin={"t": 20, "b": 20})
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------- forms

@@ -25,9 +25,17 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recdash.cli import add_data_flags, add_hyperparameter_flags, add_run_flags, check_stop, train_config_from_args
+from recdash.flags import (
+    add_data_flags,
+    add_hyperparameter_flags,
+    add_run_flags,
+    check_stop,
+    identity_tags,
+    train_config_from_args,
+)
 from recdash.model import HYPERPARAMS, HyperparameterError, Hyperparams, coerce_param
 from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID, ConfigError, TrainConfig, config_dict
 
@@ -35,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
 SAMPLERS = ("tpe", "random", "grid")
-DEFAULT_STORAGE = "sqlite:///optuna.db"
+STORAGE_FILE = "optuna.db"
 TAG_TRIAL_STATE = "recdash.trial_state"
 TAG_TRIAL_NUMBER = "recdash.trial_number"
 TAG_SWEEP_RUN = "recdash.sweep_run_id"
@@ -54,6 +62,27 @@ SWEEP_DEFAULTS = {"epochs": 20, "patience": 3}
 
 class SweepError(ConfigError):
     """A sweep option that cannot work; the message names the flag (the CLI prints it and exits 2)."""
+
+
+def default_storage(tracking_uri: str | None = None) -> str:
+    """The Optuna storage used when ``--storage`` is not given: ``optuna.db`` beside a SQLite tracking store
+    (the studies belong with the runs they made), else in the recdash cache folder ($RECDASH_CACHE_DIR, default
+    ~/.cache/recdash). Never the working directory, where it would land in whatever folder the app started in."""
+    import mlflow
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        try:
+            database = make_url(uri).database
+        except Exception:  # an unparsable URI: MLflow itself reports it; the cache folder still works
+            database = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return f"sqlite:///{Path(database).expanduser().resolve().parent / STORAGE_FILE}"
+    folder = Path(os.environ.get("RECDASH_CACHE_DIR", "~/.cache/recdash")).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / STORAGE_FILE}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +173,7 @@ class SweepSpec:
     n_workers: int = 1
     sampler: str = "tpe"
     prune: bool = True
-    storage: str = DEFAULT_STORAGE
+    storage: str = field(default_factory=default_storage)
     study_name: str | None = None
     argv: tuple[str, ...] = field(default_factory=tuple)
 
@@ -191,9 +220,10 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-prune", action="store_true", help="Do not prune poor trials (median pruner).")
     group.add_argument(
         "--storage",
-        default=DEFAULT_STORAGE,
+        default=None,
         help="Optuna storage URL (any SQLAlchemy database Optuna supports); share it to spread one study over "
-        f"processes or machines (default {DEFAULT_STORAGE} in this folder).",
+        f"processes or machines (default: {STORAGE_FILE} beside a SQLite tracking store, else in the recdash "
+        "cache folder $RECDASH_CACHE_DIR, default ~/.cache/recdash).",
     )
     group.add_argument("--study-name", default=None, help="Optuna study name (default recdash-<parent run id>).")
     group.add_argument(
@@ -221,7 +251,7 @@ def sweep_spec_from_args(args: argparse.Namespace, argv: Sequence[str] = ()) -> 
         n_workers=args.n_workers,
         sampler=args.sampler,
         prune=not args.no_prune,
-        storage=args.storage,
+        storage=args.storage or default_storage(),
         study_name=args.study_name,
         argv=tuple(argv),
     )
@@ -386,6 +416,7 @@ class _Worker:
         params = {name: dim.suggest(trial) for name, dim in self.space.items()}
         tags = {
             **config.tags,
+            **identity_tags(),  # this worker's, not the process's that created the study
             TAG_SWEEP_RUN: self.parent_run_id,
             TAG_TRIAL_NUMBER: str(trial.number),
             TAG_TRIAL_STATE: "running",
@@ -474,6 +505,7 @@ def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
         TAG_KIND: "sweep",
         TAG_PID: str(os.getpid()),
         TAG_HOST: socket.gethostname(),
+        **identity_tags(),
         TAG_TRIALS_TOTAL: str(spec.n_trials),
         "recdash.epochs_total": str(config.epochs),
         **config.tags,
@@ -626,7 +658,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.worker:
         if not args.study_name:
             raise SweepError("--worker needs --study-name (and the --storage that holds it)")
-        worker = _Worker(args.storage, args.study_name, args.worker_index, wait=args.wait)
+        worker = _Worker(args.storage or default_storage(), args.study_name, args.worker_index, wait=args.wait)
         done = worker.run()
         print(json.dumps({"study_name": args.study_name, "trials_run": done}))
         return 0

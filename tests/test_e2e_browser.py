@@ -286,20 +286,62 @@ def test_every_page_in_a_real_browser(
             ):
                 page.locator(f".st-key-{key} input").fill(value)
             page.locator(".st-key-t_experiment input").fill("e2e-a")
-            page.locator(".st-key-t_run_name input").fill("browser-run")
+            run_name = page.locator(".st-key-t_run_name input")
+            run_name.fill("browser-run")
+            run_name.press("Enter")  # Enter in a field starts nothing: only the button does
+            page.wait_for_timeout(1500)
+            wait_idle(page)
+            assert jobs.list_jobs(tracking_store) == [] and page.get_by_text("job queued as run").count() == 0
             page.get_by_role("button", name="Start training").click()
             page.get_by_text("Train job queued as run").wait_for()
             page.get_by_text("state: finished").wait_for(timeout=90_000)
             page.get_by_text("Epoch 3 of 3").wait_for()
-            page.wait_for_function(  # the job picker's label follows one refresh later
-                "() => document.querySelector('.st-key-job_select input')?.value.startsWith('finished')"
-            )
+            # the page redraws its controls once the job has ended: no Cancel button, the picker names the job
+            page.get_by_role("button", name="Cancel", exact=True).wait_for(state="detached")
             check_page(page, "Train")
             page.get_by_role("link", name="Open in Compare").wait_for()
             job = next(j for j in jobs.list_jobs(tracking_store) if j.name == "browser-run")
+            assert page.locator(".st-key-job_select input").input_value() == f"train  browser-run  [{job.run_id[:8]}]"
             params = mlflow.MlflowClient(tracking_store).get_run(job.run_id).data.params
             assert (params["dataset_users"], params["epochs"], params["factors"]) == ("120", "3", "8"), params
+            # the live chart draws a line with a point per epoch for each validation ranking metric
+            page.wait_for_function(
+                "() => document.querySelectorAll('.st-key-job_history_chart .scatterlayer .trace').length === 6"
+            )
+            points = page.locator(".st-key-job_history_chart .scatterlayer .trace").first.locator(".point")
+            assert points.count() == 3
             screenshot(page, shots, "train.png")
+
+            # a longer job (about half a second an epoch): Cancel shows "cancelling" at once, the job ends killed
+            for key, value in (
+                ("t_synthetic_n_users", "3000"),
+                ("t_synthetic_n_items", "2000"),
+                ("t_synthetic_n_interactions", "200000"),
+                ("t_epochs", "5000"),
+                ("t_patience", "0"),
+                ("t_factors", "32"),
+            ):
+                page.locator(f".st-key-{key} input").fill(value)
+            page.locator(".st-key-t_run_name input").fill("browser-cancel")
+            page.get_by_role("button", name="Start training").click()
+            deadline = time.monotonic() + 90
+            while not [j for j in jobs.list_jobs(tracking_store) if j.name == "browser-cancel"]:
+                assert time.monotonic() < deadline, "the job was not queued"
+                page.wait_for_timeout(200)
+            (long_job,) = [j for j in jobs.list_jobs(tracking_store) if j.name == "browser-cancel"]
+            while jobs.progress(long_job.run_id, tracking_store).epoch < 2:
+                assert time.monotonic() < deadline, "the job did not train"
+                page.wait_for_timeout(200)
+            page.get_by_text("state: running").wait_for()
+            page.wait_for_function(  # drawn while it runs, not only once it is done
+                "() => document.querySelectorAll('.st-key-job_history_chart .scatterlayer .trace .point').length >= 6"
+            )
+            page.get_by_role("button", name="Cancel", exact=True).click()
+            page.get_by_text("Cancel requested: cancelling.").wait_for(timeout=10_000)  # the very next page run
+            screenshot(page, tmp_path, "train-cancelling.png")  # not one of the README's screenshots
+            page.get_by_text("state: killed").wait_for(timeout=30_000)
+            check_page(page, "Train")  # a cancel the user asked for is not shown as an error
+            assert mlflow.MlflowClient(tracking_store).get_run(long_job.run_id).info.status == "KILLED"
 
             # Recommend, opened by a deep link: a known user's top-k next to their history, then an unknown user
             run_id = runs["e2e-a-bpr-0.1"]

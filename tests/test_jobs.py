@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
-from recdash import jobs
+from recdash import jobs, tracking
+from recdash.cli import main as cli_main
+from recdash.flags import TAG_PROCESS_START, process_start
 
 pytestmark = pytest.mark.timeout(120)
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
@@ -57,6 +61,8 @@ def start_running(cleanup: list[int]) -> jobs.Job:
     assert job.state == "running" and job.pid
     cleanup.append(job.pid)
     wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)  # the subprocess trains and logs epochs
+    run = mlflow.get_run(run_id)
+    assert run.data.tags[TAG_PROCESS_START] == process_start(job.pid)  # recorded at launch and by the job itself
     return jobs.get_job(run_id)
 
 
@@ -151,3 +157,110 @@ def test_cancelling_a_sweep_stops_all_its_trials(cleanup: list[int], tmp_path: P
     )
     assert children and {c.info.status for c in children} == {"KILLED"}
     assert mlflow.get_run(run_id).info.status == "KILLED"
+
+
+@pytest.fixture
+def impostor() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that is not a job but whose command line mentions recdash, as every process started from a
+    clone named ``recdash`` does (``.../recdash/.venv/bin/python``)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "recdash", "train"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _running_run(pid: int, *, started: str | None, hours_ago: float = 0.0) -> str:
+    """A RUNNING run of this host whose process is ``pid`` (identity ``started``), created ``hours_ago``."""
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment(f"e-{time.monotonic_ns()}")
+    tags = {
+        jobs.TAG_PID: str(pid),
+        jobs.TAG_HOST: socket.gethostname(),
+        **({TAG_PROCESS_START: started} if started else {}),
+    }
+    start_ms = int((time.time() - hours_ago * 3600) * 1000)
+    return client.create_run(experiment, start_time=start_ms, tags=tags).info.run_id
+
+
+def test_a_reused_pid_is_never_taken_for_the_job(impostor: subprocess.Popen[bytes]) -> None:
+    # the job's process recorded itself, then died and its pid went to the impostor
+    recorded = _running_run(impostor.pid, started=process_start())
+    # a notebook's run (no identity tag): its process made the run, so it is older than the run; this one isn't
+    notebook = _running_run(impostor.pid, started=None, hours_ago=1)
+    # the impostor's own run is left alone
+    own = _running_run(impostor.pid, started=process_start(impostor.pid))
+    assert sorted(jobs.reconcile()) == sorted([recorded, notebook])
+    for run_id in (recorded, notebook):
+        run = mlflow.get_run(run_id)
+        assert run.info.status == "FAILED" and "is gone" in run.data.tags["recdash.error"]
+    assert mlflow.get_run(own).info.status == "RUNNING"
+    mlflow.MlflowClient().set_terminated(own)
+    assert impostor.poll() is None  # reconciling signalled nothing
+    assert jobs.pid_alive(impostor.pid, started=process_start(impostor.pid))
+    assert not jobs.pid_alive(impostor.pid, started=process_start())  # the pid is there, but not that process
+
+
+def test_cli_and_sweep_runs_carry_their_process_identity(tmp_path: Path) -> None:
+    assert cli_main(["train", *TINY, "--epochs", "1", "--run-name", "cli"]) == 0
+    args = [*TINY, "--epochs", "1", "--n-trials", "2", "--no-prune", "--storage", f"sqlite:///{tmp_path / 'o.db'}"]
+    assert cli_main(["sweep", *args, "--run-name", "sw"]) == 0
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert len(runs) == 4  # the training, the sweep and its two trials
+    assert {r.data.tags[TAG_PROCESS_START] for r in runs} == {process_start()}
+
+
+def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(cleanup: list[int]) -> None:
+    slow = ["--dataset", "synthetic", "--synthetic-users", "3000", "--synthetic-items", "2000"]
+    slow += [
+        "--synthetic-interactions",
+        "200000",
+        "--factors",
+        "32",
+        "--no-model",
+        "--epochs",
+        "5000",
+        "--patience",
+        "0",
+    ]
+    run_id = jobs.submit("train", slow)
+    jobs.tick(limit=1)
+    cleanup.append(jobs.get_job(run_id).pid)
+    wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)
+    assert jobs.cancel(run_id) == "cancelling"  # at once, while the process finishes its epoch
+    signalled_at = jobs.progress(run_id).epoch
+    assert jobs.get_job(run_id).active and jobs.list_jobs()[0].state in ("cancelling", "killed")
+    assert jobs.cancel(run_id) in ("cancelling", "killed")  # a second click sends nothing more
+    wait_for(lambda: not jobs.get_job(run_id).active, timeout=30)
+    assert jobs.get_job(run_id).state == "killed"
+    assert jobs.progress(run_id).epoch <= signalled_at + 1
+
+
+def test_a_job_cancelled_while_queued_has_no_duration() -> None:
+    run_id = jobs.submit("train", [*TINY, "--epochs", "2"])
+    time.sleep(1.2)  # time spent in the queue is not time spent training
+    assert jobs.cancel(run_id) == "killed"
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "KILLED" and run.info.end_time is None
+    assert pd.isna(jobs.jobs_frame(jobs.list_jobs())["duration_s"].iloc[0])
+    assert jobs.progress(run_id).elapsed_s is None
+    loaded = tracking.RunsLoader(mlflow.get_tracking_uri()).load([run.info.experiment_id])
+    assert pd.isna(loaded.set_index("run_id").loc[run_id, "duration_s"])  # Runs and Home show no duration
+    assert jobs.tick(limit=1) == []  # and it never starts
+
+
+def test_same_configuration_is_found_while_it_is_queued_or_running() -> None:
+    args = [*TINY, "--epochs", "2"]
+    first = jobs.submit("train", args)
+    assert [j.run_id for j in jobs.same_jobs("train", args)] == [first]
+    assert jobs.same_jobs("train", [*TINY, "--epochs", "3"]) == []
+    assert jobs.same_jobs("sweep", args) == []
+    jobs.cancel(first)
+    assert jobs.same_jobs("train", args) == []
+
+
+def test_a_legacy_file_store_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    with pytest.raises(tracking.TrackingError):
+        jobs.submit("train", [*TINY, "--epochs", "1"], tracking_uri=store.as_uri())
+    assert list(store.iterdir()) == []

@@ -1,8 +1,13 @@
-"""Train page: start a training from the form, watch its progress, see it finish; bad input is refused."""
+"""Train page: start a training from the form, watch its progress, see it finish; bad input is refused; a second
+identical start asks first; cancel shows at once; sweeps show their trials; a legacy store cannot be trained into."""
 
 from __future__ import annotations
 
+import json
+import re
+import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
@@ -10,15 +15,29 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from recdash import jobs
+from recdash.tracking import run_label
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(180)
+TINY = {"t_synthetic_n_users": 120, "t_synthetic_n_items": 80, "t_synthetic_n_interactions": 3000, "t_factors": 8}
+# about half a second an epoch on the 2-core machine: long enough to see a job between two epochs
+SLOW = {"t_synthetic_n_users": 3000, "t_synthetic_n_items": 2000, "t_synthetic_n_interactions": 200_000}
+START = "FormSubmitter:t_form-Start training"
 
 
 @pytest.fixture(autouse=True)
 def jobs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RECDASH_JOBS_DIR", str(tmp_path / "jobs"))
     return tmp_path / "jobs"
+
+
+@pytest.fixture
+def no_job_left() -> Iterator[None]:
+    """Whatever a test queued is cancelled (and its process gone) when it ends, passed or failed."""
+    yield
+    for job in jobs.list_jobs():
+        if job.active:
+            jobs.cancel(job.run_id, wait=30)
 
 
 def _page() -> AppTest:
@@ -34,17 +53,45 @@ def _texts(at: AppTest) -> str:
     return "\n".join(t.value for t in at.text)
 
 
+def _shown(elements: object) -> list[str]:
+    """Message bodies as the user reads them (the page escapes Markdown in messages)."""
+    return [re.sub(r"\\(.)", r"\1", e.value) for e in elements]  # type: ignore[attr-defined]
+
+
+def _state(at: AppTest) -> str:
+    text = _texts(at)
+    return text.split("state: ")[1].split()[0] if "state: " in text else ""
+
+
+def _fill(at: AppTest, values: dict[str, object], **text: str) -> None:
+    at.selectbox(key="t_dataset").set_value("synthetic").run()
+    for key, value in values.items():
+        at.number_input(key=key).set_value(value)
+    for key, value in text.items():
+        at.text_input(key=key).set_value(value)
+
+
+def _poll(at: AppTest, done: Callable[[AppTest], bool], timeout: float = 120) -> None:
+    """Rerun the page (as the live fragment does) until ``done``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; page text:\n{_texts(at)}")
+
+
+def _figure(at: AppTest, key: str) -> dict:
+    (chart,) = [c for c in at.get("plotly_chart") if c.key == key]
+    return json.loads(chart.proto.spec)
+
+
 def test_start_training_see_progress_and_finished_run() -> None:
     at = _page()
-    at.selectbox(key="t_dataset").set_value("synthetic").run()
-    at.number_input(key="t_synthetic_n_users").set_value(120)
-    at.number_input(key="t_synthetic_n_items").set_value(80)
-    at.number_input(key="t_synthetic_n_interactions").set_value(3000)
-    at.number_input(key="t_epochs").set_value(40)
-    at.number_input(key="t_patience").set_value(0)
-    at.number_input(key="t_factors").set_value(8)
-    at.text_input(key="t_run_name").set_value("page-run")
-    at.button(key="FormSubmitter:t_form-Start training").click().run()
+    _fill(at, {**TINY, "t_epochs": 40, "t_patience": 0}, t_run_name="page-run")
+    at.button(key=START).click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert any("queued as run" in s.value for s in at.success)
@@ -56,7 +103,7 @@ def test_start_training_see_progress_and_finished_run() -> None:
         assert not at.exception, at.exception
         text = _texts(at)
         seen_progress |= {line for line in text.splitlines() if line.startswith("Epoch ")}
-        state = text.split("state: ")[1].split()[0] if "state: " in text else ""
+        state = _state(at)
         if state in ("finished", "failed", "killed"):
             break
         time.sleep(0.5)
@@ -69,18 +116,52 @@ def test_start_training_see_progress_and_finished_run() -> None:
     assert run.info.status == "FINISHED" and run.info.run_name == "page-run"
     assert run.data.params["epochs"] == "40" and run.data.params["factors"] == "8"
     assert run.data.tags[jobs.TAG_JOB_STATE]
+    # the live chart: one line per validation ranking metric, every epoch a point (markers: one epoch shows too)
+    traces = _figure(at, "job_history_chart")["data"]
+    assert {t["name"] for t in traces} == {f"val_{m}_at_10" for m in ("precision", "recall", "ndcg", "mrr", "map")} | {
+        "val_hit_rate_at_10"
+    }
+    assert all(len(t["x"]) == 40 and "markers" in t["mode"] for t in traces)
+
+
+def test_live_chart_draws_a_single_epoch() -> None:
+    history = jobs.progress(_one_epoch_run()).history
+    figure = json.loads(jobs.history_figure(history).to_json())
+    assert figure["data"] and all(len(t["y"]) == 1 and "markers" in t["mode"] for t in figure["data"])
+    low, high = figure["layout"]["yaxis"]["range"]
+    assert all(low < y < high for t in figure["data"] for y in t["y"])
+
+
+def _one_epoch_run() -> str:
+    from recdash.model import Hyperparams
+    from recdash.train import TrainConfig, train
+
+    config = TrainConfig(
+        dataset="synthetic",
+        dataset_options={"n_users": 120, "n_items": 80, "n_interactions": 3000},
+        epochs=1,
+        hparams=Hyperparams(factors=8),
+        log_model=False,
+    )
+    return train(config).run_id
 
 
 def test_invalid_values_are_refused_before_anything_starts() -> None:
     at = _page()
     at.text_input(key="t_split_fractions").set_value("0.5,0.1,0.1")
-    at.button(key="FormSubmitter:t_form-Start training").click().run()
+    at.button(key=START).click().run()
     assert not at.exception
-    assert any("split-fractions" in e.value for e in at.error)
+    assert any("split-fractions" in e for e in _shown(at.error))
     at.text_area(key="s_space").set_value("factors=200:10")
     at.button(key="FormSubmitter:s_form-Start sweep").click().run()
-    assert any("LOW must be below HIGH" in e.value for e in at.error)
+    assert any("LOW must be below HIGH" in e for e in _shown(at.error))
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_split_fractions_label_reads_as_words() -> None:
+    at = _page()
+    assert at.text_input(key="t_split_fractions").label == "Train, validation, test fractions"
+    assert at.text_input(key="s_split_fractions").label == "Train, validation, test fractions"
 
 
 def test_start_from_run_prefills_the_form() -> None:
@@ -94,3 +175,112 @@ def test_start_from_run_prefills_the_form() -> None:
     assert at.selectbox(key="t_loss").value == "bpr"
     assert at.number_input(key="t_epochs").value == 7
     assert at.selectbox(key="t_dataset").value == "synthetic"
+
+
+def _unname(run_id: str) -> None:
+    """Make a run unnamed, as MLflow 1 and some scripts left runs (the SQL store always invents a name)."""
+    uri = mlflow.get_tracking_uri().removeprefix("sqlite:///")
+    with sqlite3.connect(uri) as db:
+        db.execute("UPDATE runs SET name = '' WHERE run_uuid = ?", (run_id,))
+        db.execute("DELETE FROM tags WHERE run_uuid = ? AND key = 'mlflow.runName'", (run_id,))
+
+
+def test_unnamed_runs_are_called_by_their_short_id(no_job_left: None) -> None:
+    with mlflow.start_run(run_name="named") as named:
+        mlflow.log_params({"factors": 24})
+    with mlflow.start_run() as unnamed:
+        mlflow.log_params({"factors": 16})
+    _unname(unnamed.info.run_id)
+    job = jobs.submit("train", ["--dataset", "synthetic", "--epochs", "1"])
+    _unname(job)
+    at = _page()
+    options = at.selectbox(key="t_from_run").options
+    assert unnamed.info.run_id[:8] in options and f"named  [{named.info.run_id[:8]}]" in options
+    assert not [o for o in options if "unnamed" in o or "None" in o]
+    (job_option,) = [o for o in at.selectbox(key="job_select").options if job[:8] in o]
+    assert job_option.split()[-1] == run_label("", job) == job[:8]
+    assert jobs.jobs_frame(jobs.list_jobs())["name"].tolist() == [job[:8]]
+
+
+def test_a_second_identical_start_asks_first(no_job_left: None) -> None:
+    at = _page()
+    _fill(at, {**TINY, "t_epochs": 5000, "t_patience": 0}, t_run_name="twice")
+    at.button(key=START).click().run()
+    assert any("queued as run" in s.value for s in at.success)
+    (first,) = jobs.list_jobs()
+
+    at.button(key=START).click().run()  # the same form again: a double click, or a second tab
+    assert not at.exception, at.exception
+    assert any("same train configuration is already" in w for w in _shown(at.warning))
+    assert [j.run_id for j in jobs.list_jobs()] == [first.run_id]
+    at.button(key="train_dup_cancel").click().run()
+    assert not at.warning and [j.run_id for j in jobs.list_jobs()] == [first.run_id]
+
+    at.button(key=START).click().run()
+    at.button(key="train_dup_queue").click().run()
+    assert any("queued as run" in s.value for s in at.success)
+    second, older = jobs.list_jobs()
+    assert older.run_id == first.run_id and second.argv == first.argv
+
+    at.number_input(key="t_epochs").set_value(4999)  # another configuration is not asked about
+    at.button(key=START).click().run()
+    assert not at.warning and len(jobs.list_jobs()) == 3
+
+
+def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(no_job_left: None) -> None:
+    at = _page()
+    _fill(at, {**SLOW, "t_factors": 32, "t_epochs": 5000, "t_patience": 0}, t_run_name="to-cancel")
+    at.button(key=START).click().run()
+    (job,) = jobs.list_jobs()
+    _poll(at, lambda at: jobs.progress(job.run_id).epoch >= 2)
+    assert _state(at) == "running"
+
+    (cancel,) = [b for b in at.button if b.label == "Cancel" and str(b.key).startswith("cancel")]
+    cancel.click().run()
+    assert not at.exception, at.exception
+    at_click = jobs.progress(job.run_id).epoch  # epochs logged when the job was signalled (or later)
+    assert "Cancel requested: cancelling." in [c.value for c in at.caption]
+    assert _state(at) in ("cancelling", "killed")  # killed only if the job's epoch ended within this page run
+    assert "Cancel" not in [b.label for b in at.button]  # no second SIGTERM: it would interrupt a write
+    _poll(at, lambda at: _state(at) == "killed", timeout=60)
+    final = jobs.progress(job.run_id).epoch
+    assert final <= at_click + 1, (at_click, final)  # the epoch in progress ends, no other starts
+    assert mlflow.get_run(job.run_id).info.status == "KILLED"
+
+
+def test_sweep_shows_each_trial_with_its_hyperparameters_and_every_point(tmp_path: Path) -> None:
+    args = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
+    args += ["--synthetic-interactions", "3000", "--epochs", "2", "--no-model", "--n-trials", "4", "--no-prune"]
+    run_id = jobs.submit("sweep", [*args, "--space", "factors=4:16", "--space", "loss=bpr,warp"])
+    jobs.tick()
+    deadline = time.monotonic() + 120
+    while jobs.get_job(run_id).active and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert jobs.get_job(run_id).state == "finished", jobs.job_log(run_id)
+
+    at = _page()
+    trials = next(f.value for f in at.dataframe if "trial" in f.value.columns)
+    assert list(trials.columns) == ["trial", "state", "value", "factors", "loss", "run_id"]
+    for row in trials.itertuples():
+        params = mlflow.get_run(row.run_id).data.params
+        assert (str(row.factors), row.loss) == (params["factors"], params["loss"])
+    figure = _figure(at, "job_trials_chart")
+    points = [(x, y) for t in figure["data"] if t["mode"] == "markers" for x, y in zip(t["x"], t["y"], strict=True)]
+    assert sorted(x for x, _ in points) == [0, 1, 2, 3]
+    (x_low, x_high), (y_low, y_high) = figure["layout"]["xaxis"]["range"], figure["layout"]["yaxis"]["range"]
+    margin = (y_high - y_low) * 0.03
+    assert all(x_low + 0.25 <= x <= x_high - 0.25 and y_low + margin <= y <= y_high - margin for x, y in points)
+
+
+def test_legacy_file_store_says_why_and_offers_no_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from legacy_store import build_legacy_store, snapshot
+
+    store = build_legacy_store(tmp_path / "old" / "mlruns")
+    before = snapshot(store)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    mlflow.set_tracking_uri(store.as_uri())
+    at = _page()
+    assert any("Training is not possible here" in i for i in _shown(at.info))
+    assert at.button(key=START).disabled and at.button(key="FormSubmitter:s_form-Start sweep").disabled
+    assert snapshot(store) == before

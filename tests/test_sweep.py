@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import recdash
 from recdash.cli import build_parser
 from recdash.sweep import SweepError, grid_points, parse_dimension, parse_space, run_sweep, sweep_spec_from_args
 
@@ -139,3 +141,32 @@ def test_existing_study_name_is_refused(tmp_path: Path) -> None:
         run_sweep(_spec("--n-trials", "1", "--storage", storage, "--study-name", "taken"))
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FAILED"
+
+
+def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "app-folder"  # where the dashboard was started, e.g. a git checkout
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run_sweep(_spec("--n-trials", "1", "--epochs", "1", "--no-model"))  # no --storage
+    beside = (tmp_path / "optuna.db").resolve()  # the store is tmp_path/mlflow.db
+    assert beside.exists() and not (elsewhere / "optuna.db").exists()
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.data.params["storage"] == f"sqlite:///{beside}"
+    assert optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{beside}").trials
+    # a store that is not a SQLite file: the recdash cache folder, never the working directory
+    from recdash.sweep import default_storage
+
+    monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "cache"))
+    cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"
+    assert default_storage("http://127.0.0.1:5000") == default_storage("postgresql://u@db/mlflow") == cached
+
+
+def test_cli_and_sweep_do_not_import_each_other() -> None:
+    # a fresh interpreter: importing the sweep module must not pull in the CLI
+    code = "import sys, recdash.sweep; assert 'recdash.cli' not in sys.modules, sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+    for module in ("sweep", "flags"):  # nor may a lazy import inside a function
+        tree = ast.parse(Path(recdash.__file__).with_name(f"{module}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "recdash.cli" not in imported, module
