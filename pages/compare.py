@@ -280,7 +280,7 @@ if diff.empty:
     )
 else:
     st.caption("The data and split each run used are its data group above, not a hyperparameter.")
-    st.dataframe(diff, key="param_diff")
+    st.container(key="param_diff_box").dataframe(diff, key="param_diff")  # the box's key names it in the browser
 
 table = charts.comparison_table(runs, charts.param_names(runs), metrics, style)
 st.download_button(

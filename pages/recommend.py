@@ -10,8 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import ensure_router, require_store
+from recdash import charts
 from recdash import recommend as rx
 from recdash.charts import escape_markdown as _md
+from recdash.comparison import RunStyle, run_colors
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
 
@@ -288,6 +290,15 @@ if st.toggle(
             m2.metric("Jaccard", f"{jaccard:.2f}")
             m3.metric("Hits, model A", "–" if "hit" not in table.columns else int(table["hit"].sum()))
             m4.metric("Hits, model B", "–" if "hit" not in table_b.columns else int(table_b["hit"].sum()))
+            run_a, run_b = loaded.run_id or "", loaded_b.run_id or ""
+            if run_a and run_b and run_a != run_b:  # the colours the Runs and Compare pages draw these runs in
+                order = [*st.session_state.get("selected_runs", []), run_a, run_b]
+                key_style = RunStyle(
+                    labels={run_a: f"A: {_model_label(uri_a or '', mlflow.get_tracking_uri())}",
+                            run_b: f"B: {_model_label(uri_b or '', mlflow.get_tracking_uri())}"},
+                    colors=run_colors(order), hover={}, groups={},
+                )  # fmt: skip
+                st.plotly_chart(charts.selection_figure(key_style, [run_a, run_b], per_row=2), key="ab_colours")
             col_a, col_b = st.columns(2)
             for column, name, label, ranked, is_fallback in (
                 (col_a, "A", label_a, table, fallback),

@@ -40,6 +40,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "split": "random",
     "split_fractions": "0.8,0.1,0.1",
     "seed": 42,
+    "split_seed": 42,
+    "repeats": 1,
     "epochs": 30,
     "patience": 5,
     "k": 10,
@@ -156,8 +158,16 @@ def run_fields(prefix: str, dataset: str) -> None:
     c2.text_input(
         "Train, validation, test fractions", key=f"{prefix}_split_fractions", help="Three numbers summing to 1."
     )
-    c3.number_input("Seed", 0, 2**31 - 1, key=f"{prefix}_seed", help="Seed of the split, init and sampling.")
-    c1, c2, c3, c4 = st.columns(4)
+    c3.number_input(
+        "Split seed", 0, 2**31 - 1, key=f"{prefix}_split_seed",
+        help="Seed of the train/validation/test split (and of synthetic data). Runs compared together must share it.",
+    )  # fmt: skip
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c5.number_input(
+        "Seed", 0, 2**31 - 1, key=f"{prefix}_seed",
+        help="Seed of the model's initialisation and sampling. Change it (or repeat with seeds) to see how much of a "
+        "result is luck.",
+    )  # fmt: skip
     c1.number_input("Epochs", 1, 10_000, key=f"{prefix}_epochs", help="Maximum training epochs.")
     c2.number_input(
         "Patience", 0, 10_000, key=f"{prefix}_patience", help="Stop after this many epochs without improvement; 0=off."
@@ -206,8 +216,8 @@ def build_args(prefix: str, data: dict[str, Any]) -> list[str]:
         args += ["--synthetic-users", str(v("synthetic_n_users")), "--synthetic-items", str(v("synthetic_n_items"))]
         args += ["--synthetic-interactions", str(v("synthetic_n_interactions"))]
     args += ["--split", v("split"), "--split-fractions", str(v("split_fractions")).replace(" ", "")]
-    for name in ("seed", "epochs", "patience", "k"):
-        args += [f"--{name}", str(int(v(name)))]
+    for name in ("seed", "split_seed", "epochs", "patience", "k"):
+        args += [f"--{name.replace('_', '-')}", str(int(v(name)))]
     args += ["--early-stopping-metric", v("early_stopping_metric"), "--experiment", str(v("experiment")).strip()]
     if str(v("run_name")).strip():
         args += ["--run-name", str(v("run_name")).strip()]
@@ -232,26 +242,34 @@ def check_upload(data: dict[str, Any]) -> bool:
     return True
 
 
-def submit(kind: str, args: list[str], slots: int = 1) -> None:
-    try:
-        run_id = jobs.submit(kind, args, tracking_uri=URI, slots=slots)
-    except (ValueError, TrackingError) as exc:
-        st.error(escape_markdown(exc))
+def submit(kind: str, batch: list[list[str]], slots: int = 1) -> None:
+    """Queue each job of ``batch`` (one, or one per seed of a repeated configuration)."""
+    queued = []
+    for args in batch:
+        try:
+            queued.append(jobs.submit(kind, args, tracking_uri=URI, slots=slots))
+        except (ValueError, TrackingError) as exc:
+            st.error(escape_markdown(exc))
+            break
+    if not queued:
         return
-    st.session_state["job_select"] = run_id  # show the new job in the live panel
+    st.session_state["job_select"] = queued[0]  # show the (first) new job in the live panel
     jobs.tick(URI)
-    st.success(f"{kind.capitalize()} job queued as run {run_id}.")
+    if len(queued) == 1:
+        st.success(f"{kind.capitalize()} job queued as run {queued[0]}.")
+    else:
+        st.success(f"{len(queued)} {kind} jobs queued, one per seed: runs {', '.join(queued)}.")
 
 
-def request_job(kind: str, args: list[str], slots: int = 1) -> None:
-    """Queue the job, unless the same configuration is already queued or running: then ask first (a double
+def request_job(kind: str, batch: list[list[str]], slots: int = 1) -> None:
+    """Queue the jobs, unless the same configuration is already queued or running: then ask first (a double
     click or a second tab must not train the same thing twice without the user saying so)."""
     st.session_state.pop("pending_job", None)
-    same = jobs.same_jobs(kind, args, URI)
+    same = [job for args in batch for job in jobs.same_jobs(kind, args, URI)]
     if same:
-        st.session_state["pending_job"] = {"kind": kind, "args": args, "slots": slots, "same": same[0]}
+        st.session_state["pending_job"] = {"kind": kind, "batch": batch, "slots": slots, "same": same[0]}
         return
-    submit(kind, args, slots)
+    submit(kind, batch, slots)
 
 
 def confirm_pending(kind: str) -> None:
@@ -273,9 +291,26 @@ def confirm_pending(kind: str) -> None:
         st.session_state.pop("pending_job", None)
         box.empty()
         if again:
-            submit(kind, pending["args"], pending["slots"])
+            submit(kind, pending["batch"], pending["slots"])
         else:
             st.caption("Nothing was queued.")
+
+
+def with_seeds(args: list[str], seed: int, repeats: int) -> list[list[str]]:
+    """The same job once per seed ``seed .. seed+repeats-1`` (run names get ``-s<seed>``): the split has its own
+    seed, so the repeats differ only in the model's initialisation and sampling, which is what Compare averages."""
+    if repeats <= 1:
+        return [args]
+    batch = []
+    for s in range(seed, seed + repeats):
+        one = list(args)
+        one[one.index("--seed") + 1] = str(s)
+        if "--run-name" in one:
+            one[one.index("--run-name") + 1] += f"-s{s}"
+        else:
+            one += ["--run-name", f"repeat-s{s}"]
+        batch.append(one)
+    return batch
 
 
 def start_from_run(prefix: str) -> None:
@@ -298,9 +333,16 @@ def train_tab() -> None:
         return
     with st.form("t_form", enter_to_submit=False):  # Enter in a field must not start a job
         run_fields("t", st.session_state["t_dataset"])
-        clicked = st.form_submit_button("Start training", type="primary", disabled=READ_ONLY)
+        c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+        c1.number_input(
+            "Repeat with seeds", 1, 20, key="t_repeats",
+            help="Train this configuration N times, with seeds seed, seed+1, …, on the same data and split. Compare "
+            "then shows the configuration's mean ± std over the repeats, so you can tell a real difference from noise.",
+        )  # fmt: skip
+        clicked = c2.form_submit_button("Start training", type="primary", disabled=READ_ONLY)
     if clicked and (not data or check_upload(data)):
-        request_job("train", build_args("t", data))
+        args = build_args("t", data)
+        request_job("train", with_seeds(args, int(st.session_state["t_seed"]), int(st.session_state["t_repeats"])))
     confirm_pending("train")
 
 
@@ -338,7 +380,7 @@ def sweep_tab() -> None:
         args += ["--n-workers", str(int(st.session_state["s_n_workers"])), "--sampler", st.session_state["s_sampler"]]
         if not st.session_state["s_prune"]:
             args.append("--no-prune")
-        request_job("sweep", args, slots=int(st.session_state["s_n_workers"]))
+        request_job("sweep", [args], slots=int(st.session_state["s_n_workers"]))
     confirm_pending("sweep")
 
 

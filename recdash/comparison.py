@@ -290,7 +290,8 @@ def as_float(values: pd.Series) -> np.ndarray:
 
 
 def best_in_groups(runs: pd.DataFrame, metric: str, groups: pd.Series, lower_is_better: bool) -> dict[str, str]:
-    """Data group -> the run id with the best finite value of ``metric`` in that group (groups with none omitted)."""
+    """Data group -> the run id with the best finite value of ``metric`` in that group. A group with fewer than two
+    runs that have the metric has no "best" (there is nothing to beat) and is omitted."""
     col = metric if metric.startswith(METRIC) else METRIC + metric
     if runs.empty or col not in runs.columns:
         return {}
@@ -298,7 +299,7 @@ def best_in_groups(runs: pd.DataFrame, metric: str, groups: pd.Series, lower_is_
     out = {}
     for group, idx in groups.groupby(groups, sort=False).groups.items():
         group_values = values.loc[idx].dropna()
-        if group_values.empty:
+        if len(group_values) < 2:
             continue
         best = group_values.idxmin() if lower_is_better else group_values.idxmax()
         out[str(group)] = str(runs.at[best, "run_id"])

@@ -69,7 +69,20 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
         default="0.8,0.1,0.1",
         help="Train, validation and test fractions, comma-separated (default 0.8,0.1,0.1).",
     )
-    group.add_argument("--seed", type=int, default=42, help="Seed for the split, initialisation and sampling.")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="Seed of the model's initialisation and sampling (default 42). Repeat a configuration with other seeds "
+        "to see how much of a result is luck: the split keeps its own --split-seed.",
+    )
+    group.add_argument(
+        "--split-seed",
+        type=int,
+        default=42,
+        help="Seed of the train/validation/test split and of synthetic data (default 42). Runs compared together "
+        "must share it.",
+    )
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +129,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
             "n_users": args.synthetic_users,
             "n_items": args.synthetic_items,
             "n_interactions": args.synthetic_interactions,
-            "seed": args.seed,
+            "seed": args.split_seed,
         }
     elif dataset in ("csv", "parquet"):
         if not args.data_path:
@@ -135,6 +148,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         split=args.split,
         split_fractions=fractions,
         seed=args.seed,
+        split_seed=args.split_seed,
         epochs=args.epochs,
         k=args.k,
         early_stopping_metric=args.early_stopping_metric,

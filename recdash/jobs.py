@@ -787,7 +787,7 @@ def form_values_from_params(params: dict[str, str]) -> dict[str, Any]:
         if name in params:
             with contextlib.suppress(HyperparameterError):
                 values[name] = coerce_param(spec, params[name])
-    for key in ("epochs", "k", "seed", "patience"):
+    for key in ("epochs", "k", "seed", "patience", "split_seed"):
         with contextlib.suppress(KeyError, ValueError):
             values[key] = int(float(params[key]))
     metric = params.get("early_stopping_metric", "")

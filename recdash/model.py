@@ -373,6 +373,18 @@ def empty_recommendations() -> pd.DataFrame:
     )
 
 
+def check_training_data(hparams: Hyperparams, train: pd.DataFrame) -> None:
+    """Refuse settings rankfmc cannot train on this data. WARP samples up to ``max_samples`` negatives per positive;
+    with as many or more than the catalogue's items, rankfmc's C kernel writes past its buffer and the process dies
+    with heap corruption (``free(): invalid next size``) instead of an error."""
+    n_items = int(train["item_id"].nunique())
+    if hparams.loss == "warp" and hparams.max_samples >= n_items:
+        raise HyperparameterError(
+            f"max_samples (--max-samples) must be below the number of items in the training data ({n_items}) for "
+            f"the WARP loss; got {hparams.max_samples}. Use at most {max(n_items - 1, 1)}, or the BPR loss."
+        )
+
+
 class RankFMTrainer:
     """Fits rankfmc's RankFM one epoch at a time so callers can evaluate, log and stop between epochs."""
 
@@ -400,6 +412,7 @@ class RankFMTrainer:
         np.random.seed((self.seed * 100_003 + self.epochs_done) % 2**32)
         m = self.model
         if self._prepared is None:
+            check_training_data(self.hparams, train)  # before rankfmc's kernel can crash the process
             interactions, weights = m._init_all(train[["user_id", "item_id"]])
             self._prepared = (interactions, weights, *m._build_ui_csr())
             m.is_fit = True

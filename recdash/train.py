@@ -18,8 +18,16 @@ import pandas as pd
 
 from recdash import __version__
 from recdash.datasets import Dataset, Split, lineage, load_dataset, split_dataset
+from recdash.flags import identity_tags
 from recdash.metrics import METRICS, evaluate, interaction_matrix
-from recdash.model import Hyperparams, RankFMTrainer, Recommender, log_model, popularity_recommender
+from recdash.model import (
+    Hyperparams,
+    RankFMTrainer,
+    Recommender,
+    check_training_data,
+    log_model,
+    popularity_recommender,
+)
 from recdash.tracking import TrackingError, check_writable
 
 DEFAULT_EXPERIMENT = "recdash"
@@ -221,6 +229,7 @@ def train(
     dataset, split = data if data is not None else load_data(config)
     if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
         raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")
+    check_training_data(config.hparams, split.train)  # refused before any run exists
     # Under `mlflow run` (MLFLOW_RUN_ID set) the project's run and experiment are used. Otherwise the experiment is
     # passed explicitly: mlflow.set_experiment would change process-wide state (and MLFLOW_EXPERIMENT_ID) under the
     # feet of a dashboard or a sweep running other code in the same process.
@@ -237,6 +246,7 @@ def train(
         TAG_KIND: "train",
         TAG_PID: str(os.getpid()),
         TAG_HOST: socket.gethostname(),
+        **identity_tags(),  # so a later process reusing this PID is never taken for this run's
         "recdash.epochs_total": str(config.epochs),
         **config.tags,
     }

@@ -124,6 +124,7 @@ def check_page(page: Page, title: str, *, errors_allowed: bool = False) -> None:
 
 def grid_text(grid: Locator) -> list[list[str]]:
     """The rows of an st.dataframe, read from the accessible table the canvas grid keeps for screen readers."""
+    grid.scroll_into_view_if_needed()  # a grid below the fold is not painted, and fills its table only once it is
     rows = grid.locator("table tbody tr")
     rows.first.wait_for(state="attached")  # the grid fills its table after the first paint
     return [[c.strip() for c in rows.nth(i).locator("td").all_text_contents()] for i in range(rows.count())]

@@ -11,75 +11,62 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import mlflow
 import pytest
-from playwright.sync_api import Locator, Page, sync_playwright
+from browser import (
+    CHROMIUM_ARGS,
+    ROOT,
+    VIEWPORT,
+    check_page,
+    choose,
+    chromium_path,
+    fill,
+    grid_text,
+    screenshot,
+    streamlit_server,
+    wait_idle,
+)
+from playwright.sync_api import sync_playwright
 
 from recdash import jobs
 from recdash.model import Hyperparams
+from recdash.sweep import SweepSpec, parse_space, run_sweep
 from recdash.train import TrainConfig, train
 
-ROOT = Path(__file__).parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-VIEWPORT = {"width": 1400, "height": 900}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # without these Chromium's own background connections get refused in sandboxed CI and stall the launch
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PAGE_TITLES = ["Home", "Runs", "Compare", "Train", "Recommend", "Models"]
-SYNTHETIC = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
-
-
-def chromium_path() -> str:
-    """Debian's Chromium; a missing browser skips locally with the reason, and fails in CI."""
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    reason = "no Chromium installed (apt-get install chromium); the end-to-end browser test needs it"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set: .ci/run must install it")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DATA_A = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
+DATA_B = {"n_users": 100, "n_items": 80, "n_interactions": 2500}  # another dataset: never ranked against DATA_A
+TRAININGS = ("e2e-a-bpr-0.1", "e2e-a-warp-0.05", "e2e-b-warp-0.1")
 
 
 def prepare_store(tmp_path: Path) -> dict[str, str]:
-    """A few real, quick trainings in two experiments; returns run name -> run id."""
+    """Real, quick trainings in two experiments on two datasets, and a 3-trial sweep; returns run name -> id."""
     runs = {}
-    for experiment, loss, rate in (("e2e-a", "bpr", 0.1), ("e2e-a", "warp", 0.05), ("e2e-b", "warp", 0.1)):
+    for experiment, loss, rate, data in (("e2e-a", "bpr", 0.1, DATA_A), ("e2e-a", "warp", 0.05, DATA_A),
+                                         ("e2e-b", "warp", 0.1, DATA_B)):  # fmt: skip
         name = f"{experiment}-{loss}-{rate}"
         config = TrainConfig(
             dataset="synthetic",
-            dataset_options=SYNTHETIC,
+            dataset_options=data,
             epochs=3,
             hparams=Hyperparams(factors=8, loss=loss, learning_rate=rate),
             experiment=experiment,
             run_name=name,
         )
         runs[name] = train(config).run_id
+    sweep = SweepSpec(
+        config=replace(config, dataset_options=DATA_A, experiment="e2e-a", run_name="e2e-sweep", epochs=2,
+                       log_model=False),
+        space=parse_space(["factors=4:16", "loss=bpr,warp"]), n_trials=3, storage=f"sqlite:///{tmp_path / 'o.db'}",
+    )  # fmt: skip
+    runs["e2e-sweep"] = run_sweep(sweep).parent_run_id
     return runs
 
 
@@ -96,108 +83,19 @@ def runs(chromium: str, tmp_path: Path, tracking_store: str) -> dict[str, str]:
 @pytest.fixture
 def server(runs: dict[str, str], tmp_path: Path, tracking_store: str) -> Iterator[str]:
     """`streamlit run app.py` on a free port over the temp store, run from the temp dir so nothing lands in the repo."""
-    (tmp_path / ".streamlit").mkdir()
-    shutil.copy(ROOT / ".streamlit" / "config.toml", tmp_path / ".streamlit" / "config.toml")  # the app's settings
-    port = free_port()
     env = {
-        **os.environ,
         "MLFLOW_TRACKING_URI": tracking_store,
         "RECDASH_JOBS_DIR": str(tmp_path / "jobs"),
         "RECDASH_CACHE_DIR": str(tmp_path / "cache"),
     }
-    log_path = tmp_path / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port)]
-    command += ["--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        for job in jobs.list_jobs(tracking_store):  # a job a failed test left running must not outlive it
-            if job.active:
-                with contextlib.suppress(jobs.JobError):
-                    jobs.cancel(job.run_id, tracking_store)
-        os.killpg(proc.pid, signal.SIGTERM)
+    with streamlit_server(tmp_path, env) as url:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def wait_idle(page: Page, settle_ms: int = 400, timeout_s: float = 60) -> None:
-    """Until no script run is in progress (Streamlit shows its status widget while one is)."""
-    deadline = time.monotonic() + timeout_s
-    quiet_since = None
-    while time.monotonic() < deadline:
-        if page.locator('[data-testid="stStatusWidget"]').count():
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif (time.monotonic() - quiet_since) * 1000 >= settle_ms:
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"the app kept running for more than {timeout_s} s")
-
-
-def check_page(page: Page, title: str, *, errors_allowed: bool = False) -> None:
-    """What every page must look like: its title, the router's sidebar, the wide layout, no exception box."""
-    page.get_by_role("heading", name=title, level=1).wait_for()
-    wait_idle(page)
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, f"{title}: Streamlit exception shown: {exceptions.first.inner_text()}"
-    if not errors_allowed:
-        error = page.locator('[data-testid="stAlertContentError"]')
-        assert error.count() == 0, f"{title}: error shown: {error.first.inner_text()}"
-    nav = page.locator('[data-testid="stSidebarNav"]').inner_text().split("\n")
-    assert [t for t in nav if t in PAGE_TITLES] == PAGE_TITLES, nav  # titles from app.py, not file names
-    width = page.locator('[data-testid="stMainBlockContainer"]').evaluate("e => e.clientWidth")
-    assert width > 800, f"{title}: main column is {width}px wide; layout='wide' did not apply"
-
-
-def grid_text(grid: Locator) -> list[list[str]]:
-    """The rows of an st.dataframe, read from the accessible table the canvas grid keeps for screen readers."""
-    rows = grid.locator("table tbody tr")
-    rows.first.wait_for(state="attached")  # the grid fills its table after the first paint
-    return [[c.strip() for c in rows.nth(i).locator("td").all_text_contents()] for i in range(rows.count())]
-
-
-def screenshot(page: Page, folder: Path, name: str) -> None:
-    """Full page: Streamlit scrolls inside its main element, so grow the viewport to the content first."""
-    height = page.locator('[data-testid="stMain"]').evaluate("e => e.scrollHeight")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), 6000))})
-    page.wait_for_timeout(700)  # charts and grids re-measure after the resize
-    page.screenshot(path=str(folder / name), full_page=True)
-    page.set_viewport_size(VIEWPORT)
-
-
-def choose(page: Page, key: str, option: str) -> None:
-    """Pick an option of an st.selectbox by its key."""
-    page.locator(f".st-key-{key} [role='combobox']").click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
-def fill(page: Page, key: str, value: str) -> None:
-    """Type into an st.text_input / st.number_input by its key and commit with Enter."""
-    box = page.locator(f".st-key-{key} input")
-    box.fill(value)
-    box.press("Enter")
+            yield url
+        finally:
+            for job in jobs.list_jobs(tracking_store):  # a job a failed test left running must not outlive it
+                if job.active:
+                    with contextlib.suppress(jobs.JobError):
+                        jobs.cancel(job.run_id, tracking_store)
 
 
 def test_every_page_in_a_real_browser(
@@ -223,17 +121,17 @@ def test_every_page_in_a_real_browser(
             assert page.locator("[data-testid='stCode']").first.inner_text().strip() == tracking_store
             grids = page.locator("[data-testid='stDataFrame']")
             experiments = {row[0]: row[1] for row in grid_text(grids.nth(0))}
-            assert experiments == {"e2e-a": "2", "e2e-b": "1"}
-            assert {row[0] for row in grid_text(grids.nth(1))} == set(runs)
+            assert experiments == {"e2e-a": "6", "e2e-b": "1"}  # e2e-a: 2 trainings, a sweep and its 3 trials
+            assert set(TRAININGS) <= {row[0] for row in grid_text(grids.nth(1))}
             screenshot(page, shots, "home.png")
 
             # Runs: the table, and rows picked by clicking their selection boxes in the canvas grid
             page.get_by_role("link", name="Runs").first.click()
             check_page(page, "Runs")
-            page.get_by_text("3 runs. Select rows").wait_for()
+            page.get_by_text("7 runs. Select rows").wait_for()
             table = page.locator(".st-key-runs_table [data-testid='stDataFrame']")
             shown = [row[0] for row in grid_text(table)]
-            assert sorted(shown) == sorted(runs)
+            assert sorted(shown) == sorted([*TRAININGS, "▸ e2e-sweep (3 trials)"])  # the sweep's trials fold under it
             box = table.bounding_box()
             header = row_height = 35  # st.dataframe's default row height; the header row has the same
 
@@ -244,32 +142,34 @@ def test_every_page_in_a_real_browser(
             def url_runs() -> set[str]:
                 return set(parse_qs(urlparse(page.url).query)["runs"][0].split(","))
 
-            click_row(0)
-            click_row(2)
+            first, second, third = (shown.index(name) for name in TRAININGS)
+            click_row(first)
+            click_row(third)
             page.get_by_text("2 selected.").wait_for()
-            assert url_runs() == {runs[shown[0]], runs[shown[2]]}  # in the URL, so a comparison can be shared
-            click_row(1)
+            assert url_runs() == {runs[TRAININGS[0]], runs[TRAININGS[2]]}  # in the URL: a comparison can be shared
+            click_row(second)
             page.get_by_text("3 selected.").wait_for()
-            assert url_runs() == set(runs.values())
+            assert url_runs() == {runs[name] for name in TRAININGS}
             screenshot(page, shots, "runs.png")
 
-            # Compare: the selected runs, their charts and what differs
+            # Compare: runs on two datasets are drawn apart, each "best" within its dataset, colours kept
             page.get_by_role("button", name="Compare selected").click()
             page.wait_for_url("**/compare?runs=*")
             check_page(page, "Compare runs")
             page.get_by_text("Comparing 3 run(s) selected on the Runs page.").wait_for()
-            compared = grid_text(page.locator("[data-testid='stDataFrame']").first)
-            assert {row[-1] for row in compared} == set(runs.values())
-            charts = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
+            warning = page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
+            assert "2 different datasets or splits" in warning and "(2 runs)" in warning and "(1 run)" in warning
             page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5")
-            assert charts.count() >= 5  # history, parallel coordinates, scatter, bars, importance
-            assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 3  # a learning curve per run
-            page.get_by_role("heading", name="Params that differ").wait_for()
-            grids = page.locator("[data-testid='stDataFrame']")
-            tables = [grid_text(grids.nth(i)) for i in range(grids.count())]
+            charts = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
+            assert charts.count() >= 5  # colour key, learning curves, final metrics, parallel coordinates, scatter
+            bars = page.locator(".st-key-bars_chart .js-plotly-plot")
+            assert bars.locator(".g-gtitle, .annotation-text").filter(has_text="synthetic").count() == 2  # 2 facets
+            # 2 metrics on the 2-run dataset; the other dataset's single run beats nobody, whatever its value
+            assert bars.get_by_text("★ best").count() == 2
+            page.get_by_role("heading", name="Hyperparameters that differ").wait_for()
+            rows = grid_text(page.locator(".st-key-param_diff_box [data-testid='stDataFrame']"))
             differ = {"learning_rate": ["0.05", "0.1", "0.1"], "loss": ["bpr", "warp", "warp"]}  # param: run values
-            as_diff = [{row[0]: sorted(row[1:]) for row in rows} for rows in tables]
-            assert differ in as_diff, f"no table of the params that differ: {tables}"
+            assert {row[0]: sorted(row[1:]) for row in rows} == differ  # data (dataset_*, split_*) is not a setting
             screenshot(page, shots, "compare.png")
 
             # Train: a small synthetic training started from the form, watched until it finishes

@@ -228,7 +228,8 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(cleanup: list
     wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)
     assert jobs.cancel(run_id) == "cancelling"  # at once, while the process finishes its epoch
     signalled_at = jobs.progress(run_id).epoch
-    assert jobs.get_job(run_id).active and jobs.list_jobs()[0].state in ("cancelling", "killed")
+    # the process may already have finished its epoch and ended; it is never shown as still "running"
+    assert jobs.list_jobs()[0].state in ("cancelling", "killed")
     assert jobs.cancel(run_id) in ("cancelling", "killed")  # a second click sends nothing more
     wait_for(lambda: not jobs.get_job(run_id).active, timeout=30)
     assert jobs.get_job(run_id).state == "killed"

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
+from recdash.comparison import run_colors
 from recdash.model import Hyperparams
 from recdash.train import TrainConfig, TrainResult, train
 
@@ -158,6 +159,13 @@ def test_compare_two_models_shows_both_lists_and_the_overlap(page: AppTest, stor
     assert f"Model A: run alpha ({alpha.run_id[:8]}) · experiment page" in shown
     assert f"Model B: run beta ({beta.run_id[:8]}) · experiment page" in shown
     assert not [text for text in shown if text.startswith(("Model A: models:/", "Model B: models:/"))]
+    # A and B in the colours the Runs and Compare pages give these runs (their places in the selection)
+    page.session_state["selected_runs"] = [beta.run_id, alpha.run_id]
+    page.run()
+    (key,) = [json.loads(c.proto.spec) for c in page.get("plotly_chart") if c.key == "ab_colours"]
+    colors = run_colors([beta.run_id, alpha.run_id])
+    assert key["data"][0]["marker"]["color"] == [colors[alpha.run_id], colors[beta.run_id]]
+    assert key["data"][0]["text"][0].startswith("A: run alpha")
     similar = [text for text in shown if "closest to the chosen one" in text]
     assert similar == [
         f"From model A (run alpha ({alpha.run_id[:8]}) · experiment page): the items closest to the chosen one "

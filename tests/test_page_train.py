@@ -227,6 +227,20 @@ def test_a_second_identical_start_asks_first(no_job_left: None) -> None:
     assert not at.warning and len(jobs.list_jobs()) == 3
 
 
+def test_repeat_with_seeds_queues_one_job_per_seed_on_the_same_split(no_job_left: None) -> None:
+    at = _page()
+    _fill(at, {**TINY, "t_epochs": 5000, "t_patience": 0, "t_seed": 7, "t_split_seed": 3}, t_run_name="rep")
+    at.number_input(key="t_repeats").set_value(3)
+    at.button(key=START).click().run()
+    assert not at.exception, at.exception
+    assert any("3 train jobs queued, one per seed" in s.value for s in at.success)
+    queued = sorted(jobs.list_jobs(), key=lambda j: j.name)
+    assert [j.name for j in queued] == ["rep-s7", "rep-s8", "rep-s9"]
+    for job, seed in zip(queued, (7, 8, 9), strict=True):
+        argv = job.argv
+        assert argv[argv.index("--seed") + 1] == str(seed) and argv[argv.index("--split-seed") + 1] == "3"
+
+
 def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(no_job_left: None) -> None:
     at = _page()
     _fill(at, {**SLOW, "t_factors": 32, "t_epochs": 5000, "t_patience": 0}, t_run_name="to-cancel")

@@ -162,6 +162,50 @@ def test_cli_refuses_bad_values_before_creating_a_run(
     )
 
 
+def test_warp_max_samples_beyond_the_catalogue_is_refused_before_a_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """rankfmc's WARP kernel corrupts the heap (``free(): invalid next size``) when max_samples >= the number of
+    items; the process died instead of the run failing. Now it is refused with the limit, before any run exists."""
+    argv = ["train", "--dataset", "synthetic", "--synthetic-users", "200", "--synthetic-items", "50",
+            "--synthetic-interactions", "4000", "--epochs", "1", "--max-samples", "50",
+            "--experiment", "cli"]  # fmt: skip
+    assert cli_main(argv) == 2
+    assert "max_samples (--max-samples) must be below the number of items" in capsys.readouterr().err
+    assert mlflow.get_experiment_by_name("cli") is None or not MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("cli").experiment_id]
+    )
+
+
+def test_repeats_with_other_seeds_share_their_data_and_split(capsys: pytest.CaptureFixture[str]) -> None:
+    """--seed is the model's; --split-seed the split's (and synthetic data's): repeats differ only in the model."""
+    base = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--synthetic-users",
+        "100",
+        "--synthetic-items",
+        "60",
+        "--synthetic-interactions",
+        "2000",
+        "--epochs",
+        "1",
+        "--factors",
+        "8",
+        "--experiment",
+        "cli",
+        "--no-model",
+    ]
+    runs = []
+    for extra in (["--seed", "1"], ["--seed", "2"], ["--seed", "1", "--split-seed", "7"]):
+        assert cli_main([*base, *extra]) == 0
+        run_id = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_id"]
+        runs.append(MlflowClient().get_run(run_id).data.params)
+    first, other_seed, other_split = runs
+    assert first["dataset_digest"] == other_seed["dataset_digest"] and first["split_seed"] == other_seed["split_seed"]
+    assert (first["seed"], other_seed["seed"]) == ("1", "2")
+    assert other_split["split_seed"] == "7" and other_split["dataset_digest"] != first["dataset_digest"]
+
+
 def test_config_validation_messages() -> None:
     with pytest.raises(ConfigError, match="--early-stopping-metric"):
         small_config(early_stopping_metric="auc")
