@@ -123,7 +123,8 @@ def build_legacy_store(root: Path) -> Path:
         run_dir = note.parents[1]
         (run_dir / "tags" / "mlflow.runName").unlink()
         meta = run_dir / "meta.yaml"
-        meta.write_text(re.sub(r"(?m)^run_name: .*$", "run_name: ''", meta.read_text()))
+        text = re.sub(r"(?m)^run_name: .*$", "run_name: ''", meta.read_text())
+        meta.write_text(re.sub(r"(?m)^start_time: .*$", "start_time: 1622541610000", text))  # the newest run
     _remove_empty_dirs(root)
     return root
 
