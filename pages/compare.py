@@ -7,8 +7,11 @@ Every chart uses one RunStyle (a run keeps its colour and label), draws runs on 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages._common import ensure_router, experiments_table, runs_table, stop_on_store_error
@@ -28,6 +31,14 @@ def histories(uri: str, run_ids: tuple[str, ...], key: str) -> pd.DataFrame:
 @st.cache_data(ttl=60, show_spinner="Estimating importance…")
 def importance(runs: pd.DataFrame, metric: str, params: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
     return cmp.importance(runs, metric, params, charts.lower_is_better(metric))
+
+
+@st.cache_resource(ttl=300, max_entries=64, show_spinner=False)
+def figure(builder: str, *args: Any, **kwargs: Any) -> go.Figure:
+    """A ``recdash.charts`` figure, built once per inputs: a rerun (a widget change elsewhere, a second visit)
+    redraws it without rebuilding and re-validating hundreds of plotly traces. cache_resource hands back the same
+    object (a pickled figure would be validated again on load); st.plotly_chart only reads it."""
+    return getattr(charts, builder)(*args, **kwargs)
 
 
 def pick_metric(label: str, metrics: list[str], key: str, default: str | None = None) -> str:
@@ -107,7 +118,7 @@ groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = charts.metric_names(runs)
 hyper = cmp.hyperparameters(runs)
 
-st.plotly_chart(charts.selection_figure(style, run_ids), key="colour_key")
+st.plotly_chart(figure("selection_figure", style, run_ids), key="colour_key")
 with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=False):
     st.dataframe(
         pd.DataFrame(
@@ -143,144 +154,168 @@ aggregate = st.toggle(
 aggregate = aggregate and repeats
 config_of = dict(zip(run_ids, configs, strict=True))
 
-if not metrics:
-    st.info("These runs have no metrics to compare.")
-else:
-    # ---- learning curves ----------------------------------------------------------------------------------------
-    st.subheader("Metric history")
-    c1, c2, c3 = st.columns([2, 2, 1])
-    per_step = [m for m in metrics if m.startswith("val_")] or metrics
-    with c1:
-        key = pick_metric("Metric", metrics, "history_metric", charts.preferred_metric(per_step))
-    x_axis = c2.radio("X axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="history_x")
-    smoothing = c3.slider(
-        "Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing", help="Exponential moving average, as in TensorBoard."
-    )
-    try:
-        history = histories(uri, tuple(run_ids), key)
-    except tracking.TrackingError as exc:
-        st.error(charts.escape_markdown(exc))
-    else:
-        unreadable = [style.label(r) for r in history.attrs.get("unreadable", [])]
-        if unreadable:
-            st.warning(
-                charts.escape_markdown(
-                    f"The store could not give the history of {len(unreadable)} run(s), so they are not drawn: "
-                    + ", ".join(unreadable)
-                )
-            )
-        if charts.single_step(history, key):
-            st.caption("Each run logged this metric once, so it is a final value: shown as bars, not a line.")
-            st.plotly_chart(charts.metric_bars_figure(runs, [key], style), key="history_chart")
-        else:
-            bands = config_of if aggregate and x_axis == "step" else None
-            if aggregate and bands is None:
-                st.caption("Mean ± std bands need steps to line up: choose the Step axis to see them.")
-            figure = charts.metric_history_figure(history, key, style, x=x_axis, smoothing=smoothing, configs=bands)
-            st.plotly_chart(figure, key="history_chart")
+TABS = ["Final metrics", "Learning curves", "Hyperparameters", "Importance", "Sweep", "What differs"]
+# Only the open tab runs and is drawn (Streamlit's lazy tabs): 100 runs' worth of every chart at once made the page
+# take seconds to draw. The open tab is in the URL (?view=...), so a shared link opens the same view.
+final_tab, curves_tab, params_tab, importance_tab, sweep_tab, differ_tab = st.tabs(
+    TABS, key="view", bind="query-params"
+)
 
-    # ---- final values -------------------------------------------------------------------------------------------
-    st.subheader("Final metrics")
-    bar_default = [m for m in metrics if m.startswith("test_") and m.endswith(("ndcg_at_10", "recall_at_10"))]
-    bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key], key="bar_metrics")
-    if bar_metrics and aggregate:
-        summary = pd.concat(
-            [cmp.aggregate(runs.loc[idx], bar_metrics, configs.loc[idx]).assign(data=data)
-             for data, idx in groups.groupby(groups, sort=False).groups.items()],
-            ignore_index=True,
-        )  # fmt: skip
-        figure = charts.config_bars_figure(summary, bar_metrics, runs, style, config_of)
-        st.plotly_chart(figure, key="bars_chart")
-        st.dataframe(charts.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
-    elif bar_metrics:
-        st.plotly_chart(charts.metric_bars_figure(runs, bar_metrics, style), key="bars_chart")
+with final_tab:
+    if final_tab.open and not metrics:
+        st.info("These runs have no metrics to compare.")
+    elif final_tab.open:
+        bar_default = [m for m in metrics if m.startswith("test_") and m.endswith(("ndcg_at_10", "recall_at_10"))]
+        key_metric = charts.preferred_metric(metrics) or metrics[0]
+        bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key_metric], key="bar_metrics")
+        if bar_metrics and aggregate:
+            summary = pd.concat(
+                [cmp.aggregate(runs.loc[idx], bar_metrics, configs.loc[idx]).assign(data=data)
+                 for data, idx in groups.groupby(groups, sort=False).groups.items()],
+                ignore_index=True,
+            )  # fmt: skip
+            drawn = figure("config_bars_figure", summary, bar_metrics, runs, style, config_of)
+            st.plotly_chart(drawn, key="bars_chart")
+            st.dataframe(charts.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
+        elif bar_metrics:
+            st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style), key="bars_chart")
         if any(charts.baseline_metric(m) for m in bar_metrics):
             st.caption("Dashed line: the popularity baseline every recdash run logs for its own data and split.")
 
-    # ---- hyperparameters ----------------------------------------------------------------------------------------
-    st.subheader("Hyperparameters and metrics")
-    c1, c2 = st.columns([1, 3])
-    with c1:
-        color_metric = pick_metric("Metric", metrics, "color_metric", key)
-    with_metric = runs[runs[f"metrics.{color_metric}"].notna()]  # what the charts below can draw
-    varying = cmp.varying(with_metric, hyper)
-    axes = c2.multiselect("Axes", hyper, default=cmp.default_axes(with_metric), key="pc_params")
-    if axes:
-        st.plotly_chart(charts.parallel_coordinates_figure(runs, axes, color_metric, style), key="parallel_chart")
-    else:
-        st.caption("No hyperparameter differs between these runs; pick axes to draw them anyway.")
-    if hyper:
-        c1, c2 = st.columns(2)
-        default_param = (varying or hyper)[0]
-        param = c1.selectbox("Param", hyper, index=hyper.index(default_param), key="scatter_param")
-        with c2:
-            scatter_metric = pick_metric("Metric", metrics, "scatter_metric", color_metric)
-        st.plotly_chart(charts.param_scatter_figure(runs, param, scatter_metric, style), key="scatter_chart")
-
-    # ---- importance ---------------------------------------------------------------------------------------------
-    st.subheader("Hyperparameter importance")
-    group_counts = groups.value_counts()
-    data_group = st.selectbox(
-        "Data", list(group_counts.index), format_func=lambda g: f"{g} ({group_counts[g]} runs)", key="importance_data",
-        help="Importance is estimated over runs on one dataset and split only.",
-    )  # fmt: skip
-    members = runs[groups == data_group]
-    frame, note = importance(members, color_metric, tuple(cmp.default_group_params(members)))
-    if frame.empty:
-        st.info(charts.escape_markdown(note))
-    else:
-        st.caption(charts.escape_markdown(note))
-        st.plotly_chart(charts.importance_figure(frame, color_metric), key="importance_chart")
-
-# ---- sweeps: Optuna's own views, rebuilt from the trial runs ------------------------------------------------------
-parents = cmp.sweep_parents(all_runs)
-in_view = [p for p in parents if p in set(run_ids) or p in set(runs.get("parent_run_id", pd.Series(dtype=str)))]
-if in_view:
-    st.subheader("Sweep")
-    names = dict(zip(all_runs["run_id"].astype(str), charts.run_names(all_runs), strict=True))
-    sweep = st.selectbox("Sweep", in_view, format_func=lambda r: names.get(r, r[:8]), key="sweep")
-    parent = all_runs[all_runs["run_id"] == sweep].iloc[0]
-    trials = all_runs[all_runs["parent_run_id"] == sweep]
-    objective = str(parent.get("params.objective_metric") or "")
-    target = f"best_{objective}" if f"metrics.best_{objective}" in trials.columns else objective
-    space = list(cmp.search_space(parent)) or cmp.varying(trials, cmp.hyperparameters(trials))
-    study = cmp.study_from_runs(trials, target, space, charts.lower_is_better(target)) if target else None
-    if study is None:
-        st.info("This sweep has fewer than two finished trials with its objective, so there is nothing to plot yet.")
-    else:
-        import optuna.visualization as ov
-
-        states = cmp.trial_state(trials).value_counts()
-        left_out = ", ".join(f"{n} {s.lower()}" for s, n in states.items() if s != "FINISHED")
-        counted = f"{len(study.trials)} finished trials of {len(trials)}" + (f" ({left_out})" if left_out else "")
-        st.caption(
-            charts.escape_markdown(
-                f"{counted}; objective {target}; searched: {', '.join(space)}. Optuna's own views, rebuilt from the "
-                "trial runs."
-            )
+with curves_tab:
+    if curves_tab.open and not metrics:
+        st.info("These runs have no metrics to compare.")
+    elif curves_tab.open:
+        c1, c2, c3 = st.columns([2, 2, 1])
+        per_step = [m for m in metrics if m.startswith("val_")] or metrics
+        with c1:
+            key = pick_metric("Metric", metrics, "history_metric", charts.preferred_metric(per_step))
+        x_axis = c2.radio("X axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="history_x")
+        smoothing = c3.slider(
+            "Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing", help="Exponential moving average, as in TensorBoard."
         )
-        views = {"Optimization history": ov.plot_optimization_history, "Slice": ov.plot_slice}
-        if len(space) >= 2:
-            views["Contour"] = ov.plot_contour
-        views["Importance"] = ov.plot_param_importances
-        for tab, (title, plot) in zip(st.tabs(list(views)), views.items(), strict=True):
-            with tab:
-                try:
-                    st.plotly_chart(plot(study), key=f"sweep_{title}")
-                except (ValueError, RuntimeError) as exc:  # e.g. importance with one distinct value
-                    st.info(charts.escape_markdown(f"{title} cannot be drawn for this sweep: {exc}"))
+        try:
+            history = histories(uri, tuple(run_ids), key)
+        except tracking.TrackingError as exc:
+            st.error(charts.escape_markdown(exc))
+        else:
+            unreadable = [style.label(r) for r in history.attrs.get("unreadable", [])]
+            if unreadable:
+                st.warning(
+                    charts.escape_markdown(
+                        f"The store could not give the history of {len(unreadable)} run(s), so they are not drawn: "
+                        + ", ".join(unreadable)
+                    )
+                )
+            if charts.single_step(history, key):
+                st.caption("Each run logged this metric once, so it is a final value: shown as bars, not a line.")
+                st.plotly_chart(figure("metric_bars_figure", runs, [key], style), key="history_chart")
+            else:
+                bands = config_of if aggregate and x_axis == "step" else None
+                if aggregate and bands is None:
+                    st.caption("Mean ± std bands need steps to line up: choose the Step axis to see them.")
+                drawn = figure("metric_history_figure", history, key, style, x=x_axis, smoothing=smoothing,
+                               configs=bands)  # fmt: skip
+                st.plotly_chart(drawn, key="history_chart")
 
-st.subheader("Hyperparameters that differ")
-diff = charts.param_diff_table(runs, style.labels)
-if diff.empty:
-    st.caption(
-        "All hyperparameters are the same for these runs."
-        if len(runs) > 1
-        else "Select two or more runs to see what differs."
-    )
-else:
-    st.caption("The data and split each run used are its data group above, not a hyperparameter.")
-    st.container(key="param_diff_box").dataframe(diff, key="param_diff")  # the box's key names it in the browser
+with params_tab:
+    if params_tab.open and not metrics:
+        st.info("These runs have no metrics to compare.")
+    elif params_tab.open:
+        c1, c2 = st.columns([1, 3])
+        with c1:
+            color_metric = pick_metric("Metric", metrics, "color_metric")
+        with_metric = runs[runs[f"metrics.{color_metric}"].notna()]  # what the charts below can draw
+        settings = cmp.default_axes(with_metric)  # the hyperparameters that vary, seeds aside
+        views = ["All hyperparameters", "One hyperparameter"]
+        view = c2.segmented_control(
+            "View", views, default=views[0] if len(settings) > 1 else views[1], key="hp_view",
+            help="All: parallel coordinates, one line per run across every chosen hyperparameter and the metric. "
+            "One: the metric against one hyperparameter, one point per run.",
+        )  # fmt: skip
+        if view == views[0]:
+            axes = st.multiselect("Axes", hyper, default=settings, key="pc_params")
+            if axes:
+                st.plotly_chart(figure("parallel_coordinates_figure", runs, axes, color_metric, style),
+                                key="parallel_chart")  # fmt: skip
+            else:
+                st.caption("No hyperparameter differs between these runs; pick axes to draw them anyway.")
+        elif hyper:
+            default_param = (settings or cmp.varying(with_metric, hyper) or hyper)[0]
+            param = st.selectbox("Hyperparameter", hyper, index=hyper.index(default_param), key="scatter_param")
+            st.plotly_chart(figure("param_scatter_figure", runs, param, color_metric, style), key="scatter_chart")
+
+with importance_tab:
+    if importance_tab.open and not metrics:
+        st.info("These runs have no metrics to compare.")
+    elif importance_tab.open:
+        group_counts = groups.value_counts()
+        c1, c2 = st.columns([3, 1])
+        data_group = c1.selectbox(
+            "Data", list(group_counts.index), format_func=lambda g: f"{g} ({group_counts[g]} runs)",
+            key="importance_data", help="Importance is estimated over runs on one dataset and split only.",
+        )  # fmt: skip
+        with c2:
+            target = pick_metric("Metric", metrics, "importance_metric")
+        members = runs[groups == data_group]
+        frame, note = importance(members, target, tuple(cmp.default_group_params(members)))
+        if frame.empty:
+            st.info(charts.escape_markdown(note))
+        else:
+            st.caption(charts.escape_markdown(note))
+            st.plotly_chart(figure("importance_figure", frame, target), key="importance_chart")
+
+with sweep_tab:
+    parents = cmp.sweep_parents(all_runs) if sweep_tab.open else set()
+    in_view = [p for p in parents if p in set(run_ids) or p in set(runs.get("parent_run_id", pd.Series(dtype=str)))]
+    if sweep_tab.open and not in_view:
+        st.info("None of these runs is a sweep or one of its trials. Select a sweep on the Runs page to see its views.")
+    elif sweep_tab.open:
+        names = dict(zip(all_runs["run_id"].astype(str), charts.run_names(all_runs), strict=True))
+        sweep = st.selectbox("Sweep", in_view, format_func=lambda r: names.get(r, r[:8]), key="sweep")
+        parent = all_runs[all_runs["run_id"] == sweep].iloc[0]
+        trials = all_runs[all_runs["parent_run_id"] == sweep]
+        objective = str(parent.get("params.objective_metric") or "")
+        target = f"best_{objective}" if f"metrics.best_{objective}" in trials.columns else objective
+        space = list(cmp.search_space(parent)) or cmp.varying(trials, cmp.hyperparameters(trials))
+        study = cmp.study_from_runs(trials, target, space, charts.lower_is_better(target)) if target else None
+        if study is None:
+            st.info("This sweep has fewer than two finished trials with its objective: nothing to plot yet.")
+        else:
+            import optuna.visualization as ov
+
+            states = cmp.trial_state(trials).value_counts()
+            left_out = ", ".join(f"{n} {s.lower()}" for s, n in states.items() if s != "FINISHED")
+            counted = f"{len(study.trials)} finished trials of {len(trials)}" + (f" ({left_out})" if left_out else "")
+            st.caption(
+                charts.escape_markdown(
+                    f"{counted}; objective {target}; searched: {', '.join(space)}. Optuna's own views, rebuilt from "
+                    "the trial runs."
+                )
+            )
+            plots = {"Optimization history": ov.plot_optimization_history, "Slice": ov.plot_slice}
+            if len(space) >= 2:
+                plots["Contour"] = ov.plot_contour
+            plots["Importance"] = ov.plot_param_importances
+            first = next(iter(plots))
+            chosen = st.segmented_control("Optuna view", list(plots), default=first, key="sweep_view") or first
+            try:
+                st.plotly_chart(plots[chosen](study), key="sweep_chart")
+            except (ValueError, RuntimeError) as exc:  # e.g. importance with one distinct value
+                st.info(charts.escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
+
+with differ_tab:
+    if differ_tab.open:
+        diff = charts.param_diff_table(runs, style.labels)
+        if diff.empty:
+            st.caption(
+                "All hyperparameters are the same for these runs."
+                if len(runs) > 1
+                else "Select two or more runs to see what differs."
+            )
+        else:
+            st.caption("The data and split each run used are its data group above, not a hyperparameter.")
+            st.container(key="param_diff_box").dataframe(diff, key="param_diff")  # the box's key names it
 
 table = charts.comparison_table(runs, charts.param_names(runs), metrics, style)
 st.download_button(
@@ -295,9 +330,7 @@ st.download_button(
 with_model = runs[runs["has_model"].astype(bool)]
 if not with_model.empty:
     st.subheader("Use a model")
-    choice = st.selectbox(
-        "Run", with_model["run_id"].astype(str).tolist(), format_func=style.label, key="model_run"
-    )
+    choice = st.selectbox("Run", with_model["run_id"].astype(str).tolist(), format_func=style.label, key="model_run")
     left, right = st.columns(2)
     left.page_link(
         "pages/recommend.py", label="Try its recommendations", icon=":material/recommend:", query_params={"run": choice}

@@ -537,12 +537,13 @@ def parallel_coordinates_figure(runs: pd.DataFrame, params: Sequence[str], metri
     groups = style.group_names(ids) or ["all runs"]
     xs = list(range(len(axes)))
     traces, shapes, annotations = [], [], []
+    mode = "lines+markers" if len(ids) <= MAX_LEGEND_RUNS else "lines"  # 100 runs' markers only cost drawing time
     for i, run_id in enumerate(ids):
         values = [plotly_text(r[i]) for r in raw]
         hover = plotly_text(style.hover.get(run_id, run_id))
         dash = _DASHES[groups.index(style.groups.get(run_id, groups[0])) % len(_DASHES)]
         traces.append(
-            dict(type="scatter", x=xs, y=[axis[0][i] for axis in axes], mode="lines+markers",
+            dict(type="scatter", x=xs, y=[axis[0][i] for axis in axes], mode=mode,
                  name=plotly_text(style.label(run_id)), legendgroup=run_id, marker={"size": 6},
                  line={"color": style.color(run_id), "width": 2, "dash": dash},
                  customdata=[[plotly_text(axes[j][3]), values[j]] for j in xs],

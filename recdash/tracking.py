@@ -718,7 +718,7 @@ def split_numeric_filter(filter_string: str) -> tuple[str, list[tuple[str, str, 
     for clause in _split_and(filter_string):
         match = _NUMERIC_PARAM.match(clause)
         if match:
-            name = match.group(1).strip("`\"")
+            name = match.group(1).strip('`"')
             numeric.append((name, match.group(2), float(match.group(3))))
         else:
             kept.append(clause)

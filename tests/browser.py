@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Locator, Page, expect
 
 ROOT = Path(__file__).parents[1]
 VIEWPORT = {"width": 1400, "height": 900}
@@ -140,13 +140,21 @@ def screenshot(page: Page, folder: Path, name: str) -> None:
 
 
 def choose(page: Page, key: str, option: str) -> None:
-    """Pick an option of an st.selectbox by its key."""
+    """Pick an option of an st.selectbox by its key, and wait for the run it starts to end (until then the page
+    holds the old run's elements beside the new ones)."""
     page.locator(f".st-key-{key} [role='combobox']").click()
     page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+
+
+def type_into(page: Page, key: str, value: str) -> None:
+    """Type into an st.text_input / st.number_input by its key, once the page shows exactly one such box."""
+    box = page.locator(f".st-key-{key} input")
+    expect(box).to_have_count(1)
+    box.fill(value)
 
 
 def fill(page: Page, key: str, value: str) -> None:
     """Type into an st.text_input / st.number_input by its key and commit with Enter."""
-    box = page.locator(f".st-key-{key} input")
-    box.fill(value)
-    box.press("Enter")
+    type_into(page, key, value)
+    page.locator(f".st-key-{key} input").press("Enter")

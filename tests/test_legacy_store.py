@@ -87,7 +87,7 @@ def test_every_run_and_history_readable(store: Path) -> None:
 
 def test_compare_draws_histories_of_legacy_runs(store: Path) -> None:
     ids = run_ids(store)
-    at = page("compare", runs=",".join([ids["3"], ids["7"]]))
+    at = page("compare", runs=",".join([ids["3"], ids["7"]]), view="Learning curves")
     at.selectbox(key="history_metric").set_value("val_auc").run()
     assert not at.exception and not at.warning
     frame = tracking.metric_histories([ids["3"], ids["7"]], ["val_auc"], uri=store.as_uri())

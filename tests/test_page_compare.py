@@ -66,11 +66,22 @@ def use_store(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> Iter
     yield store
 
 
-def compare(run_ids: list[str]) -> AppTest:
+def compare(run_ids: list[str], view: str | None = None) -> AppTest:
+    """Compare on ``run_ids``, opened on tab ``view`` (by its link, ?view=...; Final metrics by default)."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["runs"] = ",".join(run_ids)
+    if view:
+        at.query_params["view"] = view
     at.run()
     at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def open_tab(at: AppTest, view: str) -> AppTest:
+    """Switch tab as a click does: the tab's key holds the open tab's label."""
+    at.session_state["view"] = view
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -105,13 +116,28 @@ def all_ids(store: dict[str, object]) -> list[str]:
 def test_a_run_has_one_colour_on_the_whole_page(use_store: dict[str, object]) -> None:
     at = compare(all_ids(use_store))
     at.toggle(key="aggregate").set_value(False).run()  # one line/bar per run
-    specs = figures(at)
-    key = specs["colour_key"]
+    key = figures(at)["colour_key"]
     expected = dict(zip(key["data"][0]["text"], key["data"][0]["marker"]["color"], strict=True))
     assert len(expected) == 7 and len(set(expected.values())) == 7
-    for name in ("history_chart", "bars_chart", "parallel_chart", "scatter_chart"):
-        colors = trace_colors(specs[name])
+    drawn = {"bars_chart": figures(at)["bars_chart"]}
+    drawn["history_chart"] = figures(open_tab(at, "Learning curves"))["history_chart"]
+    open_tab(at, "Hyperparameters")
+    at.segmented_control(key="hp_view").set_value("All hyperparameters").run()
+    drawn["parallel_chart"] = figures(at)["parallel_chart"]
+    at.segmented_control(key="hp_view").set_value("One hyperparameter").run()
+    drawn["scatter_chart"] = figures(at)["scatter_chart"]
+    for name, spec in drawn.items():
+        colors = trace_colors(spec)
         assert colors and all(expected[label] == color for label, color in colors.items()), name
+    assert figures(at)["colour_key"] == key  # and the key above every tab stays the same
+
+
+def test_only_the_open_tab_is_drawn_and_the_link_names_it(use_store: dict[str, object]) -> None:
+    at = compare(all_ids(use_store))
+    assert set(figures(at)) == {"colour_key", "bars_chart"}  # 100 runs' charts at once took seconds to draw
+    at = compare(all_ids(use_store), view="Learning curves")
+    assert set(figures(at)) == {"colour_key", "history_chart"}
+    assert at.query_params["view"] == "Learning curves"
 
 
 def test_no_best_across_datasets_and_the_warning_names_each_in_full(use_store: dict[str, object]) -> None:
@@ -141,23 +167,25 @@ def test_repeats_show_mean_std_and_n_that_match_numpy(use_store: dict[str, objec
         values = np.array([client.get_run(r).data.metrics["test_ndcg_at_10"] for r in ids])
         text = summary.loc[f"loss={loss}", "test_ndcg_at_10"]
         assert text == f"{values.mean():.4f} ± {values.std(ddof=1):.4f} (n=3)"
-    bands = figures(at)["history_chart"]
+    bands = figures(open_tab(at, "Learning curves"))["history_chart"]
     names = {t["name"] for t in bands["data"] if t.get("showlegend") is not False}
     assert {"loss=warp (n=3)", "loss=bpr (n=3)"} <= names
 
 
 def test_default_axes_are_the_hyperparameters_that_vary(use_store: dict[str, object]) -> None:
     ids = [*use_store["repeats"]["warp"], *use_store["repeats"]["bpr"]]  # type: ignore[index]
-    at = compare(ids)
-    assert at.multiselect(key="pc_params").value == ["loss"]  # not dataset_*, not seed, not constants
+    at = compare(ids, view="Hyperparameters")
+    assert at.segmented_control(key="hp_view").value == "One hyperparameter"  # only one varies: a scatter says it
     assert at.selectbox(key="scatter_param").value == "loss"
+    at.segmented_control(key="hp_view").set_value("All hyperparameters").run()
+    assert at.multiselect(key="pc_params").value == ["loss"]  # not dataset_*, not seed, not constants
     parallel = figures(at)["parallel_chart"]
     names = {f"{loss}-s{seed}" for loss in ("warp", "bpr") for seed in SEEDS}
     assert {t["hovertemplate"].split("<br>")[0].split(" · ")[0] for t in parallel["data"]} == names
 
 
 def test_single_value_metrics_are_bars(use_store: dict[str, object]) -> None:
-    at = compare(list(use_store["foreign"]))  # type: ignore[arg-type]
+    at = compare(list(use_store["foreign"]), view="Learning curves")  # type: ignore[arg-type]
     assert at.selectbox(key="history_metric").value == "logloss"
     spec = figures(at)["history_chart"]
     assert {t["type"] for t in spec["data"]} == {"bar"}
@@ -165,18 +193,18 @@ def test_single_value_metrics_are_bars(use_store: dict[str, object]) -> None:
 
 
 def test_importance_says_how_many_more_runs_it_needs(use_store: dict[str, object]) -> None:
-    at = compare(all_ids(use_store))
+    at = compare(all_ids(use_store), view="Importance")
     text = " ".join(i.value for i in at.info)
     assert "importance needs at least 10 runs" in text and "4 more" in text  # 6 runs on the main dataset
 
 
 def test_a_sweep_gets_optunas_own_views(use_store: dict[str, object]) -> None:
-    at = compare([str(use_store["sweep"])])
+    at = compare([str(use_store["sweep"])], view="Sweep")
     assert at.selectbox(key="sweep").value == use_store["sweep"]
-    specs = figures(at)
-    assert "sweep_Optimization history" in specs and "sweep_Slice" in specs
-    assert specs["sweep_Optimization history"]["layout"]["title"]["text"] == "Optimization History Plot"
+    assert figures(at)["sweep_chart"]["layout"]["title"]["text"] == "Optimization History Plot"
     assert "finished trials of 4" in " ".join(c.value for c in at.caption)
+    at.segmented_control(key="sweep_view").set_value("Slice").run()
+    assert figures(at)["sweep_chart"]["layout"]["title"]["text"] == "Slice Plot"
 
 
 def test_runs_page_nests_sweeps_and_filters_params_by_number(use_store: dict[str, object]) -> None:
