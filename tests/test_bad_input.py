@@ -568,6 +568,10 @@ def mlflow_server(port: int, root: Path) -> Iterator[str]:
             time.sleep(0.5)
         else:
             raise AssertionError("mlflow server did not start")
+        # its first API call builds the store and imports lazily: seconds on a busy machine, more than recdash's
+        # 3 s budget for an answer; served once here, the server answers like one that has been up for a while
+        search = f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"
+        assert requests.get(search, timeout=60).status_code == 200
         yield uri
     finally:
         with contextlib.suppress(ProcessLookupError):

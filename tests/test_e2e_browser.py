@@ -109,6 +109,8 @@ def test_every_page_in_a_real_browser(
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(30_000)
+        sent: list[float] = []  # when the browser asked the server for something (a script or fragment run)
+        page.on("websocket", lambda ws: ws.on("framesent", lambda _: sent.append(time.monotonic())))
         try:
             # A deep link is the first request this fresh server sees: it must still go through app.py's router
             # (Streamlit's legacy pages/ mode would run the page file alone: file-name sidebar, narrow layout)
@@ -160,7 +162,7 @@ def test_every_page_in_a_real_browser(
             page.get_by_text("Comparing 3 run(s) selected on the Runs page.").wait_for()
             warning = page.locator('[data-testid="stAlertContentWarning"]').first.inner_text()
             assert "2 different datasets or splits" in warning and "(2 runs)" in warning and "(1 run)" in warning
-            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
+            page.locator(".st-key-bars_chart .js-plotly-plot .main-svg").first.wait_for()
             charts = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
             assert charts.count() == 2  # the colour key and the open tab's final metrics; other tabs draw when opened
             bars = page.locator(".st-key-bars_chart .js-plotly-plot")
@@ -182,6 +184,11 @@ def test_every_page_in_a_real_browser(
             # Train: a small synthetic training started from the form, watched until it finishes
             page.get_by_role("link", name="Train").first.click()
             check_page(page, "Train")
+            # no job in this store: the page asks the server for nothing while it sits there (it polled every 2 s)
+            assert jobs.list_jobs(tracking_store) == []
+            quiet_from = time.monotonic()
+            page.wait_for_timeout(6000)
+            assert [t for t in sent if t > quiet_from] == []
             choose(page, "t_dataset", "synthetic")
             page.locator(".st-key-t_synthetic_n_users input").wait_for()
             for key, value in (

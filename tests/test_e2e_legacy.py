@@ -47,7 +47,7 @@ def test_legacy_store_every_page_read_only(tmp_path: Path) -> None:
             page.goto(f"{server}/compare?runs={','.join(chosen)}")
             check_page(page, "Compare runs")
             page.get_by_text("Comparing 3 run(s)").wait_for()
-            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2")
+            page.locator(".st-key-bars_chart .js-plotly-plot .main-svg").first.wait_for()
             screenshot(page, shots, "compare.png")
 
             page.get_by_role("link", name="Train").first.click()
