@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -15,17 +14,6 @@ from recdash.charts import escape_markdown
 
 # A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.
 filestore.install()
-
-
-def _preload() -> None:
-    """Import what Compare needs later (Optuna's importance evaluators pull in scikit-learn: ~3 s) while the user
-    is still on another page, instead of on their first Compare."""
-    import optuna.importance
-    import optuna.visualization  # noqa: F401
-
-
-# once per server process (this module is imported once), in the background; a failure only costs the preload
-threading.Thread(target=_preload, name="recdash-preload", daemon=True).start()
 
 
 def ensure_router() -> None:
