@@ -117,6 +117,7 @@ style = RunStyle.of(runs, order=requested or run_ids, context=all_runs)
 groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = charts.metric_names(runs)
 hyper = cmp.hyperparameters(runs)
+refs = cmp.references_for(groups, all_runs)  # popularity, EASE, ItemKNN fitted on the same data and split
 
 st.plotly_chart(figure("selection_figure", style, run_ids), key="colour_key")
 with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=False):
@@ -154,10 +155,10 @@ aggregate = st.toggle(
 aggregate = aggregate and repeats
 config_of = dict(zip(run_ids, configs, strict=True))
 
-TABS = ["Final metrics", "Learning curves", "Hyperparameters", "Importance", "Sweep", "What differs"]
+TABS = ["Final metrics", "Segments", "Learning curves", "Hyperparameters", "Importance", "Sweep", "What differs"]
 # Only the open tab runs and is drawn (Streamlit's lazy tabs): 100 runs' worth of every chart at once made the page
 # take seconds to draw. The open tab is in the URL (?view=...), so a shared link opens the same view.
-final_tab, curves_tab, params_tab, importance_tab, sweep_tab, differ_tab = st.tabs(
+final_tab, segments_tab, curves_tab, params_tab, importance_tab, sweep_tab, differ_tab = st.tabs(
     TABS, key="view", bind="query-params"
 )
 
@@ -174,13 +175,51 @@ with final_tab:
                  for data, idx in groups.groupby(groups, sort=False).groups.items()],
                 ignore_index=True,
             )  # fmt: skip
-            drawn = figure("config_bars_figure", summary, bar_metrics, runs, style, config_of)
+            drawn = figure("config_bars_figure", summary, bar_metrics, runs, style, config_of, references=refs)
             st.plotly_chart(drawn, key="bars_chart")
             st.dataframe(charts.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
         elif bar_metrics:
-            st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style), key="bars_chart")
+            st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style, references=refs), key="bars_chart")
         if any(charts.baseline_metric(m) for m in bar_metrics):
-            st.caption("Dashed line: the popularity baseline every recdash run logs for its own data and split.")
+            st.caption("Black dashes: the popularity baseline every recdash run logs for its own data and split.")
+        if bar_metrics and not refs.empty:
+            st.subheader("Against the references on the same data")
+            st.caption(
+                "Grey lines above and rows below: simple models fitted on the same dataset and split. "
+                "× best reference: the run's value over the best reference's (above 1: better, for this metric)."
+            )
+            st.dataframe(charts.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True,
+                         key="reference_table")  # fmt: skip
+        elif bar_metrics:
+            st.caption(
+                "No reference runs on this data yet: **Train references for this data** on the Train page (or "
+                "`python -m recdash references`) fits popularity, EASE and ItemKNN on the same split to compare with."
+            )
+
+with segments_tab:
+    if segments_tab.open:
+        bases = [b for b in cmp.SEGMENT_BASES if cmp.segment_metrics(runs, b) or cmp.segment_metrics(refs, b)]
+        if not bases:
+            st.info(
+                "These runs logged no per-segment metrics (recdash logs test_recall_at_10_q1 … _q4 and "
+                "test_ndcg_at_10_q1 … _q4 with every run it trains)."
+            )
+        else:
+            base = st.selectbox("Metric", bases, key="segment_metric")
+            st.plotly_chart(figure("segment_bars_figure", runs, base, style, refs), key="segment_chart")
+            st.caption(
+                "Users are split into quartiles by how many training interactions they have (q1: the least "
+                "active); grey lines are the references on the same data."
+            )
+        beyond = charts.beyond_accuracy_table(runs, groups, refs, style)
+        if len(beyond.columns) > 3:
+            st.subheader("Beyond accuracy")
+            st.caption(
+                "Novelty (mean self-information of recommended items), Gini of how often each item is recommended "
+                "(0 = evenly), share of slots and of hits on long-tail items, personalization (1 − overlap between "
+                "users' lists) and intra-list diversity on genres. Definitions: docs/metrics.md."
+            )
+            st.dataframe(beyond, hide_index=True, key="beyond_table")
 
 with curves_tab:
     if curves_tab.open and not metrics:
@@ -215,7 +254,7 @@ with curves_tab:
                 if aggregate and bands is None:
                     st.caption("Mean ± std bands need steps to line up: choose the Step axis to see them.")
                 drawn = figure("metric_history_figure", history, key, style, x=x_axis, smoothing=smoothing,
-                               configs=bands)  # fmt: skip
+                               configs=bands, references=refs)  # fmt: skip
                 st.plotly_chart(drawn, key="history_chart")
 
 with params_tab:

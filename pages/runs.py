@@ -88,6 +88,7 @@ except tracking.TrackingError as exc:
 if runs.empty:
     st.info("No runs match. Clear the filter or choose other experiments or statuses.")
     st.stop()
+runs = runs_view.add_reference_ratio(runs)
 
 optional = [c for c in runs.columns if c != "run_name"]
 st.session_state.setdefault("columns", runs_view.default_columns(runs))
@@ -127,6 +128,12 @@ column_config: dict[str, object] = {
     "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
     "end_time": st.column_config.DatetimeColumn("Ended", format="YYYY-MM-DD HH:mm"),
     "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+    runs_view.REFERENCE_RATIO: st.column_config.NumberColumn(
+        "× best reference",
+        format="%.3f",
+        help=f"{runs.attrs.get('reference_metric', 'The key test metric')} over the best reference run's (popularity, "
+        "EASE, ItemKNN) on the same dataset and split, among the listed runs. Above 1: better than all of them.",
+    ),
 }
 ui_url = os.environ.get("RECDASH_MLFLOW_UI_URL", "").strip()
 if ui_url:

@@ -270,11 +270,13 @@ def metric_history_figure(
     x: str = "step",
     smoothing: float = 0.0,
     configs: Mapping[str, str] | None = None,
+    references: pd.DataFrame | None = None,
 ) -> go.Figure:
     """One line per run of metric ``key`` against step, wall time or time since the run's first point, in the run's
     colour, one facet per data group. With ``smoothing`` > 0 the smoothed line is drawn over a faint raw line, as
     TensorBoard does. With ``configs`` (run id -> configuration label) each configuration is drawn as its mean
-    over its runs with a ±1 std band instead (steps aligned; x must be "step")."""
+    over its runs with a ±1 std band instead (steps aligned; x must be "step"). ``references`` on the same data
+    that logged ``key`` (closed-form models log it once) are grey horizontal lines across their facet."""
     if x not in ("step", "wall_time", "relative_time"):
         raise ValueError("x must be 'step', 'wall_time' or 'relative_time'")
     data = histories[histories["key"] == key] if not histories.empty else histories
@@ -309,11 +311,32 @@ def metric_history_figure(
                      hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), group,
             )  # fmt: skip
         legend = {"showlegend": len(order) <= MAX_LEGEND_RUNS, "legend_title_text": "run"}
+    _reference_lines(build, references, key)
     fig = build.figure(title=plotly_text(key), hovermode="closest", **legend)
     titles = {"step": "step", "wall_time": "wall time (UTC)", "relative_time": "seconds since first point"}
     fig.update_xaxes(title_text=titles[x], row=len(build.groups) if len(build.groups) > 1 else None)
     fig.update_yaxes(title_text=plotly_text(key))
     return fig
+
+
+def _reference_lines(build: _Builder, references: pd.DataFrame | None, key: str) -> None:
+    """A grey line across the whole facet at each reference's final ``key``, labelled at its right end."""
+    if references is None or references.empty or METRIC + key not in references.columns:
+        return
+    models = references["reference"].astype(str).tolist()
+    for _, ref in references.iterrows():
+        group = ref["data"] if len(build.groups) > 1 else build.groups[0]
+        value = as_float(pd.Series([ref[METRIC + key]]))[0]
+        if group not in build.groups or not np.isfinite(value):
+            continue
+        model = str(ref["reference"])
+        color, dash = reference_style(model, models)
+        xref, yref = build.axes(group)
+        build.shapes.append(dict(type="line", x0=0, x1=1, y0=value, y1=value, xref=f"{xref} domain", yref=yref,
+                                 line={"color": color, "dash": dash, "width": 2}))  # fmt: skip
+        build.annotations.append(dict(x=1, y=value, xref=f"{xref} domain", yref=yref, xanchor="right",
+                                      yanchor="bottom", showarrow=False, font={"size": 11, "color": color},
+                                      text=plotly_text(f"reference {model}: {value:.4g}")))  # fmt: skip
 
 
 def _history_bands(
@@ -369,11 +392,17 @@ def baseline_metric(metric: str) -> str | None:
 
 
 def metric_bars_figure(
-    runs: pd.DataFrame, metrics: Sequence[str], style: RunStyle, max_runs: int = MAX_BAR_RUNS, baselines: bool = True
+    runs: pd.DataFrame,
+    metrics: Sequence[str],
+    style: RunStyle,
+    max_runs: int = MAX_BAR_RUNS,
+    baselines: bool = True,
+    references: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Final metric values as grouped bars (one group per metric, one bar per run, in the run's colour), one facet
     per data group; the best run of each metric *within its data group* is outlined and marked "★ best"; each
-    run's popularity baseline (``baseline_test_*``) is drawn as a dashed line across its metric."""
+    run's popularity baseline (``baseline_test_*``) is drawn as a dashed line across its metric, and the reference
+    runs on the same data (:func:`recdash.comparison.references_for`) as dotted grey lines."""
     cols = [c for c in (_col(m, METRIC) for m in metrics) if c in runs.columns]
     if runs.empty or not cols:
         return empty_figure("No metrics to compare")
@@ -401,6 +430,7 @@ def metric_bars_figure(
         )  # fmt: skip
     if baselines:
         _baseline_marks(build, runs, names, group_of)
+    _reference_marks(build, references, names)
     title = "Final metrics (★ = best run of each metric on the same data)"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
@@ -434,8 +464,133 @@ def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], g
             shown_legend = True
 
 
+# Reference models are drawn in greys, apart from the runs' colours: a reference is a yardstick, not a contender.
+REFERENCE_STYLES = (("#555555", "dot"), ("#999999", "dashdot"), ("#333333", "longdash"), ("#777777", "dash"))
+
+
+def reference_style(name: str, names: Sequence[str]) -> tuple[str, str]:
+    """The grey and dash of reference model ``name`` among ``names`` (sorted, so it is stable across charts)."""
+    order = sorted(set(names))
+    return REFERENCE_STYLES[order.index(name) % len(REFERENCE_STYLES)] if name in order else REFERENCE_STYLES[0]
+
+
+def _reference_marks(
+    build: _Builder, references: pd.DataFrame | None, names: Sequence[str], x: Sequence[str] | None = None
+) -> None:
+    """A line across each category's bars at each reference model's value, in the facet of its data group.
+    ``names`` are the metrics looked up; ``x`` the categories they are drawn at (default: the metric names)."""
+    if references is None or references.empty:
+        return
+    x = list(x) if x is not None else [plotly_text(n) for n in names]
+    models = references["reference"].astype(str).tolist()
+    in_legend: set[str] = set()
+    for _, ref in references.iterrows():
+        group = ref["data"] if len(build.groups) > 1 else build.groups[0]
+        if group not in build.groups:
+            continue
+        model = str(ref["reference"])
+        color, dash = reference_style(model, models)
+        xref, yref = build.axes(group)
+        for i, name in enumerate(names):
+            value = as_float(pd.Series([ref.get(METRIC + name)]))[0]
+            if not np.isfinite(value):
+                continue
+            build.shapes.append(dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=xref, yref=yref,
+                                     line={"color": color, "dash": dash, "width": 2}))  # fmt: skip
+            build.trace(
+                dict(type="scatter", x=[x[i]], y=[value], mode="markers", name=plotly_text(f"reference: {model}"),
+                     marker={"symbol": "line-ew-open", "size": 18, "color": color}, legendgroup=f"reference {model}",
+                     showlegend=model not in in_legend,
+                     hovertemplate=f"reference {plotly_text(model)}<br>{x[i]}: %{{y:.4g}}<extra></extra>"),
+                group,
+            )  # fmt: skip
+            in_legend.add(model)
+
+
+def segment_bars_figure(
+    runs: pd.DataFrame, base: str, style: RunStyle, references: pd.DataFrame | None = None, max_runs: int = MAX_BAR_RUNS
+) -> go.Figure:
+    """``base`` (e.g. test_recall_at_10) per user-activity quartile as grouped bars, one bar per run in its colour,
+    one facet per data group, with the references on the same data as grey lines: for which users a model wins."""
+    names = cmp.segment_metrics(runs, base)
+    if runs.empty or not names:
+        return empty_figure(f"No run logged {base} per user-activity quartile")
+    labels = {"q1": "q1 (least active)", "q4": "q4 (most active)"}
+    x = [labels.get(n.rsplit("_", 1)[-1], n.rsplit("_", 1)[-1]) for n in names]
+    shown = runs.head(max_runs)
+    ids = shown["run_id"].astype(str).tolist()
+    build = _Builder(style.group_names(ids))
+    values = np.column_stack([as_float(shown[METRIC + n]) for n in names])
+    for i, run_id in enumerate(ids):
+        hover = plotly_text(style.hover.get(run_id, run_id))
+        build.trace(
+            dict(type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
+                 marker={"color": style.color(run_id)}, hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
+            style.groups.get(run_id),
+        )  # fmt: skip
+    _reference_marks(build, references, names, x)
+    title = f"{base} by user activity (quartiles of training interactions)"
+    if len(runs) > max_runs:
+        title += f"; first {max_runs} of {len(runs)} runs shown"
+    fig = build.figure(barmode="group", title=plotly_text(title), showlegend=len(ids) <= MAX_LEGEND_RUNS,
+                       legend_title_text="run")  # fmt: skip
+    fig.update_yaxes(title_text=plotly_text(base))
+    return fig
+
+
+def reference_table(
+    runs: pd.DataFrame, groups: pd.Series, references: pd.DataFrame, metrics: Sequence[str], style: RunStyle
+) -> pd.DataFrame:
+    """The compared runs and the references on their data, one row each, with each row's ratio to the best
+    reference on the same data for the first of ``metrics`` (1.0 = as good as the strongest simple model)."""
+    names = [m.removeprefix(METRIC) for m in metrics]
+    key = names[0] if names else None
+    rows = pd.DataFrame(
+        {
+            "run": [style.label(r) for r in runs["run_id"].astype(str)],
+            "kind": ["reference" if ref else "run" for ref in cmp.is_reference(runs)],
+            "data": groups.to_numpy(),
+        }
+    )
+    refs = pd.DataFrame(
+        {"run": "reference: " + references["reference"].astype(str), "kind": "reference", "data": references["data"]}
+    )
+    for name in names:
+        rows[name] = as_float(runs[METRIC + name]) if METRIC + name in runs.columns else np.nan
+        refs[name] = as_float(references[METRIC + name]) if METRIC + name in references.columns else np.nan
+    if key:
+        lower = lower_is_better(key)
+        rows[f"× best reference ({key})"] = cmp.reference_ratio(runs, groups, references, key, lower).to_numpy()
+        refs[f"× best reference ({key})"] = cmp.reference_ratio(
+            references, references["data"], references, key, lower
+        ).to_numpy()
+    return pd.concat([rows, refs], ignore_index=True)
+
+
+def beyond_accuracy_table(
+    runs: pd.DataFrame, groups: pd.Series, references: pd.DataFrame, style: RunStyle
+) -> pd.DataFrame:
+    """Novelty, Gini, long-tail shares, personalization and intra-list diversity of each run and reference (the
+    ones any of them logged); definitions in docs/metrics.md."""
+    names = [n for n in cmp.BEYOND_ACCURACY if METRIC + n in runs.columns or METRIC + n in references.columns]
+    out = reference_table(runs, groups, references, [], style)
+    for name in names:
+        out[name] = np.concatenate(
+            [
+                as_float(frame[METRIC + name]) if METRIC + name in frame.columns else np.full(len(frame), np.nan)
+                for frame in (runs, references)
+            ]
+        )
+    return out
+
+
 def config_bars_figure(
-    summary: pd.DataFrame, metrics: Sequence[str], runs: pd.DataFrame, style: RunStyle, configs: Mapping[str, str]
+    summary: pd.DataFrame,
+    metrics: Sequence[str],
+    runs: pd.DataFrame,
+    style: RunStyle,
+    configs: Mapping[str, str],
+    references: pd.DataFrame | None = None,
 ) -> go.Figure:
     """Mean of each metric per configuration with ±1 std error bars and n, one facet per data group, and the
     popularity baseline of each group's runs as a dashed line. ``summary`` is :func:`recdash.comparison.aggregate`
@@ -466,6 +621,7 @@ def config_bars_figure(
         in_legend.add(config)
     group_of = pd.Series([style.groups.get(r) for r in runs["run_id"].astype(str)], index=runs.index)
     _baseline_marks(build, runs, names, group_of)
+    _reference_marks(build, references, names)
     return build.figure(barmode="group", title="Mean ± std per configuration (n = runs)",
                         legend_title_text="configuration")  # fmt: skip
 

@@ -489,3 +489,89 @@ def best_params(run: pd.Series) -> dict[str, str]:
         if str(col).startswith(PARAM + "best_") and _present(pd.Series([value])).iloc[0]:
             out[name.removeprefix("best_")] = str(value)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ references
+
+REFERENCE_TAG = "recdash.reference"
+MODEL_PARAM = "model"
+
+
+def is_reference(runs: pd.DataFrame) -> pd.Series:
+    """Runs logged as references (popularity, EASE, ItemKNN fitted by ``recdash references``)."""
+    column = runs.get(TAG + REFERENCE_TAG)
+    if column is None:
+        return pd.Series(False, index=runs.index)
+    return column.astype(str).str.lower().eq("true")
+
+
+def references_for(groups: pd.Series, all_runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished reference runs on the same data as the runs whose data groups are ``groups``.
+
+    One per (data group, model): the newest, if references were trained twice on the same data. The frame is
+    ``all_runs``' rows with ``data`` (the group) and ``reference`` (the model's name) added, best first is not
+    implied. Groups are computed over ``all_runs`` so a reference lands in the group a run of that data is in."""
+    wanted = set(groups.dropna())
+    mask = is_reference(all_runs)
+    if "status" in all_runs.columns:
+        mask &= all_runs["status"].astype(str).eq("FINISHED")
+    if not wanted or not mask.any():
+        return all_runs.iloc[0:0].assign(data=pd.Series(dtype=object), reference=pd.Series(dtype=object))
+    data = data_groups(all_runs)[mask]
+    refs = all_runs[mask].assign(data=data)
+    refs = refs[refs["data"].isin(wanted)]
+    names = refs.get(PARAM + MODEL_PARAM, pd.Series(None, index=refs.index, dtype=object))
+    refs = refs.assign(reference=names.fillna(refs.get("run_name", pd.Series("reference", index=refs.index))))
+    if "start_time" in refs.columns:
+        refs = refs.sort_values("start_time", ascending=False)
+    return refs.drop_duplicates(["data", "reference"]).sort_values(["data", "reference"]).reset_index(drop=True)
+
+
+def best_reference(refs: pd.DataFrame, metric: str, lower_is_better: bool) -> dict[str, tuple[str, float]]:
+    """Per data group, the best reference on ``metric``: (model name, value). Groups whose references lack the
+    metric are left out."""
+    column = METRIC + metric
+    if refs.empty or column not in refs.columns:
+        return {}
+    values = pd.Series(as_float(refs[column]), index=refs.index)
+    out: dict[str, tuple[str, float]] = {}
+    for group, members in values.groupby(refs["data"], sort=False):
+        members = members[np.isfinite(members)]
+        if members.empty:
+            continue
+        best = members.idxmin() if lower_is_better else members.idxmax()
+        out[str(group)] = (str(refs.at[best, "reference"]), float(members[best]))
+    return out
+
+
+def reference_ratio(
+    runs: pd.DataFrame, groups: pd.Series, refs: pd.DataFrame, metric: str, lower_is_better: bool
+) -> pd.Series:
+    """Each run's ``metric`` divided by the best reference's on the same data (NaN where there is none): 1.10 is
+    10% above the strongest simple model for a higher-is-better metric."""
+    best = best_reference(refs, metric, lower_is_better)
+    column = METRIC + metric
+    if column not in runs.columns or not best:
+        return pd.Series(np.nan, index=runs.index)
+    values = as_float(runs[column])
+    denominators = np.array([best.get(g, (None, np.nan))[1] for g in groups], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = values / denominators
+    return pd.Series(np.where(np.isfinite(ratio), ratio, np.nan), index=runs.index)
+
+
+SEGMENTS = ("q1", "q2", "q3", "q4")  # user activity quartiles of training interactions, q1 the least active
+SEGMENT_BASES = ("test_recall_at_10", "test_ndcg_at_10")
+BEYOND_ACCURACY = (
+    "test_novelty_at_10",
+    "test_gini_at_10",
+    "test_tail_share_at_10",
+    "test_tail_hit_share_at_10",
+    "test_personalization_at_10",
+    "test_ild_at_10",
+)
+
+
+def segment_metrics(runs: pd.DataFrame, base: str) -> list[str]:
+    """The per-quartile metrics of ``base`` the runs logged (``test_recall_at_10_q1`` ...), in quartile order."""
+    return [f"{base}_{q}" for q in SEGMENTS if METRIC + f"{base}_{q}" in runs.columns]

@@ -37,7 +37,26 @@ def default_columns(runs: pd.DataFrame) -> list[str]:
     params = [PARAM + p for p in cmp.hyperparameters(runs) if p not in cmp.SEED_PARAMS]
     params = [PARAM + p for p in cmp.varying(runs, [c.removeprefix(PARAM) for c in params], missing_counts=False)]
     tail = [c for c in TAIL_COLUMNS if c in runs.columns]
-    return _cover(runs, metrics, MAX_METRICS) + _cover(runs, _most_useful(runs, params), MAX_PARAMS) + tail
+    ratio = [REFERENCE_RATIO] if REFERENCE_RATIO in runs.columns else []
+    return _cover(runs, metrics, MAX_METRICS) + ratio + _cover(runs, _most_useful(runs, params), MAX_PARAMS) + tail
+
+
+REFERENCE_RATIO = "vs_best_reference"
+REFERENCE_METRICS = ("test_ndcg_at_10", "test_recall_at_10")
+
+
+def add_reference_ratio(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each run's key test metric over the best reference's on the same data and split, as column
+    :data:`REFERENCE_RATIO`, when the listed runs include references (``recdash references``); else unchanged.
+    The metric is named in ``frame.attrs["reference_metric"]``."""
+    metric = next((m for m in REFERENCE_METRICS if METRIC + m in runs.columns), None)
+    if metric is None or not cmp.is_reference(runs).any():
+        return runs
+    groups = cmp.data_groups(runs)
+    refs = cmp.references_for(groups, runs)
+    out = runs.assign(**{REFERENCE_RATIO: cmp.reference_ratio(runs, groups, refs, metric, False).to_numpy()})
+    out.attrs["reference_metric"] = metric
+    return out
 
 
 def _most_useful(runs: pd.DataFrame, columns: Sequence[str]) -> list[str]:

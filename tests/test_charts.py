@@ -428,3 +428,44 @@ def test_five_hundred_runs_build_and_use_webgl() -> None:
     charts.param_diff_table(runs, style.labels)
     assert all(isinstance(t, go.Scattergl) for t in lines.data) and len(lines.data) == 1000
     assert isinstance(scatter.data[0], go.Scattergl)
+
+
+def test_references_are_grey_lines_in_their_datas_facet_on_bars_segments_and_curves() -> None:
+    from recdash import comparison as cmp
+
+    quartiles = {f"metrics.test_recall_at_10_q{q}": [0.1 * q, 0.2, 0.05 * q, 0.3] for q in range(1, 5)}
+    runs = make_runs(4, dataset_digest=["d1", "d2", "d1", "d1"],
+                     params__model=["rankfm", "rankfm", "ease", "popularity"],
+                     metrics__test_ndcg_at_10=[0.3, 0.2, 0.33, 0.1],
+                     tags__recdash__reference=[None, None, "true", "true"], **quartiles)  # fmt: skip
+    groups = cmp.data_groups(runs)
+    compared = runs.iloc[:2]
+    refs = cmp.references_for(groups.iloc[:2], runs)
+    style = RunStyle.of(compared)
+    fig = charts.metric_bars_figure(compared, ["test_ndcg_at_10"], style, references=refs)
+    marks = {t.name: (t.y[0], t.yaxis) for t in fig.data if t.name and t.name.startswith("reference:")}
+    facet_d1 = "y" if style.group_names()[0] == groups[0] else "y2"
+    assert marks == {"reference: ease": (0.33, facet_d1), "reference: popularity": (0.1, facet_d1)}
+    greys = {shape.line.color for shape in fig.layout.shapes if shape.line.dash != "dash"}
+    assert greys <= {c for c, _ in charts.REFERENCE_STYLES} and len(greys) == 2  # never a run's colour
+
+    segments = charts.segment_bars_figure(compared, "test_recall_at_10", style, refs)
+    bars = [t for t in segments.data if t.type == "bar"]
+    assert [t.name for t in bars] == [style.label(r) for r in compared["run_id"]]
+    assert list(bars[0].x) == ["q1 (least active)", "q2", "q3", "q4 (most active)"]
+    assert list(bars[0].y) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    ease = [t for t in segments.data if t.name == "reference: ease"]
+    assert [t.y[0] for t in ease] == pytest.approx([0.05, 0.10, 0.15, 0.20])
+
+    hist = history(compared["run_id"].tolist(), key="test_ndcg_at_10")
+    curves = charts.metric_history_figure(hist, "test_ndcg_at_10", style, references=refs)
+    lines = [(a.text, a.yref) for a in curves.layout.annotations if "reference" in a.text]
+    assert sorted(lines) == [("reference ease: 0.33", facet_d1), ("reference popularity: 0.1", facet_d1)]
+
+    table = charts.reference_table(compared, groups.iloc[:2], refs, ["test_ndcg_at_10"], style)
+    ratio = table.set_index("run")["× best reference (test_ndcg_at_10)"]
+    assert ratio["reference: ease"] == pytest.approx(1.0) and ratio["reference: popularity"] == pytest.approx(
+        0.1 / 0.33
+    )
+    assert ratio[style.label(compared["run_id"].iloc[0])] == pytest.approx(0.3 / 0.33)
+    assert np.isnan(ratio[style.label(compared["run_id"].iloc[1])])  # d2 has no reference

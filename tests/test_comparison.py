@@ -137,3 +137,33 @@ def test_colours_follow_the_selection_and_labels_are_unique() -> None:
     assert len(set(style.labels.values())) == 3
     assert style.labels[runs.run_id[2]] == runs.run_id[2][:8]
     assert style.labels[runs.run_id[0]].startswith("same (")
+
+
+def _with_references() -> pd.DataFrame:
+    """Two rankfm runs on data d1, one on d2; references on d1 (EASE trained twice: the newer counts), and one on
+    d2 that failed (it is no yardstick)."""
+    runs = make_runs(7, dataset_digest=["d1", "d1", "d2", "d1", "d1", "d1", "d2"],
+                     metrics__test_ndcg_at_10=[0.30, 0.20, 0.25, 0.10, 0.24, 0.99, 0.5],
+                     params__model=["rankfm", "rankfm", "rankfm", "popularity", "ease", "ease", "ease"],
+                     tags__recdash__reference=[None, None, None, "true", "true", "true", "true"],
+                     status=["FINISHED"] * 6 + ["FAILED"])  # fmt: skip
+    return runs
+
+
+def test_references_are_the_newest_finished_reference_per_model_on_the_same_data() -> None:
+    runs = _with_references()
+    assert runs.columns.str.startswith("tags.recdash").any()
+    assert cmp.is_reference(runs).tolist() == [False, False, False, True, True, True, True]
+    groups = cmp.data_groups(runs)
+    refs = cmp.references_for(groups.iloc[:3], runs)
+    # start_time runs newest first in make_runs: row 4 (0.24) is newer than row 5 (0.99)
+    assert sorted(zip(refs["reference"], refs["metrics.test_ndcg_at_10"], strict=True)) == [
+        ("ease", 0.24),
+        ("popularity", 0.10),
+    ]
+    assert set(refs["data"]) == {groups[0]}  # the d2 reference failed: d2 has none
+    assert cmp.best_reference(refs, "test_ndcg_at_10", lower_is_better=False) == {groups[0]: ("ease", 0.24)}
+    ratio = cmp.reference_ratio(runs.iloc[:3], groups.iloc[:3], refs, "test_ndcg_at_10", False)
+    assert ratio.iloc[:2].tolist() == pytest.approx([0.30 / 0.24, 0.20 / 0.24])
+    assert np.isnan(ratio.iloc[2])  # nothing to compare with on d2
+    assert cmp.references_for(groups.iloc[2:3], runs).empty

@@ -123,3 +123,16 @@ def test_numeric_param_filter_on_a_real_store(tracking_store: str, factor_runs: 
     with pytest.raises(tracking.FilterError) as info:
         loader.load([factor_runs[0]], filter_string="params.loss >")
     assert ".." not in str(info.value)  # no double period in the message
+
+
+def test_runs_show_their_ratio_to_the_best_reference_on_the_same_data() -> None:
+    runs = make_runs(4, dataset_digest=["d1", "d1", "d2", "d1"],
+                     params__model=["rankfm", "ease", "rankfm", "rankfm"],
+                     metrics__test_ndcg_at_10=[0.3, 0.25, 0.2, 0.1],
+                     tags__recdash__reference=[None, "true", None, None])  # fmt: skip
+    assert runs_view.REFERENCE_RATIO not in runs_view.add_reference_ratio(runs.drop(columns="tags.recdash.reference"))
+    shown = runs_view.add_reference_ratio(runs)
+    ratio = shown[runs_view.REFERENCE_RATIO]
+    assert ratio[[0, 1, 3]].tolist() == pytest.approx([1.2, 1.0, 0.4]) and np.isnan(ratio[2])
+    assert shown.attrs["reference_metric"] == "test_ndcg_at_10"
+    assert runs_view.REFERENCE_RATIO in runs_view.default_columns(shown)
