@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from recdash import jobs
 from recdash import recommend as rx
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TAG_ERROR, TrainConfig, train
 
 ROOT = Path(__file__).parents[1]

@@ -14,7 +14,7 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.comparison import run_colors
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, TrainResult, train
 
 APP = str(Path(__file__).parents[1] / "app.py")

@@ -133,7 +133,7 @@ def test_live_chart_draws_a_single_epoch() -> None:
 
 
 def _one_epoch_run() -> str:
-    from recdash.model import Hyperparams
+    from recdash.models.rankfm import Hyperparams
     from recdash.train import TrainConfig, train
 
     config = TrainConfig(

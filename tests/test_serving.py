@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from stores import sqlite_store
 
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.registry import register_run_model, set_alias
 from recdash.train import TrainConfig, train
 
