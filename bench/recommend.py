@@ -1,7 +1,7 @@
 """Serving speed of the Recommend page's path against rankfmc's own ``recommend`` on the same fitted model.
 
-Fits RankFM on the ML-100K train split (RankFMTrainer, the code recdash training uses), logs the exported model
-to a temporary SQLite tracking store with ``recdash.model.log_model``, then measures
+Fits RankFM on the ML-100K train split (``recdash.models.RankFM``, the code recdash training uses), logs the model
+to a temporary SQLite tracking store with ``recdash.serving.log_model``, then measures
 - cold load: ``recdash.recommend.load`` (= ``mlflow.pyfunc.load_model`` + checks) of the model URI in a fresh
   process that has already imported MLflow, so artifact download and model-code execution are counted;
 - warm single-user top-10: median over 200 users of the whole pyfunc ``predict`` path (one-row DataFrame,
@@ -32,7 +32,8 @@ import pandas as pd
 from _timing import best_of
 
 from recdash import recommend as rx
-from recdash.model import Hyperparams, RankFMTrainer, log_model
+from recdash.models import Interactions, RankFM
+from recdash.serving import log_model
 from recdash.train import TrainConfig, load_data
 
 EPOCHS = 10
@@ -80,10 +81,7 @@ def main() -> None:
         _, split = load_data(config)
 
         t0 = time.perf_counter()
-        trainer = RankFMTrainer(Hyperparams(), seed=config.seed)
-        for _ in range(EPOCHS):
-            trainer.fit_epoch(split.train)
-        rec = trainer.export(split.train)
+        rec = RankFM(seed=config.seed).fit(Interactions.from_frame(split.train), epochs=EPOCHS)
         print(f"fitted RankFM, {EPOCHS} epochs: {time.perf_counter() - t0:.2f}s", flush=True)
         mlflow.set_experiment("bench")
         with mlflow.start_run() as run:
@@ -126,7 +124,7 @@ def main() -> None:
         )
 
         all_users = [str(u) for u in split.train["user_id"].unique()]
-        model = trainer.model
+        model = rec.model
         t_rankfmc, theirs = best_of(lambda: model.recommend(all_users, n_items=10, filter_previous=True), REPEATS)
         t_ours, ours = best_of(lambda: rec.recommend(all_users, k=10, exclude_seen=True), REPEATS)
         frame = pd.DataFrame({"user_id": all_users})

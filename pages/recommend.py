@@ -311,11 +311,14 @@ if st.toggle(
 
 st.divider()
 st.subheader("Similar items")
+similarity = getattr(loaded.recommender, "similarity", "cosine similarity of the item factors")
 if loaded.recommender is None:
-    st.info("Similar items need the model's item factors; only recdash models expose them.")
+    st.info("Similar items need the model's item similarities; only recdash models expose them.")
+elif similarity is None:
+    st.info(f"Model A ({label_a}) ranks every user's items by popularity: it has no notion of similar items.")
 else:
     items_meta = context.items if context is not None else None
-    st.caption(f"From model A ({label_a}): the items closest to the chosen one in its item factors (cosine).")
+    st.caption(f"From model A ({label_a}): the items closest to the chosen one by {similarity}.")
     rec = loaded.recommender
     order = np.argsort(-rec.item_popularity, kind="stable")
     labels = rx.item_labels(rec.item_ids[order], items_meta)

@@ -1,7 +1,8 @@
-"""Train page: start rankfm trainings and Optuna sweeps as background jobs, watch them live, cancel them.
+"""Train page: start trainings of any model (rankfm, EASE, ItemKNN, popularity), Optuna sweeps and reference runs
+as background jobs, watch them live, cancel them.
 
-Thin layer: every job is a ``python -m recdash train|sweep`` subprocess managed by :mod:`recdash.jobs`, whose
-state lives in MLflow, so the page survives restarts and never blocks while a job runs.
+Thin layer: every job is a ``python -m recdash train|sweep|references`` subprocess managed by :mod:`recdash.jobs`,
+whose state lives in MLflow, so the page survives restarts and never blocks while a job runs.
 
 The job list polls the store every few seconds only while a job is queued, running or cancelling, and slowly
 otherwise (a fragment run costs the server a full garbage collection). The controls that change a job (picker,
@@ -24,8 +25,8 @@ from recdash import jobs
 from recdash.charts import escape_markdown
 from recdash.datasets import DatasetError, load_table
 from recdash.metrics import METRICS
-from recdash.model import HYPERPARAMS
-from recdash.sweep import DEFAULT_SPACE_SPECS, SAMPLERS, SWEEP_DEFAULTS
+from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
+from recdash.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
 from recdash.tracking import TrackingError, run_label
 
 ACTIVE_POLL = "2s"  # while a job of this store is queued, running or cancelling
@@ -33,6 +34,7 @@ IDLE_POLL = "30s"  # otherwise: only to notice jobs queued from another tab or m
 DATASETS = ("movielens-100k", "synthetic", "csv upload")
 NO_COLUMN = "(none)"
 TRAIN_DEFAULTS: dict[str, Any] = {
+    "model": DEFAULT_MODEL,
     "dataset": "movielens-100k",
     "synthetic_n_users": 500,
     "synthetic_n_items": 400,
@@ -48,7 +50,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "early_stopping_metric": "ndcg",
     "experiment": "recdash",
     "run_name": "",
-    **{name: spec.default for name, spec in HYPERPARAMS.items()},
+    **{name: spec.default for name, spec in all_hyperparameters().items()},
 }
 
 
@@ -93,6 +95,17 @@ def _prefill(prefix: str, uri: str) -> None:
         if key in st.session_state or name in TRAIN_DEFAULTS:
             st.session_state[key] = type(TRAIN_DEFAULTS.get(name, value))(value)
     st.session_state[f"{prefix}_prefilled"] = match.iloc[0]["run_id"]
+
+
+def model_section(prefix: str) -> None:
+    """The algorithm (outside the form: it decides which hyperparameters the form shows)."""
+    st.selectbox(
+        "Model",
+        tuple(MODELS),
+        key=f"{prefix}_model",
+        format_func=lambda name: f"{name}: {MODELS[name].description}",
+        help="rankfm trains epoch by epoch with early stopping; EASE, ItemKNN and popularity are fitted once.",
+    )
 
 
 def data_section(prefix: str) -> dict[str, Any] | None:
@@ -162,16 +175,19 @@ def run_fields(prefix: str, dataset: str) -> None:
         "Split seed", 0, 2**31 - 1, key=f"{prefix}_split_seed",
         help="Seed of the train/validation/test split (and of synthetic data). Runs compared together must share it.",
     )  # fmt: skip
+    iterative = get_model(st.session_state[f"{prefix}_model"]).iterative
     c1, c2, c3, c4, c5 = st.columns(5)
     c5.number_input(
         "Seed", 0, 2**31 - 1, key=f"{prefix}_seed",
         help="Seed of the model's initialisation and sampling. Change it (or repeat with seeds) to see how much of a "
         "result is luck.",
     )  # fmt: skip
-    c1.number_input("Epochs", 1, 10_000, key=f"{prefix}_epochs", help="Maximum training epochs.")
-    c2.number_input(
-        "Patience", 0, 10_000, key=f"{prefix}_patience", help="Stop after this many epochs without improvement; 0=off."
-    )
+    if iterative:  # closed-form models are fitted once: no epochs to count
+        c1.number_input("Epochs", 1, 10_000, key=f"{prefix}_epochs", help="Maximum training epochs.")
+        c2.number_input(
+            "Patience", 0, 10_000, key=f"{prefix}_patience",
+            help="Stop after this many epochs without improvement; 0=off.",
+        )  # fmt: skip
     c3.number_input("k", 1, 1000, key=f"{prefix}_k", help="Cut-off of the ranking metrics (@k).")
     c4.selectbox(
         "Early-stopping metric", METRICS, key=f"{prefix}_early_stopping_metric", help="Validation metric watched."
@@ -179,28 +195,58 @@ def run_fields(prefix: str, dataset: str) -> None:
     c1, c2 = st.columns(2)
     c1.text_input("Experiment", key=f"{prefix}_experiment", help="MLflow experiment (created if missing).")
     c2.text_input("Run name", key=f"{prefix}_run_name", help="Optional MLflow run name.")
-    st.markdown("**rankfm hyperparameters**")
+    model = get_model(st.session_state[f"{prefix}_model"])
+    specs = model.hyperparameters()
+    if not specs:
+        st.caption(f"{model.name} has no hyperparameters.")
+        return
+    st.markdown(f"**{model.name} hyperparameters**")
     cols = st.columns(3)
-    for i, spec in enumerate(HYPERPARAMS.values()):
+    for i, spec in enumerate(specs.values()):
         col = cols[i % 3]
         key = f"{prefix}_{spec.name}"
         if spec.choices:
             col.selectbox(spec.name, spec.choices, key=key, help=spec.help)
         elif spec.kind is int:
-            col.number_input(spec.name, int(spec.low or 0), int(spec.high or 10**6), step=1, key=key, help=spec.help)
+            col.number_input(
+                spec.name, int(spec.low or 0), int(spec.high or 10**6), step=1, key=key,
+                help=f"{spec.help} {spec.describe()}",
+            )  # fmt: skip
         else:
             col.number_input(
                 spec.name, float(spec.low or 0.0), float(spec.high or 1e6), step=None, format="%g", key=key,
-                help=f"{spec.help} Range {spec.low:g}..{spec.high:g}.",
+                help=f"{spec.help} {spec.describe()}",
             )  # fmt: skip
 
 
 def build_args(prefix: str, data: dict[str, Any]) -> list[str]:
-    """The CLI arguments of the job from the form's values (the CLI validates them)."""
+    """The CLI arguments of the job from the form's values (the CLI validates them): the chosen model and only its
+    hyperparameters (epochs and patience only for models trained by epochs)."""
     s = st.session_state
 
     def v(name: str) -> Any:
         return s[f"{prefix}_{name}"]
+
+    model = get_model(v("model"))
+    args = [] if model.name == DEFAULT_MODEL else ["--model", model.name]
+    args += data_args(prefix, data)
+    args += ["--seed", str(int(v("seed")))]
+    if model.iterative:
+        args += ["--epochs", str(int(v("epochs"))), "--patience", str(int(v("patience")))]
+    args += ["--k", str(int(v("k"))), "--early-stopping-metric", v("early_stopping_metric")]
+    args += ["--experiment", str(v("experiment")).strip()]
+    if str(v("run_name")).strip():
+        args += ["--run-name", str(v("run_name")).strip()]
+    for spec in model.hyperparameters().values():
+        args += [spec.flag, f"{v(spec.name)}"]
+    return args
+
+
+def data_args(prefix: str, data: dict[str, Any]) -> list[str]:
+    """Dataset and split arguments: what a run's data group is made of (references reuse them as they are)."""
+
+    def v(name: str) -> Any:
+        return st.session_state[f"{prefix}_{name}"]
 
     dataset = v("dataset")
     args: list[str] = []
@@ -216,14 +262,16 @@ def build_args(prefix: str, data: dict[str, Any]) -> list[str]:
         args += ["--synthetic-users", str(v("synthetic_n_users")), "--synthetic-items", str(v("synthetic_n_items"))]
         args += ["--synthetic-interactions", str(v("synthetic_n_interactions"))]
     args += ["--split", v("split"), "--split-fractions", str(v("split_fractions")).replace(" ", "")]
-    for name in ("seed", "split_seed", "epochs", "patience", "k"):
-        args += [f"--{name.replace('_', '-')}", str(int(v(name)))]
-    args += ["--early-stopping-metric", v("early_stopping_metric"), "--experiment", str(v("experiment")).strip()]
-    if str(v("run_name")).strip():
-        args += ["--run-name", str(v("run_name")).strip()]
-    for spec in HYPERPARAMS.values():
-        args += [f"--{spec.name.replace('_', '-')}", f"{v(spec.name)}"]
+    args += ["--split-seed", str(int(v("split_seed")))]
     return args
+
+
+def references_args(prefix: str, data: dict[str, Any]) -> list[str]:
+    """A references job on the form's data and split, with its k, monitored metric and experiment."""
+    s = st.session_state
+    args = data_args(prefix, data)
+    args += ["--k", str(int(s[f"{prefix}_k"])), "--early-stopping-metric", s[f"{prefix}_early_stopping_metric"]]
+    return [*args, "--experiment", str(s[f"{prefix}_experiment"]).strip()]
 
 
 def check_upload(data: dict[str, Any]) -> bool:
@@ -328,6 +376,7 @@ def start_from_run(prefix: str) -> None:
 def train_tab() -> None:
     _init_state("t", TRAIN_DEFAULTS)
     start_from_run("t")
+    model_section("t")
     data = data_section("t")
     if data is None:
         return
@@ -340,17 +389,49 @@ def train_tab() -> None:
             "then shows the configuration's mean ± std over the repeats, so you can tell a real difference from noise.",
         )  # fmt: skip
         clicked = c2.form_submit_button("Start training", type="primary", disabled=READ_ONLY)
-    if clicked and (not data or check_upload(data)):
-        args = build_args("t", data)
-        request_job("train", with_seeds(args, int(st.session_state["t_seed"]), int(st.session_state["t_repeats"])))
+        # a second submit button of the same form, so the references use the data and split typed into it
+        c1, c2 = st.columns([1, 3], vertical_alignment="center")
+        references = c1.form_submit_button("Train references for this data", disabled=READ_ONLY)
+        c2.caption(
+            f"Fits {', '.join(REFERENCE_MODELS)} on this dataset and split (train only; EASE's λ and ItemKNN's "
+            "neighbours and shrinkage chosen on validation), each logged as a run tagged recdash.reference=true: "
+            "what Compare measures every model on this data against."
+        )
+    if (clicked or references) and (not data or check_upload(data)):
+        if clicked:
+            args = build_args("t", data)
+            seeds = with_seeds(args, int(st.session_state["t_seed"]), int(st.session_state["t_repeats"]))
+            request_job("train", seeds)
+        else:
+            request_job("references", [references_args("t", data)])
     confirm_pending("train")
+    confirm_pending("references")
+
+
+def _default_space(key: str) -> None:
+    """Model picker callback: the search space box shows the new model's default space."""
+    st.session_state["s_space"] = "\n".join(DEFAULT_SPACES.get(st.session_state[key], ()))
 
 
 def sweep_tab() -> None:
     _init_state("s", {**TRAIN_DEFAULTS, **SWEEP_DEFAULTS})
     _init_state(
         "s",
-        {"space": "\n".join(DEFAULT_SPACE_SPECS), "n_trials": 20, "n_workers": 1, "sampler": "tpe", "prune": True},
+        {
+            "space": "\n".join(DEFAULT_SPACES[DEFAULT_MODEL]),
+            "n_trials": 20,
+            "n_workers": 1,
+            "sampler": "tpe",
+            "prune": True,
+        },
+    )
+    st.selectbox(
+        "Model",
+        tuple(m for m, space in DEFAULT_SPACES.items() if space),
+        key="s_model",
+        on_change=_default_space,
+        args=("s_model",),
+        help="The search space below switches to the chosen model's default space.",
     )
     data = data_section("s")
     if data is None:
@@ -361,7 +442,7 @@ def sweep_tab() -> None:
             key="s_space",
             height=130,
             help="NAME=LOW:HIGH (range), NAME=LOW:HIGH:log (log scale, for rates and penalties) or NAME=A,B,C "
-            f"(choices). Names: {', '.join(HYPERPARAMS)}. Other hyperparameters keep the values below.",
+            "(choices). Names: the chosen model's hyperparameters. Other hyperparameters keep the values below.",
         )
         c1, c2, c3, c4 = st.columns(4)
         c1.number_input("Trials", 1, 10_000, key="s_n_trials", help="Total trials of the study.")
@@ -402,6 +483,8 @@ def job_detail(job: jobs.Job) -> None:
     elif job.kind == "sweep":
         best = "-" if p.best_value is None else f"{p.best_value:.4f}"
         st.text(f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}")
+    elif job.kind == "references":
+        st.text(f"Reference model {p.epoch} of {p.epochs_total or '?'} finished")
     else:
         st.text(f"Epoch {p.epoch} of {p.epochs_total or '?'}")
     if job.state == "cancelling":
@@ -415,14 +498,17 @@ def job_detail(job: jobs.Job) -> None:
     if job.kind == "sweep" and not p.trials.empty:
         st.plotly_chart(jobs.trials_figure(p.trials, p.objective or "objective"), key="job_trials_chart")
         st.dataframe(p.trials, hide_index=True, key="job_trials_table")
+    elif job.kind == "references":
+        if not p.trials.empty:
+            st.dataframe(p.trials, hide_index=True, key="job_references_table")
     elif job.kind != "sweep" and (not p.history.empty or job.state in ("running", "cancelling")):
         st.plotly_chart(jobs.history_figure(p.history), key="job_history_chart")
     if job.state == "finished":
         c1, c2 = st.columns(2)
         c1.page_link("pages/compare.py", label="Open in Compare", query_params={"runs": job.run_id})
-        best = p.trials[p.trials["state"] == "complete"] if job.kind == "sweep" else None
+        best = p.trials[p.trials["state"].isin(["complete", "finished"])] if job.kind != "train" else None
         model_run = job.run_id
-        if best is not None and len(best):
+        if best is not None and len(best) and best["value"].notna().any():
             model_run = str(best.loc[best["value"].idxmax(), "run_id"])
         c2.page_link("pages/recommend.py", label="Try it on Recommend", query_params={"run": model_run})
     elif job.error and job.state == "killed":  # cancelled: what the user asked for, not an error

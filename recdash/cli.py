@@ -1,9 +1,10 @@
 """Command line: ``python -m recdash train ...`` (and the other subcommands registered below).
 
 The flags ``train`` and ``sweep`` share live in :mod:`recdash.flags`; ``sweep`` is defined in :mod:`recdash.sweep`,
-which never imports this module. Every rankfm hyperparameter and split option is a flag. Bad values are refused
-before any MLflow run exists, with a message naming the flag and exit code 2; a failing or interrupted run exits
-non-zero after it is ended FAILED or KILLED."""
+which never imports this module. ``--model`` picks the algorithm (rankfm, ease, itemknn, popularity) and every
+model's hyperparameters and the split options are flags. Bad values are refused before any MLflow run exists, with
+a message naming the flag and exit code 2; a failing or interrupted run exits non-zero after it is ended FAILED or
+KILLED. ``references`` fits the reference models on a dataset and split."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from dataclasses import replace
 from recdash.flags import (
     add_data_flags,
     add_hyperparameter_flags,
+    add_model_flag,
     add_run_flags,
     check_stop,
     identity_tags,
     request_stop,
     train_config_from_args,
 )
-from recdash.model import HyperparameterError
+from recdash.models import HyperparameterError
 from recdash.sweep import add_sweep_flags
 
 Handler = Callable[[argparse.Namespace], int]
@@ -39,20 +41,45 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         print(
-            f"epoch {epoch}/{config.epochs}  {config.monitor}={metrics[config.monitor]:.4f}  "
+            f"epoch {epoch}/{config.epochs_total}  {config.monitor}={metrics[config.monitor]:.4f}  "
             f"({metrics['epoch_seconds']:.2f}s)",
             flush=True,
         )
         check_stop()
 
     result = train(config, on_epoch=on_epoch)
-    summary = {
+    print(json.dumps(_summary(result, config.model)))
+    return 0
+
+
+def _summary(result: object, model: str) -> dict[str, object]:
+    """The one-line JSON a finished run prints: ids, chosen hyperparameters and its test metrics."""
+    from recdash.train import TrainResult
+
+    assert isinstance(result, TrainResult)
+    return {
         "run_id": result.run_id,
+        "model": model,
         "best_epoch": result.best_epoch,
         "model_uri": result.model_uri,
+        **({"params": result.params.as_dict()} if result.params is not None else {}),
         **{k: round(v, 4) for k, v in result.metrics.items() if k.startswith(("test_", "baseline_test_"))},
     }
-    print(json.dumps(summary))
+
+
+def _cmd_references(args: argparse.Namespace) -> int:
+    from recdash.references import train_references
+
+    args.model = "rankfm"  # the data and run flags only; each reference model brings its own grid
+    config = train_config_from_args(args)
+    config = replace(config, tags={**identity_tags(), **config.tags})
+
+    def on_model(name: str, result: object) -> None:
+        print(json.dumps(_summary(result, name)), flush=True)
+        check_stop()
+
+    result = train_references(config, models=args.models.split(","), on_model=on_model)
+    print(json.dumps({"parent_run_id": result.parent_run_id, **{m: r.run_id for m, r in result.runs.items()}}))
     return 0
 
 
@@ -70,14 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser(
         "train",
-        help="Train one rankfm model as one MLflow run.",
-        description="Train one rankfm model as one MLflow run (tracking store: "
-        "MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder).",
+        help="Train one model (rankfm, ease, itemknn or popularity) as one MLflow run.",
+        description="Train one model as one MLflow run (tracking store: MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db in this folder). Give only the hyperparameter flags of the chosen --model.",
     )
+    add_model_flag(p_train)
     add_data_flags(p_train)
     add_run_flags(p_train)
     add_hyperparameter_flags(p_train)
     p_train.set_defaults(handler=_cmd_train)
+
+    p_refs = sub.add_parser(
+        "references",
+        help="Fit the reference models (popularity, EASE, ItemKNN) on a dataset and split.",
+        description="Fit popularity, EASE and ItemKNN on the given data and split, each as an ordinary run tagged "
+        "recdash.reference=true (nested under one 'references' run), fitted on train only with its "
+        "regularisation chosen on validation (EASE l2 from 50..1200, ItemKNN neighbours x shrink).",
+    )
+    add_data_flags(p_refs)
+    add_run_flags(p_refs)
+    p_refs.add_argument(
+        "--models",
+        default="popularity,ease,itemknn",
+        help="Comma-separated reference models to fit (default popularity,ease,itemknn).",
+    )
+    p_refs.set_defaults(handler=_cmd_references)
 
     p_sweep = sub.add_parser(
         "sweep",
@@ -98,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     from recdash.datasets import DatasetError
+    from recdash.models import UnknownModelError
     from recdash.train import ConfigError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps job logs readable
@@ -107,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, HyperparameterError, DatasetError) as exc:
+    except (ConfigError, HyperparameterError, DatasetError, UnknownModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, load_data, train
 
 DEMO_EXPERIMENT = "recdash-demo"

@@ -12,23 +12,56 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recdash.model import HYPERPARAMS, Hyperparams
+from recdash.models import DEFAULT_MODEL, MODELS, HyperparameterError, Params, get_model, model_of_param
 
 # ---------------------------------------------------------------------------------------------------- flags
 
 
+def add_model_flag(parser: argparse.ArgumentParser) -> None:
+    """``--model``: which algorithm of :mod:`recdash.models` to train."""
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        choices=tuple(MODELS),
+        help="Algorithm: "
+        + "; ".join(f"{name}: {cls.description}" for name, cls in MODELS.items())
+        + f" (default {DEFAULT_MODEL}).",
+    )
+
+
 def add_hyperparameter_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per rankfm hyperparameter; values are parsed as text and validated by :class:`Hyperparams`."""
-    group = parser.add_argument_group("rankfm hyperparameters")
-    for spec in HYPERPARAMS.values():
-        bounds = f" One of: {', '.join(spec.choices)}." if spec.choices else f" Range {spec.low:g}..{spec.high:g}."
-        group.add_argument(
-            f"--{spec.name.replace('_', '-')}",
-            dest=spec.name,
-            default=spec.default,
-            metavar=spec.name.upper(),
-            help=f"{spec.help}{bounds} Default: {spec.default}.",
-        )
+    """One flag per hyperparameter of every model, grouped by model; values are parsed as text and validated by
+    the model's Params. A flag left out keeps the model's default (flags default to None so a flag given for
+    another model than ``--model`` can be refused)."""
+    for model in MODELS.values():
+        specs = model.hyperparameters()
+        if not specs:
+            continue
+        group = parser.add_argument_group(f"{model.name} hyperparameters (--model {model.name})")
+        for spec in specs.values():
+            group.add_argument(
+                spec.flag,
+                dest=spec.name,
+                default=None,
+                metavar=spec.name.upper(),
+                help=f"{spec.help} {spec.describe()} Default: {spec.default}.",
+            )
+
+
+def hyperparameters_from_args(args: argparse.Namespace, model: str) -> Params:
+    """The chosen model's Params from the flags; a flag of another model is refused (it would be ignored)."""
+    cls = get_model(model)
+    given = {name: getattr(args, name) for name in _all_flag_names() if getattr(args, name, None) is not None}
+    foreign = sorted(name for name in given if name not in cls.hyperparameters())
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") + f" ({model_of_param(name)})" for name in foreign)
+        own = ", ".join(spec.flag for spec in cls.hyperparameters().values()) or "no hyperparameters"
+        raise HyperparameterError(f"--model {cls.name} does not take {flags}; it takes {own}")
+    return cls.Params.from_mapping(given)
+
+
+def _all_flag_names() -> list[str]:
+    return [name for model in MODELS.values() for name in model.hyperparameters()]
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +145,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     """Build and validate a TrainConfig from parsed flags (raises ConfigError/HyperparameterError)."""
     from recdash.train import ConfigError, TrainConfig
 
+    model = getattr(args, "model", DEFAULT_MODEL)
+
     try:
         fractions = tuple(float(x) for x in str(args.split_fractions).split(","))
     except ValueError:
@@ -153,7 +188,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         k=args.k,
         early_stopping_metric=args.early_stopping_metric,
         patience=args.patience,
-        hparams=Hyperparams.from_mapping({name: getattr(args, name) for name in HYPERPARAMS}),
+        hparams=hyperparameters_from_args(args, model),
+        model=model,
         experiment=args.experiment,
         run_name=args.run_name,
         log_model=not args.no_model,

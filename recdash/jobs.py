@@ -42,7 +42,7 @@ TAG_LAUNCHED_AT = "recdash.launched_at"
 TAG_CANCEL_AT = "recdash.cancel_requested_at"
 TAG_EPOCHS_TOTAL = "recdash.epochs_total"
 TAG_PARENT = "mlflow.parentRunId"
-KINDS = ("train", "sweep")
+KINDS = ("train", "sweep", "references")
 STATES = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 ACTIVE_STATES = ("queued", "running", "cancelling")  # "cancelling": RUNNING with a cancel requested
 CANCEL_GRACE_SECONDS = 10.0
@@ -107,14 +107,30 @@ def parse_job_args(kind: str, args: Sequence[str]) -> Any:
     except SystemExit:
         lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
         raise JobError(lines[-1] if lines else "invalid options") from None
-    if kind == "train":
-        return train_config_from_args(parsed)
+    if kind in ("train", "references"):
+        config = train_config_from_args(parsed)
+        if kind == "references":
+            from recdash.models import get_model
+
+            for name in parsed.models.split(","):
+                get_model(name)  # an unknown name is refused here, not in the job
+        return config
     from recdash.sweep import sweep_spec_from_args
 
     return sweep_spec_from_args(parsed, args)
 
 
 # ---------------------------------------------------------------------------------------------------- submit
+
+
+def _references_models(args: Sequence[str]) -> list[str]:
+    """The models a references job fits (its ``--models`` flag, else the default three)."""
+    from recdash.models import REFERENCE_MODELS
+
+    argv = list(args)
+    if "--models" in argv and argv.index("--models") + 1 < len(argv):
+        return argv[argv.index("--models") + 1].split(",")
+    return list(REFERENCE_MODELS)
 
 
 def submit(
@@ -130,7 +146,7 @@ def submit(
     """
     check_writable(_uri(tracking_uri), "training")
     parsed = parse_job_args(kind, args)
-    config = parsed if kind == "train" else parsed.config
+    config = parsed if kind in ("train", "references") else parsed.config
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(config.experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
@@ -142,8 +158,10 @@ def submit(
         TAG_JOB_STATE: "queued",
         TAG_ARGV: json.dumps([kind, *args]),
         TAG_SLOTS: str(max(1, int(slots))),
-        TAG_EPOCHS_TOTAL: str(config.epochs),
+        TAG_EPOCHS_TOTAL: str(config.epochs_total),
     }
+    if kind == "references":
+        tags[TAG_EPOCHS_TOTAL] = str(len(_references_models(args)))
     if kind == "sweep":
         tags["recdash.trials_total"] = str(parsed.n_trials)
     run = client.create_run(experiment_id, run_name=config.run_name, tags=tags)
@@ -597,6 +615,8 @@ def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
         out.elapsed_s = (job.ended_at if job.ended_at and not job.active else now) - job.launched_at
     if job.kind == "sweep":
         return _sweep_progress(client, run, out)
+    if job.kind == "references":
+        return _references_progress(client, run, out)
     keys = sorted(k for k in run.data.metrics if k.startswith("val_"))
     if not keys:
         return out
@@ -652,6 +672,32 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
     out.best_value = float(complete.max()) if len(complete) else None
     if out.job.state == "running" and out.trials_total and len(done) and out.elapsed_s:
         out.remaining_s = out.elapsed_s / len(done) * max(0, out.trials_total - len(done))
+    return out
+
+
+def _references_progress(client: Any, run: Any, out: Progress) -> Progress:
+    """A references job: one row per reference run (model, state, chosen hyperparameters, validation value)."""
+    children = _search(client, f"tags.`{TAG_PARENT}` = '{run.info.run_id}'", 100, "ASC")
+    monitor = run.data.params.get("early_stopping_metric") or "val_ndcg_at_10"
+    test_metric = f"test_ndcg_at_{run.data.params.get('k', '10')}"
+    out.objective = monitor
+    rows = []
+    for child in children:
+        p, m = child.data.params, child.data.metrics
+        chosen = ", ".join(f"{name}={p[name]}" for name in ("l2", "neighbours", "shrink") if name in p)
+        rows.append(
+            {
+                "model": p.get("model", ""),
+                "state": STATES.get(child.info.status, ""),
+                "hyperparameters": chosen,
+                "value": m.get(f"best_{monitor}"),
+                "test_ndcg": m.get(test_metric),
+                "run_id": child.info.run_id,
+            }
+        )
+    out.trials = pd.DataFrame(rows, columns=["model", "state", "hyperparameters", "value", "test_ndcg", "run_id"])
+    out.epoch = int((out.trials["state"] == "finished").sum()) if len(out.trials) else 0
+    out.trials_total = out.epochs_total
     return out
 
 
@@ -780,10 +826,12 @@ def trials_figure(trials: pd.DataFrame, objective: str = "objective") -> Any:
 def form_values_from_params(params: dict[str, str]) -> dict[str, Any]:
     """Train-form values from an existing run's params ("Start from run"); unknown or bad values are skipped."""
     from recdash.metrics import METRICS
-    from recdash.model import HYPERPARAMS, HyperparameterError, coerce_param
+    from recdash.models import MODELS, HyperparameterError, all_hyperparameters, coerce_param
 
     values: dict[str, Any] = {}
-    for name, spec in HYPERPARAMS.items():
+    if params.get("model") in MODELS:
+        values["model"] = params["model"]
+    for name, spec in all_hyperparameters().items():
         if name in params:
             with contextlib.suppress(HyperparameterError):
                 values[name] = coerce_param(spec, params[name])

@@ -17,6 +17,11 @@ with ``hit_i`` = 1 if the item at 1-based position i is relevant:
 
 and every metric is averaged over the users that have at least one truth item.
 
+With ``segments=True`` :func:`evaluate` adds, in the same pass over the users (definitions and sources in
+``docs/metrics.md``): recall and NDCG per quartile of user activity (``recall_at_k_q1`` .. ``_q4``, q1 = least
+active in training), the share of hits on long-tail items, novelty, Gini index, long-tail share and
+personalization of the lists, and intra-list diversity on genres when an item x genre matrix is given.
+
 scipy is imported lazily (only by :func:`interaction_matrix`) so that this module stays importable
 where only numpy/pandas are available (see ``recdash/__init__.py``); :func:`evaluate` only needs
 the ``indptr``/``indices``/``shape`` attributes of a CSR matrix.
@@ -32,14 +37,17 @@ import numpy as np
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-__all__ = ["METRICS", "evaluate", "interaction_matrix", "top_k"]
+__all__ = ["BEYOND_ACCURACY", "METRICS", "SEGMENTED", "evaluate", "gini_index", "interaction_matrix", "top_k"]
 
 METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")
+SEGMENTED: tuple[str, ...] = ("recall", "ndcg")  # reported per user-activity quartile
+QUARTILES: tuple[str, ...] = ("q1", "q2", "q3", "q4")
+BEYOND_ACCURACY: tuple[str, ...] = ("tail_hit_share", "novelty", "gini", "tail_share", "personalization", "ild")
+HEAD_FRACTION = 0.2  # the most popular 20% of the training catalogue is the head; the rest is the long tail
+PERSONALIZATION_PAIRS = 2000  # user pairs sampled (with a fixed seed) for personalization; all pairs when fewer
 
 
-def interaction_matrix(
-    user_idx: np.ndarray, item_idx: np.ndarray, n_users: int, n_items: int
-) -> csr_matrix:
+def interaction_matrix(user_idx: np.ndarray, item_idx: np.ndarray, n_users: int, n_items: int) -> csr_matrix:
     """Binary users x items CSR matrix from already-mapped integer indices.
 
     Duplicates collapse to a single 1 because the metrics are defined on *sets* of relevant or
@@ -53,9 +61,7 @@ def interaction_matrix(
         raise ValueError(f"user_idx and item_idx differ in length: {users.size} != {items.size}")
     if n_users < 0 or n_items < 0:
         raise ValueError(f"n_users and n_items must be >= 0, got {n_users} and {n_items}")
-    if users.size and not (
-        np.issubdtype(users.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)
-    ):
+    if users.size and not (np.issubdtype(users.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
         raise ValueError("user_idx and item_idx must be integer arrays (map raw ids to indices first)")
     users = users.astype(np.int64, copy=False)
     items = items.astype(np.int64, copy=False)
@@ -171,6 +177,11 @@ def evaluate(
     k: int = 10,
     item_popularity: np.ndarray | None = None,
     block_size: int = 1024,
+    *,
+    segments: bool = False,
+    user_activity: np.ndarray | None = None,
+    item_genres: np.ndarray | None = None,
+    seed: int = 0,
 ) -> dict[str, float]:
     """Full-catalogue top-k metrics averaged over every user with at least one truth item.
 
@@ -183,6 +194,11 @@ def evaluate(
     the catalogue appearing in any top-k list), ``mean_popularity_at_{k}`` (mean ``item_popularity``
     of recommended items; NaN when ``item_popularity`` is None, so the key set is stable for
     logging) and ``n_users_evaluated``. With no evaluable user the averages are NaN.
+
+    ``segments=True`` adds the segment and beyond-accuracy metrics (``docs/metrics.md``): it needs
+    ``item_popularity`` (training interactions per item; items with none are outside the training
+    catalogue) and ``user_activity`` (training interactions per user row of ``truth``); ``item_genres``
+    (bool [n_items, n_genres]) adds ``ild_at_{k}``; ``seed`` fixes the personalization pair sample.
 
     Notes: precision always divides by k, also when k > n_items (RecBole's convention). A list
     slot whose score is -inf or NaN (an excluded item, reached only when fewer than k items remain
@@ -205,6 +221,19 @@ def evaluate(
         if popularity.size != n_items:
             raise ValueError(f"item_popularity has {popularity.size} entries, expected n_items={n_items}")
 
+    if segments and (popularity is None or user_activity is None):
+        raise ValueError("segments=True needs item_popularity and user_activity")
+    activity = None
+    if user_activity is not None:
+        activity = np.asarray(user_activity, dtype=np.float64).ravel()
+        if activity.size != truth.shape[0]:
+            raise ValueError(f"user_activity has {activity.size} entries, expected n_users={truth.shape[0]}")
+    genres = None
+    if item_genres is not None:
+        genres = np.asarray(item_genres, dtype=np.float32)
+        if genres.ndim != 2 or genres.shape[0] != n_items:
+            raise ValueError(f"item_genres must be [n_items={n_items}, n_genres]; got shape {genres.shape}")
+
     # Distinct truth items per user: duplicates stored in a non-canonical CSR must count once.
     if not truth.has_canonical_format:
         truth = truth.copy()
@@ -221,15 +250,14 @@ def evaluate(
     sums = dict.fromkeys(METRICS, 0.0)
     recommended = np.zeros(n_items, dtype=bool)
     pop_sum, pop_count = 0.0, 0
+    extra = _Extended(users, k, popularity, genres, seed) if segments else None
 
     for start in range(0, users.size, block_size):
         block = users[start : start + block_size]
         n_block = block.size
         raw = np.asarray(score_fn(block))
         if raw.shape != (n_block, n_items):
-            raise ValueError(
-                f"score_fn returned shape {raw.shape}, expected ({n_block}, {n_items}) for this block"
-            )
+            raise ValueError(f"score_fn returned shape {raw.shape}, expected ({n_block}, {n_items}) for this block")
         # Copy (never mask the caller's array in place, it may be a cached buffer); keep float32 if given.
         scores = np.array(raw, dtype=np.result_type(raw.dtype, np.float32))
         if exclude is not None:
@@ -252,8 +280,10 @@ def evaluate(
         any_hit = n_hits > 0
 
         sums["precision"] += float(n_hits.sum()) / k
-        sums["recall"] += float((n_hits / n_truth).sum())
-        sums["ndcg"] += float(((hits_f @ discounts) / idcg_table[np.minimum(denom, length)]).sum())
+        recall_u = n_hits / n_truth
+        ndcg_u = (hits_f @ discounts) / idcg_table[np.minimum(denom, length)]
+        sums["recall"] += float(recall_u.sum())
+        sums["ndcg"] += float(ndcg_u.sum())
         first = np.argmax(hits, axis=1)
         sums["mrr"] += float(np.where(any_hit, 1.0 / (first + 1.0), 0.0).sum())
         precision_at_i = np.cumsum(hits_f, axis=1) / positions
@@ -265,12 +295,151 @@ def evaluate(
         if popularity is not None:
             pop_sum += float(popularity[rec_items].sum())
             pop_count += int(rec_items.size)
+        if extra is not None:
+            extra.add_block(start, top, valid, hits, rec_items, {"recall": recall_u, "ndcg": ndcg_u})
 
     n_eval = int(users.size)
-    result: dict[str, float] = {
-        f"{name}_at_{k}": (sums[name] / n_eval if n_eval else float("nan")) for name in METRICS
-    }
+    result: dict[str, float] = {f"{name}_at_{k}": (sums[name] / n_eval if n_eval else float("nan")) for name in METRICS}
     result[f"coverage_at_{k}"] = float(recommended.sum()) / n_items if n_items else float("nan")
     result[f"mean_popularity_at_{k}"] = pop_sum / pop_count if pop_count else float("nan")
+    if extra is not None:
+        assert activity is not None
+        result |= extra.finish(activity)
     result["n_users_evaluated"] = n_eval
     return result
+
+
+def gini_index(counts: np.ndarray) -> float:
+    """Gini index of non-negative counts (0: all equal, towards 1: all on one), as RecBole's GiniIndex:
+    sum_i (2i - n - 1) c_(i) / (n sum c) over the counts sorted ascending, i = 1..n. NaN when all are 0."""
+    c = np.sort(np.asarray(counts, dtype=np.float64).ravel())
+    n, total = c.size, c.sum()
+    if n == 0 or total <= 0:
+        return float("nan")
+    i = np.arange(1, n + 1, dtype=np.float64)
+    return float(((2 * i - n - 1) * c).sum() / (n * total))
+
+
+class _Extended:
+    """Accumulates the segment and beyond-accuracy metrics over the blocks of :func:`evaluate`.
+
+    Everything is a lookup on arrays evaluate() already has (the top-k, hits, per-user recall and NDCG), plus
+    the genre overlap of each list's k x k pairs; the personalization lists are kept only for sampled users.
+    """
+
+    def __init__(self, users: np.ndarray, k: int, popularity: np.ndarray, genres: np.ndarray | None, seed: int):
+        n_items = popularity.size
+        self.k, self.users, self.genres = k, users, genres
+        in_catalogue = popularity > 0
+        self.catalogue = in_catalogue
+        order = np.argsort(-popularity, kind="stable")
+        n_head = int(np.ceil(HEAD_FRACTION * int(in_catalogue.sum())))
+        self.tail = np.ones(n_items, dtype=bool)
+        self.tail[order[:n_head]] = False
+        total = float(popularity.sum())
+        # self-information -log2 p(i), p(i) = the item's share of training interactions (one interaction at least)
+        self.information = -np.log2(np.maximum(popularity, 1.0) / max(total, 1.0))
+        self.per_user = {name: np.zeros(users.size) for name in SEGMENTED}
+        self.counts = np.zeros(n_items, dtype=np.int64)
+        self.hits = self.tail_hits = self.slots = self.tail_slots = 0
+        self.information_sum = 0.0
+        self.ild_sum, self.ild_users = 0.0, 0
+        self.pairs = _sample_pairs(users.size, seed)
+        needed = np.unique(self.pairs) if self.pairs.size else np.array([], dtype=np.int64)
+        self.row_of = np.full(users.size, -1, dtype=np.int64)
+        self.row_of[needed] = np.arange(needed.size)
+        self.lists = np.full((needed.size, k), -1, dtype=np.int64)
+
+    def add_block(
+        self,
+        start: int,
+        top: np.ndarray,
+        valid: np.ndarray,
+        hits: np.ndarray,
+        rec_items: np.ndarray,
+        per_user: dict[str, np.ndarray],
+    ) -> None:
+        n_block = top.shape[0]
+        for name, values in per_user.items():
+            self.per_user[name][start : start + n_block] = values
+        self.hits += int(hits.sum())
+        self.tail_hits += int((hits & self.tail[top]).sum())
+        self.slots += int(rec_items.size)
+        self.tail_slots += int(self.tail[rec_items].sum())
+        self.information_sum += float(self.information[rec_items].sum())
+        self.counts += np.bincount(rec_items, minlength=self.counts.size)
+        rows = self.row_of[start : start + n_block]
+        keep = rows >= 0
+        if keep.any():
+            width = min(top.shape[1], self.k)
+            self.lists[rows[keep], :width] = np.where(valid[keep], top[keep], -1)[:, :width]
+        if self.genres is not None:
+            self._add_ild(top, valid)
+
+    def _add_ild(self, top: np.ndarray, valid: np.ndarray) -> None:
+        """Mean pairwise genre distance (1 - Jaccard of genre sets) within each list; pairs involving an empty
+        slot or two items without any genre are left out."""
+        g = self.genres[top]  # type: ignore[index]  # [n_block, k, n_genres]
+        inter = np.einsum("ukg,ulg->ukl", g, g)
+        size = g.sum(axis=2)
+        union = size[:, :, None] + size[:, None, :] - inter
+        k = top.shape[1]
+        upper = np.triu(np.ones((k, k), dtype=bool), 1)
+        pair_ok = upper[None] & valid[:, :, None] & valid[:, None, :] & (union > 0)
+        distance = 1.0 - np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        n_pairs = pair_ok.sum(axis=(1, 2))
+        has = n_pairs > 0
+        if has.any():
+            per_list = np.where(pair_ok, distance, 0.0).sum(axis=(1, 2))[has] / n_pairs[has]
+            self.ild_sum += float(per_list.sum())
+            self.ild_users += int(has.sum())
+
+    def finish(self, activity: np.ndarray) -> dict[str, float]:
+        k, nan = self.k, float("nan")
+        out: dict[str, float] = {}
+        n = self.users.size
+        # quartiles of training activity among the evaluated users, by rank (ties broken by user index) so the
+        # four groups are equal in size however many users share an activity count
+        order = np.lexsort((self.users, activity[self.users]))
+        quartile = np.empty(n, dtype=np.int64)
+        quartile[order] = (4 * np.arange(n)) // max(n, 1)
+        for name in SEGMENTED:
+            for q, label in enumerate(QUARTILES):
+                members = quartile == q
+                out[f"{name}_at_{k}_{label}"] = float(self.per_user[name][members].mean()) if members.any() else nan
+        out[f"tail_hit_share_at_{k}"] = self.tail_hits / self.hits if self.hits else nan
+        out[f"novelty_at_{k}"] = self.information_sum / self.slots if self.slots else nan
+        out[f"gini_at_{k}"] = gini_index(self.counts[self.catalogue]) if self.slots else nan
+        out[f"tail_share_at_{k}"] = self.tail_slots / self.slots if self.slots else nan
+        out[f"personalization_at_{k}"] = self._personalization()
+        if self.genres is not None:
+            out[f"ild_at_{k}"] = self.ild_sum / self.ild_users if self.ild_users else nan
+        return out
+
+    def _personalization(self) -> float:
+        """1 - mean Jaccard overlap of the sampled pairs' lists (pairs where both lists are empty are skipped)."""
+        if not self.pairs.size:
+            return float("nan")
+        a = self.lists[self.row_of[self.pairs[:, 0]]]
+        b = self.lists[self.row_of[self.pairs[:, 1]]]
+        inter = ((a[:, :, None] == b[:, None, :]) & (a[:, :, None] >= 0)).sum(axis=(1, 2))
+        union = (a >= 0).sum(axis=1) + (b >= 0).sum(axis=1) - inter
+        ok = union > 0
+        if not ok.any():
+            return float("nan")
+        return float(1.0 - (inter[ok] / union[ok]).mean())
+
+
+def _sample_pairs(n: int, seed: int, limit: int = PERSONALIZATION_PAIRS) -> np.ndarray:
+    """Pairs (a, b), a != b, of positions among ``n`` users: every unordered pair when there are at most ``limit``,
+    else ``limit`` pairs drawn with ``seed`` (the same users for every model evaluated on the same data)."""
+    if n < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    if n * (n - 1) // 2 <= limit:
+        a, b = np.triu_indices(n, 1)
+        return np.stack([a, b], axis=1).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n, limit)
+    b = rng.integers(0, n - 1, limit)
+    b = b + (b >= a)
+    return np.stack([a, b], axis=1).astype(np.int64)

@@ -1,7 +1,8 @@
 """The MLflow "models from code" file for recdash recommenders.
 
 MLflow executes this file when the model loads (``mlflow.pyfunc.load_model``, ``mlflow models serve``). It needs
-MLflow, numpy and pandas only; the ``recdash`` package itself travels with the model as ``code_paths``.
+MLflow, numpy and pandas (and scipy for ItemKNN); the ``recdash`` package itself travels with the model as
+``code_paths``. Any algorithm of :mod:`recdash.models` loads through the same class: the saved files name it.
 
 Predict contract: a DataFrame with a ``user_id`` column; params ``k`` (default 10) and ``exclude_seen``
 (default true); returns ``user_id, rank, item_id, score, source`` where ``source`` is ``model``, or ``popular``
@@ -19,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from recdash.model import Recommender, validate_k
+from recdash.models import Recommender, load, validate_k
 
 
 def _bad_input(message: str) -> MlflowException:
@@ -28,12 +29,12 @@ def _bad_input(message: str) -> MlflowException:
 
 
 class RecdashModel(PythonModel):
-    """Top-k recommendations from the exported factor arrays, with a popularity fallback."""
+    """Top-k recommendations from a saved recdash model (any algorithm), with a popularity fallback."""
 
     recommender: Recommender
 
     def load_context(self, context: Any) -> None:
-        self.recommender = Recommender.load(context.artifacts["weights"])
+        self.recommender = load(context.artifacts["weights"])
 
     # No type hints on purpose: MLflow 3 would read them as an input schema and warn about pd.DataFrame.
     def predict(self, context, model_input, params=None):

@@ -20,12 +20,12 @@ import pandas as pd
 
 from recdash import tracking
 from recdash.datasets import Dataset, DatasetError, Split, load_dataset, split_dataset
-from recdash.model import OUTPUT_COLUMNS, Recommender, validate_k
+from recdash.models import OUTPUT_COLUMNS, Recommender, validate_k
 
 CONTRACT = (
     "The Recommend page needs a pyfunc model that follows the recdash predict contract: input a DataFrame with a "
     "'user_id' column; params 'k' (and optionally 'exclude_seen'); output columns user_id, rank, item_id, score "
-    "(and optionally source = model/popular). Models logged with recdash.model.log_model(...) follow it."
+    "(and optionally source = model/popular). Models logged with recdash.serving.log_model(...) follow it."
 )
 # Metrics shown next to a model in the picker, first match wins.
 KEY_METRIC_PREFIXES = ("test_ndcg_at_", "test_", "val_ndcg_at_", "val_", "best_val_")
@@ -277,10 +277,11 @@ def _as_recommender(python_model: Any) -> Recommender | None:
     rec = getattr(python_model, "recommender", None)
     if isinstance(rec, Recommender):
         return rec
-    # The model's own copy of the recdash package may have been imported (same class, other module object).
+    # The model's own copy of the recdash package may have been imported (same classes, other module objects):
+    # any recdash algorithm (RankFM, EASE, ...) or the single Recommender class of older recdash versions.
     if (
         rec is not None
-        and type(rec).__name__ == "Recommender"
+        and any(c.__name__ == "Recommender" for c in type(rec).__mro__)
         and all(hasattr(rec, a) for a in ("recommend", "similar_items", "user_ids", "item_ids", "item_popularity"))
     ):
         return rec  # type: ignore[no-any-return]
@@ -510,9 +511,10 @@ def _item_set(x: pd.DataFrame | Iterable[Any]) -> set[str]:
 
 
 def similar_items(loaded: LoadedModel, item_id: Any, k: int = 10, items: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Nearest items in the model's latent space (cosine); needs a recdash model, which exposes its factors."""
+    """The model's nearest items (cosine of rankfm's item factors, EASE's item weights, ItemKNN's neighbours); needs
+    a recdash model, which exposes them. ValueError with a readable message otherwise (popularity has none)."""
     if loaded.recommender is None:
-        raise ValueError("Similar items need the model's item factors; only recdash models expose them.")
+        raise ValueError("Similar items need the model's item similarities; only recdash models expose them.")
     try:
         out = loaded.recommender.similar_items(str(item_id), k)
     except KeyError:

@@ -1,5 +1,7 @@
-"""One training = one MLflow run: data lineage, params, per-epoch validation metrics, early stopping, final
-test metrics next to a popularity baseline, and the servable model.
+"""One training = one MLflow run, for any algorithm of :mod:`recdash.models`: data lineage, params (with
+``model``), validation metrics (per epoch with early stopping for iterative models, one step for closed-form ones,
+after choosing among candidate hyperparameters on validation when given), test metrics with segments and
+beyond-accuracy metrics next to a popularity baseline, and the servable model.
 
 The run never stays RUNNING: an exception ends it FAILED and Ctrl-C/SIGTERM ends it KILLED, with the reason
 in the ``recdash.error`` tag.
@@ -7,6 +9,7 @@ in the ``recdash.error`` tag.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -20,13 +23,14 @@ from recdash import __version__
 from recdash.datasets import Dataset, Split, lineage, load_dataset, split_dataset
 from recdash.flags import identity_tags
 from recdash.metrics import METRICS, evaluate, interaction_matrix
-from recdash.model import (
-    Hyperparams,
-    RankFMTrainer,
+from recdash.models import (
+    DEFAULT_MODEL,
+    Interactions,
+    Params,
+    Popularity,
     Recommender,
-    check_training_data,
-    log_model,
-    popularity_recommender,
+    UnknownModelError,
+    get_model,
 )
 from recdash.tracking import TrackingError, check_writable
 
@@ -37,6 +41,8 @@ TAG_ERROR = "recdash.error"
 TAG_END_REASON = "recdash.end_reason"
 TAG_PID = "recdash.pid"
 TAG_HOST = "recdash.host"
+TAG_MODEL = "recdash.model"
+TAG_REFERENCE = "recdash.reference"
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -70,14 +76,26 @@ class TrainConfig:
     k: int = 10
     early_stopping_metric: str = "ndcg"
     patience: int = 5
-    hparams: Hyperparams = field(default_factory=Hyperparams)
+    hparams: Params | None = None  # the model's Params; None: its defaults (a dict is validated into them)
     experiment: str = DEFAULT_EXPERIMENT
     run_name: str | None = None
     log_model: bool = True
     registered_model_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    model: str = DEFAULT_MODEL
 
     def __post_init__(self) -> None:
+        try:
+            cls = get_model(self.model)
+        except UnknownModelError as exc:
+            raise ConfigError(str(exc)) from None
+        object.__setattr__(self, "model", cls.name)
+        if self.hparams is None or isinstance(self.hparams, dict):
+            object.__setattr__(self, "hparams", cls.Params.from_mapping(self.hparams or {}))
+        elif not isinstance(self.hparams, cls.Params):
+            raise ConfigError(
+                f"--model {cls.name} takes {cls.Params.__name__} hyperparameters, not {type(self.hparams).__name__}"
+            )
         checks = [
             (isinstance(self.epochs, int) and 1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
             (isinstance(self.k, int) and 1 <= self.k <= 1000, "--k must be between 1 and 1000"),
@@ -101,15 +119,31 @@ class TrainConfig:
         """Name of the validation metric early stopping (and sweeps) watch."""
         return f"val_{self.early_stopping_metric}_at_{self.k}"
 
+    @property
+    def model_class(self) -> type[Recommender]:
+        return get_model(self.model)
+
+    @property
+    def params_(self) -> Params:
+        """The hyperparameters, typed (``hparams`` is always set after validation)."""
+        assert self.hparams is not None
+        return self.hparams
+
+    @property
+    def epochs_total(self) -> int:
+        """Validation steps the run will log at most: ``epochs`` for iterative models, 1 for closed-form ones."""
+        return self.epochs if self.model_class.iterative else 1
+
     def params(self) -> dict[str, Any]:
-        """Run params besides the dataset lineage ones."""
+        """Run params besides the dataset lineage ones (epochs and patience only where the model has epochs)."""
+        iterative = {"epochs": self.epochs, "patience": self.patience} if self.model_class.iterative else {}
         return {
-            **self.hparams.as_dict(),
-            "epochs": self.epochs,
+            "model": self.model,
+            **self.params_.as_dict(),
+            **iterative,
             "k": self.k,
             "seed": self.seed,
             "early_stopping_metric": self.monitor,
-            "patience": self.patience,
             "min_rating": self.min_rating,
             "data_path": self.data_path,
             # how the data was made or read (synthetic sizes, CSV column mapping), so the run can be reproduced
@@ -124,6 +158,7 @@ class TrainResult:
     metrics: dict[str, float]
     recommender: Recommender
     model_uri: str | None
+    params: Params | None = None  # the hyperparameters the model was fitted with (chosen on validation, if searched)
 
 
 def load_data(config: TrainConfig) -> tuple[Dataset, Split]:
@@ -136,19 +171,24 @@ def load_data(config: TrainConfig) -> tuple[Dataset, Split]:
 
 @dataclass(frozen=True)
 class HeldOut:
-    """A held-out set mapped onto a model's ID maps once, then evaluated every epoch.
+    """A held-out set mapped onto a model's ID maps once, then evaluated every epoch (or every candidate).
 
     Held-out items the model never saw stay in the catalogue (scored -inf), so recall's denominator counts them
-    as RecBole does; held-out users the model never saw are skipped.
+    as RecBole does; held-out users the model never saw are skipped. Every model fitted on the same
+    :class:`~recdash.models.Interactions` shares the ID maps, so one HeldOut serves them all.
     """
 
     truth: Any  # csr users x catalogue
     exclude: Any  # csr users x catalogue, or None
     popularity: np.ndarray
     n_extra_items: int
+    activity: np.ndarray  # training items per user (the segments' quartiles)
+    genres: np.ndarray | None  # bool catalogue x genres, when the items have genres
 
     @classmethod
-    def build(cls, rec: Recommender, truth: pd.DataFrame, exclude: list[pd.DataFrame]) -> HeldOut:
+    def build(
+        cls, rec: Recommender, truth: pd.DataFrame, exclude: list[pd.DataFrame], items: pd.DataFrame | None = None
+    ) -> HeldOut:
         truth_items = truth["item_id"]
         extra = pd.Index(truth_items[rec.item_index(truth_items) < 0].astype(str).unique())
         catalogue = pd.Index(rec.item_ids).append(extra)
@@ -161,10 +201,19 @@ class HeldOut:
 
         masks = [matrix(f) for f in exclude]
         popularity = np.concatenate([rec.item_popularity, np.zeros(len(extra), dtype=np.int64)])
-        return cls(matrix(truth), sum(masks[1:], masks[0]) if masks else None, popularity, len(extra))
+        activity = np.diff(rec.seen_indptr)
+        return cls(
+            matrix(truth),
+            sum(masks[1:], masks[0]) if masks else None,
+            popularity,
+            len(extra),
+            activity,
+            genre_matrix(items, catalogue),
+        )
 
-    def evaluate(self, rec: Recommender, k: int) -> dict[str, float]:
-        """Full-ranking metrics of ``rec`` (same ID maps as the one this was built with)."""
+    def evaluate(self, rec: Recommender, k: int, segments: bool = False) -> dict[str, float]:
+        """Full-ranking metrics of ``rec`` (same ID maps as the one this was built with); ``segments`` adds the
+        per-quartile and beyond-accuracy metrics."""
 
         def score(users: np.ndarray) -> np.ndarray:
             s = rec.scores(users)
@@ -172,14 +221,36 @@ class HeldOut:
                 s = np.hstack([s, np.full((len(users), self.n_extra_items), -np.inf, dtype=s.dtype)])
             return s
 
-        return evaluate(score, self.truth, self.exclude, k=k, item_popularity=self.popularity)
+        extended: dict[str, Any] = {}
+        if segments:
+            extended = {"segments": True, "user_activity": self.activity, "item_genres": self.genres}
+        return evaluate(score, self.truth, self.exclude, k=k, item_popularity=self.popularity, **extended)
+
+
+def genre_matrix(items: pd.DataFrame | None, catalogue: pd.Index) -> np.ndarray | None:
+    """Bool [catalogue, genres] from the items' ``genres`` column ("a|b|c"), None when there are no genres."""
+    if items is None or "genres" not in items.columns or "item_id" not in items.columns:
+        return None
+    meta = items.drop_duplicates("item_id").set_index(items["item_id"].drop_duplicates().astype(str))["genres"]
+    text = meta.reindex(catalogue).fillna("").astype(str)
+    dummies = text.str.get_dummies(sep="|")
+    dummies = dummies.loc[:, [c for c in dummies.columns if c.strip()]]
+    if dummies.shape[1] == 0:
+        return None
+    return dummies.to_numpy(dtype=bool)
 
 
 def evaluate_recommender(
-    rec: Recommender, truth: pd.DataFrame, exclude: list[pd.DataFrame], k: int
+    rec: Recommender,
+    truth: pd.DataFrame,
+    exclude: list[pd.DataFrame],
+    k: int,
+    *,
+    segments: bool = False,
+    items: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Full-ranking metrics of ``rec`` against ``truth`` interactions, masking ``exclude`` interactions."""
-    return HeldOut.build(rec, truth, exclude).evaluate(rec, k)
+    return HeldOut.build(rec, truth, exclude, items).evaluate(rec, k, segments)
 
 
 def experiment_id_for(name: str) -> str:
@@ -213,10 +284,13 @@ def train(
     on_epoch: EpochCallback | None = None,
     nested: bool = False,
     parent_run_id: str | None = None,
+    candidates: list[Params] | None = None,
 ) -> TrainResult:
     """Train, evaluate and log one model as one MLflow run; returns the run id and best-epoch metrics.
 
-    ``on_epoch(epoch, val_metrics)`` runs after each epoch is logged; it may raise :class:`StopRun`.
+    ``on_epoch(epoch, val_metrics)`` runs after each epoch (or the one validation step of a closed-form model) is
+    logged; it may raise :class:`StopRun`. ``candidates`` (closed-form models): hyperparameters to try, each fitted
+    on train and scored on validation; the run keeps the best by the monitored metric and logs its params.
     """
     import os
 
@@ -229,7 +303,15 @@ def train(
     dataset, split = data if data is not None else load_data(config)
     if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
         raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")
-    check_training_data(config.hparams, split.train)  # refused before any run exists
+    interactions = Interactions.from_frame(split.train)
+    model_class = config.model_class
+    candidates = list(candidates or [config.params_])
+    if model_class.iterative and len(candidates) > 1:
+        raise ConfigError(f"{model_class.name} trains by epochs; sweep its hyperparameters instead of candidates")
+    for params in candidates:
+        if not isinstance(params, model_class.Params):
+            raise ConfigError(f"candidate {params!r} is not a {model_class.name} hyperparameter set")
+        model_class.check(params, interactions)  # refused before any run exists
     # Under `mlflow run` (MLFLOW_RUN_ID set) the project's run and experiment are used. Otherwise the experiment is
     # passed explicitly: mlflow.set_experiment would change process-wide state (and MLFLOW_EXPERIMENT_ID) under the
     # feet of a dashboard or a sweep running other code in the same process.
@@ -244,17 +326,18 @@ def train(
         TAG_CREATED_BY: "recdash",
         "recdash.version": __version__,
         TAG_KIND: "train",
+        TAG_MODEL: config.model,
         TAG_PID: str(os.getpid()),
         TAG_HOST: socket.gethostname(),
         **identity_tags(),  # so a later process reusing this PID is never taken for this run's
-        "recdash.epochs_total": str(config.epochs),
+        "recdash.epochs_total": str(config.epochs_total),
         **config.tags,
     }
     run = mlflow.start_run(
         experiment_id=experiment_id, run_name=config.run_name, nested=nested, parent_run_id=parent_run_id, tags=tags
     )
     try:
-        result = _train_in_run(config, dataset, split, on_epoch, run.info.run_id)
+        result = _train_in_run(config, dataset, split, interactions, candidates, on_epoch, run.info.run_id)
     except StopRun as stop:
         mlflow.set_tag(TAG_END_REASON, stop.reason)
         mlflow.end_run(stop.status)
@@ -272,32 +355,69 @@ def train(
 
 
 def _train_in_run(
-    config: TrainConfig, dataset: Dataset, split: Split, on_epoch: EpochCallback | None, run_id: str
+    config: TrainConfig,
+    dataset: Dataset,
+    split: Split,
+    interactions: Interactions,
+    candidates: list[Params],
+    on_epoch: EpochCallback | None,
+    run_id: str,
 ) -> TrainResult:
     import mlflow
 
     mlflow_dataset, lineage_info = lineage(dataset)
     mlflow.log_input(mlflow_dataset, context="training")
-    mlflow.log_params({**config.params(), **split.params(), **lineage_info, "dataset": config.dataset})
-
+    base_params = {**config.params(), **split.params(), **lineage_info, "dataset": config.dataset}
     started = time.perf_counter()
-    trainer = RankFMTrainer(config.hparams, seed=config.seed)
+    if config.model_class.iterative:
+        mlflow.log_params(base_params)
+        best_value, best_epoch, best_rec = _fit_by_epochs(config, split, interactions, on_epoch)
+        chosen = config.params_
+    else:
+        best_value, best_rec = _fit_closed_form(config, split, interactions, candidates, base_params, on_epoch)
+        best_epoch, chosen = 1, best_rec.params
+    train_seconds = time.perf_counter() - started
+
+    held_out = [split.train, split.validation]
+    test = HeldOut.build(best_rec, split.test, held_out, dataset.items)
+    metrics = _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
+    baseline = Popularity().fit(interactions)
+    metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
+    metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best_value}
+    mlflow.log_metrics(metrics)
+    model_uri = None
+    if config.log_model:
+        from recdash.serving import log_model
+
+        example = str(split.test["user_id"].iloc[0])
+        info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
+        model_uri = f"runs:/{run_id}/model"
+        mlflow.set_tag("recdash.model_id", getattr(info, "model_id", "") or "")
+    return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri, chosen)
+
+
+def _fit_by_epochs(
+    config: TrainConfig, split: Split, interactions: Interactions, on_epoch: EpochCallback | None
+) -> tuple[float, int, Recommender]:
+    """Iterative models: one epoch at a time, validated and logged after each, early stopping on the monitor."""
+    import mlflow
+
+    model = config.model_class(config.params_, seed=config.seed)
+    model.fit(interactions, epochs=0)  # sets the ID maps; the epochs follow
+    validation = HeldOut.build(model, split.validation, [split.train])
     best: tuple[float, int, Recommender] | None = None
-    validation: HeldOut | None = None
     stale = 0
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
-        trainer.fit_epoch(split.train)
+        model.fit_epoch(interactions)
         fit_seconds = time.perf_counter() - t0
-        rec = trainer.export(split.train)
-        validation = validation or HeldOut.build(rec, split.validation, [split.train])
-        val = _prefixed("val_", validation.evaluate(rec, config.k))
+        val = _prefixed("val_", validation.evaluate(model, config.k))
         val["epoch_seconds"] = time.perf_counter() - t0
         val["epoch_fit_seconds"] = fit_seconds
         mlflow.log_metrics(val, step=epoch)
         value = val[config.monitor]
         if best is None or value > best[0]:
-            best, stale = (value, epoch, rec.copy()), 0
+            best, stale = (value, epoch, model.snapshot()), 0
         else:
             stale += 1
         if on_epoch is not None:
@@ -308,27 +428,51 @@ def _train_in_run(
                 f"early stopping after epoch {epoch}: {config.monitor} did not improve for {config.patience} epochs",
             )
             break
-    train_seconds = time.perf_counter() - started
     assert best is not None  # epochs >= 1 is validated
-    _, best_epoch, best_rec = best
+    return best
 
-    held_out = [split.train, split.validation]
-    metrics = _prefixed("test_", evaluate_recommender(best_rec, split.test, held_out, config.k))
-    baseline = popularity_recommender(split.train)
-    metrics |= _prefixed("baseline_test_", evaluate_recommender(baseline, split.test, held_out, config.k))
-    metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best[0]}
-    mlflow.log_metrics(metrics)
-    model_uri = None
-    if config.log_model:
-        example = str(split.test["user_id"].iloc[0])
-        info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
-        model_uri = f"runs:/{run_id}/model"
-        mlflow.set_tag("recdash.model_id", getattr(info, "model_id", "") or "")
-    return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri)
+
+def _fit_closed_form(
+    config: TrainConfig,
+    split: Split,
+    interactions: Interactions,
+    candidates: list[Params],
+    base_params: dict[str, Any],
+    on_epoch: EpochCallback | None,
+) -> tuple[float, Recommender]:
+    """Closed-form models: fit each candidate on train, keep the best on validation, log it as the run's one
+    validation step (and every candidate's value as ``search_<monitor>`` by candidate number)."""
+    import mlflow
+
+    validation: HeldOut | None = None
+    best: tuple[float, Recommender, dict[str, float]] | None = None
+    for number, params in enumerate(candidates, start=1):
+        t0 = time.perf_counter()
+        model = config.model_class(params, seed=config.seed).fit(interactions)
+        fit_seconds = time.perf_counter() - t0
+        validation = validation or HeldOut.build(model, split.validation, [split.train])
+        val = _prefixed("val_", validation.evaluate(model, config.k))
+        val["epoch_seconds"] = time.perf_counter() - t0
+        val["epoch_fit_seconds"] = fit_seconds
+        if len(candidates) > 1:
+            mlflow.log_metric(f"search_{config.monitor}", val[config.monitor], step=number)
+        if best is None or val[config.monitor] > best[0]:
+            best = (val[config.monitor], model, val)
+    assert best is not None
+    value, model, val = best
+    params = {**base_params, **model.params.as_dict()}
+    if len(candidates) > 1:
+        params["search_space"] = json.dumps([c.as_dict() for c in candidates])
+        params["selected_on"] = config.monitor
+    mlflow.log_params(params)
+    mlflow.log_metrics(val, step=1)
+    if on_epoch is not None:
+        on_epoch(1, val)
+    return value, model
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:
     """A JSON-friendly view of a config (jobs and the Train page pass configs around as dicts)."""
     out = asdict(config)
-    out["hparams"] = config.hparams.as_dict()
+    out["hparams"] = config.params_.as_dict()
     return out

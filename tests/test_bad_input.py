@@ -36,7 +36,8 @@ from recdash import jobs, registry, tracking
 from recdash import recommend as rx
 from recdash.cli import main as cli_main
 from recdash.datasets import DatasetError, load_table
-from recdash.model import HYPERPARAMS, HyperparameterError, Hyperparams, validate_k
+from recdash.models import HyperparameterError, validate_k
+from recdash.models.rankfm import HYPERPARAMS, Hyperparams
 from recdash.train import ConfigError, TrainConfig, train
 
 ROOT = Path(__file__).parents[1]

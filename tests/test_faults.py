@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from recdash import jobs
 from recdash import recommend as rx
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TAG_ERROR, TrainConfig, train
 
 ROOT = Path(__file__).parents[1]
@@ -104,7 +104,8 @@ def test_sigkill_mid_epoch_and_exception_in_training_leave_failed_runs_with_reas
     wait_for(lambda: jobs.progress(killed).epoch >= 2, tick=False)  # mid-training
     os.killpg(jobs.get_job(killed).pid, signal.SIGKILL)
     wait_for(lambda: all(s != "RUNNING" for s in statuses([killed, vanished, ok]).values()))
-    assert statuses([killed, vanished, ok]) == {killed: "FAILED", vanished: "FAILED", ok: "FINISHED"}
+    expected = {killed: "FAILED", vanished: "FAILED", ok: "FINISHED"}
+    assert statuses([killed, vanished, ok]) == expected, jobs.get_job(ok).error
     killed_job, vanished_job = jobs.get_job(killed), jobs.get_job(vanished)
     assert "is gone" in killed_job.error and str(killed_job.pid) in killed_job.error
     assert "interactions.csv" in vanished_job.error  # the reason names the missing file

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recdash.metrics import METRICS, evaluate, interaction_matrix, top_k
+from recdash.metrics import METRICS, evaluate, gini_index, interaction_matrix, top_k
 
 LOG2_3 = math.log2(3)  # 1.584962500721156
 
@@ -291,9 +291,7 @@ def test_matches_rankfmc_precision_and_recall():
     model.fit(train_df[["user_id", "item_id"]], epochs=5)
 
     # Same protocol on both sides: only users/items known to the model (rankfmc drops cold users).
-    known = test_df["user_id"].isin(model.user_to_index.index) & test_df["item_id"].isin(
-        model.item_to_index.index
-    )
+    known = test_df["user_id"].isin(model.user_to_index.index) & test_df["item_id"].isin(model.item_to_index.index)
     test_df = test_df[known].reset_index(drop=True)
     n_u, n_i = len(model.user_id), len(model.item_id)
     train_m = interaction_matrix(
@@ -319,3 +317,127 @@ def test_matches_rankfmc_precision_and_recall():
     assert ours["precision_at_10"] == pytest.approx(ref_p, abs=1e-3)
     assert ours["recall_at_10"] == pytest.approx(ref_r, abs=1e-3)
     assert ours["precision_at_10"] > 0  # the comparison is not vacuous
+
+
+# ---- segments and beyond-accuracy metrics: tiny cases computed by hand ----------------------------------------------
+
+# 4 users x 5 items, k = 2; every user has truth. Rankings are obvious from the scores.
+SEG_SCORES = np.array(
+    [
+        [0.9, 0.8, 0.1, 0.0, 0.0],  # u0 top-2 [0, 1]
+        [0.9, 0.0, 0.8, 0.0, 0.0],  # u1 top-2 [0, 2]
+        [0.0, 0.0, 0.0, 0.9, 0.8],  # u2 top-2 [3, 4]
+        [0.9, 0.8, 0.0, 0.0, 0.0],  # u3 top-2 [0, 1]
+    ]
+)
+SEG_TRUTH = {0: [0], 1: [2, 3], 2: [1], 3: [1]}
+# training interactions per item: item 0 is the head (top 20% of 5 items = ceil(1.0) = 1 item); 1-4 are the tail
+SEG_POPULARITY = np.array([8, 4, 2, 1, 1])
+SEG_ACTIVITY = np.array([5, 1, 3, 2])  # quartiles by activity: q1 = u1, q2 = u3, q3 = u2, q4 = u0
+SEG_GENRES = np.array(
+    [
+        [1, 1, 0],  # item 0: {a, b}
+        [1, 0, 0],  # item 1: {a}
+        [0, 0, 1],  # item 2: {c}
+        [0, 0, 0],  # item 3: no genre
+        [0, 1, 1],  # item 4: {b, c}
+    ],
+    dtype=bool,
+)
+
+
+def _segments(**overrides):
+    kwargs = dict(
+        k=2,
+        item_popularity=SEG_POPULARITY,
+        segments=True,
+        user_activity=SEG_ACTIVITY,
+        item_genres=SEG_GENRES,
+    )
+    kwargs.update(overrides)
+    return evaluate(_fixed_scores(SEG_SCORES), _csr(SEG_TRUTH, 4, 5), None, **kwargs)
+
+
+def test_recall_and_ndcg_per_activity_quartile():
+    res = _segments()
+    # hits: u0 [1,0] (item 0), u1 [0,1] (item 2), u2 [0,0], u3 [0,1] (item 1)
+    # recall: u0 1/1, u1 1/2, u2 0, u3 1/1;  ndcg: u0 1, u1 (1/log2 3) / (1 + 1/log2 3), u2 0, u3 1/log2 3
+    assert res["recall_at_2_q1"] == pytest.approx(0.5)  # u1, least active (1 training interaction)
+    assert res["recall_at_2_q2"] == pytest.approx(1.0)  # u3
+    assert res["recall_at_2_q3"] == pytest.approx(0.0)  # u2
+    assert res["recall_at_2_q4"] == pytest.approx(1.0)  # u0, most active
+    assert res["ndcg_at_2_q1"] == pytest.approx((1 / LOG2_3) / (1 + 1 / LOG2_3))
+    assert res["ndcg_at_2_q2"] == pytest.approx(1 / LOG2_3)
+    assert res["ndcg_at_2_q3"] == 0.0 and res["ndcg_at_2_q4"] == pytest.approx(1.0)
+    # the quartile means average back to the overall means (equal-sized quartiles)
+    quartiles = [res[f"recall_at_2_q{q}"] for q in range(1, 5)]
+    assert np.mean(quartiles) == pytest.approx(res["recall_at_2"])
+
+
+def test_tail_hit_share_and_tail_share():
+    res = _segments()
+    # hits on items 0 (head), 2 (tail), 1 (tail): 2 of 3 hits on the tail
+    assert res["tail_hit_share_at_2"] == pytest.approx(2 / 3)
+    # slots: [0,1] [0,2] [3,4] [0,1] -> head item 0 three times, 5 tail slots of 8
+    assert res["tail_share_at_2"] == pytest.approx(5 / 8)
+
+
+def test_novelty_is_mean_self_information_of_the_recommended_slots():
+    res = _segments()
+    # p(i) = popularity / 16: item 0 1/2 (1 bit), 1 1/4 (2), 2 1/8 (3), 3 and 4 1/16 (4 each)
+    # slots 0,1 | 0,2 | 3,4 | 0,1 -> (1+2 + 1+3 + 4+4 + 1+2) / 8 = 18/8
+    assert res["novelty_at_2"] == pytest.approx(18 / 8)
+
+
+def test_gini_of_recommendation_counts_over_the_catalogue():
+    res = _segments()
+    # counts per item: 0:3, 1:2, 2:1, 3:1, 4:1 -> sorted [1,1,1,2,3], n=5, total 8
+    # sum (2i - n - 1) c_i = (-4)(1) + (-2)(1) + 0(1) + 2(2) + 4(3) = 10 -> 10 / (5 * 8) = 0.25
+    assert res["gini_at_2"] == pytest.approx(0.25)
+    assert gini_index(np.array([5, 5, 5])) == 0.0
+    assert gini_index(np.array([0, 0, 0, 9])) == pytest.approx(0.75)  # (n-1)/n when one item takes all
+
+
+def test_personalization_is_one_minus_mean_jaccard_of_list_pairs():
+    res = _segments()
+    # lists {0,1} {0,2} {3,4} {0,1}; the 6 pairs' Jaccard: (u0,u1) 1/3, (u0,u2) 0, (u0,u3) 1, (u1,u2) 0,
+    # (u1,u3) 1/3, (u2,u3) 0 -> mean 5/18 -> personalization 13/18
+    assert res["personalization_at_2"] == pytest.approx(13 / 18)
+
+
+def test_personalization_samples_a_fixed_set_of_pairs_when_there_are_many_users():
+    rng = np.random.default_rng(3)
+    scores = rng.random((300, 40))
+    truth = _csr({u: [u % 40] for u in range(300)}, 300, 40)
+    popularity, activity = np.arange(1, 41), np.ones(300)
+    runs = [
+        evaluate(_fixed_scores(scores), truth, None, k=5, item_popularity=popularity, segments=True,
+                 user_activity=activity, block_size=bs)["personalization_at_5"]
+        for bs in (7, 1024)
+    ]  # fmt: skip
+    assert runs[0] == runs[1]  # same pairs whatever the blocking
+    assert 0.5 < runs[0] < 1.0
+
+
+def test_intra_list_diversity_on_genres():
+    res = _segments()
+    # Jaccard distance of genre sets: u0 {a,b} vs {a} -> 1 - 1/2 = 1/2;  u1 {a,b} vs {c} -> 1;
+    # u2: item 3 has no genre, {} vs {b,c} -> union 2, distance 1;  u3 as u0 -> 1/2.  Mean 3/4.
+    assert res["ild_at_2"] == pytest.approx(0.75)
+    assert "ild_at_2" not in _segments(item_genres=None)
+
+
+def test_segments_need_popularity_and_activity_and_keep_the_plain_keys():
+    with pytest.raises(ValueError, match="needs item_popularity and user_activity"):
+        _segments(user_activity=None)
+    with pytest.raises(ValueError, match="user_activity has 3 entries"):
+        _segments(user_activity=np.ones(3))
+    plain = evaluate(_fixed_scores(SEG_SCORES), _csr(SEG_TRUTH, 4, 5), None, k=2, item_popularity=SEG_POPULARITY)
+    res = _segments()
+    for key, value in plain.items():
+        assert res[key] == pytest.approx(value)
+    extra = set(res) - set(plain)
+    assert extra == {
+        *(f"{m}_at_2_q{q}" for m in ("recall", "ndcg") for q in range(1, 5)),
+        *(f"{m}_at_2" for m in ("tail_hit_share", "novelty", "gini", "tail_share", "personalization", "ild")),
+    }

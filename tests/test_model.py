@@ -1,31 +1,132 @@
-"""The plain-array model: scoring, top-k, fallback, export/import, and agreement with rankfmc."""
+"""The model layer: one shared suite run over every algorithm (known answers by construction, export/import, the
+fallback), then each algorithm's own checks (rankfm against rankfmc, EASE's closed form, ItemKNN's similarity)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recdash.model import (
+from recdash.models import (
+    EASE,
+    MODELS,
     HyperparameterError,
-    Hyperparams,
-    RankFMTrainer,
+    Interactions,
+    ItemKNN,
+    Popularity,
+    RankFM,
     Recommender,
-    csr_rows,
-    popularity_recommender,
+    UnknownModelError,
+    get_model,
+    load,
     validate_k,
 )
+from recdash.models.base import csr_rows
+from recdash.models.ease import EASEParams
+from recdash.models.itemknn import ItemKNNParams
+from recdash.models.rankfm import Hyperparams
+
+# ---- the shared suite: every algorithm ---------------------------------------------------------------------------
 
 
-def tiny() -> Recommender:
+def two_groups() -> pd.DataFrame:
+    """20 users x 20 items in two groups that never mix: users u00-u09 saw 7 of items a00-a09, users u10-u19 saw 7 of
+    items b10-b19. A personalised model must recommend a user's own group first (by construction, its only
+    signal); popularity cannot tell the groups apart."""
+    rows = []
+    for u in range(20):
+        group = "a" if u < 10 else "b"
+        base = 0 if u < 10 else 10
+        for j in range(7):
+            rows.append((f"u{u:02d}", f"{group}{base + (u + j) % 10:02d}"))
+    return pd.DataFrame(rows, columns=["user_id", "item_id"])
+
+
+FITTED_PARAMS = {
+    "rankfm": Hyperparams(factors=4, loss="bpr", learning_rate=0.1, alpha=0.001),
+    "ease": EASEParams(l2=1.0),
+    "itemknn": ItemKNNParams(neighbours=5, shrink=0.0),
+    "popularity": None,
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def fitted(request: pytest.FixtureRequest) -> Recommender:
+    cls = get_model(request.param)
+    return cls(FITTED_PARAMS[request.param], seed=1).fit(Interactions.from_frame(two_groups()), epochs=30)
+
+
+def test_every_model_is_registered_with_its_hyperparameters() -> None:
+    assert set(MODELS) == {"rankfm", "ease", "itemknn", "popularity"}
+    for name, cls in MODELS.items():
+        assert get_model(name.upper()) is cls and cls.name == name
+        for spec in cls.hyperparameters().values():  # every default is inside its own range
+            assert cls.Params(**{spec.name: spec.default}).as_dict()[spec.name] == spec.default
+    with pytest.raises(UnknownModelError, match="rankfm, ease, itemknn, popularity"):
+        get_model("als")
+
+
+def test_scores_are_a_dense_block_for_any_block_of_users(fitted: Recommender) -> None:
+    users = np.array([3, 0, 17])
+    block = fitted.scores(users)
+    assert block.shape == (3, fitted.n_items) and np.isfinite(block).all()
+    np.testing.assert_allclose(block[1], fitted.scores(np.array([0]))[0], rtol=1e-6)
+
+
+def test_personalised_models_recommend_the_users_own_group(fitted: Recommender) -> None:
+    out = fitted.recommend([f"u{u:02d}" for u in range(20)], k=3)
+    assert len(out) == 60 and set(out["source"]) == {"model"}
+    own = out["item_id"].str[0] == np.where(out["user_id"].str[1:].astype(int) < 10, "a", "b")
+    if fitted.name == "popularity":
+        assert not own.all()  # the same list for everyone: it cannot serve both groups
+        assert out.groupby("user_id")["item_id"].apply(tuple).nunique() <= 20
+    else:
+        assert own.all(), out[~own]
+
+
+def test_recommendations_exclude_seen_items_and_fall_back_for_unknown_users(fitted: Recommender) -> None:
+    out = fitted.recommend(["u00", "nobody"], k=20)
+    mine = out[out["user_id"] == "u00"]
+    assert not set(mine["item_id"]) & set(two_groups().query("user_id == 'u00'")["item_id"])
+    assert len(mine) == 20 - 7 and mine["rank"].tolist() == list(range(1, 14))
+    assert (np.diff(mine["score"].to_numpy()) <= 0).all()
+    unknown = out[out["user_id"] == "nobody"]
+    assert len(unknown) == 20 and set(unknown["source"]) == {"popular"}
+
+
+def test_export_is_plain_arrays_and_loads_back_identically(fitted: Recommender, tmp_path: Path) -> None:
+    arrays, meta = fitted.export()
+    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
+    assert json.loads(json.dumps(meta))["model"] == fitted.name
+    fitted.save(tmp_path / "m")
+    with np.load(tmp_path / "m" / "weights.npz", allow_pickle=False) as z:  # would raise on object arrays
+        assert set(z.files) == set(arrays)
+    back = load(tmp_path / "m")
+    assert type(back) is type(fitted) and back.params == fitted.params
+    users = ["u00", "u15", "x"]
+    pd.testing.assert_frame_equal(back.recommend(users, k=5), fitted.recommend(users, k=5))
+
+
+def test_closed_form_models_refuse_epoch_training(fitted: Recommender) -> None:
+    if fitted.iterative:
+        return
+    with pytest.raises(NotImplementedError, match="closed form"):
+        fitted.fit_epoch(Interactions.from_frame(two_groups()))
+
+
+# ---- rankfm -------------------------------------------------------------------------------------------------------
+
+
+def tiny() -> RankFM:
     """Two users, four items. Scores are known by construction:
     u1 = [1, 0] -> items score a: 3+0.1, b: 2, c: 1, d: 0  (a has bias 0.1)
     u2 = [0, 1] -> a: 0+0.1, b: 1, c: 2, d: 3
     u1 saw item a; u2 saw item d. Popularity: a 5, b 1, c 3, d 2."""
     indptr, indices = csr_rows(np.array([0, 1]), np.array([0, 3]), 2)
-    return Recommender(
+    return RankFM.from_factors(
         user_ids=["u1", "u2"],
         item_ids=["a", "b", "c", "d"],
         user_factors=np.array([[1.0, 0.0], [0.0, 1.0]]),
@@ -84,17 +185,28 @@ def test_save_load_round_trip_without_pickle(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["ids.json", "weights.npz"]
     with np.load(tmp_path / "m" / "weights.npz", allow_pickle=False) as z:  # would raise on object arrays
         assert z["user_factors"].dtype == np.float32
-    back = Recommender.load(tmp_path / "m")
+    back = load(tmp_path / "m")
     pd.testing.assert_frame_equal(back.recommend(["u1", "u2", "x"], k=3), rec.recommend(["u1", "u2", "x"], k=3))
 
 
 def test_load_reports_missing_or_corrupt_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a readable recdash model"):
-        Recommender.load(tmp_path)
+        load(tmp_path)
     tiny().save(tmp_path / "m")
     (tmp_path / "m" / "weights.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable recdash model"):
-        Recommender.load(tmp_path / "m")
+        load(tmp_path / "m")
+
+
+def test_models_saved_before_there_were_several_algorithms_load_as_rankfm(tmp_path: Path) -> None:
+    """Format 1 had no "model" key: its files are rankfm's factor arrays."""
+    tiny().save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "ids.json").read_text())
+    old = {"format_version": 1, "user_ids": meta["user_ids"], "item_ids": meta["item_ids"]}
+    (tmp_path / "m" / "ids.json").write_text(json.dumps(old))
+    back = load(tmp_path / "m")
+    assert isinstance(back, RankFM)
+    pd.testing.assert_frame_equal(back.recommend(["u1", "u2"], k=3), tiny().recommend(["u1", "u2"], k=3))
 
 
 def test_similar_items_uses_cosine_and_skips_the_item_itself() -> None:
@@ -105,12 +217,15 @@ def test_similar_items_uses_cosine_and_skips_the_item_itself() -> None:
         tiny().similar_items("zzz")
 
 
-def test_popularity_recommender_ranks_by_train_count() -> None:
+def test_popularity_ranks_by_train_count_and_has_no_similar_items() -> None:
     train = pd.DataFrame({"user_id": ["1", "2", "3", "3"], "item_id": ["x", "x", "y", "x"]})
-    rec = popularity_recommender(train)
+    rec = Popularity().fit(Interactions.from_frame(train))
     out = rec.recommend(["1"], k=5)
     assert out["item_id"].tolist() == ["y"]  # x was seen by user 1
     assert rec.recommend(["new"], k=2)["item_id"].tolist() == ["x", "y"]
+    assert rec.scores(np.array([0, 2])).tolist() == [[3.0, 1.0], [3.0, 1.0]]
+    with pytest.raises(ValueError, match="no notion of item similarity"):
+        rec.similar_items("x")
 
 
 @pytest.mark.parametrize(
@@ -141,12 +256,9 @@ def test_rankings_match_rankfmc_recommend() -> None:
     users = rng.integers(0, 60, 3000).astype(str)
     items = rng.zipf(1.5, 3000).clip(max=80).astype(str)
     train = pd.DataFrame({"user_id": users, "item_id": items}).drop_duplicates()
-    trainer = RankFMTrainer(Hyperparams(factors=8, loss="warp"), seed=1)
-    for _ in range(3):
-        trainer.fit_epoch(train)
-    rec = trainer.export(train)
+    rec = RankFM(Hyperparams(factors=8, loss="warp"), seed=1).fit(Interactions.from_frame(train), epochs=3)
     user_ids = sorted(train["user_id"].unique())
-    theirs = trainer.model.recommend(user_ids, n_items=10, filter_previous=True)
+    theirs = rec.model.recommend(user_ids, n_items=10, filter_previous=True)
     ours = rec.recommend(user_ids, k=10)
     for u in user_ids:
         mine = ours.loc[ours["user_id"] == u, "item_id"].tolist()
@@ -156,8 +268,63 @@ def test_rankings_match_rankfmc_recommend() -> None:
 def test_training_is_repeatable_for_a_seed() -> None:
     train = pd.DataFrame({"user_id": list("aabbccdd") * 5, "item_id": [str(i % 7) for i in range(40)]})
     hparams = Hyperparams(factors=4, max_samples=5)  # WARP needs fewer samples than the 7 items
-    a, b = RankFMTrainer(hparams, seed=3), RankFMTrainer(hparams, seed=3)
-    for t in (a, b):
-        t.fit_epoch(train)
-        t.fit_epoch(train)
-    np.testing.assert_array_equal(a.model.v_i, b.model.v_i)
+    data = Interactions.from_frame(train)
+    a, b = RankFM(hparams, seed=3).fit(data, epochs=2), RankFM(hparams, seed=3).fit(data, epochs=2)
+    np.testing.assert_array_equal(a.item_factors, b.item_factors)
+    snapshot = a.snapshot()
+    a.fit_epoch(data)  # rankfmc updates its arrays in place; a snapshot must not move with them
+    np.testing.assert_array_equal(snapshot.item_factors, b.item_factors)
+    assert not np.array_equal(a.item_factors, b.item_factors)
+
+
+def test_warp_with_as_many_samples_as_items_is_refused_before_rankfmc_runs() -> None:
+    data = Interactions.from_frame(pd.DataFrame({"user_id": list("aabb"), "item_id": list("xyxz")}))
+    with pytest.raises(HyperparameterError, match=r"max_samples \(--max-samples\) must be below the number of items"):
+        RankFM(Hyperparams(loss="warp", max_samples=3)).fit(data)
+    RankFM(Hyperparams(loss="bpr", max_samples=3, factors=2)).fit(data)  # BPR samples one negative: fine
+
+
+# ---- EASE ---------------------------------------------------------------------------------------------------------
+
+
+def test_ease_matches_its_closed_form_on_a_hand_computed_case() -> None:
+    """X = [[1,1],[1,0],[0,1]] -> G = XᵀX = [[2,1],[1,2]]; λ = 1: P = (G + I)⁻¹ = [[3,-1],[-1,3]] / 8;
+    B = -P / diag(P) = [[0, 1/3], [1/3, 0]] (zero diagonal)."""
+    train = pd.DataFrame({"user_id": ["0", "0", "1", "2"], "item_id": ["i", "j", "i", "j"]})
+    model = EASE(EASEParams(l2=1.0)).fit(Interactions.from_frame(train))
+    np.testing.assert_allclose(model.weights, [[0.0, 1 / 3], [1 / 3, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(model.scores(np.array([1, 2])), [[0.0, 1 / 3], [1 / 3, 0.0]], rtol=1e-6)
+
+
+def test_ease_weights_solve_the_constrained_least_squares() -> None:
+    """Steck's optimality condition: (XᵀX + λI) B - XᵀX is zero off the diagonal (the diagonal holds the
+    Lagrange multipliers of diag(B) = 0)."""
+    data = Interactions.from_frame(two_groups())
+    model = EASE(EASEParams(l2=3.0)).fit(data)
+    x = data.matrix().toarray().astype(np.float64)
+    gram = x.T @ x
+    residual = (gram + 3.0 * np.eye(len(gram))) @ model.weights.astype(np.float64) - gram
+    off = ~np.eye(len(gram), dtype=bool)
+    assert np.abs(residual[off]).max() < 1e-4 and np.all(np.diag(model.weights) == 0)
+
+
+# ---- ItemKNN ------------------------------------------------------------------------------------------------------
+
+
+def test_itemknn_similarity_shrinkage_and_neighbours_by_hand() -> None:
+    """Users: u0 {0,1}, u1 {0,1}, u2 {0,2}, u3 {2}. |U_0| = 3, |U_1| = 2, |U_2| = 2; co(0,1) = 2, co(0,2) = 1.
+    shrink 0: sim(0,1) = 2/sqrt(6), sim(0,2) = 1/sqrt(6), sim(1,2) = 0. With 1 neighbour per item: 0 keeps 1,
+    1 keeps 0, 2 keeps 0. u2 (history {0,2}) scores item 1 with sim(1,0); u3 (history {2}) scores item 0 with 0,
+    since 2 is not among 0's neighbours. shrink 1: sim(0,1) = 2/(sqrt(6)+1)."""
+    train = pd.DataFrame(
+        {"user_id": ["u0", "u0", "u1", "u1", "u2", "u2", "u3"], "item_id": ["0", "1", "0", "1", "0", "2", "2"]}
+    )
+    data = Interactions.from_frame(train)
+    full = ItemKNN(ItemKNNParams(neighbours=2, shrink=0.0)).fit(data)
+    np.testing.assert_allclose(full.similarity.toarray(), np.array([[0, 2, 1], [2, 0, 0], [1, 0, 0]]) / np.sqrt(6))
+    one = ItemKNN(ItemKNNParams(neighbours=1, shrink=0.0)).fit(data)
+    scores = one.scores(np.array([2, 3]))
+    assert scores[0, 1] == pytest.approx(2 / np.sqrt(6)) and scores[1, 0] == 0.0
+    shrunk = ItemKNN(ItemKNNParams(neighbours=2, shrink=1.0)).fit(data)
+    assert shrunk.similarity[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1))
+    assert one.similar_items("1", k=2)["item_id"].tolist() == ["0"]  # item 1's one neighbour

@@ -15,7 +15,7 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash import registry
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, load_data, train
 
 APP = str(Path(__file__).parents[1] / "app.py")

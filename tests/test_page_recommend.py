@@ -14,7 +14,7 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.comparison import run_colors
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, TrainResult, train
 
 APP = str(Path(__file__).parents[1] / "app.py")
@@ -169,7 +169,7 @@ def test_compare_two_models_shows_both_lists_and_the_overlap(page: AppTest, stor
     similar = [text for text in shown if "closest to the chosen one" in text]
     assert similar == [
         f"From model A (run alpha ({alpha.run_id[:8]}) · experiment page): the items closest to the chosen one "
-        "in its item factors (cosine)."
+        "by cosine similarity of the item factors."
     ]
 
 

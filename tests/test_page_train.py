@@ -133,7 +133,7 @@ def test_live_chart_draws_a_single_epoch() -> None:
 
 
 def _one_epoch_run() -> str:
-    from recdash.model import Hyperparams
+    from recdash.models.rankfm import Hyperparams
     from recdash.train import TrainConfig, train
 
     config = TrainConfig(
@@ -298,3 +298,46 @@ def test_legacy_file_store_says_why_and_offers_no_start(tmp_path: Path, monkeypa
     assert any("Training is not possible here" in i for i in _shown(at.info))
     assert at.button(key=START).disabled and at.button(key="FormSubmitter:s_form-Start sweep").disabled
     assert snapshot(store) == before
+
+
+def test_model_picker_trains_that_model_and_references_run_on_the_same_form_data() -> None:
+    """EASE on the form: its λ instead of rankfm's fields and no epochs; the job is an ordinary run with model=ease.
+    "Train references for this data" on the same form queues one job of three reference runs on that data."""
+    at = _page()
+    assert at.selectbox(key="t_model").value == "rankfm" and at.number_input(key="t_factors")
+    at.selectbox(key="t_model").set_value("ease").run()
+    keys = {w.key for w in at.number_input}
+    assert "t_l2" in keys and not keys & {"t_factors", "t_epochs", "t_patience", "t_neighbours"}
+    at.selectbox(key="t_dataset").set_value("synthetic").run()
+    for key, value in {**TINY, "t_l2": 50.0}.items():
+        if key != "t_factors":
+            at.number_input(key=key).set_value(value)
+    at.text_input(key="t_run_name").set_value("page-ease")
+    at.button(key=START).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.button(key="FormSubmitter:t_form-Train references for this data").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    refs, ease = jobs.list_jobs()  # newest first
+    assert ease.argv[:3] == ["train", "--model", "ease"] and ease.argv[ease.argv.index("--l2") + 1] == "50.0"
+    assert "--factors" not in ease.argv and "--epochs" not in ease.argv
+    assert refs.kind == "references" and refs.argv[refs.argv.index("--synthetic-items") + 1] == "80"
+
+    at.session_state["job_select"] = ease.run_id
+    _poll(at, lambda at: _state(at) in ("finished", "failed", "killed"))
+    assert _state(at) == "finished", _texts(at)
+    assert "Epoch 1 of 1" in _texts(at)  # one validation step
+    run = mlflow.get_run(ease.run_id)
+    assert (run.data.params["model"], run.data.params["l2"]) == ("ease", "50.0")
+    assert "factors" not in run.data.params and "epochs" not in run.data.params
+
+    at.session_state["job_select"] = refs.run_id
+    _poll(at, lambda at: _state(at) in ("finished", "failed", "killed"))
+    assert _state(at) == "finished", _texts(at)
+    assert "Reference model 3 of 3 finished" in _texts(at)
+    (table,) = [d.value for d in at.dataframe if "hyperparameters" in d.value.columns]
+    assert sorted(table["model"]) == ["ease", "itemknn", "popularity"] and set(table["state"]) == {"finished"}
+    children = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.`mlflow.parentRunId` = '{refs.run_id}'", output_format="list"
+    )
+    assert {c.data.tags["recdash.reference"] for c in children} == {"true"}
+    assert {c.data.params["dataset_n_items"] for c in children} == {"80"}

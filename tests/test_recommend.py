@@ -16,7 +16,9 @@ from mlflow.types import schema
 from stores import sqlite_store
 
 from recdash import recommend as rx
-from recdash.model import Hyperparams, Recommender, log_model
+from recdash.models import Recommender
+from recdash.models.rankfm import Hyperparams, RankFM
+from recdash.serving import log_model
 from recdash.train import TrainConfig, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
@@ -55,7 +57,7 @@ def shared(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> dict[st
 
 def tiny_recommender() -> Recommender:
     """3 users x 4 items; item factors chosen so i1's nearest neighbour is i2 and u1 has seen i1."""
-    return Recommender(
+    return RankFM.from_factors(
         user_ids=["u1", "u2", "u3"],
         item_ids=["i1", "i2", "i3", "i4"],
         user_factors=np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),

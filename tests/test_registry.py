@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
 from recdash import registry
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, load_data, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

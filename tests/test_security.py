@@ -21,7 +21,8 @@ from streamlit.testing.v1 import AppTest
 from recdash import jobs, registry
 from recdash import recommend as rx
 from recdash.datasets import DatasetError, load_dataset
-from recdash.model import IDS_FILE, WEIGHTS_FILE, Hyperparams
+from recdash.models import IDS_FILE, WEIGHTS_FILE
+from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, train
 
 ROOT = Path(__file__).parents[1]
@@ -250,7 +251,9 @@ def test_model_artifacts_hold_no_pickle(use_store: dict[str, Any], tmp_path: Pat
     with np.load(weights, allow_pickle=False) as z:  # raises on any object (pickled) array
         assert {z[name].dtype.kind for name in z.files} <= {"f", "i", "u"}
     (ids,) = [p for p in files if p.name == IDS_FILE]
-    assert set(json.loads(ids.read_text())) == {"format_version", "user_ids", "item_ids"}
+    meta = json.loads(ids.read_text())
+    assert set(meta) == {"format_version", "model", "params", "user_ids", "item_ids"}
+    assert meta["model"] == "rankfm" and all(isinstance(v, (int, float, str)) for v in meta["params"].values())
 
 
 # ---- uploads: data only, size-limited, inside the cache folder ----------------------------------------------------

@@ -1,7 +1,9 @@
-"""`mlflow models serve` on a registered recdash model, for real: a server process on a loopback port, real HTTP.
+"""`mlflow models serve` on recdash models, for real: server processes on loopback ports, real HTTP.
 
-One tiny model is trained, registered and aliased ``champion``; MLflow's own scoring server serves
+One tiny rankfm model is trained, registered and aliased ``champion``; MLflow's own scoring server serves
 ``models:/<name>@champion``; every answer is checked against ``predict`` on the same model loaded in process.
+Then every other algorithm (EASE, ItemKNN, popularity) is trained the same way and served by its own server,
+started side by side, and must answer the same predict contract.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import pandas as pd
 import pytest
 from stores import sqlite_store
 
-from recdash.model import Hyperparams
+from recdash.models import MODELS
+from recdash.models.rankfm import Hyperparams
 from recdash.registry import register_run_model, set_alias
-from recdash.train import TrainConfig, train
+from recdash.train import TrainConfig, load_data, train
 
 MODEL_NAME = "recs"
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
@@ -97,36 +100,42 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         model_uri = f"models:/{MODEL_NAME}@champion"
         in_process = mlflow.pyfunc.load_model(model_uri)
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
-    # `mlflow models serve` execs `uvicorn` by name: the venv's bin dir must be on PATH
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log_path = store / "server.log"
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
-    command += ["-h", "127.0.0.1", "-p", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            command, cwd=store, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    proc, base = _start_server(model_uri, uri, store, "server")
     try:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if _get(f"{base}/ping") == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server did not answer /ping within {START_DEADLINE_S}s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        _wait_ready(proc, base, store / "server.log")
         rec = in_process.unwrap_python_model().recommender
         known = str(rec.user_ids[0])
         yield {"base": base, "model": in_process, "rec": rec, "known": known, "proc": proc}
     finally:
         _stop(proc)
+
+
+def _start_server(model_uri: str, tracking_uri: str, cwd: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``mlflow models serve`` of ``model_uri`` on a free loopback port, in its own process group."""
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri)
+    # `mlflow models serve` execs `uvicorn` by name: the venv's bin dir must be on PATH
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    command += ["-h", "127.0.0.1", "-p", str(port)]
+    with open(cwd / f"{name}.log", "wb") as log:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if _get(f"{base}/ping") == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"server did not answer /ping within {START_DEADLINE_S}s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
 
 
 def _expected(served: dict[str, Any], users: list[str], **params: Any) -> pd.DataFrame:
@@ -239,3 +248,53 @@ def test_server_stops_cleanly(served: dict[str, Any]) -> None:
     assert proc.poll() is not None and not _group_alive(proc.pid)
     with pytest.raises(OSError):
         _get(f"{served['base']}/ping")
+
+
+# ---- every other algorithm: the same contract from its own server --------------------------------------------------
+
+OTHER_MODELS = sorted(set(MODELS) - {"rankfm"})
+
+
+@pytest.fixture(scope="module")
+def served_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
+    """EASE, ItemKNN and popularity trained on one dataset, each logged model served by its own server; the servers
+    start side by side (their start-up is mostly imports)."""
+    store = tmp_path_factory.mktemp("serving_models")
+    with sqlite_store(store) as uri:
+        base = TrainConfig(dataset="synthetic", dataset_options=SMALL, experiment="serving-models")
+        data = load_data(base)
+        models = {}
+        for name in OTHER_MODELS:
+            result = train(TrainConfig(**{**base.__dict__, "model": name, "hparams": None, "run_name": name}), data)
+            models[name] = {"uri": result.model_uri, "model": mlflow.pyfunc.load_model(result.model_uri)}
+    servers = {name: _start_server(m["uri"], uri, store, name) for name, m in models.items()}
+    try:
+        for name, (proc, base_url) in servers.items():
+            _wait_ready(proc, base_url, store / f"{name}.log")
+            models[name] |= {"base": base_url, "rec": models[name]["model"].unwrap_python_model().recommender}
+        yield models
+    finally:
+        for proc, _ in servers.values():
+            _stop(proc)
+
+
+@pytest.mark.parametrize("name", OTHER_MODELS)
+def test_every_model_answers_the_predict_contract_from_its_own_server(
+    served_models: dict[str, dict[str, Any]], name: str
+) -> None:
+    served = served_models[name]
+    rec = served["rec"]
+    assert type(rec).__name__ == {"ease": "EASE", "itemknn": "ItemKNN", "popularity": "Popularity"}[name]
+    known = str(rec.user_ids[3])
+    users = [known, "nobody-like-this"]
+    status, body = _post(served["base"], {"dataframe_records": [{"user_id": u} for u in users], "params": {"k": 4}})
+    assert status == 200, body
+    _assert_same(body["predictions"], _expected(served, users, k=4))
+    rows = pd.DataFrame(body["predictions"])
+    mine = rows[rows["user_id"] == known]
+    assert mine["rank"].tolist() == [1, 2, 3, 4] and set(mine["source"]) == {"model"}
+    seen = set(rec.item_ids[rec.seen_items(int(rec.user_index([known])[0]))])
+    assert not seen & set(mine["item_id"])  # exclude_seen by default
+    assert set(rows.loc[rows["user_id"] == "nobody-like-this", "source"]) == {"popular"}
+    status, body = _post(served["base"], {"dataframe_records": [{"user_id": known}], "params": {"k": 0}})
+    _assert_bad_request(status, body, "k must be a positive integer")

@@ -16,7 +16,15 @@ from optuna.trial import TrialState
 
 import recdash
 from recdash.cli import build_parser
-from recdash.sweep import SweepError, grid_points, parse_dimension, parse_space, run_sweep, sweep_spec_from_args
+from recdash.sweep import (
+    SweepError,
+    SweepSpec,
+    grid_points,
+    parse_dimension,
+    parse_space,
+    run_sweep,
+    sweep_spec_from_args,
+)
 
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
 TINY += ["--synthetic-interactions", "3000", "--factors", "8"]
@@ -37,7 +45,7 @@ def test_space_parsing_and_validation() -> None:
     assert parse_dimension("learning_rate=0.01:0.3:log").log
     assert parse_dimension("loss=bpr,warp").choices == ("bpr", "warp")
     assert parse_dimension("factors=8:64").low == 8
-    assert set(parse_space(None)) == {"factors", "learning_rate", "alpha", "loss"}
+    assert set(parse_space(None)) == {"factors", "learning_rate", "alpha"}
     for bad, message in [
         ("factors=64:8", "LOW must be below HIGH"),
         ("nope=1:2", "NAME one of"),
@@ -72,8 +80,36 @@ def test_sweep_logs_parent_children_and_best_trial(tmp_path: Path) -> None:
     assert parent.data.metrics["best_trial_number"] == int(best.data.tags["recdash.trial_number"])
     assert parent.data.metrics["best_test_ndcg_at_10"] == pytest.approx(best.data.metrics["test_ndcg_at_10"])
     assert parent.data.params["best_factors"] == best.data.params["factors"]
-    assert json.loads(parent.data.params["search_space"])["learning_rate"] == "0.01:0.3:log"
+    assert json.loads(parent.data.params["search_space"])["learning_rate"] == "0.02:0.1:log"
     assert parent.data.params["sampler"] == "tpe" and parent.data.params["objective_metric"] == "val_ndcg_at_10"
+
+
+def test_any_model_sweeps_over_its_own_default_space(tmp_path: Path) -> None:
+    data = TINY[: TINY.index("--factors")]
+    argv = [
+        "sweep",
+        "--model",
+        "ease",
+        *data,
+        "--n-trials",
+        "2",
+        "--no-model",
+        "--storage",
+        f"sqlite:///{tmp_path}/o.db",
+    ]
+    spec = sweep_spec_from_args(build_parser().parse_args(argv))
+    assert set(spec.space) == {"l2"} and spec.space == parse_space(None, "ease")
+    children = _children(run_sweep(spec).parent_run_id)
+    assert len(children) == 2 and {c.data.params["model"] for c in children} == {"ease"}
+    assert len({c.data.params["l2"] for c in children}) == 2  # each trial its own λ, one validation step each
+    with pytest.raises(SweepError, match="popularity has no hyperparameters"):
+        parse_space(None, "popularity")
+    with pytest.raises(SweepError, match="NAME one of l2"):
+        parse_dimension("factors=8:16", "ease")
+    with pytest.raises(SweepError, match="NAME one of l2"):
+        sweep_spec_from_args(build_parser().parse_args([*argv, "--space", "factors=4:8"]))
+    with pytest.raises(SweepError, match="not a hyperparameter of --model ease"):
+        SweepSpec(config=spec.config, space=parse_space(["factors=4:8"]), storage=spec.storage)
 
 
 def test_poor_trials_are_pruned_with_a_clear_tag(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
 from recdash.cli import main as cli_main
-from recdash.model import Hyperparams
+from recdash.models.rankfm import Hyperparams
 from recdash.train import ConfigError, StopRun, TrainConfig, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

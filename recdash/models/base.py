@@ -1,0 +1,455 @@
+"""The one recommender interface every algorithm implements, and what they share.
+
+A model is fitted on :class:`Interactions` (training data mapped to integer indices once), scores a block of users
+against the whole catalogue (:meth:`Recommender.scores`), and exports itself as plain numpy arrays plus JSON-able
+params (:meth:`Recommender.export`), which :meth:`Recommender.save` writes as ``weights.npz`` + ``ids.json``: no
+pickle anywhere. Everything else -- top-k with the popularity fallback, similar items, evaluation, the pyfunc --
+is written once against this interface, so every algorithm gets the same run layout and predict contract.
+
+Module level imports stay light (numpy, pandas): the logged pyfunc imports this package; scipy is imported only
+by the models whose scoring needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from recdash.metrics import top_k
+
+FORMAT_VERSION = 2  # 1: rankfm factor arrays only (no "model" key); still loadable
+WEIGHTS_FILE = "weights.npz"
+IDS_FILE = "ids.json"
+OUTPUT_COLUMNS = ["user_id", "rank", "item_id", "score", "source"]
+
+
+class HyperparameterError(ValueError):
+    """A hyperparameter outside its allowed range; the message names the parameter, its flag and the bound."""
+
+
+# ---- hyperparameters -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One hyperparameter: its type, bounds and help, shared by the CLI, the Train page and sweeps."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    log: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def describe(self) -> str:
+        """The range or choices, as ``--help`` and the form show them."""
+        if self.choices:
+            return f"One of: {', '.join(self.choices)}."
+        return f"Range {self.low:g}..{self.high:g}" + (" (log scale)." if self.log else ".")
+
+
+def coerce_param(spec: ParamSpec, value: Any) -> Any:
+    """Convert ``value`` to the parameter's type and check its bounds, naming the parameter on failure."""
+    flag = spec.flag
+    if spec.choices is not None:
+        text = str(value).strip().lower()
+        if text not in spec.choices:
+            raise HyperparameterError(f"{spec.name} ({flag}) must be one of {', '.join(spec.choices)}; got {value!r}")
+        return text
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if spec.kind is int:
+            if not number.is_integer():
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        kind = "an integer" if spec.kind is int else "a finite number"
+        raise HyperparameterError(f"{spec.name} ({flag}) must be {kind}; got {value!r}") from None
+    if not math.isfinite(number):
+        raise HyperparameterError(f"{spec.name} ({flag}) must be finite; got {value!r}")
+    if (spec.low is not None and number < spec.low) or (spec.high is not None and number > spec.high):
+        raise HyperparameterError(f"{spec.name} ({flag}) must be between {spec.low:g} and {spec.high:g}; got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Params:
+    """Base of every model's hyperparameter dataclass: fields are validated against ``SPECS`` on construction,
+    so a bad value never starts a run. Subclasses declare ``SPECS`` and one field per spec."""
+
+    SPECS: ClassVar[dict[str, ParamSpec]] = {}
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, coerce_param(self.SPECS[f.name], getattr(self, f.name)))
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Params:
+        """Build from e.g. MLflow params (strings); keys of other models or runs are ignored."""
+        return cls(**{k: v for k, v in values.items() if k in cls.SPECS})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def spec_table(*specs: ParamSpec) -> dict[str, ParamSpec]:
+    return {s.name: s for s in specs}
+
+
+# ---- training data ---------------------------------------------------------------------------------------------
+
+
+def csr_rows(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique column indices per row in CSR form (indptr, indices), rows sorted."""
+    pairs = np.unique(np.stack([np.asarray(rows, np.int64), np.asarray(cols, np.int64)]), axis=1)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[0], minlength=n_rows), out=indptr[1:])
+    return indptr, pairs[1].astype(np.int32)
+
+
+def _str_index(ids: Iterable[str]) -> pd.Index:
+    """IDs as a string Index, vectorised (IDs are strings end to end; numbers given by callers are converted)."""
+    values = ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else list(ids)
+    return pd.Index(values, dtype=object).astype(str)
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """Training interactions mapped once to sorted string ID maps: what every model is fitted on.
+
+    ``user_idx``/``item_idx`` keep every training row (in order, duplicates included: rankfm samples rows);
+    ``indptr``/``indices`` are the distinct items per user (the binary user x item matrix closed-form models use
+    and the items excluded from a user's recommendations); ``popularity`` counts rows per item.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    indptr: np.ndarray
+    indices: np.ndarray
+    popularity: np.ndarray
+
+    @classmethod
+    def from_frame(cls, train: pd.DataFrame) -> Interactions:
+        users = train["user_id"].astype(str).to_numpy()
+        items = train["item_id"].astype(str).to_numpy()
+        user_ids, user_idx = np.unique(users, return_inverse=True)
+        item_ids, item_idx = np.unique(items, return_inverse=True)
+        indptr, indices = csr_rows(user_idx, item_idx, len(user_ids))
+        return cls(
+            user_ids.astype(str),
+            item_ids.astype(str),
+            user_idx.astype(np.int32),
+            item_idx.astype(np.int32),
+            indptr,
+            indices,
+            np.bincount(item_idx, minlength=len(item_ids)).astype(np.int64),
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def matrix(self) -> Any:
+        """The binary users x items CSR matrix (float32)."""
+        return binary_csr(self.indptr, self.indices, self.n_users, self.n_items)
+
+
+def binary_csr(indptr: np.ndarray, indices: np.ndarray, n_rows: int, n_cols: int) -> Any:
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_rows, n_cols))
+
+
+def dense_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, n_cols: int) -> np.ndarray:
+    """Rows of a binary CSR matrix as a dense float32 block, without scipy (serving needs numpy only)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = indptr[rows], indptr[rows + 1]
+    lengths = ends - starts
+    out = np.zeros((len(rows), n_cols), dtype=np.float32)
+    if lengths.sum():
+        first = np.cumsum(lengths) - lengths
+        within = np.arange(int(lengths.sum())) - np.repeat(first, lengths)
+        out[np.repeat(np.arange(len(rows)), lengths), indices[np.repeat(starts, lengths) + within]] = 1.0
+    return out
+
+
+# ---- the interface ---------------------------------------------------------------------------------------------
+
+
+class Recommender(ABC):
+    """A recommender over a fixed user and item catalogue: fit, score a block of users, export/load plain arrays.
+
+    Subclasses set ``name`` (the ``--model`` value), ``Params`` (their hyperparameters) and ``iterative`` (trained
+    epoch by epoch with :meth:`fit_epoch`, validated after each; otherwise fitted in one :meth:`fit` call), and
+    implement :meth:`_fit`, :meth:`scores`, :meth:`_arrays` and :meth:`_from_arrays`. The ID maps, the items each
+    user saw in training and item popularity live here, so top-k, the popularity fallback and export are shared.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]]
+    iterative: ClassVar[bool] = False
+    scoring_needs_scipy: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+    similarity: ClassVar[str | None] = None  # what "similar items" means for this model; None: it has none
+
+    def __init__(self, params: Params | None = None, *, seed: int = 42) -> None:
+        self.params = params if params is not None else self.Params()
+        if not isinstance(self.params, self.Params):
+            raise TypeError(f"{self.name} needs {self.Params.__name__}, got {type(self.params).__name__}")
+        self.seed = seed
+        self.user_ids = np.array([], dtype=str)
+        self.item_ids = np.array([], dtype=str)
+        self.seen_indptr = np.zeros(1, dtype=np.int64)
+        self.seen_indices = np.array([], dtype=np.int32)
+        self.item_popularity = np.array([], dtype=np.int64)
+        self._index()
+
+    # ---- state shared by every model ---------------------------------------------------------------------------
+    def _set_data(
+        self,
+        user_ids: Sequence[str],
+        item_ids: Sequence[str],
+        seen_indptr: np.ndarray,
+        seen_indices: np.ndarray,
+        item_popularity: np.ndarray,
+    ) -> None:
+        self.user_ids = np.asarray(user_ids, dtype=str)
+        self.item_ids = np.asarray(item_ids, dtype=str)
+        self.seen_indptr = np.asarray(seen_indptr, dtype=np.int64)
+        self.seen_indices = np.asarray(seen_indices, dtype=np.int32)
+        self.item_popularity = np.asarray(item_popularity, dtype=np.int64)
+        if self.seen_indptr.shape != (self.n_users + 1,):
+            raise ValueError("seen-items index does not match the user map")
+        if self.item_popularity.shape != (self.n_items,):
+            raise ValueError("item popularity does not match the item map")
+        self._index()
+
+    def _index(self) -> None:
+        self._user_index = pd.Index(self.user_ids)
+        self._item_index = pd.Index(self.item_ids)
+        self._popular_order = np.argsort(-self.item_popularity, kind="stable")
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, ParamSpec]:
+        """Name -> spec of this model's hyperparameters (flags, form fields, sweep space)."""
+        return cls.Params.SPECS
+
+    # ---- fitting -----------------------------------------------------------------------------------------------
+    @classmethod
+    def check(cls, params: Params, train: Interactions) -> None:
+        """Refuse settings this model cannot train on this data (before any run exists); nothing by default."""
+        return None
+
+    def fit(self, train: Interactions, epochs: int = 1) -> Recommender:
+        """Fit on the training interactions (``epochs`` passes for iterative models); returns ``self``."""
+        self.check(self.params, train)
+        self._set_data(train.user_ids, train.item_ids, train.indptr, train.indices, train.popularity)
+        if self.iterative:
+            for _ in range(epochs):
+                self.fit_epoch(train)
+        else:
+            self._fit(train)
+        return self
+
+    def fit_epoch(self, train: Interactions) -> None:
+        """One more training pass (iterative models only)."""
+        raise NotImplementedError(f"{self.name} is fitted in closed form; call fit()")
+
+    @abstractmethod
+    def _fit(self, train: Interactions) -> None:
+        """Fit the model's own arrays (the shared data is already set)."""
+
+    # ---- scoring -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def scores(self, user_idx: np.ndarray) -> np.ndarray:
+        """Scores of every item for the given internal user indices: float32 ``[len(user_idx), n_items]``."""
+
+    def item_similarities(self, item_idx: int) -> np.ndarray:
+        """Similarity of item ``item_idx`` to every item (for "similar items"); models without one raise."""
+        raise ValueError(f"the {self.name} model has no notion of item similarity")
+
+    # ---- lookups -----------------------------------------------------------------------------------------------
+    def user_index(self, user_ids: Iterable[str]) -> np.ndarray:
+        """Internal indices of ``user_ids``; -1 for users the model has never seen."""
+        return self._user_index.get_indexer(_str_index(user_ids))
+
+    def item_index(self, item_ids: Iterable[str]) -> np.ndarray:
+        """Internal indices of ``item_ids``; -1 for unknown items."""
+        return self._item_index.get_indexer(_str_index(item_ids))
+
+    def seen_items(self, user_idx: int) -> np.ndarray:
+        """Item indices the user interacted with in training."""
+        return self.seen_indices[self.seen_indptr[user_idx] : self.seen_indptr[user_idx + 1]]
+
+    # ---- top-k -------------------------------------------------------------------------------------------------
+    def recommend(self, user_ids: Iterable[str], k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
+        """Top-k items per user as a long frame ``user_id, rank, item_id, score, source``.
+
+        Users the model never saw get the most popular items with ``source="popular"`` (never an error).
+        ``k`` above the number of available items returns all of them.
+        """
+        k = validate_k(k)
+        users = [str(u) for u in user_ids]
+        idx = self.user_index(users)
+        known = idx >= 0
+        blocks: list[pd.DataFrame] = []
+        if known.any():
+            scores = np.array(self.scores(idx[known]), dtype=np.float32)
+            if exclude_seen:
+                for row, u in enumerate(idx[known]):
+                    scores[row, self.seen_items(u)] = -np.inf
+            top = top_k(scores, k)
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            valid = np.isfinite(top_scores)
+            n_per_user = valid.sum(axis=1)
+            known_users = np.asarray(users, dtype=object)[known]
+            blocks.append(
+                pd.DataFrame(
+                    {
+                        "user_id": np.repeat(known_users, n_per_user),
+                        "rank": np.concatenate([np.arange(1, n + 1) for n in n_per_user]),
+                        "item_id": self.item_ids[top[valid]],
+                        "score": top_scores[valid].astype(np.float64),
+                        "source": "model",
+                    }
+                )
+            )
+        if not known.all():
+            popular = self._popular_order[:k]
+            unknown_users = np.asarray(users, dtype=object)[~known]
+            n = len(popular)
+            blocks.append(
+                pd.DataFrame(
+                    {
+                        "user_id": np.repeat(unknown_users, n),
+                        "rank": np.tile(np.arange(1, n + 1), len(unknown_users)),
+                        "item_id": np.tile(self.item_ids[popular], len(unknown_users)),
+                        "score": np.tile(self.item_popularity[popular].astype(np.float64), len(unknown_users)),
+                        "source": "popular",
+                    }
+                )
+            )
+        if not blocks:
+            return empty_recommendations()
+        out = pd.concat(blocks, ignore_index=True) if len(blocks) > 1 else blocks[0]
+        # keep the caller's user order
+        order = pd.Series(range(len(users)), index=pd.Index(users)).groupby(level=0).first()
+        out = out.iloc[np.lexsort((out["rank"].to_numpy(), out["user_id"].map(order).to_numpy()))]
+        return out.reset_index(drop=True)[OUTPUT_COLUMNS]
+
+    def similar_items(self, item_id: str, k: int = 10) -> pd.DataFrame:
+        """The ``k`` items most similar to ``item_id`` by the model's own item similarity, the item itself left out.
+
+        Raises KeyError for an item outside the catalogue, ValueError for a model without item similarities."""
+        k = validate_k(k)
+        (idx,) = self.item_index([item_id])
+        if idx < 0:
+            raise KeyError(f"item {item_id!r} is not in this model's catalogue")
+        sims = np.array(self.item_similarities(int(idx)), dtype=np.float64)
+        sims[idx] = -np.inf
+        top = top_k(sims[None, :], k)[0]
+        top = top[np.isfinite(sims[top])]
+        return pd.DataFrame(
+            {"rank": np.arange(1, len(top) + 1), "item_id": self.item_ids[top], "similarity": sims[top].astype(float)}
+        )
+
+    # ---- export / import ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The model's own arrays (the shared ones are added by :meth:`export`)."""
+
+    @abstractmethod
+    def _from_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore the model's own arrays (the shared data is already set)."""
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Plain numpy arrays (no object dtype) and JSON-able metadata: model name, params and the ID maps."""
+        arrays = {
+            "seen_indptr": self.seen_indptr,
+            "seen_indices": self.seen_indices,
+            "item_popularity": self.item_popularity,
+            **self._arrays(),
+        }
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "params": self.params.as_dict(),
+            "user_ids": self.user_ids.tolist(),
+            "item_ids": self.item_ids.tolist(),
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_export(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Recommender:
+        """The model :meth:`export` described (validating shapes)."""
+        model = cls(cls.Params.from_mapping(meta.get("params") or {}))
+        model._set_data(
+            meta["user_ids"], meta["item_ids"], arrays["seen_indptr"], arrays["seen_indices"], arrays["item_popularity"]
+        )
+        model._from_arrays(arrays)
+        return model
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``weights.npz`` (numbers) and ``ids.json`` (model, params, ID maps); no pickle anywhere."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays, meta = self.export()
+        np.savez(directory / WEIGHTS_FILE, **arrays)
+        (directory / IDS_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        return directory
+
+
+def validate_k(k: Any) -> int:
+    """k must be a positive integer (``5``, ``5.0`` or ``"5"``); the message is shown to users as is."""
+    value: int | None = None
+    if (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))) or (
+        isinstance(k, float) and k.is_integer()
+    ):
+        value = int(k)
+    elif isinstance(k, str) and k.strip().isdigit():
+        value = int(k.strip())
+    if value is None or value < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    return value
+
+
+def empty_recommendations() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series(dtype=str),
+            "rank": pd.Series(dtype=np.int64),
+            "item_id": pd.Series(dtype=str),
+            "score": pd.Series(dtype=np.float64),
+            "source": pd.Series(dtype=str),
+        }
+    )
