@@ -188,8 +188,9 @@ with final_tab:
                 "Grey lines above and rows below: simple models fitted on the same dataset and split. "
                 "× best reference: the run's value over the best reference's (above 1: better, for this metric)."
             )
-            st.dataframe(charts.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True,
-                         key="reference_table")  # fmt: skip
+            st.container(key="reference_box").dataframe(
+                charts.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True, key="reference_table"
+            )  # the box's key names it in the page
         elif bar_metrics:
             st.caption(
                 "No reference runs on this data yet: **Train references for this data** on the Train page (or "

@@ -564,7 +564,8 @@ def reference_table(
         refs[f"× best reference ({key})"] = cmp.reference_ratio(
             references, references["data"], references, key, lower
         ).to_numpy()
-    return pd.concat([rows, refs], ignore_index=True)
+    out = pd.concat([rows, refs], ignore_index=True)
+    return out[[c for c in out.columns if c != "data"] + ["data"]]  # the long data name last: numbers stay in view
 
 
 def beyond_accuracy_table(
@@ -581,7 +582,7 @@ def beyond_accuracy_table(
                 for frame in (runs, references)
             ]
         )
-    return out
+    return out[[c for c in out.columns if c != "data"] + ["data"]]
 
 
 def config_bars_figure(

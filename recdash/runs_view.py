@@ -148,7 +148,8 @@ def sweep_tree(runs: pd.DataFrame, expanded: Collection[str]) -> pd.DataFrame:
         if run_id in parents:
             n = len(children.get(run_id, []))
             mark = "▾" if run_id in expanded else "▸"
-            labels.append(f"{mark} {names[i]} ({n} trial{'s' if n != 1 else ''})")
+            unit = "trial" if row.get(TAG + cmp.KIND_TAG) in ("sweep", None) else "run"  # e.g. references' parent
+            labels.append(f"{mark} {names[i]} ({n} {unit}{'s' if n != 1 else ''})")
             space = cmp.search_space(row)
             spaces.append(", ".join(f"{k}={v}" for k, v in space.items()) or None)
             best = cmp.best_params(row)

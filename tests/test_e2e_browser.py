@@ -37,6 +37,7 @@ from playwright.sync_api import sync_playwright
 
 from recdash import jobs
 from recdash.model import Hyperparams
+from recdash.references import train_references
 from recdash.sweep import SweepSpec, parse_space, run_sweep
 from recdash.train import TrainConfig, train
 
@@ -68,6 +69,8 @@ def prepare_store(tmp_path: Path) -> dict[str, str]:
         space=parse_space(["factors=4:16", "loss=bpr,warp"]), n_trials=3, storage=f"sqlite:///{tmp_path / 'o.db'}",
     )  # fmt: skip
     runs["e2e-sweep"] = run_sweep(sweep).parent_run_id
+    references = train_references(replace(config, dataset_options=DATA_A, experiment="e2e-refs", run_name=None))
+    runs.update({f"reference-{name}": result.run_id for name, result in references.runs.items()})
     return runs
 
 
@@ -124,17 +127,20 @@ def test_every_page_in_a_real_browser(
             assert page.locator("[data-testid='stCode']").first.inner_text().strip() == tracking_store
             grids = page.locator("[data-testid='stDataFrame']")
             experiments = {row[0]: row[1] for row in grid_text(grids.nth(0))}
-            assert experiments == {"e2e-a": "6", "e2e-b": "1"}  # e2e-a: 2 trainings, a sweep and its 3 trials
-            assert set(TRAININGS) <= {row[0] for row in grid_text(grids.nth(1))}
+            # e2e-a: 2 trainings, a sweep and its 3 trials; e2e-refs: 3 references under their parent run
+            assert experiments == {"e2e-a": "6", "e2e-b": "1", "e2e-refs": "4"}
+            latest = [row[0] for row in grid_text(grids.nth(1))]
+            assert {"references", "reference-ease", TRAININGS[-1]} <= set(latest), latest  # newest first
             screenshot(page, shots, "home.png")
 
             # Runs: the table, and rows picked by clicking their selection boxes in the canvas grid
             page.get_by_role("link", name="Runs").first.click()
             check_page(page, "Runs")
-            page.get_by_text("7 runs. Select rows").wait_for()
+            page.get_by_text("11 runs. Select rows").wait_for()
             table = page.locator(".st-key-runs_table [data-testid='stDataFrame']")
             shown = [row[0] for row in grid_text(table)]
-            assert sorted(shown) == sorted([*TRAININGS, "▸ e2e-sweep (3 trials)"])  # the sweep's trials fold under it
+            folded = ["▸ e2e-sweep (3 trials)", "▸ references (3 runs)"]  # a sweep's trials, the references
+            assert sorted(shown) == sorted([*TRAININGS, *folded]), shown
             box = table.bounding_box()
             header = row_height = 35  # st.dataframe's default row height; the header row has the same
 
@@ -169,7 +175,15 @@ def test_every_page_in_a_real_browser(
             assert bars.locator(".g-gtitle, .annotation-text").filter(has_text="synthetic").count() == 2  # 2 facets
             # 2 metrics on the 2-run dataset; the other dataset's single run beats nobody, whatever its value
             assert bars.get_by_text("★ best").count() == 2
+            # the references fitted on the 2-run dataset: grey marks on its facet, each run's ratio to the best
+            assert bars.locator(".legendtext").filter(has_text="reference: ease").count() == 1
+            ratios = grid_text(page.locator(".st-key-reference_box [data-testid='stDataFrame']"))
+            assert {row[0] for row in ratios} >= {"reference: ease", "reference: itemknn", "reference: popularity"}
             screenshot(page, shots, "compare.png")
+            page.get_by_role("tab", name="Segments").click()
+            page.locator(".st-key-segment_chart .js-plotly-plot .main-svg").first.wait_for()
+            check_page(page, "Compare runs")
+            screenshot(page, shots, "compare-segments.png")
             for tab, chart in (("Learning curves", "history_chart"), ("Hyperparameters", "parallel_chart")):
                 page.get_by_role("tab", name=tab).click()
                 page.locator(f".st-key-{chart} .js-plotly-plot .main-svg").first.wait_for()

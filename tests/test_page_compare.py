@@ -3,6 +3,7 @@ configuration pair repeated with 3 seeds, an Optuna sweep, and runs of another t
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +18,7 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.model import Hyperparams
+from recdash.references import train_references
 from recdash.sweep import SweepSpec, parse_space, run_sweep
 from recdash.train import TrainConfig, load_data, train
 
@@ -42,6 +44,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         other = replace(base, dataset_options=DATA_B, run_name="other-data",
                         hparams=Hyperparams(factors=8, max_samples=10))  # fmt: skip
         other_id = train(other).run_id
+        refs = train_references(replace(base, experiment="references"), data).runs  # on DATA_A only
         spec = SweepSpec(
             config=replace(base, experiment="sweeps", run_name="sw", epochs=2),
             space=parse_space(["factors=4:16", "loss=bpr,warp"]), n_trials=4, storage=f"sqlite:///{root / 'o.db'}",
@@ -56,7 +59,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             client.log_metric(run.info.run_id, "logloss", 0.5 - 0.1 * i)  # one value: a final metric
             client.set_terminated(run.info.run_id)
             foreign.append(run.info.run_id)
-    return {"uri": uri, "repeats": repeats, "other": other_id, "sweep": sweep, "foreign": foreign}
+    references = {name: result.run_id for name, result in refs.items()}
+    return {"uri": uri, "repeats": repeats, "other": other_id, "sweep": sweep, "foreign": foreign,
+            "references": references}  # fmt: skip
 
 
 @pytest.fixture
@@ -96,11 +101,19 @@ def figures(at: AppTest) -> dict[str, dict]:
     return out
 
 
+def decoded(values: object) -> list[float]:
+    """A figure's numbers as the browser gets them: plotly sends numpy arrays as base64 ("bdata")."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
+    return list(values)  # type: ignore[call-overload]
+
+
 def trace_colors(spec: dict) -> dict[str, str]:
     out = {}
     for trace in spec["data"]:
         color = (trace.get("line") or {}).get("color") or (trace.get("marker") or {}).get("color")
-        if trace.get("name") and isinstance(color, str) and trace["name"] != "popularity baseline":
+        name = trace.get("name") or ""
+        if name and isinstance(color, str) and name != "popularity baseline" and not name.startswith("reference:"):
             out[trace["name"]] = color
     return out
 
@@ -226,3 +239,38 @@ def test_runs_page_nests_sweeps_and_filters_params_by_number(use_store: dict[str
     shown = at.dataframe(key="runs_table").value
     factors = pd.to_numeric(shown["params.factors"].dropna())
     assert len(factors) and (factors > 8).all()  # numbers, not strings: "16" > "8" but "16" < "8" as text
+
+
+def test_runs_are_measured_against_the_references_on_their_data(use_store: dict[str, object]) -> None:
+    warp = use_store["repeats"]["warp"][0]  # type: ignore[index]
+    at = compare([warp, use_store["other"]])  # type: ignore[list-item]
+    client = MlflowClient()
+    refs = {name: client.get_run(run_id).data.metrics for name, run_id in use_store["references"].items()}
+    assert set(refs) == {"popularity", "ease", "itemknn"}
+    spec = figures(at)["bars_chart"]["data"]
+    marks = {(t["name"], t["x"][0]): t["y"][0] for t in spec if t["name"].startswith("reference:")}
+    # a mark per reference and metric drawn, at that reference's value, on DATA_A's facet (the first)
+    assert marks == {
+        (f"reference: {name}", metric): metrics[metric]
+        for name, metrics in refs.items()
+        for metric in ("test_ndcg_at_10", "test_recall_at_10")
+    }
+    assert {t.get("yaxis", "y") for t in spec if t["name"].startswith("reference:")} == {"y"}
+    rows = table(at, "run", "kind", "data").set_index("run")
+    ratio = rows["× best reference (test_ndcg_at_10)"]
+    best = max(m["test_ndcg_at_10"] for m in refs.values())
+    mine = client.get_run(warp).data.metrics["test_ndcg_at_10"]
+    assert ratio.loc["warp-s1"] == pytest.approx(mine / best)
+    assert np.isnan(ratio.loc["other-data"])  # no reference was fitted on the other dataset
+    assert rows.loc["reference: ease", "kind"] == "reference"
+
+    open_tab(at, "Segments")
+    segments = figures(at)["segment_chart"]
+    bars = {t["name"]: decoded(t["y"]) for t in segments["data"] if t["type"] == "bar"}
+    run = client.get_run(warp).data.metrics
+    assert bars["warp-s1"] == pytest.approx([run[f"test_recall_at_10_q{q}"] for q in range(1, 5)])
+    beyond = table(at, "run", "test_novelty_at_10", "test_gini_at_10").set_index("run")
+    assert beyond.loc["reference: popularity", "test_gini_at_10"] == pytest.approx(
+        refs["popularity"]["test_gini_at_10"]
+    )
+    assert beyond.loc["warp-s1", "test_personalization_at_10"] == pytest.approx(run["test_personalization_at_10"])
