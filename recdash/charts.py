@@ -192,6 +192,21 @@ class _Builder:
         self.traces.append(trace)
         self.rows.append(self.row(group))
 
+    def level(
+        self, group: str | None, i: int, x: str, value: float, name: str, line: dict, legendgroup: str, legend: bool
+    ) -> None:
+        """A line across category ``i``'s bars at ``value`` (a baseline or a reference model), with a marker that
+        carries its legend entry and hover."""
+        xref, yref = self.axes(group)
+        self.shapes.append(dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=xref, yref=yref,
+                                line={**line, "width": 2}))  # fmt: skip
+        self.trace(
+            dict(type="scatter", x=[x], y=[value], mode="markers", name=name, legendgroup=legendgroup,
+                 showlegend=legend, marker={"symbol": "line-ew-open", "size": 18, "color": line["color"]},
+                 hovertemplate=f"{name}<br>{x}: %{{y:.4g}}<extra></extra>"),
+            group,
+        )  # fmt: skip
+
     def figure(self, height_each: int = 320, **layout: object) -> go.Figure:
         if len(self.groups) == 1:
             base = {"height": height_each + 100, "shapes": self.shapes, "annotations": self.annotations}
@@ -451,16 +466,8 @@ def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], g
             if not values.size:
                 continue
             value = float(np.median(values))  # the same for every run on the same data and split
-            xref, yref = build.axes(group)
-            build.shapes.append(dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=xref, yref=yref,
-                                     line={"color": "black", "dash": "dash", "width": 2}))  # fmt: skip
-            build.trace(
-                dict(type="scatter", x=[plotly_text(name)], y=[value], mode="markers", name="popularity baseline",
-                     marker={"symbol": "line-ew-open", "size": 18, "color": "black"}, legendgroup="baseline",
-                     showlegend=not shown_legend,
-                     hovertemplate=f"popularity baseline<br>{plotly_text(name)}: %{{y:.4g}}<extra></extra>"),
-                group,
-            )  # fmt: skip
+            build.level(group, i, plotly_text(name), value, "popularity baseline", {"color": "black", "dash": "dash"},
+                        "baseline", not shown_legend)  # fmt: skip
             shown_legend = True
 
 
@@ -490,20 +497,12 @@ def _reference_marks(
             continue
         model = str(ref["reference"])
         color, dash = reference_style(model, models)
-        xref, yref = build.axes(group)
         for i, name in enumerate(names):
             value = as_float(pd.Series([ref.get(METRIC + name)]))[0]
             if not np.isfinite(value):
                 continue
-            build.shapes.append(dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=xref, yref=yref,
-                                     line={"color": color, "dash": dash, "width": 2}))  # fmt: skip
-            build.trace(
-                dict(type="scatter", x=[x[i]], y=[value], mode="markers", name=plotly_text(f"reference: {model}"),
-                     marker={"symbol": "line-ew-open", "size": 18, "color": color}, legendgroup=f"reference {model}",
-                     showlegend=model not in in_legend,
-                     hovertemplate=f"reference {plotly_text(model)}<br>{x[i]}: %{{y:.4g}}<extra></extra>"),
-                group,
-            )  # fmt: skip
+            build.level(group, i, x[i], value, plotly_text(f"reference: {model}"), {"color": color, "dash": dash},
+                        f"reference {model}", model not in in_legend)  # fmt: skip
             in_legend.add(model)
 
 

@@ -19,8 +19,6 @@ from recdash.datasets import Dataset, Split
 from recdash.flags import identity_tags
 from recdash.models import REFERENCE_MODELS, Params, get_model
 from recdash.train import (
-    TAG_END_REASON,
-    TAG_ERROR,
     TAG_HOST,
     TAG_KIND,
     TAG_PID,
@@ -30,6 +28,7 @@ from recdash.train import (
     TrainResult,
     experiment_id_for,
     load_data,
+    run_outcome,
     train,
 )
 
@@ -88,7 +87,7 @@ def train_references(
     }
     parent = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name or "references", tags=tags)
     result = ReferencesResult(parent.info.run_id)
-    try:
+    with run_outcome(lambda: f"{len(result.runs)} reference runs"):
         mlflow.log_params(
             {
                 "dataset": config.dataset,
@@ -111,14 +110,4 @@ def train_references(
             mlflow.set_tag(f"recdash.reference_run.{name}", run.run_id)
             if on_model is not None:
                 on_model(name, run)
-    except KeyboardInterrupt:
-        mlflow.set_tag(TAG_ERROR, "interrupted (Ctrl-C or cancel)")
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException as exc:
-        mlflow.set_tag(TAG_ERROR, f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.set_tag(TAG_END_REASON, f"{len(result.runs)} reference runs")
-    mlflow.end_run("FINISHED")
     return result

@@ -40,7 +40,7 @@ from recdash.flags import (
     train_config_from_args,
 )
 from recdash.models import DEFAULT_MODEL, HyperparameterError, all_hyperparameters, coerce_param, get_model, params_for
-from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID, ConfigError, TrainConfig, config_dict
+from recdash.train import TAG_HOST, TAG_KIND, TAG_PID, ConfigError, TrainConfig, config_dict, run_outcome
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -541,75 +541,67 @@ def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
     parent_id = parent.info.run_id
     study_name = spec.study_name or f"recdash-{parent_id}"
     helpers: list[subprocess.Popen[bytes]] = []
-    try:
-        mlflow.set_tag(TAG_STUDY, study_name)
+    with run_outcome(lambda: f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed"):
         try:
-            optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
-        except optuna.exceptions.DuplicatedStudyError:
-            raise SweepError(
-                f"--study-name {study_name!r} already exists; pick another or join it with --worker"
-            ) from None
-        study_id = storage.get_study_id_from_name(study_name)
-        points = grid_points(spec.space) if spec.sampler == "grid" else []
-        if points:
-            random.Random(config.seed).shuffle(points)
-        n_trials = min(spec.n_trials, len(points)) if points else spec.n_trials
-        mlflow.set_tag(TAG_TRIALS_TOTAL, str(n_trials))
-        mlflow.log_params(
-            {
-                **config.params(),
-                "dataset": config.dataset,
-                "search_space": json.dumps(space_to_json(spec.space)),
-                "sampler": spec.sampler,
-                "n_trials": n_trials,
-                "n_workers": spec.n_workers,
-                # not "objective": `mlflow run` already logged that entry-point parameter with the short name
-                "objective_metric": config.monitor,
-                "pruner": "median" if spec.prune else "none",
-                "storage": _safe_url(spec.storage),
-                "study_name": study_name,
-            }
-        )
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        for i in range(n_trials):  # the queue that makes --n-trials exact across workers
-            study.enqueue_trial(points[i] if points else {})
-        # set last: workers wait for it, so they never see a half-made study
-        storage.set_study_user_attr(
-            study_id,
-            STUDY_ATTR,
-            {
-                "config": config_dict(config),
-                "space": space_to_json(spec.space),
-                "parent_run_id": parent_id,
-                "n_trials": n_trials,
-                "sampler": spec.sampler,
-                "prune": spec.prune,
-            },
-        )
-        helpers = [_spawn_worker(spec.storage, study_name, i) for i in range(1, spec.n_workers)]
-        worker = _Worker(spec.storage, study_name, worker_index)
-        worker.run()
-        for proc in helpers:
-            while proc.poll() is None:
-                check_stop()
-                time.sleep(0.2)
-        check_stop()
-        _wait_for_running_trials(storage, study_id)
-        result = _summarise(storage, study_name, parent_id)
-        if result.best_trial_number is None:
-            raise SweepError("no trial completed (see the child runs' recdash.error tags)")
-    except KeyboardInterrupt:
-        _stop_helpers(helpers)
-        mlflow.set_tag(TAG_ERROR, "interrupted (Ctrl-C or cancel)")
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException as exc:
-        _stop_helpers(helpers)
-        mlflow.set_tag(TAG_ERROR, f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.set_tag(TAG_END_REASON, f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed")
-    mlflow.end_run("FINISHED")
+            mlflow.set_tag(TAG_STUDY, study_name)
+            try:
+                optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
+            except optuna.exceptions.DuplicatedStudyError:
+                raise SweepError(
+                    f"--study-name {study_name!r} already exists; pick another or join it with --worker"
+                ) from None
+            study_id = storage.get_study_id_from_name(study_name)
+            points = grid_points(spec.space) if spec.sampler == "grid" else []
+            if points:
+                random.Random(config.seed).shuffle(points)
+            n_trials = min(spec.n_trials, len(points)) if points else spec.n_trials
+            mlflow.set_tag(TAG_TRIALS_TOTAL, str(n_trials))
+            mlflow.log_params(
+                {
+                    **config.params(),
+                    "dataset": config.dataset,
+                    "search_space": json.dumps(space_to_json(spec.space)),
+                    "sampler": spec.sampler,
+                    "n_trials": n_trials,
+                    "n_workers": spec.n_workers,
+                    # not "objective": `mlflow run` already logged that entry-point parameter with the short name
+                    "objective_metric": config.monitor,
+                    "pruner": "median" if spec.prune else "none",
+                    "storage": _safe_url(spec.storage),
+                    "study_name": study_name,
+                }
+            )
+            study = optuna.load_study(study_name=study_name, storage=storage)
+            for i in range(n_trials):  # the queue that makes --n-trials exact across workers
+                study.enqueue_trial(points[i] if points else {})
+            # set last: workers wait for it, so they never see a half-made study
+            storage.set_study_user_attr(
+                study_id,
+                STUDY_ATTR,
+                {
+                    "config": config_dict(config),
+                    "space": space_to_json(spec.space),
+                    "parent_run_id": parent_id,
+                    "n_trials": n_trials,
+                    "sampler": spec.sampler,
+                    "prune": spec.prune,
+                },
+            )
+            helpers = [_spawn_worker(spec.storage, study_name, i) for i in range(1, spec.n_workers)]
+            worker = _Worker(spec.storage, study_name, worker_index)
+            worker.run()
+            for proc in helpers:
+                while proc.poll() is None:
+                    check_stop()
+                    time.sleep(0.2)
+            check_stop()
+            _wait_for_running_trials(storage, study_id)
+            result = _summarise(storage, study_name, parent_id)
+            if result.best_trial_number is None:
+                raise SweepError("no trial completed (see the child runs' recdash.error tags)")
+        except BaseException:
+            _stop_helpers(helpers)  # before the run ends: no worker keeps logging trials of an ended sweep
+            raise
     return result
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,6 +59,34 @@ class StopRun(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+@contextmanager
+def run_outcome(reason: Callable[[], str] | None = None) -> Iterator[None]:
+    """End the active MLflow run the way every recdash run ends (a training, a sweep's or the references' parent).
+
+    FINISHED when the body returns (with ``reason()`` as its end-reason tag, if given); a :class:`StopRun` with its
+    status and reason; KILLED on Ctrl-C or a cancel; FAILED with the error as a tag on anything else. The exception
+    goes on to the caller."""
+    import mlflow
+
+    try:
+        yield
+    except StopRun as stop:
+        mlflow.set_tag(TAG_END_REASON, stop.reason)
+        mlflow.end_run(stop.status)
+        raise
+    except KeyboardInterrupt:
+        mlflow.set_tag(TAG_ERROR, "interrupted (Ctrl-C or cancel)")
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException as exc:
+        mlflow.set_tag(TAG_ERROR, f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow.end_run("FAILED")
+        raise
+    if reason is not None:
+        mlflow.set_tag(TAG_END_REASON, reason())
+    mlflow.end_run("FINISHED")
 
 
 @dataclass(frozen=True)
@@ -336,21 +365,8 @@ def train(
     run = mlflow.start_run(
         experiment_id=experiment_id, run_name=config.run_name, nested=nested, parent_run_id=parent_run_id, tags=tags
     )
-    try:
+    with run_outcome():
         result = _train_in_run(config, dataset, split, interactions, candidates, on_epoch, run.info.run_id)
-    except StopRun as stop:
-        mlflow.set_tag(TAG_END_REASON, stop.reason)
-        mlflow.end_run(stop.status)
-        raise
-    except KeyboardInterrupt:
-        mlflow.set_tag(TAG_ERROR, "interrupted (Ctrl-C or cancel)")
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException as exc:
-        mlflow.set_tag(TAG_ERROR, f"{type(exc).__name__}: {exc}"[:5000])
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
     return result
 
 
