@@ -370,6 +370,24 @@ def train(
     return result
 
 
+def _log_input(dataset: Any, attempts: int = 3) -> None:
+    """``mlflow.log_input`` for the training data, tried again when another run logged the same dataset at the
+    same moment: MLflow's SQL store looks the dataset up and then inserts it, so two jobs starting on the same data
+    can both insert and one hits the UNIQUE constraint (its transaction is rolled back). On the next try the row is
+    there and only the link to this run is written."""
+    import mlflow
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context="training")
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            if attempt == attempts - 1 or not isinstance(exc.__cause__, IntegrityError):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def _train_in_run(
     config: TrainConfig,
     dataset: Dataset,
@@ -382,7 +400,7 @@ def _train_in_run(
     import mlflow
 
     mlflow_dataset, lineage_info = lineage(dataset)
-    mlflow.log_input(mlflow_dataset, context="training")
+    _log_input(mlflow_dataset)
     base_params = {**config.params(), **split.params(), **lineage_info, "dataset": config.dataset}
     started = time.perf_counter()
     if config.model_class.iterative:
