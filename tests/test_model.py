@@ -321,10 +321,12 @@ def test_itemknn_similarity_shrinkage_and_neighbours_by_hand() -> None:
     )
     data = Interactions.from_frame(train)
     full = ItemKNN(ItemKNNParams(neighbours=2, shrink=0.0)).fit(data)
-    np.testing.assert_allclose(full.similarity.toarray(), np.array([[0, 2, 1], [2, 0, 0], [1, 0, 0]]) / np.sqrt(6))
+    np.testing.assert_allclose(full.item_similarity.toarray(), np.array([[0, 2, 1], [2, 0, 0], [1, 0, 0]]) / np.sqrt(6))
     one = ItemKNN(ItemKNNParams(neighbours=1, shrink=0.0)).fit(data)
     scores = one.scores(np.array([2, 3]))
     assert scores[0, 1] == pytest.approx(2 / np.sqrt(6)) and scores[1, 0] == 0.0
     shrunk = ItemKNN(ItemKNNParams(neighbours=2, shrink=1.0)).fit(data)
-    assert shrunk.similarity[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1))
+    assert shrunk.item_similarity[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1))
     assert one.similar_items("1", k=2)["item_id"].tolist() == ["0"]  # item 1's one neighbour
+    # fitting keeps the model's description of "similar", which Recommend's caption shows, a description
+    assert one.similarity == ItemKNN.similarity and isinstance(one.similarity, str)

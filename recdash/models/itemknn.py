@@ -43,7 +43,7 @@ class ItemKNN(Recommender):
 
     def __init__(self, params: Params | None = None, *, seed: int = 42) -> None:
         super().__init__(params, seed=seed)
-        self.similarity: Any = None  # scipy CSR, rows = history item j, columns = scored item i
+        self.item_similarity: Any = None  # scipy CSR, rows = history item j, columns = scored item i
         self._history: Any = None  # the users' training items as a CSR matrix, built on first use
 
     def _fit(self, train: Interactions) -> None:
@@ -70,7 +70,7 @@ class ItemKNN(Recommender):
             rows.append(top[keep])
             cols.append(np.broadcast_to(np.arange(start, stop), top.shape)[keep])
             vals.append(values[keep])
-        self.similarity = csr_matrix(
+        self.item_similarity = csr_matrix(
             (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
         )
 
@@ -78,17 +78,17 @@ class ItemKNN(Recommender):
         if self._history is None:
             self._history = binary_csr(self.seen_indptr, self.seen_indices, self.n_users, self.n_items)
         history = self._history[np.asarray(user_idx, dtype=np.int64)]
-        return np.asarray((history @ self.similarity).toarray(), dtype=np.float32)
+        return np.asarray((history @ self.item_similarity).toarray(), dtype=np.float32)
 
     def item_similarities(self, item_idx: int) -> np.ndarray:
         """Item ``item_idx``'s similarity to its neighbours (-inf for the rest: they are not similar at all)."""
-        column = self.similarity[:, [item_idx]].tocsc()
+        column = self.item_similarity[:, [item_idx]].tocsc()
         out = np.full(self.n_items, -np.inf, dtype=np.float32)
         out[column.indices] = column.data
         return out
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        s = self.similarity
+        s = self.item_similarity
         return {
             "similarity_indptr": s.indptr.astype(np.int64),
             "similarity_indices": s.indices.astype(np.int32),
@@ -101,6 +101,6 @@ class ItemKNN(Recommender):
         indptr = np.asarray(arrays["similarity_indptr"])
         if indptr.shape != (self.n_items + 1,):
             raise ValueError("ItemKNN similarity does not match the item map")
-        self.similarity = csr_matrix(
+        self.item_similarity = csr_matrix(
             (arrays["similarity_data"], arrays["similarity_indices"], indptr), shape=(self.n_items, self.n_items)
         )
