@@ -91,8 +91,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from browser import CHROMIUM_ARGS, VIEWPORT, chromium_path, streamlit_server
-    from playwright.sync_api import sync_playwright
+    from browser import browser_page, chromium_path, streamlit_server
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -106,10 +105,8 @@ def main() -> None:
         with (
             streamlit_server(work, env) as app_url,
             streamlit_server(work, env, script=one_line) as one_url,
-            sync_playwright() as p,
+            browser_page(chromium_path()) as page,
         ):
-            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport=VIEWPORT)
             link = f"{app_url}/compare?runs={','.join(ids)}"
             page.goto(link)  # warm-up: imports, first reads (a user's second visit is what is measured)
             page_done(page, 2)
@@ -129,7 +126,6 @@ def main() -> None:
                     page.goto(f"{link}&view={quote(tab)}")
                     times.append(page_done(page, charts))
                 tabs_s[tab] = round(statistics.median(times), 3)
-            browser.close()
     compare, baseline = statistics.median(compare_s), statistics.median(baseline_s)
     print(f"compare page, {args.runs} runs: {compare_s}")
     print(f"one-line page:          {baseline_s}")

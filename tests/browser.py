@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 ROOT = Path(__file__).parents[1]
 VIEWPORT = {"width": 1400, "height": 900}
@@ -90,6 +90,29 @@ def streamlit_server(workdir: Path, env: dict[str, str], script: Path = ROOT / "
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextmanager
+def browser_page(chromium: str, workdir: Path | None = None) -> Iterator[Page]:
+    """A page of headless Chromium (Debian's, at ``chromium``) at the tests' viewport; the browser closes after.
+
+    If the block fails and ``workdir`` is the app server's folder, what the browser showed is saved there as
+    failure.png and the end of the server's log is printed: the app redacts exception details in the browser,
+    the log has the traceback."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        except Exception:
+            if workdir is not None:
+                page.screenshot(path=str(workdir / "failure.png"))
+                print(f"failure screenshot: {workdir / 'failure.png'}")
+                print("streamlit log (end):\n" + (workdir / "streamlit.log").read_text(errors="replace")[-4000:])
+            raise
+        finally:
+            browser.close()
 
 
 def wait_idle(page: Page, settle_ms: int = 400, timeout_s: float = 60) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM_ARGS, VIEWPORT, check_page, chromium_path, grid_text, screenshot, streamlit_server
+from browser import browser_page, check_page, chromium_path, grid_text, screenshot, streamlit_server
 from legacy_store import MODEL_TRIAL, RUN_COUNT, build_legacy_store, snapshot
-from playwright.sync_api import sync_playwright
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -26,56 +25,45 @@ def test_legacy_store_every_page_read_only(tmp_path: Path) -> None:
     }
     shots = tmp_path / "shots"
     shots.mkdir()
-    with streamlit_server(tmp_path, env) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(30_000)
-        try:
-            page.goto(server)
-            check_page(page, "recdash")
-            experiments = grid_text(page.locator("[data-testid='stDataFrame']").first)
-            assert experiments[0][:2] == ["optuna-lightgbm-2021", str(RUN_COUNT)]
-            assert experiments[0][2].startswith("2021-06-01"), experiments  # the runs' dates, not today's
-            screenshot(page, shots, "home.png")
+    with streamlit_server(tmp_path, env) as server, browser_page(chromium, tmp_path) as page:
+        page.goto(server)
+        check_page(page, "recdash")
+        experiments = grid_text(page.locator("[data-testid='stDataFrame']").first)
+        assert experiments[0][:2] == ["optuna-lightgbm-2021", str(RUN_COUNT)]
+        assert experiments[0][2].startswith("2021-06-01"), experiments  # the runs' dates, not today's
+        screenshot(page, shots, "home.png")
 
-            page.get_by_role("link", name="Runs").first.click()
-            check_page(page, "Runs")
-            page.get_by_text(f"{RUN_COUNT} runs. Select rows").wait_for()
-            screenshot(page, shots, "runs.png")
+        page.get_by_role("link", name="Runs").first.click()
+        check_page(page, "Runs")
+        page.get_by_text(f"{RUN_COUNT} runs. Select rows").wait_for()
+        screenshot(page, shots, "runs.png")
 
-            chosen = [runs["3"], runs[MODEL_TRIAL], runs["7"]]
-            page.goto(f"{server}/compare?runs={','.join(chosen)}")
-            check_page(page, "Compare runs")
-            page.get_by_text("Comparing 3 run(s)").wait_for()
-            page.locator(".st-key-bars_chart .js-plotly-plot .main-svg").first.wait_for()
-            screenshot(page, shots, "compare.png")
+        chosen = [runs["3"], runs[MODEL_TRIAL], runs["7"]]
+        page.goto(f"{server}/compare?runs={','.join(chosen)}")
+        check_page(page, "Compare runs")
+        page.get_by_text("Comparing 3 run(s)").wait_for()
+        page.locator(".st-key-bars_chart .js-plotly-plot .main-svg").first.wait_for()
+        screenshot(page, shots, "compare.png")
 
-            page.get_by_role("link", name="Train").first.click()
-            check_page(page, "Train")
-            page.get_by_text("Training is not possible here").first.wait_for()
-            assert page.get_by_role("button", name="Start training").is_disabled()
-            screenshot(page, shots, "train.png")
+        page.get_by_role("link", name="Train").first.click()
+        check_page(page, "Train")
+        page.get_by_text("Training is not possible here").first.wait_for()
+        assert page.get_by_role("button", name="Start training").is_disabled()
+        screenshot(page, shots, "train.png")
 
-            page.goto(f"{server}/recommend?run={runs[MODEL_TRIAL]}")
-            check_page(page, "Recommend")
-            page.locator(".st-key-user_id input").fill("anyone")
-            page.locator(".st-key-user_id input").press("Enter")
-            page.get_by_role("heading", name="Top 10 recommendations").wait_for()
-            check_page(page, "Recommend")
-            screenshot(page, shots, "recommend.png")
+        page.goto(f"{server}/recommend?run={runs[MODEL_TRIAL]}")
+        check_page(page, "Recommend")
+        page.locator(".st-key-user_id input").fill("anyone")
+        page.locator(".st-key-user_id input").press("Enter")
+        page.get_by_role("heading", name="Top 10 recommendations").wait_for()
+        check_page(page, "Recommend")
+        screenshot(page, shots, "recommend.png")
 
-            page.get_by_role("link", name="Models").first.click()
-            check_page(page, "Models")
-            page.get_by_text("Registering models and changing aliases").first.wait_for()
-            assert page.get_by_role("button", name="Register", exact=True).is_disabled()
-            screenshot(page, shots, "models.png")
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"failure screenshot: {tmp_path / 'failure.png'}")
-            print("streamlit log (end):\n" + (tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
-            raise
-        finally:
-            browser.close()
+        page.get_by_role("link", name="Models").first.click()
+        check_page(page, "Models")
+        page.get_by_text("Registering models and changing aliases").first.wait_for()
+        assert page.get_by_role("button", name="Register", exact=True).is_disabled()
+        screenshot(page, shots, "models.png")
     after = snapshot(root)
     assert after == before, f"the store changed: {sorted(set(after) ^ set(before))[:10]}"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from browser import CHROMIUM_ARGS, VIEWPORT, check_page, chromium_path, fill, grid_text, screenshot, streamlit_server
-from playwright.sync_api import Locator, Page, sync_playwright
+from browser import browser_page, check_page, chromium_path, fill, grid_text, screenshot, streamlit_server
+from playwright.sync_api import Locator, Page
 
 from recdash import registry
 from recdash.model import Hyperparams
@@ -61,57 +61,46 @@ def test_recommend_tables_fit_and_promotion_in_a_real_browser(tmp_path: Path, tr
     }
     shots = tmp_path / "shots"
     shots.mkdir()
-    with streamlit_server(tmp_path, env) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(30_000)
-        try:
-            # the Models page's champion-vs-challenger link opens this: A = champion, B = challenger
-            page.goto(f"{server}/recommend?model=models:/recs/1&compare=models:/recs/2")
-            check_page(page, "Recommend")
-            fill(page, "user_id", "u0001")
-            page.get_by_role("heading", name="Top 10 recommendations").wait_for()
-            page.get_by_text("Model B:").wait_for()
-            check_page(page, "Recommend")
-            toggle = page.get_by_text("Compare with another model (B)", exact=True)
-            assert toggle.is_visible(), "the compare switch has no visible label"
-            page.get_by_text("Model A: recs v1 (champion) · run champ-warp").first.wait_for()
-            page.get_by_text("Model B: recs v2 (challenger) · run chall-bpr").wait_for()
-            # history, top-k, A, B, similar items
-            page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length == 5")
-            frames = page.locator("[data-testid='stDataFrame']")
-            assert header(frames.nth(1)) == ["rank", "item", "year", "score", "popularity", "hit"]
-            assert header(frames.nth(3)) == ["rank", "item", "year", "score", "hit", "in both"]
-            assert grid_text(frames.nth(1))[0][0] == "1"
-            assert overflowing_tables(page) == []
-            screenshot(page, shots, "recommend.png")
+    print(f"screenshots: {shots}")  # shown with a failure too
+    with streamlit_server(tmp_path, env) as server, browser_page(chromium, tmp_path) as page:
+        # the Models page's champion-vs-challenger link opens this: A = champion, B = challenger
+        page.goto(f"{server}/recommend?model=models:/recs/1&compare=models:/recs/2")
+        check_page(page, "Recommend")
+        fill(page, "user_id", "u0001")
+        page.get_by_role("heading", name="Top 10 recommendations").wait_for()
+        page.get_by_text("Model B:").wait_for()
+        check_page(page, "Recommend")
+        toggle = page.get_by_text("Compare with another model (B)", exact=True)
+        assert toggle.is_visible(), "the compare switch has no visible label"
+        page.get_by_text("Model A: recs v1 (champion) · run champ-warp").first.wait_for()
+        page.get_by_text("Model B: recs v2 (challenger) · run chall-bpr").wait_for()
+        # history, top-k, A, B, similar items
+        page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length == 5")
+        frames = page.locator("[data-testid='stDataFrame']")
+        assert header(frames.nth(1)) == ["rank", "item", "year", "score", "popularity", "hit"]
+        assert header(frames.nth(3)) == ["rank", "item", "year", "score", "hit", "in both"]
+        assert grid_text(frames.nth(1))[0][0] == "1"
+        assert overflowing_tables(page) == []
+        screenshot(page, shots, "recommend.png")
 
-            fill(page, "user_id", "nobody-here")  # the fallback in all three lists: a count, named as one
-            page.get_by_role("heading", name="Popular items (fallback)").wait_for()
-            check_page(page, "Recommend")
-            assert header(frames.nth(0)) == ["rank", "item", "year", "training interactions", "hit"]
-            assert overflowing_tables(page) == []
-            screenshot(page, shots, "recommend_fallback.png")
+        fill(page, "user_id", "nobody-here")  # the fallback in all three lists: a count, named as one
+        page.get_by_role("heading", name="Popular items (fallback)").wait_for()
+        check_page(page, "Recommend")
+        assert header(frames.nth(0)) == ["rank", "item", "year", "training interactions", "hit"]
+        assert overflowing_tables(page) == []
+        screenshot(page, shots, "recommend_fallback.png")
 
-            page.goto(f"{server}/models")
-            check_page(page, "Models")
-            promote = page.get_by_role("button", name="Promote challenger (v2) to champion")
-            promote.wait_for()
-            check_page(page, "Models")
-            wide = overflowing_tables(page)  # only the versions table (a column per metric) may scroll sideways
-            assert all("source run" in header for _, _, header in wide), wide
-            promote.click()
-            page.get_by_role("button", name="Confirm promotion").click()
-            page.get_by_test_id("stAlertContentSuccess").get_by_text("Promoted recs version 2 to champion").wait_for()
-            check_page(page, "Models")
-            aliases = mlflow.MlflowClient(tracking_store).get_registered_model("recs").aliases
-            assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 2}
-            screenshot(page, shots, "models.png")
-        except Exception:
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"failure screenshot: {tmp_path / 'failure.png'}")
-            print("streamlit log (end):\n" + (tmp_path / "streamlit.log").read_text(errors="replace")[-4000:])
-            raise
-        finally:
-            browser.close()
-            print(f"screenshots: {shots}")
+        page.goto(f"{server}/models")
+        check_page(page, "Models")
+        promote = page.get_by_role("button", name="Promote challenger (v2) to champion")
+        promote.wait_for()
+        check_page(page, "Models")
+        wide = overflowing_tables(page)  # only the versions table (a column per metric) may scroll sideways
+        assert all("source run" in header for _, _, header in wide), wide
+        promote.click()
+        page.get_by_role("button", name="Confirm promotion").click()
+        page.get_by_test_id("stAlertContentSuccess").get_by_text("Promoted recs version 2 to champion").wait_for()
+        check_page(page, "Models")
+        aliases = mlflow.MlflowClient(tracking_store).get_registered_model("recs").aliases
+        assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 2}
+        screenshot(page, shots, "models.png")
