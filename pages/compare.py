@@ -67,6 +67,7 @@ if all_runs.empty:
     st.info("This store has no runs yet. Create demo runs on the Home page or train a model.")
     st.stop()
 
+groups_all = cmp.data_groups(all_runs)  # every run's data group, worked out once for the page
 if requested:
     found = all_runs.set_index("run_id", drop=False)
     known = [r for r in requested if r in found.index]
@@ -81,7 +82,6 @@ if requested:
     st.page_link("pages/runs.py", label="Change the selection on the Runs page", icon=":material/table_rows:")
 else:
     st.info("No runs selected on the Runs page: showing the best runs of one dataset and split by a metric.")
-    groups_all = cmp.data_groups(all_runs)
     counts = groups_all.value_counts()
     key_metric = charts.preferred_metric(charts.metric_names(all_runs))
     if key_metric:  # first the data most runs were scored on with the key metric
@@ -113,11 +113,11 @@ if len(runs) > MAX_COMPARE:
 logged = [c for c in runs.columns if str(c).startswith(("params.", "metrics.", "tags."))]
 runs = runs.drop(columns=[c for c in logged if runs[c].isna().all()])
 run_ids = runs["run_id"].astype(str).tolist()
-style = RunStyle.of(runs, order=requested or run_ids, context=all_runs)
+style = RunStyle.of(runs, order=requested or run_ids, context=all_runs, context_groups=groups_all)
 groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = charts.metric_names(runs)
 hyper = cmp.hyperparameters(runs)
-refs = cmp.references_for(groups, all_runs)  # popularity, EASE, ItemKNN fitted on the same data and split
+refs = cmp.references_for(groups, all_runs, groups_all)  # popularity, EASE, ItemKNN fitted on the same data and split
 
 st.plotly_chart(figure("selection_figure", style, run_ids), key="colour_key")
 with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=False):

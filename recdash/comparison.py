@@ -101,16 +101,22 @@ class RunStyle:
 
     @classmethod
     def of(
-        cls, runs: pd.DataFrame, order: Sequence[str] | None = None, context: pd.DataFrame | None = None
+        cls,
+        runs: pd.DataFrame,
+        order: Sequence[str] | None = None,
+        context: pd.DataFrame | None = None,
+        context_groups: pd.Series | None = None,
     ) -> RunStyle:
         """Styles for ``runs``; colours follow ``order`` (the selection) when given, else the frame's order. Data
         groups are worked out over ``context`` (e.g. every run of the store) when given, so a sweep parent shown
-        without its trials still gets their group."""
+        without its trials still gets their group; ``context_groups`` is its :func:`data_groups` if the caller
+        already has it."""
         labels = run_labels(runs)
         ids = runs["run_id"].astype(str).tolist()
         ordered = [r for r in (order or []) if r in set(ids)] + [r for r in ids if r not in set(order or [])]
         frame = runs if context is None else context
-        groups = dict(zip(frame["run_id"].astype(str), data_groups(frame).astype(str), strict=True))
+        frame_groups = context_groups if context is not None and context_groups is not None else data_groups(frame)
+        groups = dict(zip(frame["run_id"].astype(str), frame_groups.astype(str), strict=True))
         if context is not None and not set(ids) <= set(groups):
             groups |= dict(zip(ids, data_groups(runs).astype(str), strict=True))
         return cls(
@@ -505,19 +511,20 @@ def is_reference(runs: pd.DataFrame) -> pd.Series:
     return column.astype(str).str.lower().eq("true")
 
 
-def references_for(groups: pd.Series, all_runs: pd.DataFrame) -> pd.DataFrame:
+def references_for(groups: pd.Series, all_runs: pd.DataFrame, all_groups: pd.Series | None = None) -> pd.DataFrame:
     """The finished reference runs on the same data as the runs whose data groups are ``groups``.
 
     One per (data group, model): the newest, if references were trained twice on the same data. The frame is
     ``all_runs``' rows with ``data`` (the group) and ``reference`` (the model's name) added, best first is not
-    implied. Groups are computed over ``all_runs`` so a reference lands in the group a run of that data is in."""
+    implied. Groups are those of ``all_runs`` (``all_groups``, computed when not given) so a reference lands in
+    the group a run of that data is in."""
     wanted = set(groups.dropna())
     mask = is_reference(all_runs)
     if "status" in all_runs.columns:
         mask &= all_runs["status"].astype(str).eq("FINISHED")
     if not wanted or not mask.any():
         return all_runs.iloc[0:0].assign(data=pd.Series(dtype=object), reference=pd.Series(dtype=object))
-    data = data_groups(all_runs)[mask]
+    data = (all_groups if all_groups is not None else data_groups(all_runs))[mask]
     refs = all_runs[mask].assign(data=data)
     refs = refs[refs["data"].isin(wanted)]
     names = refs.get(PARAM + MODEL_PARAM, pd.Series(None, index=refs.index, dtype=object))

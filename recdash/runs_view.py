@@ -53,7 +53,7 @@ def add_reference_ratio(runs: pd.DataFrame) -> pd.DataFrame:
     if metric is None or not cmp.is_reference(runs).any():
         return runs
     groups = cmp.data_groups(runs)
-    refs = cmp.references_for(groups, runs)
+    refs = cmp.references_for(groups, runs, groups)
     out = runs.assign(**{REFERENCE_RATIO: cmp.reference_ratio(runs, groups, refs, metric, False).to_numpy()})
     out.attrs["reference_metric"] = metric
     return out
