@@ -225,19 +225,30 @@ def check_stop() -> None:
 TAG_PROCESS_START = "recdash.process_start"
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (``[0]`` the state, ``[19]`` the start time in
+    clock ticks since boot), or None when there is no such process or no procfs. The name is in parentheses and
+    may hold spaces and parentheses itself, hence the split after the last ")"."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+    except (OSError, ValueError):
+        return None
+    return fields if len(fields) > 19 else None
+
+
 def process_start(pid: int | None = None) -> str | None:
     """The identity of process ``pid`` (default: this one) as stored in :data:`TAG_PROCESS_START`.
 
     Clock ticks since boot never change for a process's lifetime (unlike wall-clock start times, which move
     when the clock is stepped), and the boot id tells a reboot apart. None where there is no procfs.
     """
+    fields = proc_stat(pid or os.getpid())
     try:
-        stat = Path(f"/proc/{pid or os.getpid()}/stat").read_text()
-        ticks = stat[stat.rindex(")") + 2 :].split()[19]  # field 22 of stat: starttime
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
-    return f"{boot}:{ticks}"
+    return f"{boot}:{fields[19]}" if fields is not None else None
 
 
 def identity_tags() -> dict[str, str]:

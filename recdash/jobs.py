@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recdash.flags import TAG_PROCESS_START, process_start
+from recdash.flags import TAG_PROCESS_START, proc_stat, process_start
 from recdash.tracking import check_writable, is_file_store, metric_histories, run_label
 from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
 
@@ -174,15 +174,15 @@ def submit(
 
 def _proc_start_epoch(pid: int) -> float | None:
     """When the process started (seconds since the epoch), from /proc; None where there is no procfs."""
+    fields = proc_stat(pid)
+    if fields is None:
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks = int(fields[19])  # field 22 of stat: starttime in clock ticks since boot
         btime = next(
             int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime"
         )
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, StopIteration, IndexError):
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration):
         return None
 
 
@@ -207,11 +207,8 @@ def pid_alive(pid: int, started: str | None = None, run_start: float | None = No
     procdir = Path(f"/proc/{pid}")
     if not procdir.exists():
         return True  # no procfs: trust the signal check
-    try:
-        stat = (procdir / "stat").read_text()
-        if stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X"):
-            return False
-    except (OSError, ValueError):
+    fields = proc_stat(pid)
+    if fields is None or fields[0] in ("Z", "X"):  # gone since the signal check, or only its zombie is left
         return False
     if started:
         return process_start(pid) == started

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from recdash import jobs
 from recdash import recommend as rx
+from recdash.flags import proc_stat
 from recdash.models.rankfm import Hyperparams
 from recdash.train import TAG_ERROR, TrainConfig, train
 
@@ -61,11 +62,8 @@ def wait_for(check: Callable[[], bool], timeout: float = 90.0, tick: bool = True
 
 def _dead(pid: int) -> bool:
     """What the kernel says: no such process, or only its zombie is left."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")
+    fields = proc_stat(pid)
+    return fields is None or fields[0] in ("Z", "X")
 
 
 def statuses(run_ids: list[str]) -> dict[str, str]:
