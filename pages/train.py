@@ -153,9 +153,13 @@ def data_section(prefix: str) -> dict[str, Any] | None:
 
 
 def run_fields(prefix: str, dataset: str) -> None:
-    """Split, training, tracking and hyperparameter fields (inside the form)."""
+    """Split, training, tracking and hyperparameter fields (inside the form).
+
+    The synthetic sizes sit in a container drawn for every dataset, so choosing one never moves the fields below:
+    a field that moves is briefly on screen twice (old and new place) while the page reruns."""
+    sizes = st.container()
     if dataset == "synthetic":
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3 = sizes.columns(3)
         c1.number_input("Users", 10, 200_000, step=10, key=f"{prefix}_synthetic_n_users", help="Synthetic users.")
         c2.number_input("Items", 10, 100_000, step=10, key=f"{prefix}_synthetic_n_items", help="Synthetic items.")
         c3.number_input(
