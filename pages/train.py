@@ -180,22 +180,28 @@ def run_fields(prefix: str, dataset: str) -> None:
         help="Seed of the train/validation/test split (and of synthetic data). Runs compared together must share it.",
     )  # fmt: skip
     iterative = get_model(st.session_state[f"{prefix}_model"]).iterative
-    c1, c2, c3, c4, c5 = st.columns(5)
-    c5.number_input(
+    # closed-form models are fitted once: no epochs to count, nothing to stop early
+    cols = iter(st.columns(5) if iterative else st.columns(3))
+    if iterative:
+        next(cols).number_input("Epochs", 1, 10_000, key=f"{prefix}_epochs", help="Maximum training epochs.")
+        next(cols).number_input(
+            "Patience", 0, 10_000, key=f"{prefix}_patience",
+            help="Stop after this many epochs without improvement; 0=off.",
+        )  # fmt: skip
+    next(cols).number_input("k", 1, 1000, key=f"{prefix}_k", help="Cut-off of the ranking metrics (@k).")
+    next(cols).selectbox(
+        "Early-stopping metric" if iterative else "Validation metric",
+        METRICS,
+        key=f"{prefix}_early_stopping_metric",
+        help="Validation metric watched."
+        if iterative
+        else "Validation metric the run reports as its best (sweeps optimise it).",
+    )
+    next(cols).number_input(
         "Seed", 0, 2**31 - 1, key=f"{prefix}_seed",
         help="Seed of the model's initialisation and sampling. Change it (or repeat with seeds) to see how much of a "
         "result is luck.",
     )  # fmt: skip
-    if iterative:  # closed-form models are fitted once: no epochs to count
-        c1.number_input("Epochs", 1, 10_000, key=f"{prefix}_epochs", help="Maximum training epochs.")
-        c2.number_input(
-            "Patience", 0, 10_000, key=f"{prefix}_patience",
-            help="Stop after this many epochs without improvement; 0=off.",
-        )  # fmt: skip
-    c3.number_input("k", 1, 1000, key=f"{prefix}_k", help="Cut-off of the ranking metrics (@k).")
-    c4.selectbox(
-        "Early-stopping metric", METRICS, key=f"{prefix}_early_stopping_metric", help="Validation metric watched."
-    )
     c1, c2 = st.columns(2)
     c1.text_input("Experiment", key=f"{prefix}_experiment", help="MLflow experiment (created if missing).")
     c2.text_input("Run name", key=f"{prefix}_run_name", help="Optional MLflow run name.")

@@ -36,8 +36,9 @@ class RecdashModel(PythonModel):
     def load_context(self, context: Any) -> None:
         self.recommender = load(context.artifacts["weights"])
 
-    # No type hints on purpose: MLflow 3 would read them as an input schema and warn about pd.DataFrame.
-    def predict(self, context, model_input, params=None):
+    # pd.DataFrame is a hint MLflow infers no schema from (the signature is declared at logging), and without a
+    # hint MLflow warns at every load that predict has none.
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         params = params or {}
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "user_id" not in frame.columns:
