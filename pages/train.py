@@ -23,7 +23,7 @@ import streamlit as st
 from pages._common import ensure_router, read_only_notice, require_store
 from recdash import jobs
 from recdash.charts import escape_markdown
-from recdash.datasets import DatasetError, load_table
+from recdash.datasets import SPLIT_METHODS, DatasetError, load_table
 from recdash.metrics import METRICS
 from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
 from recdash.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
@@ -168,9 +168,10 @@ def run_fields(prefix: str, dataset: str) -> None:
     c1, c2, c3 = st.columns(3)
     c1.selectbox(
         "Split",
-        ("random", "temporal"),
+        SPLIT_METHODS,
         key=f"{prefix}_split",
-        help="random: per-user shuffle (RecBole's protocol); temporal: each user's latest interactions held out.",
+        help="random: per-user shuffle (RecBole's protocol); temporal: each user's latest interactions held out; "
+        "cold-users: whole users held out (the fractions apply to users), to measure new users.",
     )
     c2.text_input(
         "Train, validation, test fractions", key=f"{prefix}_split_fractions", help="Three numbers summing to 1."

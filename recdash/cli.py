@@ -63,7 +63,16 @@ def _summary(result: object, model: str) -> dict[str, object]:
         "best_epoch": result.best_epoch,
         "model_uri": result.model_uri,
         **({"params": result.params.as_dict()} if result.params is not None else {}),
-        **{k: round(v, 4) for k, v in result.metrics.items() if k.startswith(("test_", "baseline_test_"))},
+        **(
+            {"cold_start": result.recommender.cold_start}
+            if result.recommender.user_encoding is not None or "features_test_ndcg_at_10" in result.metrics
+            else {}
+        ),
+        **{
+            k: round(v, 4)
+            for k, v in result.metrics.items()
+            if k.startswith(("test_", "baseline_test_", "features_test_", "cold_start_val_"))
+        },
     }
 
 

@@ -41,7 +41,9 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "GROUPLENS_URL",
     "ML100K_GENRES",
+    "ML100K_OCCUPATIONS",
     "RECBOLE_VERSION",
+    "SPLIT_METHODS",
     "Dataset",
     "DatasetError",
     "Split",
@@ -52,6 +54,7 @@ __all__ = [
     "load_table",
     "make_synthetic",
     "read_movielens_100k",
+    "split_cold_users",
     "split_dataset",
     "verify_movielens_100k",
 ]
@@ -63,12 +66,17 @@ ML100K_GENRES: tuple[str, ...] = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
     "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
+ML100K_OCCUPATIONS: tuple[str, ...] = (
+    "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
+    "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
+    "scientist", "student", "technician", "writer",
+)  # fmt: skip
 ML100K_SHAPE = (100_000, 943, 1_682)  # rows, users, items: the published counts we verify against
 
 _CACHE_FORMAT = 1
 _DOWNLOAD_TIMEOUT_S = 15
 _PIP_TIMEOUT_S = 180
-_SPLIT_METHODS = ("random", "temporal")
+SPLIT_METHODS = ("random", "temporal", "cold-users")
 
 
 class DatasetError(ValueError):
@@ -649,10 +657,19 @@ def make_synthetic(
         }
     )
     fav = np.argmax(user_f[:, : min(n_factors, n_g)], axis=1) % n_g
+    # MovieLens's user columns, each a noisy function of the user's latent taste, so side features carry signal
+    # by construction: age follows one factor, gender the sign of another, occupation the best-aligned of random
+    # directions in taste space (drawn after everything else, so the interactions do not depend on them)
+    age = np.clip(np.rint(38 + 13 * user_f[:, 0 % n_factors] + rng.normal(0, 4, n_users)), 16, 75)
+    female = user_f[:, 1 % n_factors] + rng.normal(0, 0.5, n_users) > 0
+    directions = rng.normal(size=(n_factors, len(ML100K_OCCUPATIONS))).astype(np.float32)
+    job = np.argmax(user_f @ directions + rng.gumbel(size=(n_users, len(ML100K_OCCUPATIONS))), axis=1)
     users = pd.DataFrame(
         {
             "user_id": pd.array(user_ids, dtype=str),
-            "age": pd.array(rng.integers(16, 75, size=n_users), dtype="Int64"),
+            "age": pd.array(age.astype(np.int64), dtype="Int64"),
+            "gender": pd.array(np.where(female, "F", "M"), dtype=str),
+            "occupation": pd.array(np.asarray(ML100K_OCCUPATIONS, dtype=object)[job], dtype=str),
             "favourite_genre": pd.array([_SYN_GENRES[g] for g in fav], dtype=str),
         }
     )
@@ -951,10 +968,13 @@ def split_dataset(
 
     ``random`` shuffles each user's interactions with ``seed``; ``temporal`` orders them by timestamp so the
     latest ones land in test. Vectorised: one lexsort plus a per-distinct-count lookup table.
+    ``cold-users`` splits users instead (see :func:`split_cold_users`).
     """
-    if method not in _SPLIT_METHODS:
-        raise DatasetError(f"Unknown split method {method!r}; use one of {', '.join(_SPLIT_METHODS)}.")
+    if method not in SPLIT_METHODS:
+        raise DatasetError(f"Unknown split method {method!r}; use one of {', '.join(SPLIT_METHODS)}.")
     fr = _check_fractions(fractions)
+    if method == "cold-users":
+        return split_cold_users(ds, fr, seed)
     total = sum(fr)
     ratios = tuple(f / total for f in fr)  # RecBole normalises too
     df = ds.interactions
@@ -985,6 +1005,30 @@ def split_dataset(
     part[order] = part_sorted
     frames = [df.iloc[np.flatnonzero(part == k)].reset_index(drop=True) for k in range(3)]
     return Split(frames[0], frames[1], frames[2], method, fr, int(seed))
+
+
+def split_cold_users(ds: Dataset, fractions: tuple[float, float, float], seed: int) -> Split:
+    """Users, not interactions, are split: a seeded ``fractions[2]`` of the users is held out entirely (all their
+    interactions are the test set) and another ``fractions[1]`` the same way for validation, so a model meets its
+    test users for the first time, as it meets a new user in production."""
+    fr = _check_fractions(fractions)
+    df = ds.interactions
+    users = pd.unique(df["user_id"])
+    n = len(users)
+    n_test, n_valid = round(fr[2] * n), round(fr[1] * n)
+    if n_test < 1 or n_valid < 1 or n - n_test - n_valid < 1:
+        raise DatasetError(
+            f"The cold-users split needs at least one user in each part; {n} users with fractions {fr} leave "
+            f"{n - n_test - n_valid}/{n_valid}/{n_test}."
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    part_of_user = np.zeros(n, dtype=np.int8)
+    part_of_user[order[:n_test]] = 2
+    part_of_user[order[n_test : n_test + n_valid]] = 1
+    codes = pd.Index(users).get_indexer(df["user_id"])
+    part = part_of_user[codes]
+    frames = [df.iloc[np.flatnonzero(part == k)].reset_index(drop=True) for k in range(3)]
+    return Split(frames[0], frames[1], frames[2], "cold-users", fr, int(seed))
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from recdash.datasets import SPLIT_METHODS
 from recdash.models import DEFAULT_MODEL, MODELS, HyperparameterError, Params, get_model, model_of_param
 
 # ---------------------------------------------------------------------------------------------------- flags
@@ -93,10 +94,20 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--split",
         default="random",
-        choices=("random", "temporal"),
+        choices=SPLIT_METHODS,
         help="random: per-user 80/10/10 shuffle (RecBole's protocol); temporal: each user's latest "
-        "interactions are held out.",
+        "interactions are held out; cold-users: 10%% of the users (all their interactions) are the test set and "
+        "another 10%% the validation set, never seen in training (the fractions apply to users).",
     )
+    for kind, what in (("user", "age (bucketed), gender, occupation"), ("item", "genres, release decade")):
+        group.add_argument(
+            f"--{kind}-features",
+            default="none",
+            metavar="none|builtin|PATH",
+            help=f"{kind.capitalize()} side features (--model rankfm): none (default); builtin: the dataset's own "
+            f"({what}; movielens-100k and synthetic); or a CSV/Parquet table with a {kind}_id column and attribute "
+            "columns (text: one-hot, 'a|b' lists: multi-hot, numbers: standardised).",
+        )
     group.add_argument(
         "--split-fractions",
         default="0.8,0.1,0.1",
@@ -195,6 +206,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         log_model=not args.no_model,
         registered_model_name=args.register_as,
         tags=tags,
+        user_features=args.user_features,
+        item_features=args.item_features,
     )
 
 

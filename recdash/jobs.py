@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recdash.datasets import SPLIT_METHODS
 from recdash.flags import TAG_PROCESS_START, proc_stat, process_start
 from recdash.tracking import check_writable, is_file_store, metric_histories, run_label
 from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
@@ -839,7 +840,7 @@ def form_values_from_params(params: dict[str, str]) -> dict[str, Any]:
     for m in METRICS:
         if metric == m or metric.startswith(f"val_{m}_at_"):
             values["early_stopping_metric"] = m
-    if params.get("split_method") in ("random", "temporal"):
+    if params.get("split_method") in SPLIT_METHODS:
         values["split"] = params["split_method"]
     with contextlib.suppress(KeyError, ValueError):
         values["split_fractions"] = tuple(float(params[f"split_{part}"]) for part in ("train", "validation", "test"))

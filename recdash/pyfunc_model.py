@@ -4,9 +4,11 @@ MLflow executes this file when the model loads (``mlflow.pyfunc.load_model``, ``
 MLflow, numpy and pandas (and scipy for ItemKNN); the ``recdash`` package itself travels with the model as
 ``code_paths``. Any algorithm of :mod:`recdash.models` loads through the same class: the saved files name it.
 
-Predict contract: a DataFrame with a ``user_id`` column; params ``k`` (default 10) and ``exclude_seen``
-(default true); returns ``user_id, rank, item_id, score, source`` where ``source`` is ``model``, or ``popular``
-for users the model has never seen.
+Predict contract: a DataFrame with a ``user_id`` column, and optionally the user attribute columns of a model
+trained with user features (``age``, ``gender``, ``occupation`` for the built-in ones); params ``k`` (default 10)
+and ``exclude_seen`` (default true); returns ``user_id, rank, item_id, score, source`` where ``source`` is
+``model``; for a user the model has never seen, ``features`` or ``blend`` when their attributes are given and the
+model's cold-start strategy (chosen on validation) uses them, else ``popular``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from recdash.features import FeatureError
 from recdash.models import Recommender, load, validate_k
 
 
@@ -58,7 +61,14 @@ class RecdashModel(PythonModel):
         if not isinstance(exclude_seen, bool):
             raise _bad_input(f"exclude_seen must be true or false; got {exclude_seen!r}")
         users = frame["user_id"].astype(str).tolist()
-        return self.recommender.recommend(users, k=k, exclude_seen=exclude_seen)
+        encoding = self.recommender.user_encoding
+        features = None
+        if encoding is not None and any(c in frame.columns for c in encoding.column_names):
+            features = frame[["user_id", *[c for c in encoding.column_names if c in frame.columns]]]
+        try:
+            return self.recommender.recommend(users, k=k, exclude_seen=exclude_seen, user_features=features)
+        except FeatureError as exc:  # an attribute value the model does not know: the client's to fix
+            raise _bad_input(str(exc)) from None
 
 
 mlflow.models.set_model(RecdashModel())

@@ -20,14 +20,20 @@ if TYPE_CHECKING:  # pragma: no cover
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
 
-def model_signature() -> Any:
-    """Input ``user_id``; params ``k`` and ``exclude_seen``; output the recommendation frame (declared, not inferred,
-    so ``rank`` is a long that MLflow does not warn about)."""
+def model_signature(recommender: Recommender | None = None) -> Any:
+    """Input ``user_id`` (and, for a model trained with user features, each attribute column as an optional input:
+    text for categories and lists, double for numbers and ages); params ``k`` and ``exclude_seen``; output the
+    recommendation frame (declared, not inferred, so ``rank`` is a long that MLflow does not warn about)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types import schema
 
+    inputs = [schema.ColSpec("string", "user_id")]
+    encoding = recommender.user_encoding if recommender is not None else None
+    for column in encoding.columns if encoding is not None else ():
+        kind = "double" if column.kind in ("number", "bucket") else "string"
+        inputs.append(schema.ColSpec(kind, column.name, required=False))
     return ModelSignature(
-        inputs=schema.Schema([schema.ColSpec("string", "user_id")]),
+        inputs=schema.Schema(inputs),
         outputs=schema.Schema(
             [
                 schema.ColSpec("string", "user_id"),
@@ -64,7 +70,7 @@ def log_model(
             python_model=str(PYFUNC_FILE),
             artifacts={"weights": str(weights_dir)},
             code_paths=[str(Path(__file__).parent)],
-            signature=model_signature(),
+            signature=model_signature(recommender),
             input_example=pd.DataFrame({"user_id": [str(example_user)]}),
             pip_requirements=model_requirements(recommender),
             registered_model_name=registered_model_name,

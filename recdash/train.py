@@ -10,6 +10,7 @@ in the ``recdash.error`` tag.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from recdash import __version__
-from recdash.datasets import Dataset, Split, lineage, load_dataset, split_dataset
+from recdash.datasets import SPLIT_METHODS, Dataset, Split, lineage, load_dataset, split_dataset
+from recdash.features import FeatureError, FeatureTable, feature_dataset, load_features
 from recdash.flags import identity_tags
 from recdash.metrics import METRICS, evaluate, interaction_matrix
 from recdash.models import (
     DEFAULT_MODEL,
+    MODELS,
     Interactions,
     Params,
     Popularity,
@@ -112,6 +115,8 @@ class TrainConfig:
     registered_model_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     model: str = DEFAULT_MODEL
+    user_features: str = "none"  # none | builtin | path of a CSV/Parquet table (recdash.features)
+    item_features: str = "none"
 
     def __post_init__(self) -> None:
         try:
@@ -130,7 +135,7 @@ class TrainConfig:
             (isinstance(self.k, int) and 1 <= self.k <= 1000, "--k must be between 1 and 1000"),
             (isinstance(self.patience, int) and self.patience >= 0, "--patience must be 0 (off) or a positive integer"),
             (self.early_stopping_metric in METRICS, f"--early-stopping-metric must be one of {', '.join(METRICS)}"),
-            (self.split in ("random", "temporal"), "--split must be random or temporal"),
+            (self.split in SPLIT_METHODS, f"--split must be one of {', '.join(SPLIT_METHODS)}"),
             (
                 len(self.split_fractions) == 3
                 and all(f > 0 for f in self.split_fractions)
@@ -142,6 +147,18 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        for kind in ("user", "item"):
+            spec = str(getattr(self, f"{kind}_features") or "none").strip() or "none"
+            object.__setattr__(self, f"{kind}_features", "none" if spec.lower() == "none" else spec)
+            if spec.lower() != "none" and not cls.uses_features:
+                users = ", ".join(m for m in MODELS if get_model(m).uses_features)
+                raise ConfigError(
+                    f"--{kind}-features needs a model that uses side features ({users}); {cls.name} does not"
+                )
+
+    @property
+    def uses_features(self) -> bool:
+        return self.user_features != "none" or self.item_features != "none"
 
     @property
     def monitor(self) -> str:
@@ -166,8 +183,11 @@ class TrainConfig:
     def params(self) -> dict[str, Any]:
         """Run params besides the dataset lineage ones (epochs and patience only where the model has epochs)."""
         iterative = {"epochs": self.epochs, "patience": self.patience} if self.model_class.iterative else {}
+        # models that can use side features record whether they did (Compare: "with vs without features")
+        features = {"user_features": "none", "item_features": "none"} if self.model_class.uses_features else {}
         return {
             "model": self.model,
+            **features,
             **self.params_.as_dict(),
             **iterative,
             "k": self.k,
@@ -198,6 +218,18 @@ def load_data(config: TrainConfig) -> tuple[Dataset, Split]:
     return dataset, split_dataset(dataset, config.split, config.split_fractions, config.split_seed)
 
 
+def load_side_features(config: TrainConfig, dataset: Dataset) -> tuple[FeatureTable | None, FeatureTable | None]:
+    """The user and item feature tables a config asks for (ConfigError naming the flag when one is unusable)."""
+    tables = []
+    for kind in ("user", "item"):
+        try:
+            tables.append(load_features(getattr(config, f"{kind}_features"), kind, dataset))
+        except FeatureError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith("--") else f"--{kind}-features: {message}") from None
+    return tables[0], tables[1]
+
+
 @dataclass(frozen=True)
 class HeldOut:
     """A held-out set mapped onto a model's ID maps once, then evaluated every epoch (or every candidate).
@@ -213,14 +245,16 @@ class HeldOut:
     n_extra_items: int
     activity: np.ndarray  # training items per user (the segments' quartiles)
     genres: np.ndarray | None  # bool catalogue x genres, when the items have genres
+    # cold users (the cold-users split): rows are users the model never saw, scored by rec.cold_scores on these
+    # encoded features (None: no user features, only the popular list can serve them)
+    cold: bool = False
+    user_x: np.ndarray | None = None
 
     @classmethod
     def build(
         cls, rec: Recommender, truth: pd.DataFrame, exclude: list[pd.DataFrame], items: pd.DataFrame | None = None
     ) -> HeldOut:
-        truth_items = truth["item_id"]
-        extra = pd.Index(truth_items[rec.item_index(truth_items) < 0].astype(str).unique())
-        catalogue = pd.Index(rec.item_ids).append(extra)
+        catalogue, n_extra, popularity = _catalogue(rec, truth)
 
         def matrix(frame: pd.DataFrame) -> Any:
             u = rec.user_index(frame["user_id"])
@@ -229,23 +263,67 @@ class HeldOut:
             return interaction_matrix(u[keep], i[keep], rec.n_users, len(catalogue))
 
         masks = [matrix(f) for f in exclude]
-        popularity = np.concatenate([rec.item_popularity, np.zeros(len(extra), dtype=np.int64)])
         activity = np.diff(rec.seen_indptr)
         return cls(
             matrix(truth),
             sum(masks[1:], masks[0]) if masks else None,
             popularity,
-            len(extra),
+            n_extra,
             activity,
             genre_matrix(items, catalogue),
         )
 
-    def evaluate(self, rec: Recommender, k: int, segments: bool = False) -> dict[str, float]:
+    @classmethod
+    def build_cold(
+        cls,
+        rec: Recommender,
+        truth: pd.DataFrame,
+        user_features: FeatureTable | None,
+        items: pd.DataFrame | None = None,
+    ) -> HeldOut:
+        """Held-out users the model never saw (the cold-users split), with their encoded features when the model
+        was trained with user features; nothing to exclude (they have no training items)."""
+        catalogue, n_extra, popularity = _catalogue(rec, truth)
+        users = pd.Index(pd.unique(truth["user_id"].astype(str)))
+        u = users.get_indexer(truth["user_id"].astype(str))
+        i = catalogue.get_indexer(pd.Index(truth["item_id"], dtype=object).astype(str))
+        user_x = None
+        if user_features is not None:
+            user_x = user_features.matrix(users.to_numpy(dtype=str))
+        return cls(
+            interaction_matrix(u, i, len(users), len(catalogue)),
+            None,
+            popularity,
+            n_extra,
+            np.zeros(len(users), dtype=np.int64),
+            genre_matrix(items, catalogue),
+            cold=True,
+            user_x=user_x,
+        )
+
+    def strategies(self) -> list[str]:
+        """The cold-start strategies this held-out set can measure (``popular`` always)."""
+        return ["popular", "features", "blend"] if self.user_x is not None else ["popular"]
+
+    def evaluate(
+        self,
+        rec: Recommender,
+        k: int,
+        segments: bool = False,
+        strategy: str | None = None,
+        blend_weight: float | None = None,
+    ) -> dict[str, float]:
         """Full-ranking metrics of ``rec`` (same ID maps as the one this was built with); ``segments`` adds the
-        per-quartile and beyond-accuracy metrics."""
+        per-quartile and beyond-accuracy metrics (cold users have no training activity: no quartiles).
+        Cold users are served by ``strategy`` (default: the model's cold start; ``features`` when it has user
+        features and has none chosen yet is the caller's to ask)."""
 
         def score(users: np.ndarray) -> np.ndarray:
-            s = rec.scores(users)
+            if self.cold:
+                x = self.user_x[users] if self.user_x is not None else np.zeros((len(users), 0), np.float32)
+                s = rec.cold_scores(x, strategy, blend_weight)
+            else:
+                s = rec.scores(users)
             if self.n_extra_items:
                 s = np.hstack([s, np.full((len(users), self.n_extra_items), -np.inf, dtype=s.dtype)])
             return s
@@ -253,7 +331,19 @@ class HeldOut:
         extended: dict[str, Any] = {}
         if segments:
             extended = {"segments": True, "user_activity": self.activity, "item_genres": self.genres}
-        return evaluate(score, self.truth, self.exclude, k=k, item_popularity=self.popularity, **extended)
+        out = evaluate(score, self.truth, self.exclude, k=k, item_popularity=self.popularity, **extended)
+        if self.cold:
+            out = {name: v for name, v in out.items() if not re.search(r"_q[1-4]$", name)}
+        return out
+
+
+def _catalogue(rec: Recommender, truth: pd.DataFrame) -> tuple[pd.Index, int, np.ndarray]:
+    """The model's items plus held-out items it never saw (kept, scored -inf, so recall counts them as RecBole
+    does), and the popularity of that catalogue."""
+    truth_items = truth["item_id"]
+    extra = pd.Index(truth_items[rec.item_index(truth_items) < 0].astype(str).unique())
+    popularity = np.concatenate([rec.item_popularity, np.zeros(len(extra), dtype=np.int64)])
+    return pd.Index(rec.item_ids).append(extra), len(extra), popularity
 
 
 def genre_matrix(items: pd.DataFrame | None, catalogue: pd.Index) -> np.ndarray | None:
@@ -332,7 +422,8 @@ def train(
     dataset, split = data if data is not None else load_data(config)
     if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
         raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")
-    interactions = Interactions.from_frame(split.train)
+    user_table, item_table = load_side_features(config, dataset)  # refused before any run exists
+    interactions = Interactions.from_frame(split.train, user_table, item_table)
     model_class = config.model_class
     candidates = list(candidates or [config.params_])
     if model_class.iterative and len(candidates) > 1:
@@ -370,7 +461,7 @@ def train(
     return result
 
 
-def _log_input(dataset: Any, attempts: int = 3) -> None:
+def _log_input(dataset: Any, context: str = "training", attempts: int = 3) -> None:
     """``mlflow.log_input`` for the training data, tried again when another run logged the same dataset at the
     same moment: MLflow's SQL store looks the dataset up and then inserts it, so two jobs starting on the same data
     can both insert and one hits the UNIQUE constraint (its transaction is rolled back). On the next try the row is
@@ -380,7 +471,7 @@ def _log_input(dataset: Any, attempts: int = 3) -> None:
 
     for attempt in range(attempts):
         try:
-            mlflow.log_input(dataset, context="training")
+            mlflow.log_input(dataset, context=context)
             return
         except mlflow.exceptions.MlflowException as exc:
             if attempt == attempts - 1 or not isinstance(exc.__cause__, IntegrityError):
@@ -401,21 +492,51 @@ def _train_in_run(
 
     mlflow_dataset, lineage_info = lineage(dataset)
     _log_input(mlflow_dataset)
-    base_params = {**config.params(), **split.params(), **lineage_info, "dataset": config.dataset}
+    feature_params: dict[str, str] = {}
+    for table, spec in (
+        (interactions.user_features, config.user_features),
+        (interactions.item_features, config.item_features),
+    ):
+        if table is not None:
+            _log_input(feature_dataset(table, dataset.name), context="features")
+            feature_params |= table.params(spec)
+            for warning in table.warnings:
+                print(f"note: {warning}", flush=True)
+    if any(t is not None and t.warnings for t in (interactions.user_features, interactions.item_features)):
+        notes = [
+            w for t in (interactions.user_features, interactions.item_features) if t is not None for w in t.warnings
+        ]
+        mlflow.set_tag("recdash.feature_notes", "\n".join(notes)[:5000])
+    base_params = {**config.params(), **split.params(), **lineage_info, "dataset": config.dataset, **feature_params}
+    baseline = Popularity().fit(interactions)  # the floor, and the ID maps every model fitted here shares
+    cold = split.method == "cold-users"
+    user_table = interactions.user_features if config.model_class.uses_features else None
+    if cold:
+        validation = HeldOut.build_cold(baseline, split.validation, user_table)
+    else:
+        validation = HeldOut.build(baseline, split.validation, [split.train])
     started = time.perf_counter()
     if config.model_class.iterative:
         mlflow.log_params(base_params)
-        best_value, best_epoch, best_rec = _fit_by_epochs(config, split, interactions, on_epoch)
+        best_value, best_epoch, best_rec = _fit_by_epochs(config, interactions, validation, on_epoch)
         chosen = config.params_
     else:
-        best_value, best_rec = _fit_closed_form(config, split, interactions, candidates, base_params, on_epoch)
+        best_value, best_rec = _fit_closed_form(config, interactions, validation, candidates, base_params, on_epoch)
         best_epoch, chosen = 1, best_rec.params
     train_seconds = time.perf_counter() - started
 
-    held_out = [split.train, split.validation]
-    test = HeldOut.build(best_rec, split.test, held_out, dataset.items)
-    metrics = _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
-    baseline = Popularity().fit(interactions)
+    metrics: dict[str, float] = {}
+    if cold:
+        metrics |= _choose_cold_start(best_rec, validation, config)
+        test = HeldOut.build_cold(best_rec, split.test, user_table, dataset.items)
+        if "features" in test.strategies() and best_rec.user_encoding is not None:
+            metrics |= _prefixed("features_test_", test.evaluate(best_rec, config.k, strategy="features"))
+    else:
+        if best_rec.user_encoding is not None:
+            best_rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
+            mlflow.log_params({"cold_start_strategy": "popular"})
+        test = HeldOut.build(best_rec, split.test, [split.train, split.validation], dataset.items)
+    metrics |= _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
     metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
     metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best_value}
     mlflow.log_metrics(metrics)
@@ -430,22 +551,55 @@ def _train_in_run(
     return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri, chosen)
 
 
+NOT_VALIDATED = "not validated: no cold users in this split (train on the cold-users split to choose)"
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)
+
+
+def _choose_cold_start(rec: Recommender, validation: HeldOut, config: TrainConfig) -> dict[str, float]:
+    """Choose how ``rec`` serves users it never saw, on the validation cold users: the popular list, the features
+    alone, or a blend of the two. A feature-based strategy must beat popularity on validation to be chosen, so a
+    cold user is never served something worse than popularity was there. Logs the choice as params; returns each
+    candidate's validation value as metrics (``cold_start_val_<strategy>_<monitor>``)."""
+    import mlflow
+
+    name = f"{config.early_stopping_metric}_at_{config.k}"
+    candidates: list[tuple[str, float | None]] = [("popular", None)]
+    if rec.user_encoding is not None and "features" in validation.strategies():
+        candidates += [("features", None)] + [("blend", w) for w in BLEND_WEIGHTS]
+    values = [validation.evaluate(rec, config.k, strategy=s, blend_weight=w)[name] for s, w in candidates]
+    best = int(np.argmax(values))  # the first maximum: popular on a tie
+    strategy, weight = candidates[best]
+    rec.set_cold_start(strategy, weight, chosen_on=f"validation cold users, {name}", value=float(values[best]))
+    params: dict[str, Any] = {"cold_start_strategy": strategy}
+    if weight is not None:
+        params["cold_start_blend_weight"] = weight
+    mlflow.log_params(params)
+    label = {("blend", w): f"blend_{w:g}" for w in BLEND_WEIGHTS}
+    return {
+        f"cold_start_val_{label.get((s, w), s)}_{name}": float(v) for (s, w), v in zip(candidates, values, strict=True)
+    }
+
+
 def _fit_by_epochs(
-    config: TrainConfig, split: Split, interactions: Interactions, on_epoch: EpochCallback | None
+    config: TrainConfig, interactions: Interactions, validation: HeldOut, on_epoch: EpochCallback | None
 ) -> tuple[float, int, Recommender]:
-    """Iterative models: one epoch at a time, validated and logged after each, early stopping on the monitor."""
+    """Iterative models: one epoch at a time, validated and logged after each, early stopping on the monitor.
+    On cold validation users a model with user features is validated on its features alone (what the epochs
+    change); the cold-start strategy is chosen after training."""
     import mlflow
 
     model = config.model_class(config.params_, seed=config.seed)
     model.fit(interactions, epochs=0)  # sets the ID maps; the epochs follow
-    validation = HeldOut.build(model, split.validation, [split.train])
+    strategy = (
+        "features" if validation.cold and model.user_encoding is not None and validation.user_x is not None else None
+    )
     best: tuple[float, int, Recommender] | None = None
     stale = 0
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.fit_epoch(interactions)
         fit_seconds = time.perf_counter() - t0
-        val = _prefixed("val_", validation.evaluate(model, config.k))
+        val = _prefixed("val_", validation.evaluate(model, config.k, strategy=strategy))
         val["epoch_seconds"] = time.perf_counter() - t0
         val["epoch_fit_seconds"] = fit_seconds
         mlflow.log_metrics(val, step=epoch)
@@ -468,8 +622,8 @@ def _fit_by_epochs(
 
 def _fit_closed_form(
     config: TrainConfig,
-    split: Split,
     interactions: Interactions,
+    validation: HeldOut,
     candidates: list[Params],
     base_params: dict[str, Any],
     on_epoch: EpochCallback | None,
@@ -478,13 +632,11 @@ def _fit_closed_form(
     validation step (and every candidate's value as ``search_<monitor>`` by candidate number)."""
     import mlflow
 
-    validation: HeldOut | None = None
     best: tuple[float, Recommender, dict[str, float]] | None = None
     for number, params in enumerate(candidates, start=1):
         t0 = time.perf_counter()
         model = config.model_class(params, seed=config.seed).fit(interactions)
         fit_seconds = time.perf_counter() - t0
-        validation = validation or HeldOut.build(model, split.validation, [split.train])
         val = _prefixed("val_", validation.evaluate(model, config.k))
         val["epoch_seconds"] = time.perf_counter() - t0
         val["epoch_fit_seconds"] = fit_seconds

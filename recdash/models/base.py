@@ -23,12 +23,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from recdash.features import FeatureEncoding, FeatureTable
 from recdash.metrics import top_k
 
 FORMAT_VERSION = 2  # 1: rankfm factor arrays only (no "model" key); still loadable
 WEIGHTS_FILE = "weights.npz"
 IDS_FILE = "ids.json"
 OUTPUT_COLUMNS = ["user_id", "rank", "item_id", "score", "source"]
+# How a model serves a user it never saw: the popular list, its side-feature scores, or a blend of the two.
+COLD_STRATEGIES = ("popular", "features", "blend")
 
 
 class HyperparameterError(ValueError):
@@ -145,9 +148,16 @@ class Interactions:
     indptr: np.ndarray
     indices: np.ndarray
     popularity: np.ndarray
+    user_features: FeatureTable | None = None  # side features, for the models that use them
+    item_features: FeatureTable | None = None
 
     @classmethod
-    def from_frame(cls, train: pd.DataFrame) -> Interactions:
+    def from_frame(
+        cls,
+        train: pd.DataFrame,
+        user_features: FeatureTable | None = None,
+        item_features: FeatureTable | None = None,
+    ) -> Interactions:
         users = train["user_id"].astype(str).to_numpy()
         items = train["item_id"].astype(str).to_numpy()
         user_ids, user_idx = np.unique(users, return_inverse=True)
@@ -161,7 +171,17 @@ class Interactions:
             indptr,
             indices,
             np.bincount(item_idx, minlength=len(item_ids)).astype(np.int64),
+            user_features,
+            item_features,
         )
+
+    def user_x(self) -> np.ndarray | None:
+        """Encoded user features aligned with ``user_ids`` (zeros for users without a row), or None."""
+        return None if self.user_features is None else self.user_features.matrix(self.user_ids)
+
+    def item_x(self) -> np.ndarray | None:
+        """Encoded item features aligned with ``item_ids``, or None."""
+        return None if self.item_features is None else self.item_features.matrix(self.item_ids)
 
     @property
     def n_users(self) -> int:
@@ -210,6 +230,7 @@ class Recommender(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[Params]]
     iterative: ClassVar[bool] = False
+    uses_features: ClassVar[bool] = False  # trains on user/item side features (and can score users by them)
     scoring_needs_scipy: ClassVar[bool] = False
     description: ClassVar[str] = ""
     similarity: ClassVar[str | None] = None  # what "similar items" means for this model; None: it has none
@@ -224,6 +245,9 @@ class Recommender(ABC):
         self.seen_indptr = np.zeros(1, dtype=np.int64)
         self.seen_indices = np.array([], dtype=np.int32)
         self.item_popularity = np.array([], dtype=np.int64)
+        self.user_encoding: FeatureEncoding | None = None  # set when fitted with user side features
+        self.item_encoding: FeatureEncoding | None = None
+        self.cold_start: dict[str, Any] = {"strategy": "popular"}  # see set_cold_start
         self._index()
 
     # ---- state shared by every model ---------------------------------------------------------------------------
@@ -274,6 +298,9 @@ class Recommender(ABC):
         """Fit on the training interactions (``epochs`` passes for iterative models); returns ``self``."""
         self.check(self.params, train)
         self._set_data(train.user_ids, train.item_ids, train.indptr, train.indices, train.popularity)
+        if self.uses_features:
+            self.user_encoding = train.user_features.encoding if train.user_features is not None else None
+            self.item_encoding = train.item_features.encoding if train.item_features is not None else None
         if self.iterative:
             for _ in range(epochs):
                 self.fit_epoch(train)
@@ -298,6 +325,46 @@ class Recommender(ABC):
         """Similarity of item ``item_idx`` to every item (for "similar items"); models without one raise."""
         raise ValueError(f"the {self.name} model has no notion of item similarity")
 
+    # ---- users the model never saw -----------------------------------------------------------------------------
+    def feature_scores(self, user_x: np.ndarray) -> np.ndarray:
+        """Scores of every item for users known only by their encoded features ``[n, width]``: float32 ``[n,
+        n_items]``. Only models fitted with user side features have them."""
+        raise ValueError(f"this {self.name} model was not trained with user features")
+
+    def set_cold_start(self, strategy: str, blend_weight: float | None = None, **info: Any) -> None:
+        """How users the model never saw are served when their features are given: ``popular`` (the popular
+        list), ``features`` (:meth:`feature_scores`) or ``blend`` (``(1 - w) * z(features) + w * z(log
+        popularity)``, z-scored per user over the catalogue). ``info`` (what it was chosen on) is kept with it."""
+        if strategy not in COLD_STRATEGIES:
+            raise ValueError(f"cold-start strategy must be one of {', '.join(COLD_STRATEGIES)}; got {strategy!r}")
+        if strategy != "popular" and self.user_encoding is None:
+            raise ValueError(f"the {strategy} cold-start strategy needs a model trained with user features")
+        if strategy == "blend" and not (blend_weight is not None and 0.0 < blend_weight < 1.0):
+            raise ValueError(f"the blend strategy needs a blend weight between 0 and 1; got {blend_weight!r}")
+        self.cold_start = {"strategy": strategy, **({"blend_weight": blend_weight} if strategy == "blend" else {})}
+        self.cold_start |= info
+
+    def cold_scores(
+        self, user_x: np.ndarray, strategy: str | None = None, blend_weight: float | None = None
+    ) -> np.ndarray:
+        """Scores for users known only by features, under ``strategy`` (default: the model's own cold start)."""
+        strategy = strategy or self.cold_start["strategy"]
+        popular = np.log1p(self.item_popularity.astype(np.float32))
+        if strategy == "popular":
+            return np.broadcast_to(popular, (len(user_x), self.n_items)).astype(np.float32)
+        scores = np.asarray(self.feature_scores(user_x), dtype=np.float32)
+        if strategy == "features":
+            return scores
+        weight = self.cold_start.get("blend_weight") if blend_weight is None else blend_weight
+        if weight is None:
+            raise ValueError("the blend strategy needs a blend weight")
+        return ((1.0 - weight) * _standardise(scores) + weight * _standardise(popular[None, :])).astype(np.float32)
+
+    @property
+    def serves_features(self) -> bool:
+        """True when a new user's features change what they are recommended."""
+        return self.user_encoding is not None and self.cold_start.get("strategy", "popular") != "popular"
+
     # ---- lookups -----------------------------------------------------------------------------------------------
     def user_index(self, user_ids: Iterable[str]) -> np.ndarray:
         """Internal indices of ``user_ids``; -1 for users the model has never seen."""
@@ -312,10 +379,19 @@ class Recommender(ABC):
         return self.seen_indices[self.seen_indptr[user_idx] : self.seen_indptr[user_idx + 1]]
 
     # ---- top-k -------------------------------------------------------------------------------------------------
-    def recommend(self, user_ids: Iterable[str], k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
+    def recommend(
+        self,
+        user_ids: Iterable[str],
+        k: int = 10,
+        exclude_seen: bool = True,
+        user_features: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
         """Top-k items per user as a long frame ``user_id, rank, item_id, score, source``.
 
-        Users the model never saw get the most popular items with ``source="popular"`` (never an error).
+        Users the model never saw get the most popular items with ``source="popular"`` (never an error), unless
+        ``user_features`` (one row per user, ``user_id`` plus attribute columns of the model's user encoding) gives
+        theirs and the model's cold-start strategy uses them (``source`` is then that strategy: ``features`` or
+        ``blend``). A known user is scored by the model as trained; features given for them are not used.
         ``k`` above the number of available items returns all of them.
         """
         k = validate_k(k)
@@ -323,16 +399,36 @@ class Recommender(ABC):
         idx = self.user_index(users)
         known = idx >= 0
         blocks: list[pd.DataFrame] = []
-        if known.any():
-            scores = np.array(self.scores(idx[known]), dtype=np.float32)
+        cold_x, cold_rows = self._cold_features(users, known, user_features)
+        if cold_rows.any():
+            scores = self.cold_scores(cold_x)
+            top = top_k(scores, k)
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            cold_users = np.asarray(users, dtype=object)[cold_rows]
+            n = top.shape[1]
+            blocks.append(
+                pd.DataFrame(
+                    {
+                        "user_id": np.repeat(cold_users, n),
+                        "rank": np.tile(np.arange(1, n + 1), len(cold_users)),
+                        "item_id": self.item_ids[top.ravel()],
+                        "score": top_scores.ravel().astype(np.float64),
+                        "source": self.cold_start["strategy"],
+                    }
+                )
+            )
+            known = known | cold_rows  # served: not popular
+        warm = idx >= 0
+        if warm.any():
+            scores = np.array(self.scores(idx[warm]), dtype=np.float32)
             if exclude_seen:
-                for row, u in enumerate(idx[known]):
+                for row, u in enumerate(idx[warm]):
                     scores[row, self.seen_items(u)] = -np.inf
             top = top_k(scores, k)
             top_scores = np.take_along_axis(scores, top, axis=1)
             valid = np.isfinite(top_scores)
             n_per_user = valid.sum(axis=1)
-            known_users = np.asarray(users, dtype=object)[known]
+            known_users = np.asarray(users, dtype=object)[warm]
             blocks.append(
                 pd.DataFrame(
                     {
@@ -367,6 +463,24 @@ class Recommender(ABC):
         out = out.iloc[np.lexsort((out["rank"].to_numpy(), out["user_id"].map(order).to_numpy()))]
         return out.reset_index(drop=True)[OUTPUT_COLUMNS]
 
+    def _cold_features(
+        self, users: list[str], known: np.ndarray, user_features: pd.DataFrame | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded features of the unknown users that have some, and which of ``users`` they are."""
+        none = np.zeros(len(users), dtype=bool)
+        if user_features is None or not self.serves_features or known.all():
+            return np.zeros((0, 0), dtype=np.float32), none
+        assert self.user_encoding is not None
+        columns = [c for c in self.user_encoding.column_names if c in user_features.columns]
+        if not columns or "user_id" not in user_features.columns:
+            return np.zeros((0, 0), dtype=np.float32), none
+        given = user_features.assign(user_id=user_features["user_id"].astype(str)).drop_duplicates("user_id")
+        rows = given.set_index("user_id").reindex(pd.Index(users, dtype=object))[columns]
+        has_any = rows.notna().any(axis=1).to_numpy() & ~known
+        if not has_any.any():
+            return np.zeros((0, 0), dtype=np.float32), none
+        return self.user_encoding.encode(rows[has_any].reset_index(drop=True)), has_any
+
     def similar_items(self, item_id: str, k: int = 10) -> pd.DataFrame:
         """The ``k`` items most similar to ``item_id`` by the model's own item similarity, the item itself left out.
 
@@ -400,13 +514,18 @@ class Recommender(ABC):
             "item_popularity": self.item_popularity,
             **self._arrays(),
         }
-        meta = {
+        meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "model": self.name,
             "params": self.params.as_dict(),
             "user_ids": self.user_ids.tolist(),
             "item_ids": self.item_ids.tolist(),
+            "cold_start": self.cold_start,
         }
+        if self.user_encoding is not None:
+            meta["user_encoding"] = self.user_encoding.to_dict()
+        if self.item_encoding is not None:
+            meta["item_encoding"] = self.item_encoding.to_dict()
         return arrays, meta
 
     @classmethod
@@ -416,7 +535,12 @@ class Recommender(ABC):
         model._set_data(
             meta["user_ids"], meta["item_ids"], arrays["seen_indptr"], arrays["seen_indices"], arrays["item_popularity"]
         )
+        if meta.get("user_encoding"):
+            model.user_encoding = FeatureEncoding.from_dict(meta["user_encoding"])
+        if meta.get("item_encoding"):
+            model.item_encoding = FeatureEncoding.from_dict(meta["item_encoding"])
         model._from_arrays(arrays)
+        model.cold_start = dict(meta.get("cold_start") or {"strategy": "popular"})
         return model
 
     def save(self, directory: str | Path) -> Path:
@@ -427,6 +551,13 @@ class Recommender(ABC):
         np.savez(directory / WEIGHTS_FILE, **arrays)
         (directory / IDS_FILE).write_text(json.dumps(meta), encoding="utf-8")
         return directory
+
+
+def _standardise(scores: np.ndarray) -> np.ndarray:
+    """Per row: zero mean, unit variance over the catalogue (a constant row becomes zeros)."""
+    mean = scores.mean(axis=1, keepdims=True)
+    std = scores.std(axis=1, keepdims=True)
+    return (scores - mean) / np.where(std > 0, std, 1.0)
 
 
 def validate_k(k: Any) -> int:

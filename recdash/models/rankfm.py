@@ -1,8 +1,14 @@
-"""rankfm factorization machines (the ``rankfmc`` fork), trained epoch by epoch, served from plain factor arrays.
+"""rankfm factorization machines (the ``rankfmc`` fork), trained epoch by epoch, served from plain arrays.
 
-Scores are ``user_factors @ item_factors.T + item_bias`` in float32, exactly what rankfmc's ``recommend`` computes
-for a model without side features, so rankings match rankfmc's. rankfmc is imported only to train: serving the
-exported arrays needs numpy alone.
+rankfmc's utility of user u and item i, with user features ``x_u`` and item features ``x_i`` (its
+``compute_ui_utility``)::
+
+    w_i + x_i . w_if  +  (v_u + x_u V_uf) . v_i  +  v_u . (x_i V_if)
+
+Scoring computes exactly that in float32 with numpy, so rankings match rankfmc's ``recommend``; without features
+it is ``user_factors @ item_factors.T + item_bias``. A user the model never saw has no ``v_u``: the features alone
+give ``w_i + x_i . w_if + (x_u V_uf) . v_i`` (:meth:`RankFM.feature_scores`), and an item it never saw, with
+features, ``x_i . w_if + v_u . (x_i V_if)`` (:meth:`RankFM.with_new_items`). rankfmc is imported only to train.
 """
 
 from __future__ import annotations
@@ -60,11 +66,12 @@ class Hyperparams(Params):
 
 
 class RankFM(Recommender):
-    """rankfm (BPR or WARP loss) without side features, fitted one SGD epoch at a time."""
+    """rankfm (BPR or WARP loss), with optional user and item side features, fitted one SGD epoch at a time."""
 
     name: ClassVar[str] = "rankfm"
     Params: ClassVar[type[Params]] = Hyperparams
     iterative: ClassVar[bool] = True
+    uses_features: ClassVar[bool] = True
     description: ClassVar[str] = "Factorization machine trained by SGD on a BPR or WARP ranking loss (rankfmc)."
     similarity: ClassVar[str | None] = "cosine similarity of the item factors"
     params: Hyperparams
@@ -74,6 +81,12 @@ class RankFM(Recommender):
         self.user_factors = np.zeros((0, 1), dtype=np.float32)
         self.item_factors = np.zeros((0, 1), dtype=np.float32)
         self.item_bias = np.zeros(0, dtype=np.float32)
+        # side features (None without them): encoded rows, and their weights and factors
+        self.user_x: np.ndarray | None = None
+        self.user_feature_factors: np.ndarray | None = None
+        self.item_x: np.ndarray | None = None
+        self.item_feature_weights: np.ndarray | None = None
+        self.item_feature_factors: np.ndarray | None = None
         self.epochs_done = 0
         self.model: Any = None  # rankfmc.RankFM while training
         self._prepared: tuple[np.ndarray, ...] | None = None
@@ -114,13 +127,23 @@ class RankFM(Recommender):
             self.model = RankFMC(n_jobs=1, **self.params.as_dict())
             # the same string IDs in the same row order as the data: rankfmc's sorted ID maps equal ours
             frame = pd.DataFrame({"user_id": train.user_ids[train.user_idx], "item_id": train.item_ids[train.item_idx]})
-            interactions, weights = self.model._init_all(frame)
+            user_x, item_x = train.user_x(), train.item_x()
+            features = {
+                "user_features": None if user_x is None else _with_ids("user_id", train.user_ids, user_x),
+                "item_features": None if item_x is None else _with_ids("item_id", train.item_ids, item_x),
+            }
+            interactions, weights = self.model._init_all(frame, **features)
             if not np.array_equal(self.model.index_to_user.to_numpy(dtype=str), train.user_ids):
                 raise RuntimeError("rankfmc indexed users differently from recdash")  # pragma: no cover
             self._prepared = (interactions, weights, *self.model._build_ui_csr())
             self.model.is_fit = True
             # views on rankfmc's arrays, which its kernel updates in place
-            self.user_factors, self.item_factors, self.item_bias = self.model.v_u, self.model.v_i, self.model.w_i
+            m = self.model
+            self.user_factors, self.item_factors, self.item_bias = m.v_u, m.v_i, m.w_i
+            if user_x is not None:
+                self.user_x, self.user_feature_factors = m.x_uf, m.v_uf
+            if item_x is not None:
+                self.item_x, self.item_feature_weights, self.item_feature_factors = m.x_if, m.w_if, m.v_if
         m = self.model
         interactions, weights, ui_ptr, ui_idx = self._prepared
         rate = m.learning_rate
@@ -134,8 +157,51 @@ class RankFM(Recommender):
         self.epochs_done += 1
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        uf = np.asarray(self.user_factors[np.asarray(user_idx)], dtype=np.float32)
-        return uf @ np.asarray(self.item_factors, dtype=np.float32).T + np.asarray(self.item_bias, dtype=np.float32)
+        idx = np.asarray(user_idx)
+        v_u = np.asarray(self.user_factors[idx], dtype=np.float32)
+        user = v_u if self.user_x is None else v_u + self.user_x[idx] @ self.user_feature_factors
+        out = user @ np.asarray(self.item_factors, dtype=np.float32).T + self._item_bias()
+        if self.item_x is not None:
+            out += v_u @ (self.item_x @ self.item_feature_factors).T
+        return out
+
+    def feature_scores(self, user_x: np.ndarray) -> np.ndarray:
+        """A new user's scores from their encoded features alone (rankfmc's utility with ``v_u`` = 0)."""
+        if self.user_x is None or self.user_encoding is None:
+            raise ValueError("this rankfm model was not trained with user features")
+        x = np.asarray(user_x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.user_x.shape[1]:
+            raise ValueError(f"user features must be [n, {self.user_x.shape[1]}]; got {x.shape}")
+        return (x @ self.user_feature_factors) @ np.asarray(self.item_factors, dtype=np.float32).T + self._item_bias()
+
+    def _item_bias(self) -> np.ndarray:
+        """``w_i + x_i . w_if``: the part of every item's score that does not depend on the user."""
+        bias = np.asarray(self.item_bias, dtype=np.float32)
+        return bias if self.item_x is None else bias + self.item_x @ self.item_feature_weights
+
+    def with_new_items(self, items: pd.DataFrame) -> RankFM:
+        """A copy whose catalogue also holds ``items`` (``item_id`` plus the attribute columns of the item
+        encoding), items it never saw in training, scored by their features alone (no ``v_i``, no ``w_i``)."""
+        if self.item_x is None or self.item_encoding is None:
+            raise ValueError("this rankfm model was not trained with item features; new items cannot be scored")
+        ids = items["item_id"].astype(str)
+        if ids.duplicated().any() or (self.item_index(ids) >= 0).any():
+            raise ValueError("new items must have unique IDs that are not in the model's catalogue")
+        x = self.item_encoding.encode(items.reset_index(drop=True))
+        copy = self.snapshot()
+        n = len(ids)
+        copy._set_data(
+            self.user_ids,
+            np.concatenate([self.item_ids, ids.to_numpy(dtype=str)]),
+            self.seen_indptr,
+            self.seen_indices,
+            np.concatenate([self.item_popularity, np.zeros(n, dtype=np.int64)]),
+        )
+        factors = np.asarray(self.item_factors, dtype=np.float32)
+        copy.item_factors = np.vstack([factors, np.zeros((n, factors.shape[1]), dtype=np.float32)])
+        copy.item_bias = np.concatenate([np.asarray(self.item_bias, np.float32), np.zeros(n, dtype=np.float32)])
+        copy.item_x = np.vstack([self.item_x, x])
+        return copy
 
     def item_similarities(self, item_idx: int) -> np.ndarray:
         """Cosine similarity of item factors (dot products would favour long vectors)."""
@@ -144,26 +210,46 @@ class RankFM(Recommender):
         norms[norms == 0] = 1.0
         return (factors @ factors[item_idx]) / (norms * norms[item_idx])
 
+    _FEATURE_ARRAYS = ("user_x", "user_feature_factors", "item_x", "item_feature_weights", "item_feature_factors")
+
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {
+        arrays = {
             "user_factors": np.ascontiguousarray(self.user_factors, dtype=np.float32),
             "item_factors": np.ascontiguousarray(self.item_factors, dtype=np.float32),
             "item_bias": np.ascontiguousarray(self.item_bias, dtype=np.float32),
         }
+        for name in self._FEATURE_ARRAYS:
+            value = getattr(self, name)
+            if value is not None:
+                arrays[name] = np.ascontiguousarray(value, dtype=np.float32)
+        return arrays
 
     def _from_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.user_factors = np.ascontiguousarray(arrays["user_factors"], dtype=np.float32)
         self.item_factors = np.ascontiguousarray(arrays["item_factors"], dtype=np.float32)
         self.item_bias = np.ascontiguousarray(arrays["item_bias"], dtype=np.float32)
+        for name in self._FEATURE_ARRAYS:
+            value = arrays.get(name)
+            setattr(self, name, None if value is None else np.ascontiguousarray(value, dtype=np.float32))
         if self.user_factors.shape[0] != self.n_users or self.item_factors.shape[0] != self.n_items:
             raise ValueError("factor matrices do not match the ID maps")
         if self.item_bias.shape != (self.n_items,):
             raise ValueError("item bias does not match the item map")
+        if (self.user_x is None) != (self.user_feature_factors is None) or (
+            self.user_x is not None and self.user_x.shape[0] != self.n_users
+        ):
+            raise ValueError("user feature arrays do not match the user map")
+        if (self.item_x is None) != (self.item_feature_weights is None) or (
+            self.item_x is not None and self.item_x.shape[0] != self.n_items
+        ):
+            raise ValueError("item feature arrays do not match the item map")
 
     def snapshot(self) -> RankFM:
         """A copy of the current weights that later epochs cannot change (rankfmc updates its arrays in place)."""
         copy = RankFM(self.params, seed=self.seed)
         copy._set_data(self.user_ids, self.item_ids, self.seen_indptr, self.seen_indices, self.item_popularity)
+        copy.user_encoding, copy.item_encoding = self.user_encoding, self.item_encoding
+        copy.cold_start = dict(self.cold_start)
         copy._from_arrays({k: np.array(v, copy=True) for k, v in self._arrays().items()})
         copy.epochs_done = self.epochs_done
         return copy
@@ -186,3 +272,10 @@ class RankFM(Recommender):
         model._set_data(user_ids, item_ids, seen_indptr, seen_indices, item_popularity)
         model._from_arrays({"user_factors": user_factors, "item_factors": item_factors, "item_bias": item_bias})
         return model
+
+
+def _with_ids(id_column: str, ids: np.ndarray, x: np.ndarray) -> pd.DataFrame:
+    """rankfmc's feature-table shape: the ID column first, then one column per encoded input."""
+    frame = pd.DataFrame(x, columns=[f"f{j}" for j in range(x.shape[1])])
+    frame.insert(0, id_column, ids)
+    return frame
