@@ -290,7 +290,10 @@ def read_feature_table(path: str | Path, kind: str, ds: Dataset | None = None) -
         if p.suffix.lower() in (".parquet", ".pq") or p.read_bytes()[:4] == b"PAR1":
             raw = pd.read_parquet(p)
         else:
-            raw = pd.read_csv(p, sep=None, engine="python", dtype={id_column: str}, encoding="utf-8-sig")
+            header = p.read_bytes()[:4096].decode("utf-8", errors="replace").splitlines()[:1] or [""]
+            # comma, tab or semicolon, whichever the header uses ("|" separates a multi-hot column's values)
+            sep = max([",", "\t", ";"], key=header[0].count)
+            raw = pd.read_csv(p, sep=sep, dtype={id_column: str}, encoding="utf-8-sig")
     except Exception as exc:
         raise FeatureError(f"{p.name}: not a readable CSV or Parquet table ({type(exc).__name__}: {exc})") from None
     where = f"{p.name}"
@@ -377,12 +380,15 @@ def feature_dataset(table: FeatureTable, dataset_name: str) -> Any:
 
     import mlflow.data
     from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.types.utils import _infer_schema
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # schema inference nags about int columns (an age); they hold no NaN here
         warnings.simplefilter("ignore", UserWarning)
-        return mlflow.data.from_pandas(
+        dataset = mlflow.data.from_pandas(
             table.frame,
             source=LocalArtifactDatasetSource(table.source),
             name=f"{dataset_name}-{table.kind}-features",
             digest=table.digest,
         )
+        dataset.__dict__["schema"] = _infer_schema(table.frame.head(1000))  # computed now, under the filter
+    return dataset

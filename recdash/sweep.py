@@ -118,11 +118,25 @@ class Dimension:
         return f"{self.low:g}:{self.high:g}" + (":log" if self.log else "")
 
 
+FEATURE_DIMENSIONS = ("user_features", "item_features")  # searchable data choices: none, builtin or a table path
+
+
 def parse_dimension(text: str, model: str = DEFAULT_MODEL) -> Dimension:
-    """Parse ``name=low:high[:log]`` or ``name=a,b,c`` and check it against ``model``'s hyperparameter bounds."""
-    specs = get_model(model).hyperparameters()
+    """Parse ``name=low:high[:log]`` or ``name=a,b,c`` and check it against ``model``'s hyperparameter bounds.
+    For models that use side features, ``user_features=none,builtin`` (or ``item_features``) searches features on
+    and off (each choice is what ``--user-features`` takes)."""
+    model_class = get_model(model)
+    specs = model_class.hyperparameters()
     name, sep, spec_text = text.partition("=")
     name = name.strip().replace("-", "_")
+    if sep and name in FEATURE_DIMENSIONS and model_class.uses_features:
+        choices = tuple(dict.fromkeys(c.strip() for c in spec_text.split(",") if c.strip()))
+        if len(choices) < 2:
+            raise SweepError(f"--space {name}: give two or more choices, e.g. {name}=none,builtin")
+        missing = [c for c in choices if c.lower() not in ("none", "builtin") and not Path(c).expanduser().is_file()]
+        if missing:
+            raise SweepError(f"--space {name}: each choice is none, builtin or a table file; not found: {missing[0]}")
+        return Dimension(name, choices=choices)
     if not sep or name not in specs:
         names = ", ".join(specs) or "(none: it has no hyperparameters)"
         raise SweepError(
@@ -202,7 +216,10 @@ class SweepSpec:
             raise SweepError(f"--sampler must be one of {', '.join(SAMPLERS)}")
         if not self.space:
             raise SweepError("--space: the search space is empty")
-        foreign = [name for name in self.space if name not in self.config.model_class.hyperparameters()]
+        searchable = [*self.config.model_class.hyperparameters()]
+        if self.config.model_class.uses_features:
+            searchable += FEATURE_DIMENSIONS
+        foreign = [name for name in self.space if name not in searchable]
         if foreign:
             raise SweepError(f"--space {', '.join(foreign)}: not a hyperparameter of --model {self.config.model}")
         if self.sampler == "grid":
@@ -456,11 +473,13 @@ class _Worker:
 
         state, value, error = TrialState.FAIL, None, ""
         try:
+            data_choices = {name: params.pop(name) for name in FEATURE_DIMENSIONS if name in params}
             trial_config = _replace_config(
                 config,
                 hparams=type(config.params_)(**{**config.params_.as_dict(), **params}),
                 run_name=run_name,
                 tags=tags,
+                **data_choices,
             )
             result = train(trial_config, self.data, on_epoch=on_epoch, nested=True, parent_run_id=self.parent_run_id)
             value = result.metrics[f"best_{monitor}"]

@@ -298,3 +298,66 @@ def test_every_model_answers_the_predict_contract_from_its_own_server(
     assert set(rows.loc[rows["user_id"] == "nobody-like-this", "source"]) == {"popular"}
     status, body = _post(served["base"], {"dataframe_records": [{"user_id": known}], "params": {"k": 0}})
     _assert_bad_request(status, body, "k must be a positive integer")
+
+
+# ---- a model with side features: the issue's command, a fresh process without rankfmc, and the server ----------
+
+NEW_USER = {"user_id": "someone-new", "age": 29, "gender": "F", "occupation": "programmer"}
+FRESH_PREDICT = """
+import json, sys
+sys.modules["rankfmc"] = None  # serving must not need it: any import of rankfmc now fails
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+rows = [json.loads(sys.argv[2]), {"user_id": "nobody-at-all"}]
+out = model.predict(pd.DataFrame(rows), params={"k": 10})
+print(out.to_json(orient="records"))
+"""
+
+
+@pytest.fixture(scope="module")
+def served_features(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``python -m recdash train --dataset synthetic --split cold-users --user-features builtin --item-features
+    builtin`` as a user types it, then its model in a fresh process and behind ``mlflow models serve``."""
+    store = tmp_path_factory.mktemp("serving_features")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+    command = [sys.executable, "-m", "recdash", "train", "--dataset", "synthetic", "--split", "cold-users"]
+    command += ["--user-features", "builtin", "--item-features", "builtin", "--experiment", "features"]
+    done = subprocess.run(command, cwd=store, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    fresh = subprocess.run(
+        [sys.executable, "-c", FRESH_PREDICT, summary["model_uri"], json.dumps(NEW_USER)],
+        cwd=store, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    proc, base = _start_server(summary["model_uri"], uri, store, "features")
+    try:
+        _wait_ready(proc, base, store / "features.log")
+        yield {"summary": summary, "fresh": json.loads(fresh.stdout.strip().splitlines()[-1]), "base": base, "uri": uri}
+    finally:
+        _stop(proc)
+
+
+def test_cold_users_run_with_features_beats_its_popularity_baseline(served_features: dict[str, Any]) -> None:
+    summary = served_features["summary"]
+    assert summary["test_recall_at_10"] > summary["baseline_test_recall_at_10"], summary
+    assert summary["cold_start"]["strategy"] in ("features", "blend"), summary["cold_start"]
+
+
+def test_a_new_user_with_attributes_gets_feature_based_rows_in_a_fresh_process(served_features: dict[str, Any]) -> None:
+    rows = pd.DataFrame(served_features["fresh"])
+    new = rows[rows["user_id"] == NEW_USER["user_id"]]
+    popular = rows[rows["user_id"] == "nobody-at-all"]
+    assert len(new) == 10 and set(new["source"]) == {served_features["summary"]["cold_start"]["strategy"]}
+    assert set(popular["source"]) == {"popular"} and len(popular) == 10
+    assert new["item_id"].tolist() != popular["item_id"].tolist()
+
+
+def test_the_server_answers_a_new_user_as_the_fresh_process_did(served_features: dict[str, Any]) -> None:
+    body = {"dataframe_records": [NEW_USER, {"user_id": "nobody-at-all"}], "params": {"k": 10}}
+    status, answer = _post(served_features["base"], body)
+    assert status == 200, answer
+    _assert_same(answer["predictions"], pd.DataFrame(served_features["fresh"]))
+    status, answer = _post(served_features["base"], {"dataframe_records": [{**NEW_USER, "gender": "X"}]})
+    _assert_bad_request(status, answer, "gender must be one of F, M")
