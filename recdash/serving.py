@@ -22,7 +22,7 @@ PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
 def model_signature(recommender: Recommender | None = None) -> Any:
     """Input ``user_id`` (and, for a model trained with user features, each attribute column as an optional input:
-    text for categories and lists, double for numbers and ages); params ``k`` and ``exclude_seen``; output the
+    text for categories and lists, any for numbers and ages); params ``k`` and ``exclude_seen``; output the
     recommendation frame (declared, not inferred, so ``rank`` is a long that MLflow does not warn about)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types import schema
@@ -30,7 +30,9 @@ def model_signature(recommender: Recommender | None = None) -> Any:
     inputs = [schema.ColSpec("string", "user_id")]
     encoding = recommender.user_encoding if recommender is not None else None
     for column in encoding.columns if encoding is not None else ():
-        kind = "double" if column.kind in ("number", "bucket") else "string"
+        # numbers as "any": MLflow refuses int64 for a double column ("can not safely convert"), and an age is
+        # usually an int; the encoding checks the value is a number
+        kind = schema.AnyType() if column.kind in ("number", "bucket") else "string"
         inputs.append(schema.ColSpec(kind, column.name, required=False))
     return ModelSignature(
         inputs=schema.Schema(inputs),
