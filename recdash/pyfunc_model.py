@@ -46,13 +46,12 @@ class RecdashModel(PythonModel):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "user_id" not in frame.columns:
             raise _bad_input(f"input needs a 'user_id' column; got columns {list(map(str, frame.columns))}")
-        if frame["user_id"].isna().any():
-            raise _bad_input("user_id must not be empty")
-        wrong = [
-            v for v in frame["user_id"] if isinstance(v, (bool, np.bool_)) or not isinstance(v, (str, int, np.integer))
-        ]
-        if wrong:
-            raise _bad_input(f"user_id must be a string or an integer id; got {type(wrong[0]).__name__} {wrong[0]!r}")
+        values = frame["user_id"].tolist()  # plain Python values: checking them costs little per row
+        for v in values:
+            if v is None or (isinstance(v, float) and v != v):
+                raise _bad_input("user_id must not be empty")
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (str, int, np.integer)):
+                raise _bad_input(f"user_id must be a string or an integer id; got {type(v).__name__} {v!r}")
         try:
             k = validate_k(params.get("k", 10))
         except ValueError as exc:
@@ -60,7 +59,7 @@ class RecdashModel(PythonModel):
         exclude_seen = params.get("exclude_seen", True)
         if not isinstance(exclude_seen, bool):
             raise _bad_input(f"exclude_seen must be true or false; got {exclude_seen!r}")
-        users = frame["user_id"].astype(str).tolist()
+        users = [v if isinstance(v, str) else str(v) for v in values]
         encoding = self.recommender.user_encoding
         features = None
         if encoding is not None and any(c in frame.columns for c in encoding.column_names):

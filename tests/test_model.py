@@ -330,3 +330,32 @@ def test_itemknn_similarity_shrinkage_and_neighbours_by_hand() -> None:
     assert one.similar_items("1", k=2)["item_id"].tolist() == ["0"]  # item 1's one neighbour
     # fitting keeps the model's description of "similar", which Recommend's caption shows, a description
     assert one.similarity == ItemKNN.similarity and isinstance(one.similarity, str)
+
+
+def test_one_user_at_a_time_gives_the_rows_of_one_batch_in_the_callers_order(fitted: Recommender) -> None:
+    users = ["u03", "nobody", "u15", "u03", "u11"]
+    batch = fitted.recommend(users, k=4)
+    singles = pd.concat([fitted.recommend([u], k=4) for u in users], ignore_index=True)
+    for column in ("user_id", "rank", "source"):
+        assert batch[column].tolist() == singles[column].tolist(), column
+    assert batch["score"].to_numpy() == pytest.approx(singles["score"].to_numpy(), rel=1e-5, abs=1e-6)
+    # items agree rank by rank, except that items with equal scores may come in either order (BLAS may round a
+    # one-row product differently from a block's): compare each list as (score, item) sorted
+    key = lambda f: sorted(zip(f["user_id"], f["score"].round(5), f["item_id"], strict=True))  # noqa: E731
+    assert key(batch) == key(singles)
+    firsts = batch.drop_duplicates("user_id")["user_id"].tolist()
+    assert firsts == ["u03", "nobody", "u15", "u11"] and batch["rank"].tolist()[:4] == [1, 2, 3, 4]
+
+
+def test_served_records_are_pandas_own(fitted: Recommender) -> None:
+    """``mlflow models serve`` turns predictions into JSON via to_dict(orient="records"); the fast path must give
+    exactly pandas' records (same values, same Python types)."""
+    from mlflow.utils.proto_json_utils import _get_jsonable_obj
+
+    out = fitted.recommend(["u01", "nobody"], k=3)
+    plain = pd.DataFrame(out)
+    assert type(plain) is pd.DataFrame and type(out[out["rank"] == 1]) is pd.DataFrame
+    fast, slow = _get_jsonable_obj(out, pandas_orient="records"), plain.to_dict(orient="records")
+    assert fast == slow
+    assert [type(v) for v in fast[0].values()] == [type(v) for v in slow[0].values()] == [str, int, str, float, str]
+    assert out.to_dict() == plain.to_dict() and out.to_dict(orient="list") == plain.to_dict(orient="list")
