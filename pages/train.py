@@ -183,6 +183,12 @@ def features_section(prefix: str, data: dict[str, Any]) -> dict[str, str | None]
     for column, kind in zip(st.columns(2), ("user", "item"), strict=True):
         with column:
             out[kind] = feature_choice(prefix, kind, data)
+    if out.get("user") != "none":
+        st.caption(
+            "New users are served by their attributes only when validation says so, which needs the cold-users "
+            "split (below): there, features, popularity or a blend is chosen on held-out new users. On another "
+            "split new users get the popular list."
+        )
     return out
 
 
