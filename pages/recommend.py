@@ -262,7 +262,10 @@ def known_user_attributes(loaded: rx.LoadedModel, context: rx.RunContext | None,
 
 ensure_router()
 st.title("Recommend")
-st.caption("Top-k items for any user from any logged or registered model, next to what the user actually did.")
+st.caption(
+    "Top-k items for any user from any logged or registered model, next to what the user actually did; or for a new "
+    "user described by attributes."
+)
 
 require_store(mlflow.get_tracking_uri())
 
