@@ -399,17 +399,17 @@ def test_start_from_run_carries_side_features(tmp_path: Path) -> None:
     with mlflow.start_run(run_name="gone-table"):
         mlflow.log_params({"model": "rankfm", "user_features": str(tmp_path / "gone.csv"), "item_features": "none"})
     at = _page()
-    at.selectbox(key="t_from_run").set_value(
-        next(o for o in at.selectbox(key="t_from_run").options if "with-features" in o)
-    ).run()
-    at.button(key="t_load").click().run()
-    assert not at.exception, at.exception
+
+    def load(name: str) -> None:  # pick the run and press the button: one script run
+        picker = at.selectbox(key="t_from_run")
+        picker.set_value(next(o for o in picker.options if name in o))
+        at.button(key="t_load").click().run()
+        assert not at.exception, at.exception
+
+    load("with-features")
     assert at.selectbox(key="t_user_features").value == "builtin"
     assert at.selectbox(key="t_item_features").value == str(table)
     assert at.selectbox(key="t_item_features").format_func(str(table)) == "file items.csv (from the run)"
-    at.selectbox(key="t_from_run").set_value(
-        next(o for o in at.selectbox(key="t_from_run").options if "gone-table" in o)
-    ).run()
-    at.button(key="t_load").click().run()
+    load("gone-table")
     assert at.selectbox(key="t_user_features").value == "none"  # the table file is gone: not offered, and said so
     assert any("user feature table" in w and "gone.csv no longer exists here" in w for w in _shown(at.warning))
