@@ -1,8 +1,10 @@
-"""Recommend: a user's top-k from any logged or registered model, next to their history and held-out hits."""
+"""Recommend: a user's top-k from any logged or registered model, next to their history and held-out hits; or a
+new user's, described by attributes, from a model trained with user features (its cold-start strategy)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -14,6 +16,7 @@ from recdash import charts
 from recdash import recommend as rx
 from recdash.charts import escape_markdown as _md
 from recdash.comparison import RunStyle, run_colors
+from recdash.features import FeatureEncoding
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
 
@@ -187,11 +190,82 @@ def hits_caption(table: pd.DataFrame, test_items: set[str] | None) -> str:
     return f"{int(table['hit'].sum())} of the user's {len(test_items)} held-out test items are in this list (✓)."
 
 
+KNOWN_USER, NEW_USER = "A known user", "A new user"
+SOURCES = {  # how a new user's list was made, by its ``source``
+    "features": "Ranked by the model from the attributes alone.",
+    "blend": "Ranked by the model from the attributes, mixed with popularity.",
+    "popular": "The most popular items: the same for every new user.",
+}
+
+
+def attribute_inputs(encoding: FeatureEncoding) -> dict[str, Any]:
+    """One input per attribute of the model's user encoding: its categories, lists, age in years or number."""
+    values: dict[str, Any] = {}
+    columns = st.columns(min(4, max(1, len(encoding.columns))))
+    for i, column in enumerate(encoding.columns):
+        key, label, box = f"new_user_{column.name}", _md(column.name), columns[i % len(columns)]
+        if column.kind in ("category", "multi"):
+            chosen = st.session_state.get(key)  # another model's value that this one does not know: start over
+            if chosen is not None and not set([chosen] if isinstance(chosen, str) else chosen) <= set(column.values):
+                del st.session_state[key]
+        if column.kind == "category":
+            values[column.name] = box.selectbox(label, column.values, key=key)
+        elif column.kind == "multi":
+            values[column.name] = box.multiselect(label, column.values, key=key, placeholder="none")
+        elif column.kind == "bucket":
+            values[column.name] = box.number_input(
+                f"{label} (years)", 0, 120, value=30, step=1, key=key,
+                help=f"The model knows it in buckets: {', '.join(column.values)}.",
+            )  # fmt: skip
+        else:
+            values[column.name] = box.number_input(label, value=float(column.mean), format="%g", key=key)
+    return values
+
+
+def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: int) -> pd.DataFrame | None:
+    """The new-user mode: attributes in, the model's top-k for someone it never saw out, and how it served them."""
+    rec = loaded.recommender
+    note, attributes_matter = rx.cold_start_note(rec)
+    if rec is None:
+        st.info(_md(note))
+        return None
+    values: dict[str, Any] = {}
+    if rec.user_encoding is None:
+        st.info(_md(note), icon=":material/person_add:")
+    else:
+        st.markdown("**The new user's attributes**")
+        values = attribute_inputs(rec.user_encoding)
+        (st.caption if attributes_matter else st.warning)(_md(note))
+    try:
+        recs = rx.recommend_new_user(loaded, values, k)
+    except (ValueError, rx.PredictionError) as exc:
+        st.error(_md(exc))
+        return None
+    table = rx.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context))
+    sources = sorted(set(recs["source"].astype(str)))
+    st.subheader("Popular items" if rx.is_fallback(recs) else f"Top {k} for this new user")
+    st.caption(f"Source: {_md(', '.join(sources))}. " + SOURCES.get(sources[0], "") if sources else "No items.")
+    show_recs(table)
+    return table
+
+
+def known_user_attributes(loaded: rx.LoadedModel, context: rx.RunContext | None, user: str) -> None:
+    """A known user's own attribute values, for a model trained with user features (what the model knows them by)."""
+    users_meta = context.dataset.users if context is not None else None
+    attributes = rx.user_attributes(loaded.recommender, user, users_meta)
+    if attributes:
+        shown = " · ".join(f"{_md(name)} {_md(value)}" for name, value in attributes.items())
+        st.markdown(f"**User features:** {shown}", help="The user's attributes the model was trained with.")
+
+
 # ---- page ---------------------------------------------------------------------------------------------------------
 
 ensure_router()
 st.title("Recommend")
-st.caption("Top-k items for any user from any logged or registered model, next to what the user actually did.")
+st.caption(
+    "Top-k items for any user from any logged or registered model, next to what the user actually did; or for a new "
+    "user described by attributes."
+)
 
 require_store(mlflow.get_tracking_uri())
 
@@ -224,90 +298,109 @@ def _use_random_user() -> None:
         st.session_state["user_id"] = str(np.random.default_rng().choice(users))
 
 
-st.session_state.setdefault("user_id", "")
-c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-c1.text_input("User ID", key="user_id", placeholder="type a user ID")
-c2.selectbox(
-    "…or pick a user", users, index=None, placeholder=f"{len(users):,} known users", key="user_pick",
-    on_change=_use_picked_user,
+mode = st.radio(
+    "Recommend for", (KNOWN_USER, NEW_USER), horizontal=True, key="user_mode",
+    help="A new user is one the model never saw, described by attributes (for a model trained with user features).",
 )  # fmt: skip
-c3.button("Random user", key="random_user", on_click=_use_random_user, disabled=not len(users))
+st.session_state.setdefault("user_id", "")
+if mode == KNOWN_USER:
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    c1.text_input("User ID", key="user_id", placeholder="type a user ID")
+    c2.selectbox(
+        "…or pick a user", users, index=None, placeholder=f"{len(users):,} known users", key="user_pick",
+        on_change=_use_picked_user,
+    )  # fmt: skip
+    c3.button("Random user", key="random_user", on_click=_use_random_user, disabled=not len(users))
 c4, c5, _ = st.columns([1, 2, 2], vertical_alignment="bottom")
 k = int(c4.number_input("k", min_value=1, max_value=500, value=10, step=1, key="k"))
-exclude_seen = c5.checkbox("Exclude already-seen items", value=True, key="exclude_seen")
+exclude_seen = c5.checkbox(
+    "Exclude already-seen items", value=True, key="exclude_seen", disabled=mode == NEW_USER,
+    help="A new user has seen nothing yet." if mode == NEW_USER else None,
+)  # fmt: skip
 
 user = str(st.session_state.get("user_id", "")).strip()
-if not user:
-    st.info("Enter a user ID, pick one from the list, or press Random user.")
-    st.stop()
-
-result = recommendations(loaded, context, user, k, exclude_seen)
-if result is None:
-    st.stop()
-table, fallback, test_items = result
-if fallback:
-    st.warning(
-        f"User {_md(user)} is not in this model's training data; showing the most popular items instead.",
-        icon=":material/person_off:",
-    )
-
-left, right = st.columns([2, 3])  # the recommendations are what the page is for: more room
-with left:
-    st.subheader("History (training data)")
-    if context is None:
-        st.caption("Not available for this model.")
+if mode == NEW_USER:
+    new_table = new_user_section(loaded, context, k)
+    if new_table is None:
+        st.stop()
+    table = new_table
+else:
+    if not user:
+        st.info("Enter a user ID, pick one from the list, or press Random user.")
+        st.stop()
+    result = recommendations(loaded, context, user, k, exclude_seen)
+    if result is None:
+        st.stop()
+    table, fallback, test_items = result
+    if fallback:
+        st.warning(
+            f"User {_md(user)} is not in this model's training data; showing the most popular items instead.",
+            icon=":material/person_off:",
+        )
     else:
-        history = context.history(user)
-        if history.empty:
-            st.caption("No training interactions for this user.")
-        else:
-            st.caption(f"{len(history)} items" + (", most recent first." if "time" in history.columns else "."))
-            shown = rx.compact(history)
-            st.dataframe(shown, hide_index=True, column_config={c: COLUMNS[c] for c in shown.columns if c in COLUMNS})
-with right:
-    st.subheader("Popular items (fallback)" if fallback else f"Top {k} recommendations")
-    st.caption(hits_caption(table, test_items))
-    show_recs(table)
+        known_user_attributes(loaded, context, user)
 
-st.divider()
-st.subheader("Compare two models")
-# ?compare=<model uri> (the Models page's champion-vs-challenger link) opens the comparison with that model as B
-st.session_state.setdefault("compare", bool(params.get("compare")))
-if st.toggle(
-    "Compare with another model (B)", key="compare", help="Show a second model's list for the same user next to A's."
-):
-    uri_b = pick_model("b", preselect_uri=params.get("compare"), avoid_uri=loaded.uri)
-    loaded_b = load_model(uri_b)
-    if loaded_b is not None:
-        context_b = context if loaded_b.run_id == loaded.run_id else run_context(loaded_b)
-        result_b = recommendations(loaded_b, context_b, user, k, exclude_seen)
-        if result_b is not None:
-            table_b, fallback_b, test_items_b = result_b
-            count, jaccard = rx.overlap(table, table_b)
-            shared = set(table["item_id"].astype(str)) & set(table_b["item_id"].astype(str))
-            m1, m2, m3, m4 = st.columns(4)
-            m1.metric("Overlap", f"{count} of {k}")
-            m2.metric("Jaccard", f"{jaccard:.2f}")
-            m3.metric("Hits, model A", "–" if "hit" not in table.columns else int(table["hit"].sum()))
-            m4.metric("Hits, model B", "–" if "hit" not in table_b.columns else int(table_b["hit"].sum()))
-            run_a, run_b = loaded.run_id or "", loaded_b.run_id or ""
-            if run_a and run_b and run_a != run_b:  # the colours the Runs and Compare pages draw these runs in
-                order = [*st.session_state.get("selected_runs", []), run_a, run_b]
-                key_style = RunStyle(
-                    labels={run_a: f"A: {_model_label(uri_a or '', mlflow.get_tracking_uri())}",
-                            run_b: f"B: {_model_label(uri_b or '', mlflow.get_tracking_uri())}"},
-                    colors=run_colors(order), hover={}, groups={},
-                )  # fmt: skip
-                st.plotly_chart(charts.selection_figure(key_style, [run_a, run_b], per_row=2), key="ab_colours")
-            col_a, col_b = st.columns(2)
-            for column, name, label, ranked, is_fallback in (
-                (col_a, "A", label_a, table, fallback),
-                (col_b, "B", model_label(uri_b or ""), table_b, fallback_b),
-            ):
-                with column:
-                    st.markdown(f"**Model {name}:** {label}" + (" (popularity fallback)" if is_fallback else ""))
-                    show_recs(ranked, shared, popularity=False)
-            st.caption(f"✓ in both: the {count} items both models recommend to this user.")
+    left, right = st.columns([2, 3])  # the recommendations are what the page is for: more room
+    with left:
+        st.subheader("History (training data)")
+        if context is None:
+            st.caption("Not available for this model.")
+        else:
+            history = context.history(user)
+            if history.empty:
+                st.caption("No training interactions for this user.")
+            else:
+                st.caption(f"{len(history)} items" + (", most recent first." if "time" in history.columns else "."))
+                shown = rx.compact(history)
+                st.dataframe(
+                    shown, hide_index=True, column_config={c: COLUMNS[c] for c in shown.columns if c in COLUMNS}
+                )
+    with right:
+        st.subheader("Popular items (fallback)" if fallback else f"Top {k} recommendations")
+        st.caption(hits_caption(table, test_items))
+        show_recs(table)
+
+    st.divider()
+    st.subheader("Compare two models")
+    # ?compare=<model uri> (the Models page's champion-vs-challenger link) opens the comparison with that model as B
+    st.session_state.setdefault("compare", bool(params.get("compare")))
+    if st.toggle(
+        "Compare with another model (B)",
+        key="compare",
+        help="Show a second model's list for the same user next to A's.",
+    ):
+        uri_b = pick_model("b", preselect_uri=params.get("compare"), avoid_uri=loaded.uri)
+        loaded_b = load_model(uri_b)
+        if loaded_b is not None:
+            context_b = context if loaded_b.run_id == loaded.run_id else run_context(loaded_b)
+            result_b = recommendations(loaded_b, context_b, user, k, exclude_seen)
+            if result_b is not None:
+                table_b, fallback_b, test_items_b = result_b
+                count, jaccard = rx.overlap(table, table_b)
+                shared = set(table["item_id"].astype(str)) & set(table_b["item_id"].astype(str))
+                m1, m2, m3, m4 = st.columns(4)
+                m1.metric("Overlap", f"{count} of {k}")
+                m2.metric("Jaccard", f"{jaccard:.2f}")
+                m3.metric("Hits, model A", "–" if "hit" not in table.columns else int(table["hit"].sum()))
+                m4.metric("Hits, model B", "–" if "hit" not in table_b.columns else int(table_b["hit"].sum()))
+                run_a, run_b = loaded.run_id or "", loaded_b.run_id or ""
+                if run_a and run_b and run_a != run_b:  # the colours the Runs and Compare pages draw these runs in
+                    order = [*st.session_state.get("selected_runs", []), run_a, run_b]
+                    key_style = RunStyle(
+                        labels={run_a: f"A: {_model_label(uri_a or '', mlflow.get_tracking_uri())}",
+                                run_b: f"B: {_model_label(uri_b or '', mlflow.get_tracking_uri())}"},
+                        colors=run_colors(order), hover={}, groups={},
+                    )  # fmt: skip
+                    st.plotly_chart(charts.selection_figure(key_style, [run_a, run_b], per_row=2), key="ab_colours")
+                col_a, col_b = st.columns(2)
+                for column, name, label, ranked, is_fallback in (
+                    (col_a, "A", label_a, table, fallback),
+                    (col_b, "B", model_label(uri_b or ""), table_b, fallback_b),
+                ):
+                    with column:
+                        st.markdown(f"**Model {name}:** {label}" + (" (popularity fallback)" if is_fallback else ""))
+                        show_recs(ranked, shared, popularity=False)
+                st.caption(f"✓ in both: the {count} items both models recommend to this user.")
 
 st.divider()
 st.subheader("Similar items")

@@ -23,7 +23,8 @@ import streamlit as st
 from pages._common import ensure_router, read_only_notice, require_store
 from recdash import jobs
 from recdash.charts import escape_markdown
-from recdash.datasets import SPLIT_METHODS, DatasetError, load_table
+from recdash.datasets import SPLIT_METHODS, Dataset, DatasetError, load_table
+from recdash.features import BUILTIN_ITEM_COLUMNS, BUILTIN_USER_COLUMNS, FeatureError, FeatureTable, read_feature_table
 from recdash.metrics import METRICS
 from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
 from recdash.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
@@ -33,6 +34,8 @@ ACTIVE_POLL = "2s"  # while a job of this store is queued, running or cancelling
 IDLE_POLL = "30s"  # otherwise: only to notice jobs queued from another tab or machine
 DATASETS = ("movielens-100k", "synthetic", "csv upload")
 NO_COLUMN = "(none)"
+BUILTIN_FEATURES = ("movielens-100k", "synthetic")  # the datasets with their own user and item attributes
+FEATURE_UPLOAD = "upload"
 TRAIN_DEFAULTS: dict[str, Any] = {
     "model": DEFAULT_MODEL,
     "dataset": "movielens-100k",
@@ -50,6 +53,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "early_stopping_metric": "ndcg",
     "experiment": "recdash",
     "run_name": "",
+    "user_features": "none",
+    "item_features": "none",
     **{name: spec.default for name, spec in all_hyperparameters().items()},
 }
 
@@ -94,6 +99,15 @@ def _prefill(prefix: str, uri: str) -> None:
         key = f"{prefix}_{name}"
         if key in st.session_state or name in TRAIN_DEFAULTS:
             st.session_state[key] = type(TRAIN_DEFAULTS.get(name, value))(value)
+    gone = [
+        f"{kind} feature table {params[f'{kind}_features']}"
+        for kind in ("user", "item")
+        if values.get(f"{kind}_features") == "none" and params.get(f"{kind}_features", "none") != "none"
+    ]
+    if gone:
+        st.session_state[f"{prefix}_prefill_note"] = (
+            f"The run's {' and '.join(gone)} no longer exists here: set to none."
+        )
     st.session_state[f"{prefix}_prefilled"] = match.iloc[0]["run_id"]
 
 
@@ -150,6 +164,118 @@ def data_section(prefix: str) -> dict[str, Any] | None:
         "weight_col": None if weight == NO_COLUMN else weight,
         "timestamp_col": None if ts == NO_COLUMN else ts,
     }
+
+
+@st.cache_resource(ttl=600, max_entries=2, show_spinner="Loading the dataset to check the table's IDs…")
+def job_dataset(args: tuple[str, ...]) -> Dataset:
+    """The form's dataset as the job will load it (cached: every rerun of the page checks the uploaded table)."""
+    return jobs.job_dataset(args)
+
+
+def features_section(prefix: str, data: dict[str, Any]) -> dict[str, str | None]:
+    """User and item side features, for a model that trains on them (outside the form: an upload is checked at
+    once). Per kind the ``--<kind>-features`` value, or None when the chosen upload is missing or unusable."""
+    model = get_model(st.session_state[f"{prefix}_model"])
+    if not model.uses_features:
+        return {}
+    st.markdown(f"**Side features** (used by {model.name})")
+    out: dict[str, str | None] = {}
+    for column, kind in zip(st.columns(2), ("user", "item"), strict=True):
+        with column:
+            out[kind] = feature_choice(prefix, kind, data)
+    if out.get("user") != "none":
+        st.caption(
+            "New users are served by their attributes only when validation says so, which needs the cold-users "
+            "split (below): there, features, popularity or a blend is chosen on held-out new users. On another "
+            "split new users get the popular list."
+        )
+    return out
+
+
+def feature_choice(prefix: str, kind: str, data: dict[str, Any]) -> str | None:
+    """none / built-in (datasets that have them) / an uploaded table / a table file prefilled from a run."""
+    key = f"{prefix}_{kind}_features"
+    builtin = BUILTIN_USER_COLUMNS if kind == "user" else BUILTIN_ITEM_COLUMNS
+    options = ["none", *(["builtin"] if st.session_state[f"{prefix}_dataset"] in BUILTIN_FEATURES else []), "upload"]
+    current = str(st.session_state.get(key, "none"))
+    if current not in options:
+        if current != "builtin" and Path(current).is_file():
+            options.append(current)  # "Start from run" of a run trained with a table file
+        else:
+            st.session_state[key] = "none"  # e.g. built-in chosen, then a dataset without attributes
+    labels = {
+        "none": "none",
+        "builtin": f"built-in: {', '.join(builtin)}",
+        FEATURE_UPLOAD: "upload a CSV or Parquet table",
+    }
+    choice = st.selectbox(
+        f"{kind.capitalize()} features",
+        options,
+        key=key,
+        format_func=lambda o: labels.get(o, f"file {Path(o).name} (from the run)"),
+        help=f"Attributes of each {kind}: the dataset's own (movielens-100k and synthetic), or a table with a "
+        f"{kind}_id column and one column per attribute (text: one-hot, 'a|b' lists: multi-hot, numbers: "
+        "standardised).",
+    )
+    if choice in ("none", "builtin"):
+        return choice
+    if choice != FEATURE_UPLOAD:
+        return choice if check_feature_table(prefix, kind, data, choice, Path(choice).name) else None
+    upload = st.file_uploader(
+        f"{kind.capitalize()} feature table ({kind}_id plus attribute columns)",
+        type=["csv", "tsv", "txt", "parquet", "pq"],
+        key=f"{key}_upload",
+        help=f"At most {jobs.MAX_UPLOAD_BYTES // 2**20} MB. Kept in the recdash cache folder for the job to read.",
+    )
+    if upload is None:
+        st.info(f"Upload a {kind} feature table, or choose another option.")
+        return None
+    try:
+        path = jobs.save_upload(upload.name, upload.getvalue())
+    except jobs.JobError as exc:
+        st.error(escape_markdown(exc))
+        return None
+    return str(path) if check_feature_table(prefix, kind, data, str(path), upload.name) else None
+
+
+def check_feature_table(prefix: str, kind: str, data: dict[str, Any], path: str, name: str) -> FeatureTable | None:
+    """Read the table as training will, against the form's dataset when it loads: the reason it cannot be used
+    (st.error), its warnings, and what its encoding is; None when unusable. Messages name the uploaded file."""
+
+    def shown(text: object) -> str:
+        return escape_markdown(str(text).replace(Path(path).name, name))
+
+    try:
+        table = read_feature_table(path, kind)
+    except FeatureError as exc:
+        st.error(shown(exc))
+        return None
+    try:
+        dataset = job_dataset(tuple(data_args(prefix, data)))
+    except (ValueError, OSError) as exc:
+        st.caption(f"IDs not checked against the data: {shown(exc)}")
+    else:
+        try:
+            table = read_feature_table(path, kind, dataset)
+        except FeatureError as exc:
+            st.error(shown(exc))
+            return None
+    for warning in table.warnings:
+        st.warning(shown(warning))
+    st.caption(f"{escape_markdown(name)}: {len(table.frame):,} {kind}s; {shown(table.encoding.describe())}")
+    return table
+
+
+def feature_args(features: dict[str, str | None]) -> list[str] | None:
+    """``--user-features``/``--item-features`` for the job; None (after saying why) while an upload is missing."""
+    args: list[str] = []
+    for kind, spec in features.items():
+        if spec is None:
+            st.error(f"{kind.capitalize()} features: upload a usable table first, or choose none or built-in.")
+            return None
+        if spec != "none":
+            args += [f"--{kind}-features", spec]
+    return args
 
 
 def run_fields(prefix: str, dataset: str) -> None:
@@ -382,6 +508,9 @@ def start_from_run(prefix: str) -> None:
         help="Fill the form with an existing run's parameters.", placeholder="Pick a run to copy its parameters",
     )  # fmt: skip
     c2.button("Load its params", key=f"{prefix}_load", on_click=_prefill, args=(prefix, URI))
+    note = st.session_state.pop(f"{prefix}_prefill_note", None)
+    if note:
+        st.warning(escape_markdown(note))
 
 
 def train_tab() -> None:
@@ -391,6 +520,7 @@ def train_tab() -> None:
     data = data_section("t")
     if data is None:
         return
+    features = features_section("t", data)
     with st.form("t_form", enter_to_submit=False):  # Enter in a field must not start a job
         run_fields("t", st.session_state["t_dataset"])
         c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
@@ -409,12 +539,12 @@ def train_tab() -> None:
             "what Compare measures every model on this data against."
         )
     if (clicked or references) and (not data or check_upload(data)):
-        if clicked:
-            args = build_args("t", data)
+        if references:  # the reference models use no side features
+            request_job("references", [references_args("t", data)])
+        elif (extra := feature_args(features)) is not None:
+            args = build_args("t", data) + extra
             seeds = with_seeds(args, int(st.session_state["t_seed"]), int(st.session_state["t_repeats"]))
             request_job("train", seeds)
-        else:
-            request_job("references", [references_args("t", data)])
     confirm_pending("train")
     confirm_pending("references")
 
@@ -447,6 +577,7 @@ def sweep_tab() -> None:
     data = data_section("s")
     if data is None:
         return
+    features = features_section("s", data)
     with st.form("s_form", enter_to_submit=False):
         st.text_area(
             "Search space (one per line)",
@@ -463,8 +594,9 @@ def sweep_tab() -> None:
         st.caption("The objective is the early-stopping metric below (validation, @k).")
         run_fields("s", st.session_state["s_dataset"])
         clicked = st.form_submit_button("Start sweep", type="primary", disabled=READ_ONLY)
-    if clicked and (not data or check_upload(data)):
-        args = build_args("s", data)
+    extra = feature_args(features) if clicked and (not data or check_upload(data)) else None
+    if extra is not None:
+        args = build_args("s", data) + extra
         for line in str(st.session_state["s_space"]).splitlines():
             if line.strip():
                 args += ["--space", line.strip()]

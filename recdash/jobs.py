@@ -852,6 +852,10 @@ def form_values_from_params(params: dict[str, str]) -> dict[str, Any]:
             values[f"synthetic_{key}"] = int(float(params[f"dataset_{key}"]))
     with contextlib.suppress(KeyError, ValueError):
         values["min_rating"] = float(params["min_rating"])
+    for kind in ("user", "item"):  # side features: none, builtin, or a table file still there (else none)
+        spec = params.get(f"{kind}_features", "")
+        if spec:
+            values[f"{kind}_features"] = spec if spec in ("none", "builtin") or Path(spec).is_file() else "none"
     return values
 
 
@@ -877,6 +881,15 @@ def save_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -
     if not path.exists():
         path.write_bytes(data)
     return path
+
+
+def job_dataset(args: Sequence[str]) -> Any:
+    """The dataset a train job with these data arguments reads, loaded as the job loads it (the page checks an
+    uploaded feature table's IDs against it). ValueError (ConfigError, DatasetError, JobError) when it cannot."""
+    from recdash.datasets import load_dataset
+
+    config = parse_job_args("train", args)
+    return load_dataset(config.dataset, path=config.data_path, min_rating=config.min_rating, **config.dataset_options)
 
 
 def table_columns(path: str | Path) -> list[str]:

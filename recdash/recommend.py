@@ -20,6 +20,7 @@ import pandas as pd
 
 from recdash import tracking
 from recdash.datasets import Dataset, DatasetError, Split, load_dataset, split_dataset
+from recdash.features import FeatureEncoding
 from recdash.models import OUTPUT_COLUMNS, Recommender, validate_k
 
 CONTRACT = (
@@ -495,6 +496,149 @@ def known_users(loaded: LoadedModel, context: RunContext | None = None) -> np.nd
     if context is not None:
         return np.sort(context.split.train["user_id"].astype(str).unique())
     return np.array([], dtype=str)
+
+
+# ---- users the model never saw (side features) -----------------------------------------------------------------
+
+
+def new_user_id(loaded: LoadedModel) -> str:
+    """An ID the model does not know, so its ``predict`` serves the request as a new user's."""
+    known = set(map(str, loaded.user_ids))
+    candidate, n = "(new user)", 1
+    while candidate in known:
+        candidate, n = f"(new user {n})", n + 1
+    return candidate
+
+
+def attribute_frame(encoding: FeatureEncoding, user_id: str, values: dict[str, Any]) -> pd.DataFrame:
+    """A one-row request: ``user_id`` plus each attribute given, typed as the model's signature declares them
+    (numbers and ages as floats, categories and ``a|b`` lists as text). Attributes left empty are left out: the
+    model then knows nothing about them (zeros), as for a table row without them."""
+    row: dict[str, Any] = {"user_id": [user_id]}
+    for column in encoding.columns:
+        value = values.get(column.name)
+        if isinstance(value, list | tuple | set):
+            value = "|".join(map(str, value)) if value else None
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            continue
+        row[column.name] = [float(value) if column.kind in ("number", "bucket") else str(value)]
+    return pd.DataFrame(row)
+
+
+def recommend_new_user(loaded: LoadedModel, values: dict[str, Any], k: int = 10) -> pd.DataFrame:
+    """Top-k for a user the model never saw, described by ``values`` (attribute name -> value), through the model's
+    own ``predict`` with attribute columns next to ``user_id`` (what a serving client sends). ``source`` says how
+    they were served: ``features``, ``blend`` or ``popular``."""
+    k = validate_k(k)
+    user = new_user_id(loaded)
+    encoding = loaded.recommender.user_encoding if loaded.recommender is not None else None
+    frame = attribute_frame(encoding, user, values) if encoding is not None else pd.DataFrame({"user_id": [user]})
+    params: dict[str, Any] = {"k": k} if "k" in loaded.params else {}
+    if "exclude_seen" in loaded.params:
+        params["exclude_seen"] = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = loaded.pyfunc.predict(frame, params=params or None)
+    except Exception as exc:
+        raise PredictionError(f"The model could not recommend for a new user: {_short(exc)}") from None
+    return _normalise(out, user, k)
+
+
+def cold_start_note(rec: Recommender | None) -> tuple[str, bool]:
+    """How the model serves a new user, in a sentence, and whether their attributes change the list: the
+    cold-start strategy and what it was chosen on (a popular list chosen on no cold users says so, and how to get
+    a validated choice)."""
+    if rec is None:
+        return "Only recdash models say which user attributes they take; this one can be asked for known users.", False
+    if rec.user_encoding is None:
+        return (
+            "This model was trained without user features, so a new user gets the popular list whatever their "
+            "attributes (train rankfm with user features for attribute-based recommendations).",
+            False,
+        )
+    info = rec.cold_start or {}
+    strategy = str(info.get("strategy", "popular"))
+    chosen_on = str(info.get("chosen_on") or "nothing recorded")
+    value = info.get("value")
+    if isinstance(value, int | float) and math.isfinite(value):
+        chosen_on += f" = {value:.4f}"
+    if strategy == "features":
+        return (
+            f"Cold-start strategy features: a new user is ranked by their attributes alone (chosen on {chosen_on}).",
+            True,
+        )
+    if strategy == "blend":
+        weight = info.get("blend_weight")
+        share = f", {float(weight):.0%} popularity" if isinstance(weight, int | float) else ""
+        return (
+            f"Cold-start strategy blend: a new user's attribute scores mixed with popularity{share} (chosen on "
+            f"{chosen_on}).",
+            True,
+        )
+    if chosen_on.startswith("not validated"):
+        return (
+            "Cold-start strategy popular: the attributes below do not change the list. It was not validated: the "
+            "model was trained on a split without cold users, so nothing chose between its features and popularity. "
+            "Train it on the cold-users split to let validation choose.",
+            False,
+        )
+    return (
+        f"Cold-start strategy popular (chosen on {chosen_on}): the attributes did no better than popularity for "
+        "the validation's new users, so the attributes below do not change the list.",
+        False,
+    )
+
+
+def decode_features(encoding: FeatureEncoding, x: np.ndarray) -> dict[str, str]:
+    """An encoded row back to readable values (one-hot -> the value, multi-hot -> ``a|b``, bucket -> its label,
+    standardised number -> the number); "unknown" where the row encodes nothing."""
+    out: dict[str, str] = {}
+    at = 0
+    for column in encoding.columns:
+        block = np.asarray(x[at : at + column.width], dtype=np.float64)
+        at += column.width
+        if column.kind == "number":
+            out[column.name] = f"{block[0] * column.std + column.mean:.4g}"
+            continue
+        on = [column.values[j] for j in np.flatnonzero(block > 0.5)]
+        out[column.name] = "|".join(on) if on else "unknown"
+    return out
+
+
+def user_attributes(rec: Recommender | None, user_id: Any, users: pd.DataFrame | None = None) -> dict[str, str]:
+    """A known user's attribute values as the model was trained on them ({} for a model without user features).
+
+    The raw values from the dataset's users table (age in years) when it has the model's attribute columns and
+    they encode to the row the model holds; otherwise the model's encoded row decoded (what an uploaded table
+    said, e.g.)."""
+    encoding = rec.user_encoding if rec is not None else None
+    if rec is None or encoding is None:
+        return {}
+    idx = int(rec.user_index([str(user_id)])[0])
+    stored = getattr(rec, "user_x", None)
+    x = np.asarray(stored[idx]) if stored is not None and idx >= 0 else None
+    names = encoding.column_names
+    if users is not None and "user_id" in users.columns and all(c in users.columns for c in names):
+        rows = users[users["user_id"].astype(str) == str(user_id)]
+        if len(rows):
+            raw = rows.iloc[:1][names].reset_index(drop=True)
+            try:
+                same = x is None or np.allclose(encoding.encode(raw)[0], x)
+            except ValueError:  # FeatureError: a value the encoding does not know, so not what the model saw
+                same = False
+            if same:
+                return {c.name: _raw_value(c, raw[c.name].iat[0]) for c in encoding.columns}
+    return decode_features(encoding, x) if x is not None else {}
+
+
+def _raw_value(column: Any, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "unknown"
+    if column.kind == "bucket":
+        label = column.values[int(np.searchsorted(np.asarray(column.edges), float(value), side="right"))]
+        return f"{float(value):g} ({label})"
+    return str(value)
 
 
 def overlap(a: pd.DataFrame | Iterable[Any], b: pd.DataFrame | Iterable[Any]) -> tuple[int, float]:

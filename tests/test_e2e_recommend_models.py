@@ -2,7 +2,8 @@
 
 Every table next to another one (history | top-k, model A | model B) fits its column without a horizontal scroll
 bar, so no column (score, year, hit, in both) is cut off; the compare switch has a visible label; the
-champion-vs-challenger table fits and the promotion goes through the real buttons. Screenshots go to the test's temp
+champion-vs-challenger table fits and the promotion goes through the real buttons; a new user described by
+attributes gets the list of a model trained with user features. Screenshots go to the test's temp
 dir (the path is printed).
 """
 
@@ -11,8 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
-from browser import browser_page, check_page, chromium_path, fill, grid_text, screenshot, streamlit_server
+from browser import (
+    browser_page,
+    check_page,
+    choose,
+    chromium_path,
+    fill,
+    grid_text,
+    screenshot,
+    streamlit_server,
+    wait_idle,
+)
 from playwright.sync_api import Locator, Page
 
 from recdash import registry
@@ -54,6 +66,13 @@ def test_recommend_tables_fit_and_promotion_in_a_real_browser(tmp_path: Path, tr
         train(TrainConfig(**{**base.__dict__, "run_name": name, "hparams": hp}), data)
     registry.set_alias("recs", "champion", 1)
     registry.set_alias("recs", "challenger", 2)
+    featured = train(  # a rankfm with user features, for the new-user mode (big enough to choose its features)
+        TrainConfig(
+            dataset="synthetic", dataset_options={"n_users": 300, "n_items": 200, "n_interactions": 9000},
+            split="cold-users", user_features="builtin", item_features="builtin", epochs=2, patience=0,
+            experiment="e2e-features", run_name="with-features",
+        )
+    )  # fmt: skip
     env = {
         "MLFLOW_TRACKING_URI": tracking_store,
         "RECDASH_JOBS_DIR": str(tmp_path / "jobs"),
@@ -104,3 +123,22 @@ def test_recommend_tables_fit_and_promotion_in_a_real_browser(tmp_path: Path, tr
         aliases = mlflow.MlflowClient(tracking_store).get_registered_model("recs").aliases
         assert {alias: int(version) for alias, version in aliases.items()} == {"champion": 2}
         screenshot(page, shots, "models.png")
+
+        # a new user described by attributes: the model's own list for them, through the page's inputs
+        page.goto(f"{server}/recommend?run={featured.run_id}")
+        check_page(page, "Recommend")
+        page.get_by_text("A new user", exact=True).click()
+        wait_idle(page)
+        fill(page, "new_user_age", "62")
+        wait_idle(page)
+        choose(page, "new_user_gender", "F")
+        choose(page, "new_user_occupation", "retired")
+        page.get_by_role("heading", name="Top 10 for this new user").wait_for()
+        check_page(page, "Recommend")
+        page.get_by_text(f"Source: {featured.recommender.cold_start['strategy']}.").wait_for()
+        attributes = pd.DataFrame({"user_id": ["x"], "age": [62.0], "gender": ["F"], "occupation": ["retired"]})
+        expected = featured.recommender.recommend(["x"], k=10, user_features=attributes)
+        rows = grid_text(page.locator("[data-testid='stDataFrame']").first)
+        assert [row[1].rsplit(" (", 1)[1].rstrip(")") for row in rows] == list(expected["item_id"])
+        assert overflowing_tables(page) == []
+        screenshot(page, shots, "recommend_new_user.png")

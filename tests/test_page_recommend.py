@@ -205,3 +205,115 @@ def test_a_model_that_cannot_load_is_an_error_message_not_a_trace(page: AppTest)
     page.run()
     assert not page.exception and not page.error
     assert any("Enter a user ID" in i.value for i in page.info)
+
+
+COLD = {"n_users": 300, "n_items": 200, "n_interactions": 9000}  # big enough for validation to choose the features
+
+
+@pytest.fixture(scope="module")
+def featured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A rankfm trained with built-in user and item features on the cold-users split (its own store)."""
+    root = tmp_path_factory.mktemp("featured")
+    with sqlite_store(root) as uri:
+        result = train(
+            TrainConfig(
+                dataset="synthetic", dataset_options=COLD, split="cold-users", user_features="builtin",
+                item_features="builtin", epochs=2, patience=0, experiment="features", run_name="with-features",
+            )
+        )  # fmt: skip
+    return {"uri": uri, "result": result}
+
+
+def _open(store: dict[str, object], monkeypatch: pytest.MonkeyPatch, run_id: str) -> AppTest:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(store["uri"]))
+    mlflow.set_tracking_uri(str(store["uri"]))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/recommend.py")
+    at.query_params["run"] = run_id
+    at.run()
+    return at
+
+
+def test_a_new_user_by_attributes_gets_the_models_feature_list(
+    featured: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = featured["result"]
+    assert isinstance(result, TrainResult)
+    strategy = MlflowClient(str(featured["uri"])).get_run(result.run_id).data.params["cold_start_strategy"]
+    assert strategy in ("features", "blend"), (
+        strategy
+    )  # chosen on validation: the synthetic data's features carry signal
+    page = _open(featured, monkeypatch, result.run_id)
+    page.radio(key="user_mode").set_value("A new user").run()
+    assert not page.exception and not page.error
+    assert page.number_input(key="new_user_age").label == "age (years)"
+    assert page.selectbox(key="new_user_gender").options == ["F", "M"]
+    page.number_input(key="new_user_age").set_value(62)
+    page.selectbox(key="new_user_gender").set_value("F")
+    page.selectbox(key="new_user_occupation").set_value("retired")
+    page.run()
+    assert not page.exception and not page.error and not page.warning
+    (recs,) = tables(page, "score")
+    attributes = pd.DataFrame({"user_id": ["x"], "age": [62.0], "gender": ["F"], "occupation": ["retired"]})
+    expected = result.recommender.recommend(["x"], k=10, user_features=attributes)
+    assert list(recs["item_id"]) == list(expected["item_id"]) and set(expected["source"]) == {strategy}
+    popular = result.recommender.recommend(["x"], k=10)  # no attributes: the popular list, which this is not
+    assert list(recs["item_id"]) != list(popular["item_id"])
+    shown = markdown(page)
+    assert any(c.startswith(f"Source: {strategy}. Ranked by the model from the attributes") for c in shown)
+    assert any(f"Cold-start strategy {strategy}" in c and "chosen on validation cold users" in c for c in shown)
+    assert any(s.value == "Top 10 for this new user" for s in page.subheader)
+
+    # a known user of this model: their own attributes, raw from the dataset (age in years and its bucket)
+    page.radio(key="user_mode").set_value("A known user").run()
+    user = str(result.recommender.user_ids[3])
+    page.text_input(key="user_id").input(user).run()
+    assert not page.exception and not page.error
+    (line,) = [m for m in markdown(page) if m.startswith("User features:")]
+    assert re.fullmatch(r"User features: age \d+ \([^)]+\) · gender [FM] · occupation [a-z]+", line), line
+
+
+def test_a_new_user_of_a_model_without_user_features_gets_the_popular_list(
+    page: AppTest, store: dict[str, object]
+) -> None:
+    page.run()
+    page.radio(key="user_mode").set_value("A new user").run()
+    assert not page.exception and not page.error
+    (info,) = page.info
+    assert "trained without user features" in info.value and "popular list" in info.value
+    assert not [w for w in page.number_input if str(w.key).startswith("new_user_")]
+    (recs,) = tables(page, "score")
+    popularity = run_of(store, "alpha").recommender.item_popularity
+    assert list(recs["score"]) == sorted(popularity, reverse=True)[:10]
+    assert any(c.startswith("Source: popular. The most popular items") for c in markdown(page))
+    assert not any(m.startswith("User features:") for m in markdown(page))
+
+
+def test_cold_start_notes_and_a_known_users_decoded_attributes(featured: dict[str, object]) -> None:
+    """What the page says for each cold-start strategy, and a user's attributes read back from the model alone."""
+    from recdash import recommend as rx
+    from recdash.train import NOT_VALIDATED
+
+    result = featured["result"]
+    assert isinstance(result, TrainResult)
+    rec = result.recommender.snapshot()
+    rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
+    note, matters = rx.cold_start_note(rec)
+    assert not matters and "do not change the list" in note and "Train it on the cold-users split" in note
+    rec.set_cold_start("popular", chosen_on="validation cold users, ndcg_at_10", value=0.25)
+    note, matters = rx.cold_start_note(rec)
+    assert not matters and "chosen on validation cold users, ndcg_at_10 = 0.2500" in note
+    rec.set_cold_start("blend", 0.25, chosen_on="validation cold users, ndcg_at_10")
+    assert rx.cold_start_note(rec) == (
+        "Cold-start strategy blend: a new user's attribute scores mixed with popularity, 25% popularity (chosen on "
+        "validation cold users, ndcg_at_10).",
+        True,
+    )
+    user = str(rec.user_ids[3])
+    decoded = rx.user_attributes(rec, user)  # no users table: the model's own encoded row, decoded
+    assert set(decoded) == {"age", "gender", "occupation"} and decoded["gender"] in ("F", "M")
+    assert decoded["age"] in rec.user_encoding.columns[0].values  # the bucket label
+    raw = rx.user_attributes(
+        rec, user, pd.DataFrame({"user_id": [user], "age": [33], "gender": ["F"], "occupation": ["x"]})
+    )
+    assert raw == decoded  # a users table that disagrees with what the model saw is not shown

@@ -341,3 +341,75 @@ def test_model_picker_trains_that_model_and_references_run_on_the_same_form_data
     )
     assert {c.data.tags["recdash.reference"] for c in children} == {"true"}
     assert {c.data.params["dataset_n_items"] for c in children} == {"80"}
+
+
+def test_side_feature_choices_for_rankfm_only_and_a_bad_table_says_why(no_job_left: None, tmp_path: Path) -> None:
+    """rankfm gets user and item feature choices (EASE none); an uploaded table is checked at once: its FeatureError
+    as a message naming the uploaded file, its warnings and encoding; the choice reaches the job's command line."""
+    at = _page()
+    assert at.selectbox(key="t_user_features").options == [
+        "none",
+        "built-in: age, gender, occupation",
+        "upload a CSV or Parquet table",
+    ]
+    assert at.selectbox(key="t_item_features").value == "none"
+    assert at.selectbox(key="s_user_features")  # the sweep tab has them too
+    at.selectbox(key="t_model").set_value("ease").run()
+    assert not {"t_user_features", "t_item_features"} & {w.key for w in at.selectbox}
+    at.selectbox(key="t_model").set_value("rankfm").run()
+    _fill(at, {**TINY, "t_epochs": 1})
+    at.selectbox(key="t_user_features").set_value("upload").run()
+    assert any("Upload a user feature table" in i for i in _shown(at.info))
+    at.button(key=START).click().run()  # no table yet: refused, nothing queued
+    assert any("upload a usable table first" in e for e in _shown(at.error))
+    assert jobs.list_jobs() == []
+
+    uploader = at.get("file_uploader")[-1]
+    uploader.upload("people.csv", b"uid,age\nu0001,30\nu0002,40\n", "text/csv").run()
+    assert not at.exception
+    assert _shown(at.error) == ["people.csv: needs a user_id column; found uid, age"]
+    at.get("file_uploader")[-1].upload("people.csv", b"user_id,age,job\nu0001,30,x\nu0002,40,x\n", "text/csv").run()
+    assert any("column 'job' has one value" in e for e in _shown(at.error))
+    good = b"user_id,age,job\nu0001,30,x\nu0002,40,y\nstranger,50,x\n"
+    at.get("file_uploader")[-1].upload("people.csv", good, "text/csv").run()
+    assert not at.exception and not at.error, _shown(at.error)
+    warnings = _shown(at.warning)
+    assert any(
+        w.startswith("people.csv: 1 user_id(s) are not in the data and are ignored (e.g. stranger)") for w in warnings
+    )
+    assert any("have no row; nothing is known about them" in w for w in warnings)
+    assert any("people.csv: 2 users; age: number (standardised), job: category (2)" in c for c in _shown(at.caption))
+
+    at.selectbox(key="t_item_features").set_value("builtin").run()
+    at.button(key=START).click().run()
+    assert not at.exception and not at.error, _shown(at.error)
+    (job,) = jobs.list_jobs()
+    argv = job.argv
+    assert argv[argv.index("--item-features") + 1] == "builtin"
+    assert argv[argv.index("--user-features") + 1] == str(jobs.save_upload("people.csv", good))
+
+
+def test_start_from_run_carries_side_features(tmp_path: Path) -> None:
+    table = tmp_path / "items.csv"
+    table.write_text("item_id,kind\ni0001,a\ni0002,b\n")
+    with mlflow.start_run(run_name="with-features"):
+        mlflow.log_params(
+            {"model": "rankfm", "dataset": "synthetic", "user_features": "builtin", "item_features": str(table)}
+        )
+    with mlflow.start_run(run_name="gone-table"):
+        mlflow.log_params({"model": "rankfm", "user_features": str(tmp_path / "gone.csv"), "item_features": "none"})
+    at = _page()
+
+    def load(name: str) -> None:  # pick the run and press the button: one script run
+        picker = at.selectbox(key="t_from_run")
+        picker.set_value(next(o for o in picker.options if name in o))
+        at.button(key="t_load").click().run()
+        assert not at.exception, at.exception
+
+    load("with-features")
+    assert at.selectbox(key="t_user_features").value == "builtin"
+    assert at.selectbox(key="t_item_features").value == str(table)
+    assert at.selectbox(key="t_item_features").format_func(str(table)) == "file items.csv (from the run)"
+    load("gone-table")
+    assert at.selectbox(key="t_user_features").value == "none"  # the table file is gone: not offered, and said so
+    assert any("user feature table" in w and "gone.csv no longer exists here" in w for w in _shown(at.warning))
