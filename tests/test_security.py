@@ -252,7 +252,15 @@ def test_model_artifacts_hold_no_pickle(use_store: dict[str, Any], tmp_path: Pat
         assert {z[name].dtype.kind for name in z.files} <= {"f", "i", "u"}
     (ids,) = [p for p in files if p.name == IDS_FILE]
     meta = json.loads(ids.read_text())
-    assert set(meta) == {"format_version", "model", "params", "user_ids", "item_ids"}
+    assert set(meta) - {"user_encoding", "item_encoding"} == {
+        "format_version",
+        "model",
+        "params",
+        "user_ids",
+        "item_ids",
+        "cold_start",
+    }
+    assert meta["cold_start"] == {"strategy": "popular"}
     assert meta["model"] == "rankfm" and all(isinstance(v, (int, float, str)) for v in meta["params"].values())
 
 
