@@ -584,7 +584,8 @@ def sweep_tab() -> None:
             key="s_space",
             height=130,
             help="NAME=LOW:HIGH (range), NAME=LOW:HIGH:log (log scale, for rates and penalties) or NAME=A,B,C "
-            "(choices). Names: the chosen model's hyperparameters. Other hyperparameters keep the values below.",
+            "(choices). Names: the chosen model's hyperparameters, and for rankfm user_features / item_features "
+            "(e.g. user_features=none,builtin: features on or off, searched). Other settings keep the values below.",
         )
         c1, c2, c3, c4 = st.columns(4)
         c1.number_input("Trials", 1, 10_000, key="s_n_trials", help="Total trials of the study.")
