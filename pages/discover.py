@@ -93,8 +93,9 @@ def back_to_search() -> None:
 
 
 def when(value: object) -> str:
+    """A date for a metric tile (a time does not fit its width)."""
     stamp = pd.Timestamp(value) if value is not None else pd.NaT
-    return "–" if pd.isna(stamp) else f"{stamp:%Y-%m-%d %H:%M}"
+    return "–" if pd.isna(stamp) else f"{stamp:%Y-%m-%d}"
 
 
 def show_flash() -> None:
@@ -266,7 +267,15 @@ def dataset_view(uri: str, cat: catalog.Catalog, digest: str, read_only: bool) -
         history.assign(this=history["digest"].eq(digest), link=links("dataset", history["digest"])),
         hide_index=True,
         key="digest_history",
+        placeholder="–",
         column_config={
+            "n_users": st.column_config.NumberColumn("users"),
+            "n_items": st.column_config.NumberColumn("items"),
+            "Δ n_users": st.column_config.NumberColumn("Δ users", format="%+d"),
+            "Δ n_items": st.column_config.NumberColumn("Δ items", format="%+d"),
+            "Δ rows": st.column_config.NumberColumn("Δ rows", format="%+d"),
+            "latest": st.column_config.CheckboxColumn("newest", help="The most recent data under this name."),
+            "this": st.column_config.CheckboxColumn("shown", help="The digest this page is about."),
             "first_used": st.column_config.DatetimeColumn("first used", format="YYYY-MM-DD HH:mm"),
             "last_used": st.column_config.DatetimeColumn("last used", format="YYYY-MM-DD HH:mm"),
             "link": link_column(),

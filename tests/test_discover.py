@@ -295,3 +295,63 @@ def test_dataset_tag_keys_are_valid_mlflow_keys(store: dict[str, Any]) -> None:
     tags = client.get_experiment(experiment).tags
     assert annotations.dataset_annotations([tags], "my data: v2 (final).csv") == ("ok", {})
     mlflow.set_tracking_uri(store["uri"])
+
+
+# ---- a real browser ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_discover_in_a_real_browser(store: dict[str, Any], tmp_path: Path) -> None:
+    """Search (with a typo typed into the box), the dataset view's charts and leaderboard, the model card's badges
+    and drawn lineage graph, the older-data badge and a person, in headless Chromium. Screenshots go to
+    docs/screenshots/discover-*.png when RECDASH_SCREENSHOTS=1, else to the test's temp dir."""
+    import os
+
+    from browser import ROOT, browser_page, check_page, chromium_path, fill, grid_text, screenshot, streamlit_server
+
+    chromium = chromium_path()
+    cat = build(store["uri"])
+    digest = cat.run(store["pop-ml"])["ds_digest"]
+    env = {"MLFLOW_TRACKING_URI": store["uri"], "RECDASH_JOBS_DIR": str(tmp_path / "jobs")}
+    shots = ROOT / "docs" / "screenshots" if os.environ.get("RECDASH_SCREENSHOTS") == "1" else tmp_path / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(tmp_path, env) as server, browser_page(chromium, tmp_path) as page:
+        page.goto(f"{server}/discover?q=movielens")
+        check_page(page, "Discover")
+        page.get_by_role("heading", name="Datasets (1)").wait_for()
+        grids = page.locator("[data-testid='stDataFrame']")
+        assert grid_text(grids.nth(0))[0][0] == "movielens-100k"
+        fill(page, "q", "movielen")
+        page.wait_for_url("**/discover?q=movielen")
+        check_page(page, "Discover")
+        titles = [row[0] for i in range(grids.count()) for row in grid_text(grids.nth(i))]
+        assert {"movielens-100k", "pop-ml", "ml-recs"} <= set(titles), titles
+        screenshot(page, shots, "discover-search.png")
+
+        page.goto(f"{server}/discover?dataset={digest}")
+        check_page(page, "Discover")
+        page.get_by_role("heading", name="Leaderboard").wait_for()
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3")
+        profile = {row[0]: row[1] for row in grid_text(grids.nth(1))}  # after the digest history
+        assert profile["interactions"] == "100,000" and profile["items"] == "1,682", profile
+        screenshot(page, shots, "discover-dataset.png")
+
+        page.goto(f"{server}/discover?model=syn-recs")
+        check_page(page, "Discover")
+        page.get_by_text(re.compile("beats its baseline|does not beat its baseline")).first.wait_for()
+        card_top = page.locator("[data-testid='stMain']").inner_text().split("Versions")[0]
+        assert "champion" in card_top and "its baseline" in card_top, card_top  # the badges, above the versions
+        graph = page.locator("[data-testid='stGraphVizChart'] svg")
+        graph.wait_for()
+        drawn = graph.text_content() or ""
+        assert "syn-recs v1" in drawn and "@champion" in drawn and "logged model" in drawn, drawn
+        screenshot(page, shots, "discover-model.png")
+
+        page.goto(f"{server}/discover?model=csv-recs")
+        check_page(page, "Discover")
+        page.get_by_text("trained on an older version of its dataset").first.wait_for()
+
+        page.goto(f"{server}/discover?user=alice")
+        check_page(page, "Discover")
+        page.get_by_role("heading", name="Person: alice").wait_for()
+        screenshot(page, shots, "discover-person.png")
