@@ -32,6 +32,14 @@ from recdash.datasets import DatasetError, load_dataset
 FLASH = "discover_flash"
 PER_KIND = 8  # results listed per kind; the count says how many more matched
 VIEWS = ("dataset", "model", "run", "experiment", "user")
+NOUNS = {
+    "dataset": ("dataset", "datasets"),
+    "model": ("registered model", "registered models"),
+    "version": ("model version", "model versions"),
+    "run": ("run", "runs"),
+    "experiment": ("experiment", "experiments"),
+    "person": ("person", "people"),
+}
 
 
 # ---- cached reads ----------------------------------------------------------------------------------------------
@@ -169,6 +177,7 @@ def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
         table,
         hide_index=True,
         key=key,
+        placeholder="–",
         column_config={
             "link": link_column(),
             "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
@@ -185,7 +194,7 @@ def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
 def results(found: pd.DataFrame, landing: bool) -> None:
     counts = found["kind"].value_counts()
     if not landing:
-        summary = ", ".join(f"{counts[k]} {catalog.KIND_TITLES[k].lower()}" for k in catalog.KINDS if k in counts)
+        summary = ", ".join(f"{counts[k]} {NOUNS[k][int(counts[k] != 1)]}" for k in catalog.KINDS if k in counts)
         st.caption(f"Found {summary}. Ranked by how well they match, how much they are used and how recently.")
     for kind in catalog.KINDS:
         rows = found[found["kind"] == kind]
@@ -344,8 +353,16 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
         )
         return logged_section(uri, runs, row)
     prof = catalog.profile(interactions)
-    left, right = st.columns([2, 3])
-    left.dataframe(prof.summary(), hide_index=True, key="profile_summary")
+    left, right = st.columns([1, 1])
+    left.dataframe(
+        prof.summary(),
+        hide_index=True,
+        key="profile_summary",
+        column_config={
+            "what": st.column_config.TextColumn("measure", width="medium"),
+            "value": st.column_config.TextColumn("value", width="medium"),
+        },
+    )
     tail = px.line(prof.long_tail, x="share_of_items", y="share_of_interactions", title="Long tail")
     tail.update_layout(xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=300, margin=dict(t=40, b=10))
     tail.update_xaxes(title="share of items, most popular first")
@@ -359,10 +376,15 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
         fig = px.histogram(x=values.to_numpy(), nbins=40, title=title, log_y=True)
         fig.update_layout(height=260, margin=dict(t=40, b=10), showlegend=False)
         fig.update_xaxes(title="interactions")
-        fig.update_yaxes(title="count (log)")
+        fig.update_yaxes(title="count (log)", dtick=1)
         column.plotly_chart(fig, key=f"hist_{title}")
     st.caption("Sample rows (seeded):")
-    st.dataframe(catalog.preview(interactions, items), hide_index=True, key="preview")
+    st.dataframe(
+        catalog.preview(interactions, items),
+        hide_index=True,
+        key="preview",
+        column_config={"timestamp": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm")},
+    )
 
 
 def logged_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
@@ -429,34 +451,53 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
         st.warning(f"{escape_markdown(name)} has no version {escape_markdown(requested)}; showing its main version.")
     main = chosen.iloc[0] if len(chosen) else catalog.main_version(cat, name)
     if main is not None:
-        row = st.container(horizontal=True)
-        with row:
-            st.caption(f"v{main['version']}:")
+        with st.container(horizontal=True):
+            st.badge(
+                f"v{main['version']}",
+                color="gray",
+                help="The version these badges are about: the champion's, else the newest (or the one in the link).",
+            )
             for badge in catalog.badges(cat, main):
                 st.badge(badge.label, icon=badge.icon, color=badge.color, help=badge.help or None)
     c1, c2, c3 = st.columns(3)
     c1.metric("Versions", model["n_versions"])
-    c2.metric("Aliases", ", ".join(f"{a}→v{v}" for a, v in sorted(model["aliases"].items())) or "none")
-    c3.metric("Updated", when(model["updated"]))
-    if model["owner"]:
-        page_link("person", str(model["owner"]), f"owner: {model['owner']}", ":material/person:")
+    c2.metric("Updated", when(model["updated"]))
+    with c3:
+        st.caption("Owner")
+        if model["owner"]:
+            page_link("person", str(model["owner"]), str(model["owner"]), ":material/person:")
+    aliases = ", ".join(f"{a} → v{v}" for a, v in sorted(model["aliases"].items()))
+    st.caption(f"Aliases: {escape_markdown(aliases) if aliases else 'none'}")
     if model["description"]:
         st.text(model["description"])
 
     st.subheader("Versions")
     table = catalog.version_table(cat, name)
+    table = table.assign(run_link=links("run", table["run_id"]), data_link=links("dataset", table["digest"]))
+    order = [
+        "version",
+        "aliases",
+        "run",
+        "run_link",
+        "dataset",
+        "data_link",
+        catalog.KEY_METRICS[0],
+        "created",
+        "badges",
+        "description",
+    ]
+    if not table["description"].astype(bool).any():
+        order.remove("description")
     st.dataframe(
-        table.assign(run_link=links("run", table["run_id"]), data_link=links("dataset", table["digest"])).drop(
-            columns=["run_id"]
-        ),
+        table[order],
         hide_index=True,
         key="model_versions",
         column_config={
             "version": st.column_config.NumberColumn("version", format="v%d", pinned=True),
             catalog.KEY_METRICS[0]: st.column_config.NumberColumn(catalog.KEY_METRICS[0], format="%.4f"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
-            "run_link": link_column("run"),
-            "data_link": link_column("data"),
+            "run_link": link_column(""),
+            "data_link": link_column(""),
         },
     )
     if main is not None:
@@ -547,7 +588,7 @@ def experiment_view(uri: str, cat: catalog.Catalog, experiment_id: str, read_onl
             data[["name", "digest", "used_by"]].assign(link=links("dataset", data["digest"])),
             hide_index=True,
             key="experiment_datasets",
-            column_config={"link": link_column()},
+            column_config={"used_by": st.column_config.NumberColumn("runs"), "link": link_column()},
         )
     st.subheader("Runs")
     runs_frame(runs, "experiment_runs")
@@ -587,7 +628,7 @@ def person_view(cat: catalog.Catalog, user: str) -> None:
             data[["name", "digest", "used_by"]].assign(link=links("dataset", data["digest"])),
             hide_index=True,
             key="person_datasets",
-            column_config={"link": link_column()},
+            column_config={"used_by": st.column_config.NumberColumn("runs"), "link": link_column()},
         )
     experiments = runs.groupby(["experiment_id", "experiment"], dropna=False).size().rename("runs").reset_index()
     if len(experiments):

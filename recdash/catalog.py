@@ -629,8 +629,8 @@ def link(kind: str, key: str) -> str:
 
     if kind == "version":
         name, _, version = key.rpartition("/")
-        return "/discover?" + urlencode({"model": name, "version": version})
-    return "/discover?" + urlencode({KIND_PARAMS[kind]: key})
+        return "discover?" + urlencode({"model": name, "version": version})
+    return "discover?" + urlencode({KIND_PARAMS[kind]: key})
 
 
 def with_links(found: pd.DataFrame) -> pd.DataFrame:
@@ -672,10 +672,12 @@ def runs_on(catalog: Catalog, digest: str) -> pd.DataFrame:
 
 
 def metric_choices(runs: pd.DataFrame) -> list[str]:
-    """Metrics a leaderboard can rank by: the model's own (not the baseline's), test metrics first."""
+    """Metrics a leaderboard can rank by: the model's own (not the baseline's), key test metrics first (nDCG@10
+    leads), then other test metrics, then the rest."""
     names = [c[len("metrics.") :] for c in runs.columns if c.startswith("metrics.") and runs[c].notna().any()]
     names = [n for n in names if not n.startswith(BASELINE)]
-    return sorted(names, key=lambda n: (not n.startswith("test_"), n not in KEY_METRICS, n))
+    rank = {m: i for i, m in enumerate(KEY_METRICS)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), not n.startswith("test_"), n))
 
 
 def leaderboard(runs: pd.DataFrame, metric: str, group: str | None = None) -> pd.DataFrame:
@@ -836,6 +838,9 @@ def profile(interactions: pd.DataFrame) -> Profile:
 def preview(interactions: pd.DataFrame, items: pd.DataFrame | None, n: int = 10, seed: int = 0) -> pd.DataFrame:
     """``n`` sample rows (seeded, so the page does not reshuffle on every rerun) with the item titles."""
     sample = interactions.sample(min(n, len(interactions)), random_state=seed).reset_index(drop=True)
+    if "timestamp" in sample.columns:
+        ts = pd.to_numeric(sample["timestamp"], errors="coerce")
+        sample["timestamp"] = pd.to_datetime(ts, unit="ms" if ts.max() > 1e11 else "s", utc=True)
     if items is not None and "title" in items.columns:
         titles = items.drop_duplicates("item_id").set_index("item_id")["title"]
         sample.insert(2, "title", sample["item_id"].astype(str).map(titles))

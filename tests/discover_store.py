@@ -1,6 +1,7 @@
 """A store for the Discover tests, built once per module with real trainings (about 10 s):
 
-* ``ml``: a popularity model on MovieLens-100K (run ``pop-ml``), registered as ``ml-recs`` v1 with alias champion;
+* ``ml``: a popularity model on MovieLens-100K (run ``pop-ml``), registered as ``ml-recs`` v1 (alias challenger),
+  and an ItemKNN model by ``bob`` on the same data (``knn-ml``), registered as ``ml-recs`` v2 (alias champion);
 * ``syn``: two small rankfm runs on synthetic data, registered as ``syn-recs`` v1 (champion) and v2 (challenger);
 * ``csv``: a ratings file trained on (``csv-old``, registered as ``csv-recs`` v1), then changed (rows appended) and
   trained on again (``csv-new``): the dataset's digest changed between the two runs;
@@ -36,12 +37,22 @@ def build_discover_store(root: Path) -> dict[str, str]:
         ml = train(TrainConfig(dataset="movielens-100k", model="popularity", experiment="ml", run_name="pop-ml"))
         ids["pop-ml"] = ml.run_id
         registry.register_run_model(ml.run_id, "ml-recs", client=client)
-        registry.set_alias("ml-recs", "champion", 1, client=client)
+        knn = TrainConfig(
+            dataset="movielens-100k", model="itemknn", experiment="ml", run_name="knn-ml", tags={"mlflow.user": "bob"}
+        )
+        ids["knn-ml"] = train(knn).run_id
+        registry.register_run_model(ids["knn-ml"], "ml-recs", client=client)
+        registry.set_alias("ml-recs", "challenger", 1, client=client)
+        registry.set_alias("ml-recs", "champion", 2, client=client)
 
         base = TrainConfig(
-            dataset="synthetic", dataset_options=SMALL, epochs=3, patience=0, experiment="syn",
+            dataset="synthetic",
+            dataset_options=SMALL,
+            epochs=3,
+            patience=0,
+            experiment="syn",
             hparams=Hyperparams(factors=8, max_samples=10),
-        )  # fmt: skip
+        )
         data = load_data(base)
         for name, seed in (("syn-a", 1), ("syn-b", 2)):
             ids[name] = train(TrainConfig(**{**base.__dict__, "run_name": name, "seed": seed}), data).run_id

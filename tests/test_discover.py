@@ -162,9 +162,12 @@ def test_dataset_view_profiles_the_data_and_ranks_runs_on_it(store: dict[str, An
     preview = table(at, "preview")
     assert len(preview) == 10 and "title" in preview.columns and preview["title"].notna().all()
     board = table(at, "leaderboard")
-    assert board["run"].tolist() == ["pop-ml"] and board["rank"].tolist() == [1]
-    assert table(at, "dataset_models")["model"].tolist() == ["ml-recs"]
-    assert table(at, "dataset_people")["runs"].tolist() == [1]
+    ndcg = {n: MlflowClient().get_run(store[n]).data.metrics["test_ndcg_at_10"] for n in ("pop-ml", "knn-ml")}
+    assert board["run"].tolist() == sorted(ndcg, key=ndcg.get, reverse=True) and board["rank"].tolist() == [1, 2]
+    assert table(at, "dataset_models")["version"].tolist() == [2, 1]
+    assert sorted(table(at, "dataset_people")["user"]) == sorted(
+        {"bob", MlflowClient().get_run(store["pop-ml"]).info.user_id}
+    )
     assert len(at.get("plotly_chart")) == 3  # long tail, per-user and per-item distributions
 
 
@@ -224,8 +227,9 @@ def test_model_trained_on_older_data_is_badged(store: dict[str, Any]) -> None:
     assert older not in [b.label for b in catalog.badges(cat, catalog.main_version(cat, "ml-recs"))]
     at = discover(model="csv-recs")
     assert older in table(at, "model_versions")["badges"].iloc[0]
-    pop = [b.label for b in catalog.badges(cat, catalog.main_version(cat, "ml-recs"))]
-    assert pop[0] == "champion" and pop[1].startswith("matches its baseline")  # popularity is its own baseline
+    v1 = cat.versions[(cat.versions["name"] == "ml-recs") & (cat.versions["version"] == 1)].iloc[0]
+    pop = [b.label for b in catalog.badges(cat, v1)]
+    assert pop[0] == "challenger" and pop[1].startswith("matches its baseline")  # popularity is its own baseline
 
 
 # ---- descriptions and tags -------------------------------------------------------------------------------------------
@@ -336,7 +340,7 @@ def test_discover_in_a_real_browser(store: dict[str, Any], tmp_path: Path) -> No
         assert profile["interactions"] == "100,000" and profile["items"] == "1,682", profile
         screenshot(page, shots, "discover-dataset.png")
 
-        page.goto(f"{server}/discover?model=syn-recs")
+        page.goto(f"{server}/discover?model=ml-recs")
         check_page(page, "Discover")
         page.get_by_text(re.compile("beats its baseline|does not beat its baseline")).first.wait_for()
         card_top = page.locator("[data-testid='stMain']").inner_text().split("Versions")[0]
@@ -344,7 +348,7 @@ def test_discover_in_a_real_browser(store: dict[str, Any], tmp_path: Path) -> No
         graph = page.locator("[data-testid='stGraphVizChart'] svg")
         graph.wait_for()
         drawn = graph.text_content() or ""
-        assert "syn-recs v1" in drawn and "@champion" in drawn and "logged model" in drawn, drawn
+        assert "ml-recs v2" in drawn and "@champion" in drawn and "run knn-ml" in drawn, drawn
         screenshot(page, shots, "discover-model.png")
 
         page.goto(f"{server}/discover?model=csv-recs")
@@ -354,4 +358,8 @@ def test_discover_in_a_real_browser(store: dict[str, Any], tmp_path: Path) -> No
         page.goto(f"{server}/discover?user=alice")
         check_page(page, "Discover")
         page.get_by_role("heading", name="Person: alice").wait_for()
+        owner = MlflowClient(store["uri"]).get_run(store["pop-ml"]).info.user_id
+        page.goto(f"{server}/discover?user={owner}")
+        check_page(page, "Discover")
+        page.get_by_role("heading", name="Registered models").wait_for()
         screenshot(page, shots, "discover-person.png")
