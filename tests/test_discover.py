@@ -363,3 +363,22 @@ def test_discover_in_a_real_browser(store: dict[str, Any], tmp_path: Path) -> No
         check_page(page, "Discover")
         page.get_by_role("heading", name="Registered models").wait_for()
         screenshot(page, shots, "discover-person.png")
+
+
+def test_other_pages_link_runs_and_models_to_discover(store: dict[str, Any]) -> None:
+    st.cache_data.clear()
+    home = AppTest.from_file(APP, default_timeout=60).run()
+    latest = next(df.value for df in home.dataframe if "discover" in df.value.columns)
+    assert f"discover?run={store['knn-ml']}" in latest["discover"].tolist()
+    runs = AppTest.from_file(APP, default_timeout=60)
+    runs.switch_page("pages/runs.py")
+    runs.run()
+    table_ = next(df.value for df in runs.dataframe if "discover" in df.value.columns)
+    assert f"discover?run={store['lgbm-ranker']}" in table_["discover"].tolist()
+    models = AppTest.from_file(APP, default_timeout=60)
+    models.query_params["name"] = "ml-recs"
+    models.switch_page("pages/models.py")
+    models.run()
+    versions = next(df.value for df in models.dataframe if "discover" in df.value.columns)
+    assert versions["discover"].tolist() == [f"discover?run={store['knn-ml']}", f"discover?run={store['pop-ml']}"]
+    assert not home.exception and not runs.exception and not models.exception
