@@ -382,3 +382,17 @@ def test_other_pages_link_runs_and_models_to_discover(store: dict[str, Any]) -> 
     versions = next(df.value for df in models.dataframe if "discover" in df.value.columns)
     assert versions["discover"].tolist() == [f"discover?run={store['knn-ml']}", f"discover?run={store['pop-ml']}"]
     assert not home.exception and not runs.exception and not models.exception
+
+
+def test_compare_links_its_runs_and_their_data_to_discover(store: dict[str, Any]) -> None:
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["runs"] = f"{store['pop-ml']},{store['lgbm-ranker']}"
+    at.switch_page("pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    runs = next(df.value for df in at.dataframe if "run_page" in df.value.columns).set_index("run_id")
+    digest = build(store["uri"]).run(store["pop-ml"])["ds_digest"]
+    assert runs.loc[store["pop-ml"], "data_page"] == f"discover?dataset={digest}"
+    assert pd.isna(runs.loc[store["lgbm-ranker"], "data_page"])  # another tool's run: no dataset input
+    assert runs.loc[store["lgbm-ranker"], "run_page"] == f"discover?run={store['lgbm-ranker']}"
