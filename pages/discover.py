@@ -97,7 +97,14 @@ def page_link(kind: str, key: str, label: str, icon: str) -> None:
 
 
 def back_to_search() -> None:
-    st.page_link("pages/discover.py", label="Search the catalog", icon=":material/search:", query_params={})
+    """Back to the search this view was opened from (the session's last query)."""
+    query = str(st.session_state.get("_q_in_url") or "")
+    st.page_link(
+        "pages/discover.py",
+        label="Search the catalog",
+        icon=":material/search:",
+        query_params={"q": query} if query else {},
+    )
 
 
 def when(value: object) -> str:
@@ -217,8 +224,9 @@ def results(found: pd.DataFrame, landing: bool) -> None:
 
 
 def search_view(cat: catalog.Catalog) -> None:
-    if "q" not in st.session_state:
-        st.session_state["q"] = st.query_params.get("q", "")
+    from_url = st.query_params.get("q", "")
+    if st.session_state.get("_q_in_url") != from_url:  # a link or the back button: the URL's query wins
+        st.session_state["q"] = from_url
     query = st.text_input(
         "Search",
         key="q",
@@ -231,6 +239,7 @@ def search_view(cat: catalog.Catalog) -> None:
         st.query_params["q"] = query
     elif "q" in st.query_params:
         del st.query_params["q"]
+    st.session_state["_q_in_url"] = query
     if not query:
         if cat.index.entries.empty:
             st.info("This store has nothing to discover yet: train a model or create demo runs on the Home page.")

@@ -396,3 +396,15 @@ def test_compare_links_its_runs_and_their_data_to_discover(store: dict[str, Any]
     assert runs.loc[store["pop-ml"], "data_page"] == f"discover?dataset={digest}"
     assert pd.isna(runs.loc[store["lgbm-ranker"], "data_page"])  # another tool's run: no dataset input
     assert runs.loc[store["lgbm-ranker"], "run_page"] == f"discover?run={store['lgbm-ranker']}"
+
+
+def test_search_box_and_url_follow_each_other(store: dict[str, Any]) -> None:
+    at = discover(q="movielens")
+    assert at.text_input(key="q").value == "movielens"
+    at.text_input(key="q").set_value("syn-recs").run()
+    assert at.query_params["q"] == ["syn-recs"] or at.query_params["q"] == "syn-recs"
+    assert table(at, "results_model")["title"].tolist() == ["syn-recs"]
+    at.query_params["q"] = "ratings"  # a link to another search in the same session: the URL wins
+    at.run()
+    assert at.text_input(key="q").value == "ratings"
+    assert table(at, "results_dataset")["title"].tolist() == ["ratings", "ratings"]
