@@ -346,6 +346,16 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
     st.subheader("Profile")
     try:
         name, options = catalog.dataset_arguments(runs)
+        if catalog.needs_download(name, options) and not st.session_state.get(f"download_{row['digest']}"):
+            st.info(
+                "This data is not on this machine yet; profiling it downloads it first (seconds to minutes). "
+                "Meanwhile, this is what the runs logged about it.",
+                icon=":material/download:",
+            )
+            if st.button("Download and profile", key="download_data"):
+                st.session_state[f"download_{row['digest']}"] = True
+                st.rerun()
+            return logged_section(uri, runs, row)
         interactions, items, loaded_digest = dataset_data(name, options)
     except (DatasetError, ValueError, OSError) as exc:
         st.info(

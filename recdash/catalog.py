@@ -774,6 +774,16 @@ def dataset_arguments(runs: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     raise ValueError("no run on this data logged how to load it (recdash's 'dataset' params)")
 
 
+def needs_download(name: str, options: Mapping[str, Any]) -> bool:
+    """True when loading the data would download it (MovieLens-100K not yet in recdash's cache and no local path):
+    the page then asks before starting a download that can take minutes."""
+    from recdash.datasets import _resolve_cache_dir
+
+    if name.strip().lower() not in ("movielens-100k", "ml-100k", "movielens") or options.get("path"):
+        return False
+    return not (_resolve_cache_dir(options.get("cache_dir")) / "movielens-100k" / "meta.json").is_file()
+
+
 @dataclass(frozen=True, eq=False)
 class Profile:
     """A dataset's shape: counts, density, activity distributions, the long tail, rating and time range."""

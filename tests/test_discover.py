@@ -408,3 +408,16 @@ def test_search_box_and_url_follow_each_other(store: dict[str, Any]) -> None:
     at.run()
     assert at.text_input(key="q").value == "ratings"
     assert table(at, "results_dataset")["title"].tolist() == ["ratings", "ratings"]
+
+
+def test_profiling_asks_before_downloading_and_lineage_labels_are_escaped(
+    store: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    assert catalog.needs_download("movielens-100k", {}) and not catalog.needs_download("synthetic", {})
+    digest = build(store["uri"]).run(store["pop-ml"])["ds_digest"]
+    at = discover(dataset=digest)
+    assert any("not on this machine yet" in plain(i.value) for i in at.info)
+    assert at.button(key="download_data") and not [df for df in at.dataframe if "what" in df.value.columns]
+    assert not (tmp_path / "empty-cache").exists()  # nothing was downloaded without asking
+    assert catalog._dot_text('run "x" \\ y') == 'run \\"x\\" \\\\ y'
