@@ -11,5 +11,6 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/recommend.py", title="Recommend", icon=":material/recommend:"),
     st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+    st.Page("pages/discover.py", title="Discover", icon=":material/travel_explore:"),
 ]
 st.navigation(pages).run()

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._common import ensure_router, experiments_table, runs_table, stop_on_store_error
-from recdash import charts, tracking
+from recdash import catalog, charts, tracking
 from recdash import comparison as cmp
 from recdash.comparison import RunStyle
 
@@ -130,10 +130,16 @@ with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=Fal
                 "status": cmp.trial_state(runs),
                 "started": runs["start_time"],
                 "run_id": run_ids,
+                "run_page": [catalog.link("run", r) for r in run_ids],
+                "data_page": [catalog.link("dataset", d) if d else None for d in cmp.dataset_identity(runs)["digest"]],
             }
         ),
         hide_index=True,
         key="compared_runs",
+        column_config={
+            "run_page": st.column_config.LinkColumn("run in Discover", display_text="open"),
+            "data_page": st.column_config.LinkColumn("data in Discover", display_text="open"),
+        },
     )
 warning = cmp.mixed_data_warning(groups)
 if warning:

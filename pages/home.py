@@ -13,7 +13,7 @@ from pages._common import (
     runs_table,
     stop_on_store_error,
 )
-from recdash import charts, demo, tracking
+from recdash import catalog, charts, demo, tracking
 
 ensure_router()
 st.title("recdash")
@@ -68,13 +68,17 @@ st.dataframe(
 
 st.subheader("Latest runs")
 latest_columns = [c for c in ("run_name", "experiment", "status", "start_time", "duration_s") if c in runs.columns]
+latest = runs.head(10)
 st.dataframe(
-    runs.head(10)[latest_columns].assign(run_name=charts.run_names(runs.head(10))),
+    latest[latest_columns].assign(
+        run_name=charts.run_names(latest), discover=[catalog.link("run", r) for r in latest["run_id"]]
+    ),
     hide_index=True,
     column_config={
         "run_name": st.column_config.TextColumn("Run"),
         "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
         "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+        "discover": st.column_config.LinkColumn("Discover", display_text="open", help="The run's catalog page"),
     },
     key="latest_runs",
 )

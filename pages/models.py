@@ -14,8 +14,8 @@ import streamlit as st
 from mlflow.tracking import MlflowClient
 
 from pages._common import ensure_router, read_only_notice, stop_on_store_error
+from recdash import catalog, registry, tracking
 from recdash import recommend as rx
-from recdash import registry, tracking
 from recdash.charts import escape_markdown
 
 FLASH = "models_flash"
@@ -191,8 +191,17 @@ def versions_section(name: str, versions: pd.DataFrame) -> None:
         "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
         "run_id": st.column_config.TextColumn("source run"),
         **{c: st.column_config.NumberColumn(c, format="%.4f") for c in metric_cols},
+        "discover": st.column_config.LinkColumn("source run in Discover", display_text="open"),
     }
-    st.dataframe(versions, hide_index=True, column_config=config, key="versions_table")
+    runs = versions["run_id"]
+    shown = versions.assign(discover=[catalog.link("run", r) if r else None for r in runs])
+    st.dataframe(shown, hide_index=True, column_config=config, key="versions_table")
+    st.page_link(
+        "pages/discover.py",
+        label=f"{escape_markdown(name)}'s model card: lineage, badges, data",
+        icon=":material/travel_explore:",
+        query_params={"model": name},
+    )
 
 
 def alias_section(uri: str, name: str, info: dict[str, Any], versions: pd.DataFrame) -> None:

@@ -15,7 +15,7 @@ from pages._common import (
     runs_table,
     stop_on_store_error,
 )
-from recdash import charts, runs_view, tracking
+from recdash import catalog, charts, runs_view, tracking
 from recdash.comparison import RunStyle
 
 MAX_ROWS = 2000  # st.dataframe is virtualised, but sending 10,000 rows of params on every rerun is not free
@@ -135,6 +135,8 @@ column_config: dict[str, object] = {
         "EASE, ItemKNN) on the same dataset and split, among the listed runs. Above 1: better than all of them.",
     ),
 }
+table["discover"] = [catalog.link("run", r) for r in view_ids]
+column_config["discover"] = st.column_config.LinkColumn("Discover", display_text="open", help="The run's catalog page")
 ui_url = os.environ.get("RECDASH_MLFLOW_UI_URL", "").strip()
 if ui_url:
     table["mlflow_ui"] = charts.run_ui_links(view, ui_url)

@@ -225,6 +225,19 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() in ("", "None")
 
 
+def dataset_identity(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run, the ``name`` and ``digest`` of the data it saw: its MLflow dataset input, else recdash's lineage
+    params. The one definition of "which dataset" that data groups, the catalog and the Discover page share."""
+    return pd.DataFrame(
+        {
+            "name": _value(runs, "dataset_name", PARAM + "dataset_name", PARAM + "dataset"),
+            "digest": _value(runs, "dataset_digest", PARAM + "dataset_digest"),
+        },
+        index=runs.index,
+        dtype=object,
+    )
+
+
 def data_groups(runs: pd.DataFrame) -> pd.Series:
     """Per run, the full name of what it was evaluated on: dataset name and digest, split method, fractions and
     seed (and a rating threshold). A sweep's parent, which records no data of its own, is in its trials' group.
@@ -232,8 +245,8 @@ def data_groups(runs: pd.DataFrame) -> pd.Series:
     saw the same data."""
     if runs.empty:
         return pd.Series([], dtype=object, index=runs.index)
-    digest = _value(runs, "dataset_digest", PARAM + "dataset_digest")
-    name = _value(runs, "dataset_name", PARAM + "dataset_name", PARAM + "dataset")
+    identity = dataset_identity(runs)
+    digest, name = identity["digest"].tolist(), identity["name"].tolist()
     split = {key: _value(runs, PARAM + key) for key in SPLIT_KEYS}
     labels: list[str | None] = []
     for i in range(len(runs)):

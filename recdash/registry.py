@@ -365,6 +365,61 @@ def delete_model_tag(name: str, key: str, client: MlflowClient | None = None) ->
     _call(client, f"delete tag {key!r} of {name!r}", lambda: client.delete_registered_model_tag(name, key))
 
 
+MODEL_COLUMNS = ["name", "description", "tags", "aliases", "created", "updated"]
+VERSION_COLUMNS = ["name", "version", "run_id", "model_id", "source", "description", "tags", "aliases", "created",
+                   "status"]  # fmt: skip
+
+
+def snapshot(client: MlflowClient | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every registered model and every version in two paged reads (a catalog needs them all at once, not a
+    ``get_run`` per version as :func:`model_versions` does). Tags and aliases stay dicts/lists; a version's
+    ``aliases`` are the aliases of its model that point at it."""
+    client = _client(client)
+
+    def fetch(search: Callable[..., Any]) -> list[Any]:
+        out, token = [], None
+        while True:
+            page = search(page_token=token)
+            out.extend(page)
+            token = page.token
+            if not token:
+                return out
+
+    models = _call(client, "list registered models", lambda: fetch(client.search_registered_models))
+    versions = _call(client, "list model versions", lambda: fetch(client.search_model_versions))
+    model_rows = [
+        (m.name, m.description or "", dict(m.tags or {}), {a: int(v) for a, v in (m.aliases or {}).items()},
+         _ms(m.creation_timestamp), _ms(m.last_updated_timestamp))
+        for m in models
+    ]  # fmt: skip
+    pointed: dict[tuple[str, int], list[str]] = {}
+    for _name, _d, _t, aliases, _c, _u in model_rows:
+        for alias, version in aliases.items():
+            pointed.setdefault((_name, version), []).append(alias)
+    version_rows = [
+        (v.name, int(v.version), v.run_id or None, getattr(v, "model_id", None) or None, v.source or "",
+         v.description or "", dict(v.tags or {}), sorted(pointed.get((v.name, int(v.version)), [])),
+         _ms(v.creation_timestamp), str(v.status or ""))
+        for v in versions
+    ]  # fmt: skip
+    model_frame = pd.DataFrame(model_rows, columns=MODEL_COLUMNS).sort_values("name", kind="stable")
+    version_frame = pd.DataFrame(version_rows, columns=VERSION_COLUMNS).sort_values(
+        ["name", "version"], ascending=[True, False], kind="stable"
+    )
+    return model_frame.reset_index(drop=True), version_frame.reset_index(drop=True)
+
+
+def update_version_description(name: str, version: int | str, text: str, client: MlflowClient | None = None) -> None:
+    """Replace one version's description (MLflow's own field, shown by the MLflow UI)."""
+    client = _client(client)
+    version = _version(version)
+    _call(
+        client,
+        f"update the description of {name!r} v{version}",
+        lambda: client.update_model_version(name, version, description=text or ""),
+    )
+
+
 def champion_vs_challenger(
     name: str, a: str = CHAMPION, b: str = CHALLENGER, client: MlflowClient | None = None
 ) -> pd.DataFrame:

@@ -289,7 +289,8 @@ def _ms_to_datetime(values: Any) -> pd.Series:
 
 def list_experiments(uri: str | None = None) -> pd.DataFrame:
     """All experiments (active and deleted) with their number of active runs and last activity (the latest start
-    or end of their runs; for an experiment without runs, its own last update), newest first."""
+    or end of their runs; for an experiment without runs, its own last update), newest first; ``tags`` is each
+    experiment's tag dict (its description is the ``mlflow.note.content`` tag, as in the MLflow UI)."""
     from mlflow.entities import ViewType
 
     uri = _resolve(uri)
@@ -310,8 +311,10 @@ def list_experiments(uri: str | None = None) -> pd.DataFrame:
         last = last_run.get(e.experiment_id)
         if last is None:
             last = max((x for x in (e.last_update_time, e.creation_time) if x is not None), default=None)
-        rows.append((e.experiment_id, e.name, e.lifecycle_stage, counts.get(e.experiment_id, 0), last))
-    df = pd.DataFrame(rows, columns=["experiment_id", "name", "lifecycle_stage", "run_count", "last_update"])
+        tags = dict(e.tags or {})
+        rows.append((e.experiment_id, e.name, e.lifecycle_stage, counts.get(e.experiment_id, 0), last, tags))
+    columns = ["experiment_id", "name", "lifecycle_stage", "run_count", "last_update", "tags"]
+    df = pd.DataFrame(rows, columns=columns)
     df["run_count"] = df["run_count"].astype("int64")
     df["last_update"] = _ms_to_datetime(df["last_update"])
     return df.sort_values("last_update", ascending=False, kind="stable").reset_index(drop=True)

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGE_TITLES = ["Home", "Runs", "Compare", "Train", "Recommend", "Models"]
+PAGE_TITLES = ["Home", "Runs", "Compare", "Train", "Recommend", "Models", "Discover"]
 
 
 def chromium_path() -> str:

@@ -22,7 +22,7 @@ from recdash import recommend as rx
 from recdash.train import ConfigError, TrainConfig, train
 
 APP = str(Path(__file__).parents[1] / "app.py")
-PAGES = ["home", "runs", "compare", "train", "recommend", "models"]
+PAGES = ["home", "runs", "compare", "train", "recommend", "models", "discover"]
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +130,24 @@ def test_writes_refused_with_what_to_do(store: Path) -> None:
     at = page("models")
     assert at.button(key="register").disabled
     assert any("not possible here" in i.value for i in at.info)
+
+
+def test_discover_finds_legacy_runs_and_refuses_edits(store: Path) -> None:
+    """Runs without dataset inputs are found by name, params and tags; editing is refused with the reason."""
+    from recdash import annotations
+
+    ids = run_ids(store)
+    found = {str(link): title for df in page("discover", q="optuna lightgbm").dataframe
+             for title, link in zip(df.value["title"], df.value["link"], strict=True)}  # fmt: skip
+    assert "optuna-lightgbm-2021" in [t for link, t in found.items() if link.startswith("discover?experiment=")]
+    assert len([link for link in found if link.startswith("discover?run=")]) >= 8  # its runs, by experiment name
+    runs = table(page("discover", q=MODEL_TRIAL), "title", "subtitle", "link")
+    assert f"discover?run={ids[MODEL_TRIAL]}" in runs["link"].tolist()
+    at = page("discover", run=ids[MODEL_TRIAL])
+    assert at.button(key="save_description").disabled and at.button(key="set_tag").disabled
+    assert any("Editing descriptions and tags is not possible here" in i.value for i in at.info)
+    with pytest.raises(annotations.AnnotationError, match="migrate-filestore"):
+        annotations.set_description(store.as_uri(), annotations.Target("run", ids[MODEL_TRIAL]), "text")
 
 
 def test_empty_legacy_store_offers_no_demo_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -147,6 +147,18 @@ def test_recommend_page_run_and_compare_labels(use_store: dict[str, Any]) -> Non
     assert any(EVIL_NAME in opt for opt in at.selectbox(key="a_run").options)  # options are plain text
 
 
+def test_discover_shows_store_text_as_text(use_store: dict[str, Any]) -> None:
+    run_id = use_store["evil"].run_id
+    for query in ({"q": "img onerror"}, {"q": "click"}, {"run": run_id}, {"model": "recs"}, {"user": EVIL_NAME}):
+        at = page("discover", query)
+        assert not at.exception, (query, [e.value for e in at.exception])
+        assert_no_live_markup(at)
+    at = page("discover", {"run": run_id})
+    assert at.text_area(key="description").value == EVIL_TEXT and EVIL_TEXT in table_text(at)
+    found = page("discover", {"q": "onerror"})
+    assert EVIL_NAME in table_text(found)  # the run, found by its name, shown in a table as typed
+
+
 def test_models_page_registry_text(use_store: dict[str, Any]) -> None:
     at = page("models", {"name": "recs"})
     assert at.text_area(key="description").value == EVIL_TEXT  # edited as text

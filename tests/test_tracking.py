@@ -285,7 +285,8 @@ def test_filters_match_mlflow_search_runs(shared: dict, fast_path: bool) -> None
 
 def test_list_experiments(shared: dict) -> None:
     df = list_experiments(shared["uri"])
-    assert list(df.columns) == ["experiment_id", "name", "lifecycle_stage", "run_count", "last_update"]
+    assert list(df.columns) == ["experiment_id", "name", "lifecycle_stage", "run_count", "last_update", "tags"]
+    assert all(isinstance(tags, dict) for tags in df["tags"])
     counts = df.set_index("name")["run_count"]
     assert counts["alpha"] == 4 and counts["beta"] == 3 and counts["Default"] == 0
     assert str(df["last_update"].dt.tz) == "UTC"
