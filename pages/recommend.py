@@ -279,11 +279,15 @@ label_a = model_label(uri_a or "")
 st.markdown(f"**Model A:** {label_a}")
 st.caption(f"{_md(loaded.uri)}" + (f" · run {_md(loaded.run_id)}" if loaded.run_id else ""))
 if loaded.run_id:
-    st.page_link(
+    c1, c2 = st.columns(2)
+    c1.page_link(
         "pages/models.py",
         label="Register this run's model",
         icon=":material/inventory_2:",
         query_params={"run": loaded.run_id},
+    )
+    c2.page_link(
+        "pages/discover.py", label="This run in Discover", icon=":material/search:", query_params={"run": loaded.run_id}
     )
 context = run_context(loaded)
 users = rx.known_users(loaded, context)

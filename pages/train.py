@@ -648,13 +648,14 @@ def job_detail(job: jobs.Job) -> None:
     elif job.kind != "sweep" and (not p.history.empty or job.state in ("running", "cancelling")):
         st.plotly_chart(jobs.history_figure(p.history), key="job_history_chart")
     if job.state == "finished":
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns(3)
         c1.page_link("pages/compare.py", label="Open in Compare", query_params={"runs": job.run_id})
         best = p.trials[p.trials["state"].isin(["complete", "finished"])] if job.kind != "train" else None
         model_run = job.run_id
         if best is not None and len(best) and best["value"].notna().any():
             model_run = str(best.loc[best["value"].idxmax(), "run_id"])
         c2.page_link("pages/recommend.py", label="Try it on Recommend", query_params={"run": model_run})
+        c3.page_link("pages/discover.py", label="See it in Discover", query_params={"run": job.run_id})
     elif job.error and job.state == "killed":  # cancelled: what the user asked for, not an error
         st.info(f"{job.state}: {escape_markdown(job.error)}")
     elif job.error and not job.active:

@@ -111,7 +111,7 @@ def test_start_training_see_progress_and_finished_run() -> None:
     assert len(seen_progress) >= 2, seen_progress  # the epoch count moved while we watched
     assert any(line.startswith("Epoch 40 of 40") for line in _texts(at).splitlines())
     links = at.get("page_link")
-    assert len(links) == 2
+    assert len(links) == 3  # Compare, Recommend, Discover
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FINISHED" and run.info.run_name == "page-run"
     assert run.data.params["epochs"] == "40" and run.data.params["factors"] == "8"
