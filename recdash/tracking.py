@@ -1310,7 +1310,7 @@ class RunsLoader:
         if numeric:
             mask &= _numeric_mask(frame, numeric)
         df = frame[mask] if not mask.all() else frame
-        if len(df) < n_all:  # keys logged only by runs that are not shown are not columns either
+        if len(df) < n_all or len(frame) < len(self._wide):  # keys only of runs not shown are not columns either
             extra = [c for c in df.columns if c not in BASE_COLUMNS]
             present = df[extra].notna().any(axis=0)
             df = df.drop(columns=present.index[~present.to_numpy()])
