@@ -916,6 +916,35 @@ def _filter_message(filter_string: str, exc: BaseException) -> str:
 # the loader
 
 
+class _SqliteDataVersion:
+    """SQLite's ``PRAGMA data_version`` on a private read-only connection: it changes whenever any other connection
+    (any process) commits to the database file, so a refresh of an unchanged store skips every per-run check.
+    ``current()`` is None for other databases (and in-memory SQLite): they are checked at every refresh."""
+
+    def __init__(self, store: Any) -> None:
+        self._conn = None
+        self._lock = threading.Lock()
+        try:
+            url = store.engine.url if store is not None else None
+            if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+                import sqlite3
+
+                path = Path(url.database).resolve()
+                self._conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        except Exception as exc:
+            _log.debug("no SQLite data_version (%s)", exc)
+            self._conn = None
+
+    def current(self) -> int | None:
+        if self._conn is None:
+            return None
+        try:
+            with self._lock:
+                return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except Exception:
+            return None
+
+
 def _seconds_env(name: str, default: float) -> float:
     try:
         return float(os.environ.get(name, default))
@@ -950,6 +979,7 @@ class RunsLoader:
         self._lock = threading.Lock()
         self._recheck_s = _seconds_env("RECDASH_REST_RECHECK_S", 300.0)
         self._rechecking: threading.Thread | None = None
+        self._sqlite_version = _SqliteDataVersion(self._store)
         self._saving: threading.Thread | None = None
         self._snapshot_path = None
         if snapshot:
@@ -976,6 +1006,8 @@ class RunsLoader:
         self._saved_version = 0
         self._saved_at = 0.0
         self._results: dict[tuple, tuple] = {}  # load() arguments -> (state, result)
+        self._checked: set[str] = set()  # experiments compared with the store at _checked_at_version
+        self._checked_at_version: int | None = None
 
     # ---- snapshot
 
@@ -1112,30 +1144,13 @@ class RunsLoader:
     ) -> pd.DataFrame:
         store = self._store
         exps = [int(e) for e in experiment_ids]
-        index = _sql_index(store, exps)
-        hashes = _sql_tag_hashes(store, exps)
-        wanted = set(experiment_ids)
-        gone = [r for r, sig in self._signature.items() if sig[-1] in wanted and r not in index]
-        stale = [
-            r
-            for r, sig in index.items()
-            if sig[0] in ACTIVE_STATUSES or self._signature.get(r) != sig or self._tag_hash.get(r) != hashes.get(r)
-        ]
-        if stale or gone:
-            self._version += 1
-            if len(stale) > len(index) // 2:
-                self._replace(_assemble(_sql_parts(store, exps, None)), experiment_ids=experiment_ids, gone=gone)
-            else:
-                self._replace(_assemble(_sql_parts(store, exps, stale)), gone=gone)
-            self._signature.update({r: index[r] for r in stale})
-            for r in stale:
-                if r in hashes:
-                    self._tag_hash[r] = hashes[r]
-                else:
-                    self._tag_hash.pop(r, None)
-            for r in gone:
-                self._signature.pop(r, None)
-                self._tag_hash.pop(r, None)
+        version = self._sqlite_version.current()  # read first: a commit after it shows at the next refresh
+        if version is None or version != self._checked_at_version:
+            self._checked = set()
+        if not set(experiment_ids) <= self._checked:
+            self._check_sql(store, exps, experiment_ids)
+            self._checked |= set(experiment_ids)
+            self._checked_at_version = version
         filtered = None
         if filter_string:
             from mlflow.exceptions import MlflowException
@@ -1163,6 +1178,34 @@ class RunsLoader:
             self._results.clear()
         self._results[key] = (state, result)
         return result.copy()
+
+    def _check_sql(self, store: Any, exps: list[int], experiment_ids: list[str]) -> None:
+        """Compare every run of the experiments with what the store holds now and re-read new, active, changed
+        (status, end, stage, name, start, tags) and gone runs."""
+        index = _sql_index(store, exps)
+        hashes = _sql_tag_hashes(store, exps)
+        wanted = set(experiment_ids)
+        gone = [r for r, sig in self._signature.items() if sig[-1] in wanted and r not in index]
+        stale = [
+            r
+            for r, sig in index.items()
+            if sig[0] in ACTIVE_STATUSES or self._signature.get(r) != sig or self._tag_hash.get(r) != hashes.get(r)
+        ]
+        if stale or gone:
+            self._version += 1
+            if len(stale) > len(index) // 2:
+                self._replace(_assemble(_sql_parts(store, exps, None)), experiment_ids=experiment_ids, gone=gone)
+            else:
+                self._replace(_assemble(_sql_parts(store, exps, stale)), gone=gone)
+            self._signature.update({r: index[r] for r in stale})
+            for r in stale:
+                if r in hashes:
+                    self._tag_hash[r] = hashes[r]
+                else:
+                    self._tag_hash.pop(r, None)
+            for r in gone:
+                self._signature.pop(r, None)
+                self._tag_hash.pop(r, None)
 
     def _replace(self, fresh: pd.DataFrame, *, experiment_ids: list[str] | None = None, gone: Sequence[str]) -> None:
         """Swap fresh rows into the cache (all rows of experiment_ids when given), dropping gone runs."""
@@ -1273,6 +1316,7 @@ class RunsLoader:
         with self._lock:
             if self._store is not None:  # SQL: the next load compares every run anyway; make it re-read all
                 self._signature.clear()
+                self._checked = set()
                 return
             experiment_ids = sorted(self._api_experiments)
         if not experiment_ids:
