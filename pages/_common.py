@@ -35,7 +35,8 @@ def ensure_router() -> None:
 
 @st.cache_resource(show_spinner=False)
 def runs_loader(uri: str) -> tracking.RunsLoader:
-    """One loader per store: it keeps finished runs in memory and re-reads only new or active ones."""
+    """One loader per store: it keeps runs in memory and in a snapshot on disk (so a restart reads only what
+    changed) and re-reads only new, active or changed runs."""
     return tracking.RunsLoader(uri)
 
 

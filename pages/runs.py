@@ -12,6 +12,7 @@ from pages._common import (
     clear_run_caches,
     ensure_router,
     experiments_table,
+    runs_loader,
     runs_table,
     stop_on_store_error,
 )
@@ -84,6 +85,8 @@ except tracking.FilterError as exc:
     st.stop()
 except tracking.TrackingError as exc:
     stop_on_store_error(exc)
+if runs_loader(uri).notice:  # a configured fast path (RECDASH_BACKEND_DB_URL) could not be used
+    st.caption(charts.escape_markdown(runs_loader(uri).notice))
 
 if runs.empty:
     st.info("No runs match. Clear the filter or choose other experiments or statuses.")

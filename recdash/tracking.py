@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -524,6 +525,57 @@ def _parts_from_runs(runs: Sequence[Any]) -> _Parts:
     )
 
 
+def _json_float(value: Any) -> float:
+    """A metric value from MLflow's JSON: a number, or "NaN"/"Infinity"/"-Infinity" as protobuf writes them."""
+    return float(value)
+
+
+def _parts_from_json(runs: Sequence[dict[str, Any]]) -> _Parts:
+    """The same parts as _parts_from_runs, from the server's JSON (what MlflowClient would turn into entities):
+    proto2 defaults are applied the way RunInfo.from_proto does (absent strings are "", an end time of 0 is None)."""
+    if not runs:
+        return _empty_parts()
+    from recdash.rest_runs import run_id as json_run_id
+
+    base, params, metrics, tags, datasets = [], [], [], [], []
+    for run in runs:
+        info, data = run["info"], run.get("data") or {}
+        rid = json_run_id(run)
+        base.append(
+            (
+                rid,
+                info.get("run_name", ""),
+                str(info.get("experiment_id", "")),
+                info.get("status", "RUNNING"),
+                info.get("user_id", ""),
+                int(info.get("start_time", 0)),
+                int(info["end_time"]) if info.get("end_time") else None,
+                info.get("lifecycle_stage", ""),
+            )
+        )
+        params.extend((rid, p["key"], p.get("value", "")) for p in data.get("params", ()))
+        # the client keeps the last value per key (dict); latest_metrics has one per key anyway
+        seen = {m["key"]: m.get("value", 0.0) for m in data.get("metrics", ())}
+        metrics.extend((rid, k, _json_float(v)) for k, v in seen.items())
+        tags.extend((rid, t["key"], t.get("value", "")) for t in data.get("tags", ()))
+        inputs = (run.get("inputs") or {}).get("dataset_inputs") or []
+        if inputs:
+            d = inputs[0].get("dataset") or {}
+            datasets.append((rid, d.get("name", ""), d.get("digest", "")))
+    return _Parts(
+        pd.DataFrame(base, columns=_BASE_PART_COLUMNS),
+        pd.DataFrame(params, columns=_KV),
+        pd.DataFrame(metrics, columns=_KV).astype({"value": "float64"}),
+        pd.DataFrame(tags, columns=_KV),
+        pd.DataFrame(datasets, columns=_DS),
+    )
+
+
+def _json_has_model_marker(run: dict[str, Any]) -> bool:
+    tags = (run.get("data") or {}).get("tags", ())
+    return any(t["key"] == LOG_MODEL_HISTORY_TAG and history_model_paths(t.get("value")) for t in tags)
+
+
 def _api_model_run_ids(client: Any, experiment_ids: Sequence[str]) -> set[str]:
     """Runs with a READY logged model (MLflow 3); see recdash.recommend.model_sources for the whole definition."""
     ids: set[str] = set()
@@ -636,6 +688,106 @@ def _sql_index(store: Any, experiment_ids: Sequence[int]) -> dict[str, tuple]:
             ["exps"],
         )
     return {r[0]: (r[1], r[2], r[3], r[4], r[5], str(r[6])) for r in rows}
+
+
+def _sql_tag_hashes(store: Any, experiment_ids: Sequence[int]) -> dict[str, int]:
+    """run_id -> an order-independent hash of the tags of each finished run (tag edits, notes and names change it).
+
+    MLflow's tags table has no update time, so an edit on a finished run can only be seen by looking at the tags.
+    PostgreSQL sums ``hashtext`` per run in the database (only one row per run crosses the wire); other databases
+    send the rows and pandas hashes them (stable across processes, so a snapshot's hashes stay comparable).
+    """
+    scope = (
+        "FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid WHERE r.experiment_id IN :exps "
+        "AND r.status NOT IN ('RUNNING', 'SCHEDULED')"
+    )
+    with store.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            rows = _sql_rows(
+                conn,
+                "SELECT t.run_uuid, SUM(hashtext(t.key || chr(31) || COALESCE(t.value, ''))::bigint), COUNT(*) "
+                f"{scope} GROUP BY t.run_uuid",
+                {"exps": list(experiment_ids)},
+                ["exps"],
+            )
+            return {r[0]: int(r[1]) * 1_000_003 + int(r[2]) for r in rows}
+        rows = _sql_rows(conn, f"SELECT t.run_uuid, t.key, t.value {scope}", {"exps": list(experiment_ids)}, ["exps"])
+    if not rows:
+        return {}
+    frame = pd.DataFrame.from_records(rows, columns=["run_id", "key", "value"])
+    frame["value"] = frame["value"].fillna("")
+    frame["h"] = pd.util.hash_pandas_object(frame[["key", "value"]], index=False).to_numpy()
+    sums = frame.groupby("run_id", sort=False)["h"].sum()  # uint64, wraps around: order-independent
+    return {k: int(v) for k, v in sums.items()}
+
+
+class ReadOnlyDatabase:
+    """The tracking server's backend database, opened read-only (for ``RECDASH_BACKEND_DB_URL``).
+
+    Quacks like the parts of MLflow's SqlAlchemyStore the bulk SQL path uses (``engine``, ``ManagedSessionMaker``,
+    ``_get_dialect``) without being one: SqlAlchemyStore would create or migrate tables on an empty database.
+    Every connection is made read-only by the database itself (PostgreSQL/MySQL: session transactions READ ONLY;
+    SQLite: ``query_only``), so recdash cannot write to the team's store even with a read-write role.
+    """
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy
+        from mlflow.store.db.utils import _get_managed_session_maker
+        from sqlalchemy import event
+
+        self.url = url
+        self.engine = sqlalchemy.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        dialect = self.engine.dialect.name
+        statement = {
+            "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+            "mysql": "SET SESSION TRANSACTION READ ONLY",
+            "sqlite": "PRAGMA query_only = ON",
+        }.get(dialect)
+        if statement is None:
+            raise TrackingError(f"read-only access to a {dialect} database is not supported")
+
+        @event.listens_for(self.engine, "connect")
+        def _read_only(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(statement)
+            cursor.close()
+            if dialect == "postgresql":
+                dbapi_conn.commit()  # psycopg2 opened a transaction for SET; end it so the setting sticks
+
+        session_maker = sqlalchemy.orm.sessionmaker(bind=self.engine)
+        self.ManagedSessionMaker = _get_managed_session_maker(session_maker, dialect)
+
+    def _get_dialect(self) -> str:
+        return self.engine.dialect.name
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _backend_database(uri: str, client: Any) -> tuple[Any | None, str]:
+    """The read-only backend database named by $RECDASH_BACKEND_DB_URL for a server URI, checked against the
+    server (same experiments under the same names); (None, notice) when it cannot be used."""
+    url = os.environ.get("RECDASH_BACKEND_DB_URL", "").strip()
+    if not url:
+        return None, ""
+    try:
+        db = ReadOnlyDatabase(url)
+        served = {e.experiment_id: e.name for e in client.search_experiments(max_results=50)}
+        with db.engine.connect() as conn:
+            rows = _sql_rows(conn, "SELECT experiment_id, name FROM experiments", {})
+        stored = {str(r[0]): r[1] for r in rows}
+        if any(stored.get(k) != v for k, v in served.items()):
+            raise TrackingError("its experiments are not the ones the server shows (another database?)")
+        return db, ""
+    except Exception as exc:
+        notice = (
+            f"RECDASH_BACKEND_DB_URL ({_redact(url)}) cannot be used ({_short_reason(exc)}); "
+            f"reading runs through {uri} instead."
+        )
+        _log.warning(notice)
+        return None, notice
 
 
 def _sql_model_run_ids(store: Any, experiment_ids: Sequence[int]) -> set[str]:
@@ -767,21 +919,78 @@ def _filter_message(filter_string: str, exc: BaseException) -> str:
 # the loader
 
 
-class RunsLoader:
-    """Loads runs of one or several experiments into one flat DataFrame; caches finished runs (they do not change)
-    and on refresh fetches only runs that are new or still active.
+class _SqliteDataVersion:
+    """SQLite's ``PRAGMA data_version`` on a private read-only connection: it changes whenever any other connection
+    (any process) commits to the database file, so a refresh of an unchanged store skips every per-run check.
+    ``current()`` is None for other databases (and in-memory SQLite): they are checked at every refresh."""
 
-    On SQL stores a refresh costs one small SELECT over the runs table (ids, status, end time, name, stage) plus
-    one over logged models; only new, active or changed runs are re-read. Tags edited on a finished run without any
-    other change are not noticed until ``clear()``. Thread-safe (one lock), so it can live in st.cache_resource.
+    def __init__(self, store: Any) -> None:
+        self._conn = None
+        self._lock = threading.Lock()
+        try:
+            url = store.engine.url if store is not None else None
+            if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+                import sqlite3
+
+                path = Path(url.database).resolve()
+                self._conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        except Exception as exc:
+            _log.debug("no SQLite data_version (%s)", exc)
+            self._conn = None
+
+    def current(self) -> int | None:
+        if self._conn is None:
+            return None
+        try:
+            with self._lock:
+                return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        except Exception:
+            return None
+
+
+def _seconds_env(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class RunsLoader:
+    """Loads runs of one or several experiments into one flat DataFrame; keeps finished runs in memory and on
+    disk (a snapshot per store) and on refresh fetches only runs that are new, still active or changed.
+
+    SQL stores (and a server whose backend database is named by ``RECDASH_BACKEND_DB_URL``): a refresh costs one
+    SELECT over the runs table (ids, status, end time, name, stage), one hash of the finished runs' tags and one
+    over logged models; new, active, deleted/restored, renamed or re-tagged runs are re-read at the next refresh.
+    MLflow servers (http/https): the first load fetches pages concurrently; a refresh reads new and active runs and
+    the list of deleted runs, and every ``RECDASH_REST_RECHECK_S`` seconds (default 300) a full re-read in the
+    background catches tag, note and name edits of finished runs (``recheck()`` does it at once).
+    Thread-safe (one lock), so it can live in st.cache_resource.
     """
 
-    def __init__(self, uri: str | None = None, *, fast_path: bool = True) -> None:
+    def __init__(self, uri: str | None = None, *, fast_path: bool = True, snapshot: bool = True) -> None:
         self.uri = _resolve(uri)
         self._client = _client(self.uri)
         self._store = _sql_store(self._client) if fast_path else None
+        self._rest = None
+        self.notice = ""  # one line for the page when a configured fast path could not be used
+        if fast_path and _scheme(self.uri) in ("http", "https"):
+            from recdash.rest_runs import RestSearch
+
+            self._rest = RestSearch(self.uri)
+            self._store, self.notice = _backend_database(self.uri, self._client)
         self._lock = threading.Lock()
+        self._recheck_s = _seconds_env("RECDASH_REST_RECHECK_S", 300.0)
+        self._rechecking: threading.Thread | None = None
+        self._sqlite_version = _SqliteDataVersion(self._store)
+        self._saving: threading.Thread | None = None
+        self._snapshot_path = None
+        if snapshot:
+            from recdash import snapshot as snap
+
+            self._snapshot_path = snap.snapshot_path(self.uri)
         self.clear()
+        self._restored = self._restore()
 
     @property
     def uses_sql(self) -> bool:
@@ -792,8 +1001,105 @@ class RunsLoader:
         """Forget every cached run: the next load reads everything again."""
         self._wide = _assemble(_empty_parts())
         self._signature: dict[str, tuple] = {}  # run_id -> what _sql_index saw when the run was read
+        self._tag_hash: dict[str, int] = {}  # run_id -> _sql_tag_hashes when the run was read (finished runs)
+        self._api_experiments: set[str] = set()  # experiments read in full over the API
+        self._api_model_runs: set[str] = set()
+        self._full_read_at = 0.0  # time.time() of the last full API read (the REST recheck clock)
         self._version = 0  # bumped whenever _wide changes
+        self._saved_version = 0
+        self._saved_at = 0.0
         self._results: dict[tuple, tuple] = {}  # load() arguments -> (state, result)
+        self._checked: set[str] = set()  # experiments compared with the store at _checked_at_version
+        self._checked_at_version: int | None = None
+
+    # ---- snapshot
+
+    def _kind(self) -> str:
+        return "sql" if self._store is not None else "api"
+
+    def _restore(self) -> bool:
+        """Start from the store's snapshot, if there is a valid one: every run in it is still checked against the
+        store by the next load (SQL: per-run signature and tag hash; API: new/active/deleted runs and the recheck
+        clock the snapshot carries), so it saves reading, never correctness."""
+        if self._snapshot_path is None:
+            return False
+        from recdash import snapshot as snap
+
+        got = snap.load(self._snapshot_path, self.uri)
+        if got is None:
+            return False
+        frame, info = got
+        try:
+            if info.get("kind") != self._kind():
+                raise ValueError(f"made by the {info.get('kind')} path")
+            wide = _restore_dtypes(frame.drop(columns=["__signature", "__tag_hash"]), info["dtypes"])
+            signature = {
+                r: tuple(json.loads(s)) for r, s in zip(frame["run_id"], frame["__signature"], strict=True) if s
+            }
+            tag_hash = {r: int(h) for r, h in zip(frame["run_id"], frame["__tag_hash"], strict=True) if h}
+        except Exception as exc:
+            _log.warning("Discarding the runs snapshot %s (%s)", self._snapshot_path, exc)
+            snap.discard(self._snapshot_path)
+            return False
+        self._wide = wide[_order_columns(wide.columns)]
+        self._signature, self._tag_hash = signature, tag_hash
+        self._api_experiments = set(info.get("api_experiments", []))
+        self._api_model_runs = set(info.get("api_model_runs", []))
+        self._full_read_at = float(info.get("full_read_at", 0.0))
+        self._version = self._saved_version = 1
+        self._saved_at = time.time()
+        return True
+
+    def _maybe_save(self) -> None:
+        """Write the snapshot in the background when the runs changed (at most every 60 s; a restart re-checks
+        every run anyway, so a missed last write costs reading, not correctness)."""
+        if self._snapshot_path is None or self._version == self._saved_version:
+            return
+        if self._saved_version and time.time() - self._saved_at < 60:
+            return
+        if self._saving is not None and self._saving.is_alive():
+            return
+        wide = self._wide.copy()
+        frame = wide.reset_index(drop=True)
+        frame["__signature"] = [json.dumps(self._signature[r]) if r in self._signature else "" for r in wide.index]
+        frame["__tag_hash"] = [str(self._tag_hash.get(r, "")) for r in wide.index]
+        meta = {
+            "uri": self.uri,
+            "kind": self._kind(),
+            "dtypes": {c: str(t) for c, t in wide.dtypes.items()},
+            "api_experiments": sorted(self._api_experiments),
+            "api_model_runs": sorted(self._api_model_runs),
+            "full_read_at": self._full_read_at,
+        }
+        self._saved_version, self._saved_at = self._version, time.time()
+        path = self._snapshot_path
+
+        def write() -> None:
+            from recdash import snapshot as snap
+
+            try:
+                snap.save(path, frame, meta)
+            except Exception as exc:  # a full disk must not break the page
+                _log.warning("Could not write the runs snapshot %s (%s)", path, exc)
+
+        self._saving = threading.Thread(target=write, name="recdash-snapshot", daemon=True)
+        self._saving.start()
+
+    def flush(self) -> None:
+        """Wait for a snapshot being written and a background recheck (tests, benchmarks, shutdown)."""
+        for thread in (self._rechecking, self._saving):
+            if thread is not None:
+                thread.join()
+
+    def save_snapshot(self) -> None:
+        """Write the snapshot now (whatever changed), and wait for it."""
+        with self._lock:
+            self._saved_version = -1  # differs from every version: write whatever is cached
+            self._saved_at = 0.0
+            self._maybe_save()
+        self.flush()
+
+    # ---- load
 
     def load(
         self,
@@ -811,16 +1117,23 @@ class RunsLoader:
         if not experiment_ids:
             return self._finalize(self._wide.iloc[0:0], set(), {})
         with self._lock:
-            if self._store is not None and all(e.isdigit() for e in experiment_ids):  # SQL ids are integers
-                try:
-                    return self._load_sql(experiment_ids, filter_string, statuses, include_deleted, numeric)
-                except FilterError:
-                    raise
-                except Exception as exc:
-                    _log.warning("Direct SQL read of %s failed (%s); falling back to the MLflow API", self.uri, exc)
-                    self._store = None
-                    self.clear()
-            return self._load_api(experiment_ids, filter_string, statuses, include_deleted, numeric)
+            try:
+                if self._store is not None and all(e.isdigit() for e in experiment_ids):  # SQL ids are integers
+                    try:
+                        return self._load_sql(experiment_ids, filter_string, statuses, include_deleted, numeric)
+                    except FilterError:
+                        raise
+                    except Exception as exc:
+                        how = "the MLflow server" if self._rest is not None else "the MLflow API"
+                        message = f"Direct SQL read of {self.uri} failed ({_short_reason(exc)}); using {how}"
+                        _log.warning(message)
+                        if self._rest is not None:
+                            self.notice = message + "."
+                        self._store = None
+                        self.clear()
+                return self._load_api(experiment_ids, filter_string, statuses, include_deleted, numeric)
+            finally:
+                self._maybe_save()
 
     # ---- SQL
 
@@ -834,19 +1147,13 @@ class RunsLoader:
     ) -> pd.DataFrame:
         store = self._store
         exps = [int(e) for e in experiment_ids]
-        index = _sql_index(store, exps)
-        wanted = set(experiment_ids)
-        gone = [r for r, sig in self._signature.items() if sig[-1] in wanted and r not in index]
-        stale = [r for r, sig in index.items() if sig[0] in ACTIVE_STATUSES or self._signature.get(r) != sig]
-        if stale or gone:
-            self._version += 1
-            if len(stale) > len(index) // 2:
-                self._replace(_assemble(_sql_parts(store, exps, None)), experiment_ids=experiment_ids, gone=gone)
-            else:
-                self._replace(_assemble(_sql_parts(store, exps, stale)), gone=gone)
-            self._signature.update({r: index[r] for r in stale})
-            for r in gone:
-                self._signature.pop(r, None)
+        version = self._sqlite_version.current()  # read first: a commit after it shows at the next refresh
+        if version is None or version != self._checked_at_version:
+            self._checked = set()
+        if not set(experiment_ids) <= self._checked:
+            self._check_sql(store, exps, experiment_ids)
+            self._checked |= set(experiment_ids)
+            self._checked_at_version = version
         filtered = None
         if filter_string:
             from mlflow.exceptions import MlflowException
@@ -874,6 +1181,34 @@ class RunsLoader:
             self._results.clear()
         self._results[key] = (state, result)
         return result.copy()
+
+    def _check_sql(self, store: Any, exps: list[int], experiment_ids: list[str]) -> None:
+        """Compare every run of the experiments with what the store holds now and re-read new, active, changed
+        (status, end, stage, name, start, tags) and gone runs."""
+        index = _sql_index(store, exps)
+        hashes = _sql_tag_hashes(store, exps)
+        wanted = set(experiment_ids)
+        gone = [r for r, sig in self._signature.items() if sig[-1] in wanted and r not in index]
+        stale = [
+            r
+            for r, sig in index.items()
+            if sig[0] in ACTIVE_STATUSES or self._signature.get(r) != sig or self._tag_hash.get(r) != hashes.get(r)
+        ]
+        if stale or gone:
+            self._version += 1
+            if len(stale) > len(index) // 2:
+                self._replace(_assemble(_sql_parts(store, exps, None)), experiment_ids=experiment_ids, gone=gone)
+            else:
+                self._replace(_assemble(_sql_parts(store, exps, stale)), gone=gone)
+            self._signature.update({r: index[r] for r in stale})
+            for r in stale:
+                if r in hashes:
+                    self._tag_hash[r] = hashes[r]
+                else:
+                    self._tag_hash.pop(r, None)
+            for r in gone:
+                self._signature.pop(r, None)
+                self._tag_hash.pop(r, None)
 
     def _replace(self, fresh: pd.DataFrame, *, experiment_ids: list[str] | None = None, gone: Sequence[str]) -> None:
         """Swap fresh rows into the cache (all rows of experiment_ids when given), dropping gone runs."""
@@ -904,12 +1239,16 @@ class RunsLoader:
 
         client = self._client
         cached = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
-        have_all = set(experiment_ids) <= getattr(self, "_api_experiments", set())
+        have_all = set(experiment_ids) <= self._api_experiments
         if cached.empty or not have_all:
-            runs = list(_search_all(client, experiment_ids, view_type=ViewType.ALL))
-            self._replace(_assemble(_parts_from_runs(runs)), experiment_ids=experiment_ids, gone=())
-            self._api_experiments = getattr(self, "_api_experiments", set()) | set(experiment_ids)
-            self._api_model_runs = {r.info.run_id for r in runs if _run_has_model_marker(r)}
+            started = time.time()
+            fresh, markers = self._read_all(experiment_ids)
+            self._version += 1
+            self._replace(fresh, experiment_ids=experiment_ids, gone=())
+            if not self._api_experiments:
+                self._full_read_at = started
+            self._api_experiments |= set(experiment_ids)
+            self._api_model_runs |= markers
         else:
             # new runs (started at or after the newest we know), plus re-reads of runs we saw active
             newest = int(cached["start_time"].max().value // 1_000_000) if cached["start_time"].notna().any() else 0
@@ -920,13 +1259,17 @@ class RunsLoader:
                 fresh.extend(_search_all(client, experiment_ids, f"attributes.run_id IN ({quoted})", ViewType.ALL))
             if fresh:
                 fresh = list({r.info.run_id: r for r in fresh}.values())  # a run can match both searches
+                self._version += 1
                 self._replace(_assemble(_parts_from_runs(fresh)), gone=())
                 self._api_model_runs |= {r.info.run_id for r in fresh if _run_has_model_marker(r)}
             # deletions: the (usually short) list of deleted runs tells which cached runs changed stage
             deleted = {r.info.run_id for r in _search_all(client, experiment_ids, view_type=ViewType.DELETED_ONLY)}
-            in_scope = self._wide["experiment_id"].isin(experiment_ids)
-            stage = np.where(self._wide.index.isin(list(deleted)), "deleted", "active")
-            self._wide.loc[in_scope, "lifecycle_stage"] = stage[in_scope.to_numpy()]
+            in_scope = self._wide["experiment_id"].isin(experiment_ids).to_numpy()
+            stage = np.where(self._wide.index.isin(list(deleted)), "deleted", "active")[in_scope]
+            if (self._wide.loc[in_scope, "lifecycle_stage"].to_numpy() != stage).any():
+                self._version += 1
+                self._wide.loc[in_scope, "lifecycle_stage"] = stage
+            self._start_recheck()
         frame = self._wide[self._wide["experiment_id"].isin(experiment_ids)]
         model_runs = _api_model_run_ids(client, experiment_ids) | self._api_model_runs
         names = {}
@@ -945,6 +1288,50 @@ class RunsLoader:
             frame, model_runs, names, statuses=statuses, include_deleted=include_deleted, run_ids=filtered,
             numeric=numeric,
         )  # fmt: skip
+
+    def _read_all(self, experiment_ids: Sequence[str]) -> tuple[pd.DataFrame, set[str]]:
+        """Every run of the experiments through the API: concurrent pages from a server, else page by page."""
+        from mlflow.entities import ViewType
+
+        if self._rest is not None:
+            from recdash.rest_runs import run_id, search_concurrent
+
+            try:
+                raw = search_concurrent(self._rest, experiment_ids)
+                return _assemble(_parts_from_json(raw)), {run_id(r) for r in raw if _json_has_model_marker(r)}
+            except Exception as exc:
+                _log.warning("Concurrent read of %s failed (%s); reading page by page", self.uri, _short_reason(exc))
+        runs = list(_search_all(self._client, experiment_ids, view_type=ViewType.ALL))
+        return _assemble(_parts_from_runs(runs)), {r.info.run_id for r in runs if _run_has_model_marker(r)}
+
+    def _start_recheck(self) -> None:
+        """Over REST nothing tells that a finished run's tags, note or name changed, or that it was purged: every
+        RECDASH_REST_RECHECK_S seconds re-read everything in the background and swap it in (caller holds the lock)."""
+        if self._rest is None or not self._api_experiments or time.time() - self._full_read_at < self._recheck_s:
+            return
+        if self._rechecking is not None and self._rechecking.is_alive():
+            return
+        self._rechecking = threading.Thread(target=self.recheck, name="recdash-recheck", daemon=True)
+        self._rechecking.start()
+
+    def recheck(self) -> None:
+        """Re-read every run already loaded, replacing what is cached (tag/name/note edits, purged runs)."""
+        with self._lock:
+            if self._store is not None:  # SQL: the next load compares every run anyway; make it re-read all
+                self._signature.clear()
+                self._checked = set()
+                return
+            experiment_ids = sorted(self._api_experiments)
+        if not experiment_ids:
+            return
+        started = time.time()
+        fresh, markers = self._read_all(experiment_ids)
+        with self._lock:
+            self._version += 1
+            self._replace(fresh, experiment_ids=experiment_ids, gone=())
+            self._api_model_runs = (self._api_model_runs - set(fresh.index)) | markers
+            self._full_read_at = started
+            self._results.clear()
 
     # ---- shared
 
@@ -970,7 +1357,7 @@ class RunsLoader:
         if numeric:
             mask &= _numeric_mask(frame, numeric)
         df = frame[mask] if not mask.all() else frame
-        if len(df) < n_all:  # keys logged only by runs that are not shown are not columns either
+        if len(df) < n_all or len(frame) < len(self._wide):  # keys only of runs not shown are not columns either
             extra = [c for c in df.columns if c not in BASE_COLUMNS]
             present = df[extra].notna().any(axis=0)
             df = df.drop(columns=present.index[~present.to_numpy()])
@@ -983,6 +1370,19 @@ class RunsLoader:
         df = df.sort_values(["start_time", "run_id"], ascending=[False, True], na_position="last", kind="stable")
         df = df[_order_columns(df.columns)]
         return df.reset_index(drop=True)
+
+
+def _restore_dtypes(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """A snapshot frame with the loader's dtypes: Parquet has no "object column of str and None"."""
+    frame = frame.set_index(frame["run_id"].astype(str).to_numpy())
+    if list(frame.columns) != list(dtypes):
+        raise ValueError("columns differ from the snapshot's own list")
+    for column, dtype in dtypes.items():
+        if dtype == "object":
+            frame[column] = _optional(frame[column])
+        elif str(frame[column].dtype) != dtype:
+            frame[column] = frame[column].astype(dtype)
+    return frame
 
 
 def _run_has_model_marker(run: Any) -> bool:

@@ -23,6 +23,8 @@ def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns lands in the temp dir
     # job logs and the launcher lock per test: tests run in parallel (pytest -n 2) must not share a launcher
     monkeypatch.setenv("RECDASH_JOBS_DIR", str(tmp_path / "jobs"))
+    # runs snapshots (recdash.snapshot) per test, never in ~/.cache: a restart test makes its own loaders
+    monkeypatch.setenv("RECDASH_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
     mlflow.set_tracking_uri(uri)
     # the fluent API remembers the last experiment id process-wide; it belongs to the previous test's store
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)

@@ -266,3 +266,32 @@ def test_workers_creating_optunas_tables_at_once_do_not_collide(team: TeamStack)
         outs = [p.communicate(timeout=120) for p in procs]
         failed = [err.strip().splitlines()[-1:] for (out, err) in outs if out.strip() != "opened"]
         assert not failed, failed
+
+
+def test_backend_database_url_reads_postgres_read_only_and_sees_tag_edits(
+    team: TeamStack, sweep: SweepOutcome, via_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RECDASH_BACKEND_DB_URL: the Runs table straight from the server's PostgreSQL, read-only, with a tag edited
+    on a finished run seen at the next refresh (the per-run tag hash, computed by PostgreSQL's hashtext)."""
+    from sqlalchemy import text
+
+    from recdash import tracking
+
+    exp_id = _experiment_id(via_server)
+    monkeypatch.setenv("RECDASH_BACKEND_DB_URL", team.backend_store_uri)
+    loader = tracking.RunsLoader(via_server, snapshot=False)
+    assert loader.uses_sql and not loader.notice
+    before = loader.load([exp_id])
+    over_http = tracking.RunsLoader(via_server, fast_path=False, snapshot=False).load([exp_id])
+    assert set(before["run_id"]) == set(over_http["run_id"])
+    finished = before.loc[before["status"] == "FINISHED", "run_id"].iloc[0]
+    client = mlflow.MlflowClient(via_server)
+    client.set_tag(finished, "team.review", "ok")
+    try:
+        after = loader.load([exp_id]).set_index("run_id")
+        assert after.loc[finished, "tags.team.review"] == "ok"
+        assert loader.uses_sql
+    finally:
+        client.delete_tag(finished, "team.review")
+    with pytest.raises(Exception, match="read-only transaction"), loader._store.engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET name = 'written'"))
