@@ -276,7 +276,11 @@ def test_sql_refresh_sees_edits_of_finished_runs(finished_store) -> None:
 
 
 def test_truncated_or_foreign_snapshot_is_discarded(finished_store, tmp_path: Path) -> None:
-    uri, exps, _ = finished_store
+    shared_uri, exps, _ = finished_store
+    # a store of its own: a loader of an earlier test on the shared store may still be writing that store's snapshot
+    own = tmp_path / "own.db"
+    shutil.copyfile(shared_uri.removeprefix("sqlite:///"), own)
+    uri = f"sqlite:///{own}"
     loader = RunsLoader(uri)
     expected = _comparable(loader.load(exps))
     loader.save_snapshot()
@@ -294,5 +298,5 @@ def test_truncated_or_foreign_snapshot_is_discarded(finished_store, tmp_path: Pa
         assert not RunsLoader(uri)._restored and not path.exists()
     # the snapshot of another store is never read for this one
     copy = tmp_path / "copy.db"
-    shutil.copyfile(uri.removeprefix("sqlite:///"), copy)
+    shutil.copyfile(own, copy)
     assert snapshot.snapshot_path(f"sqlite:///{copy}") != snapshot.snapshot_path(uri)
