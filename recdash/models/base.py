@@ -586,6 +586,9 @@ class Recommendations(pd.DataFrame):
         return pd.DataFrame(self).to_dict(orient, *args, **kwargs)
 
 
+_OUTPUT_INDEX = pd.Index(OUTPUT_COLUMNS, dtype=object)  # built once: inferring its dtype costs more than scoring
+
+
 def output_frame(
     user_id: np.ndarray, rank: np.ndarray, item_id: np.ndarray, score: np.ndarray, source: np.ndarray
 ) -> pd.DataFrame:
@@ -597,7 +600,7 @@ def output_frame(
     arrays = [user_id, rank.astype(np.int64, copy=False), item_id, score.astype(np.float64, copy=False), source]
     try:
         return Recommendations._from_arrays(
-            arrays, columns=pd.Index(OUTPUT_COLUMNS), index=pd.RangeIndex(len(rank)), verify_integrity=False
+            arrays, columns=_OUTPUT_INDEX, index=pd.RangeIndex(len(rank)), verify_integrity=False
         )
     except (AttributeError, TypeError):  # pragma: no cover - a pandas without the private constructor
         return Recommendations(dict(zip(OUTPUT_COLUMNS, arrays, strict=True)), copy=False)
