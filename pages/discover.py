@@ -600,19 +600,24 @@ def experiment_view(uri: str, cat: catalog.Catalog, experiment_id: str, read_onl
     c[2].metric("Last activity", when(exp["last_update"]))
     if exp["description"]:
         st.text(exp["description"])
+    datasets_table(cat, runs, "experiment_datasets")
+    st.subheader("Runs")
+    runs_frame(runs, "experiment_runs")
+    tags = {k: v for k, v in exp["tags"].items() if not k.startswith(("mlflow.", annotations.DATASET_PREFIX))}
+    editor(uri, annotations.Target("experiment", experiment_id), exp["description"], tags, read_only)
+
+
+def datasets_table(cat: catalog.Catalog, runs: pd.DataFrame, key: str) -> None:
+    """The datasets ``runs`` trained on, with how many of them used each and a link to its view."""
     data = catalog.datasets_of(cat, runs)
     if len(data):
         st.subheader("Datasets")
         st.dataframe(
             data[["name", "digest", "used_by"]].assign(link=links("dataset", data["digest"])),
             hide_index=True,
-            key="experiment_datasets",
+            key=key,
             column_config={"used_by": st.column_config.NumberColumn("runs"), "link": link_column()},
         )
-    st.subheader("Runs")
-    runs_frame(runs, "experiment_runs")
-    tags = {k: v for k, v in exp["tags"].items() if not k.startswith(("mlflow.", annotations.DATASET_PREFIX))}
-    editor(uri, annotations.Target("experiment", experiment_id), exp["description"], tags, read_only)
 
 
 def person_view(cat: catalog.Catalog, user: str) -> None:
@@ -640,15 +645,7 @@ def person_view(cat: catalog.Catalog, user: str) -> None:
             key="person_models",
             column_config={"link": link_column()},
         )
-    data = catalog.datasets_of(cat, runs)
-    if len(data):
-        st.subheader("Datasets")
-        st.dataframe(
-            data[["name", "digest", "used_by"]].assign(link=links("dataset", data["digest"])),
-            hide_index=True,
-            key="person_datasets",
-            column_config={"used_by": st.column_config.NumberColumn("runs"), "link": link_column()},
-        )
+    datasets_table(cat, runs, "person_datasets")
     experiments = runs.groupby(["experiment_id", "experiment"], dropna=False).size().rename("runs").reset_index()
     if len(experiments):
         st.subheader("Experiments")

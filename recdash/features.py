@@ -263,8 +263,7 @@ def builtin_features(ds: Dataset, kind: str) -> FeatureTable:
     frame = meta.copy()
     if kind == "item" and "decade" not in frame.columns and "year" in frame.columns:
         year = pd.to_numeric(frame["year"], errors="coerce")
-        frame["decade"] = (year // 10 * 10).astype("Int64").astype(str).str.replace("<NA>", "", regex=False) + "s"
-        frame.loc[year.isna().to_numpy(), "decade"] = None
+        frame["decade"] = [f"{int(y) // 10 * 10}s" if pd.notna(y) else None for y in year]
     _require(frame, {id_column: "", **wanted}, f"dataset {ds.name!r}'s {kind} metadata")
     frame = frame[[id_column, *wanted]].drop_duplicates(id_column).reset_index(drop=True)
     frame[id_column] = frame[id_column].astype(str)
@@ -287,16 +286,18 @@ def read_feature_table(path: str | Path, kind: str, ds: Dataset | None = None) -
     if not p.is_file():
         raise FeatureError(f"--{kind}-features: file not found: {p}")
     try:
-        if p.suffix.lower() in (".parquet", ".pq") or p.read_bytes()[:4] == b"PAR1":
+        with p.open("rb") as fh:
+            head = fh.read(4096)  # enough to tell Parquet and find the CSV separator; the file is read once below
+        if p.suffix.lower() in (".parquet", ".pq") or head[:4] == b"PAR1":
             raw = pd.read_parquet(p)
         else:
-            header = p.read_bytes()[:4096].decode("utf-8", errors="replace").splitlines()[:1] or [""]
+            header = head.decode("utf-8", errors="replace").splitlines()[:1] or [""]
             # comma, tab or semicolon, whichever the header uses ("|" separates a multi-hot column's values)
             sep = max([",", "\t", ";"], key=header[0].count)
             raw = pd.read_csv(p, sep=sep, dtype={id_column: str}, encoding="utf-8-sig")
     except Exception as exc:
         raise FeatureError(f"{p.name}: not a readable CSV or Parquet table ({type(exc).__name__}: {exc})") from None
-    where = f"{p.name}"
+    where = p.name
     raw.columns = [str(c).strip() for c in raw.columns]
     if id_column not in raw.columns:
         raise FeatureError(f"{where}: needs a {id_column} column; found {', '.join(raw.columns) or 'no columns'}")

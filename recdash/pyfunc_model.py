@@ -60,12 +60,8 @@ class RecdashModel(PythonModel):
         if not isinstance(exclude_seen, bool):
             raise _bad_input(f"exclude_seen must be true or false; got {exclude_seen!r}")
         users = [v if isinstance(v, str) else str(v) for v in values]
-        encoding = self.recommender.user_encoding
-        features = None
-        if encoding is not None and any(c in frame.columns for c in encoding.column_names):
-            features = frame[["user_id", *[c for c in encoding.column_names if c in frame.columns]]]
-        try:
-            return self.recommender.recommend(users, k=k, exclude_seen=exclude_seen, user_features=features)
+        try:  # attribute columns, if any, are picked out of the input by the model's own encoding
+            return self.recommender.recommend(users, k=k, exclude_seen=exclude_seen, user_features=frame)
         except FeatureError as exc:  # an attribute value the model does not know: the client's to fix
             raise _bad_input(str(exc)) from None
 

@@ -493,6 +493,7 @@ def _train_in_run(
     mlflow_dataset, lineage_info = lineage(dataset)
     _log_input(mlflow_dataset)
     feature_params: dict[str, str] = {}
+    notes: list[str] = []
     for table, spec in (
         (interactions.user_features, config.user_features),
         (interactions.item_features, config.item_features),
@@ -500,12 +501,10 @@ def _train_in_run(
         if table is not None:
             _log_input(feature_dataset(table, dataset.name), context="features")
             feature_params |= table.params(spec)
-            for warning in table.warnings:
-                print(f"note: {warning}", flush=True)
-    if any(t is not None and t.warnings for t in (interactions.user_features, interactions.item_features)):
-        notes = [
-            w for t in (interactions.user_features, interactions.item_features) if t is not None for w in t.warnings
-        ]
+            notes += table.warnings
+    for note in notes:
+        print(f"note: {note}", flush=True)
+    if notes:
         mlflow.set_tag("recdash.feature_notes", "\n".join(notes)[:5000])
     base_params = {**config.params(), **split.params(), **lineage_info, "dataset": config.dataset, **feature_params}
     baseline = Popularity().fit(interactions)  # the floor, and the ID maps every model fitted here shares

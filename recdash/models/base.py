@@ -465,7 +465,8 @@ class Recommender(ABC):
         columns = [c for c in self.user_encoding.column_names if c in user_features.columns]
         if not columns or "user_id" not in user_features.columns:
             return np.zeros((0, 0), dtype=np.float32), none
-        given = user_features.assign(user_id=user_features["user_id"].astype(str)).drop_duplicates("user_id")
+        given = user_features[["user_id", *columns]]
+        given = given.assign(user_id=given["user_id"].astype(str)).drop_duplicates("user_id")
         rows = given.set_index("user_id").reindex(pd.Index(users, dtype=object))[columns]
         has_any = rows.notna().any(axis=1).to_numpy() & ~known
         if not has_any.any():
