@@ -72,8 +72,14 @@ filter_string = st.text_input(
 )
 left, right = st.columns([3, 1])
 include_deleted = left.checkbox("Include deleted runs", key="include_deleted")
-if right.button("Refresh", key="refresh", help="Runs are re-read every 15 s; this re-reads them now."):
+if right.button(
+    "Refresh",
+    key="refresh",
+    help="Runs are re-read every 15 s; this re-reads them now. Over an MLflow server it also starts a check of "
+    "finished runs for edited tags, notes and names (a full read, in the background).",
+):
     clear_run_caches()
+    runs_loader(uri).check_finished_runs()
 
 if not chosen:
     st.info("Choose at least one experiment.")
@@ -87,6 +93,11 @@ except tracking.TrackingError as exc:
     stop_on_store_error(exc)
 if runs_loader(uri).notice:  # a configured fast path (RECDASH_BACKEND_DB_URL) could not be used
     st.caption(charts.escape_markdown(runs_loader(uri).notice))
+if runs_loader(uri).checking:
+    st.caption(
+        "Checking finished runs on the server for edited tags, notes and names (a full read in the background); "
+        "edits show at the next refresh after it ends."
+    )
 
 if runs.empty:
     st.info("No runs match. Clear the filter or choose other experiments or statuses.")

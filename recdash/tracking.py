@@ -964,7 +964,8 @@ class RunsLoader:
     over logged models; new, active, deleted/restored, renamed or re-tagged runs are re-read at the next refresh.
     MLflow servers (http/https): the first load fetches pages concurrently; a refresh reads new and active runs and
     the list of deleted runs, and every ``RECDASH_REST_RECHECK_S`` seconds (default 300) a full re-read in the
-    background catches tag, note and name edits of finished runs (``recheck()`` does it at once).
+    background catches tag, note and name edits of finished runs (``check_finished_runs()`` starts it at once,
+    ``recheck()`` does it in the caller's thread).
     Thread-safe (one lock), so it can live in st.cache_resource.
     """
 
@@ -1304,15 +1305,31 @@ class RunsLoader:
         runs = list(_search_all(self._client, experiment_ids, view_type=ViewType.ALL))
         return _assemble(_parts_from_runs(runs)), {r.info.run_id for r in runs if _run_has_model_marker(r)}
 
-    def _start_recheck(self) -> None:
+    def _start_recheck(self, *, now: bool = False) -> bool:
         """Over REST nothing tells that a finished run's tags, note or name changed, or that it was purged: every
-        RECDASH_REST_RECHECK_S seconds re-read everything in the background and swap it in (caller holds the lock)."""
-        if self._rest is None or not self._api_experiments or time.time() - self._full_read_at < self._recheck_s:
-            return
+        RECDASH_REST_RECHECK_S seconds (or ``now``) re-read everything in the background and swap it in (caller
+        holds the lock). True while such a re-read runs."""
+        if self._rest is None or not self._api_experiments:
+            return False
         if self._rechecking is not None and self._rechecking.is_alive():
-            return
+            return True
+        if not now and time.time() - self._full_read_at < self._recheck_s:
+            return False
         self._rechecking = threading.Thread(target=self.recheck, name="recdash-recheck", daemon=True)
         self._rechecking.start()
+        return True
+
+    def check_finished_runs(self) -> bool:
+        """The explicit check (the Runs page's Refresh): over an MLflow server, start the background re-read of
+        every loaded run now instead of at the next RECDASH_REST_RECHECK_S, so edits of finished runs show at a
+        refresh after it ends. True when one is running; False on SQL stores, whose every refresh checks them."""
+        with self._lock:
+            return self._start_recheck(now=True)
+
+    @property
+    def checking(self) -> bool:
+        """True while a background re-read of finished runs is running."""
+        return self._rechecking is not None and self._rechecking.is_alive()
 
     def recheck(self) -> None:
         """Re-read every run already loaded, replacing what is cached (tag/name/note edits, purged runs)."""

@@ -320,11 +320,11 @@ class TeamStack:
 
 
 @contextlib.contextmanager
-def team_stack(work_dir: Path, *, server_workers: int = 1) -> Iterator[TeamStack]:
+def team_stack(work_dir: Path, *, server_workers: int = 1, server_args: Sequence[str] = ()) -> Iterator[TeamStack]:
     """The whole team setup on loopback, torn down (processes and data dir) however the block exits."""
     cluster = start_postgres(databases=("mlflow", "optuna"))
     try:
-        server = start_mlflow_server(cluster.url("mlflow"), work_dir, workers=server_workers)
+        server = start_mlflow_server(cluster.url("mlflow"), work_dir, workers=server_workers, extra_args=server_args)
     except BaseException:
         cluster.stop()
         raise

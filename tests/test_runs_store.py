@@ -176,6 +176,16 @@ def test_rest_restart_uses_snapshot_and_sees_changes(served, small_pages, monkey
         rechecking.flush()
         after = rechecking.load(exps).set_index("run_id")
         assert after.loc[edited, "tags.group"] == "edited"
+        # the explicit check (Refresh on the Runs page) does not wait for the period
+        monkeypatch.setenv("RECDASH_REST_RECHECK_S", "300")
+        explicit = RunsLoader(server.url, snapshot=False)
+        explicit.load(exps)
+        client.set_tag(edited, "group", "edited again")
+        assert explicit.load(exps).set_index("run_id").loc[edited, "tags.group"] == "edited"  # within the period
+        assert explicit.check_finished_runs()
+        explicit.flush()
+        assert not explicit.checking
+        assert explicit.load(exps).set_index("run_id").loc[edited, "tags.group"] == "edited again"
     finally:
         client.restore_run(victim)
         client.delete_run(added.info.run_id)
