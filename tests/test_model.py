@@ -24,6 +24,7 @@ from recdash.models import (
     load,
     validate_k,
 )
+from recdash.models import base as models_base
 from recdash.models.base import csr_rows
 from recdash.models.ease import EASEParams
 from recdash.models.itemknn import ItemKNNParams
@@ -251,7 +252,8 @@ def test_hyperparams_from_mlflow_strings() -> None:
     assert (hp.factors, hp.loss, hp.alpha) == (16, "bpr", 0.05)
 
 
-def test_rankings_match_rankfmc_recommend() -> None:
+@pytest.mark.parametrize("block_users", [None, 7], ids=["one-block", "blocks-of-7-users"])
+def test_rankings_match_rankfmc_recommend(block_users: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     users = rng.integers(0, 60, 3000).astype(str)
     items = rng.zipf(1.5, 3000).clip(max=80).astype(str)
@@ -259,6 +261,8 @@ def test_rankings_match_rankfmc_recommend() -> None:
     rec = RankFM(Hyperparams(factors=8, loss="warp"), seed=1).fit(Interactions.from_frame(train), epochs=3)
     user_ids = sorted(train["user_id"].unique())
     theirs = rec.model.recommend(user_ids, n_items=10, filter_previous=True)
+    if block_users:  # recommend() scores users in blocks of ~1 MB of scores: here 60 users make 9 blocks
+        monkeypatch.setattr(models_base, "_BLOCK_SCORES", block_users * rec.n_items)
     ours = rec.recommend(user_ids, k=10)
     for u in user_ids:
         mine = ours.loc[ours["user_id"] == u, "item_id"].tolist()
