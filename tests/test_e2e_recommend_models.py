@@ -37,15 +37,21 @@ SYNTHETIC = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
 def overflowing_tables(page: Page) -> list[tuple[int, int, list[str]]]:
     """(content width, visible width, header) of every st.dataframe wider than its box, i.e. with columns cut off
-    behind a horizontal scroll bar (glide-data-grid scrolls inside its ``.dvn-scroller``)."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].flatMap(frame => {
-            const scroller = frame.querySelector('.dvn-scroller');
-            if (!scroller || scroller.scrollWidth <= scroller.clientWidth + 1) return [];
-            const header = [...frame.querySelectorAll('table thead th')].map(th => th.textContent.trim());
-            return [[scroller.scrollWidth, scroller.clientWidth, header]];
-        })"""
-    )
+    behind a horizontal scroll bar (glide-data-grid scrolls inside its ``.dvn-scroller``). The header comes from the
+    accessible table, which a grid fills only once painted: an overflowing grid is scrolled into view and waited for
+    (read at once, a grid below the fold or still painting gave an empty header)."""
+    wide = []
+    frames = page.locator('[data-testid="stDataFrame"]')
+    for i in range(frames.count()):
+        frame = frames.nth(i)
+        widths = frame.evaluate(
+            "f => { const s = f.querySelector('.dvn-scroller'); return s ? [s.scrollWidth, s.clientWidth] : null; }"
+        )
+        if widths is None or widths[0] <= widths[1] + 1:
+            continue
+        frame.scroll_into_view_if_needed()
+        wide.append((widths[0], widths[1], header(frame)))
+    return wide
 
 
 def header(grid: Locator) -> list[str]:
