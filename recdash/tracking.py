@@ -1311,7 +1311,7 @@ class RunsLoader:
         holds the lock). True while such a re-read runs."""
         if self._rest is None or not self._api_experiments:
             return False
-        if self._rechecking is not None and self._rechecking.is_alive():
+        if self.checking:
             return True
         if not now and time.time() - self._full_read_at < self._recheck_s:
             return False

@@ -37,9 +37,7 @@ SYNTHETIC = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
 def overflowing_tables(page: Page) -> list[tuple[int, int, list[str]]]:
     """(content width, visible width, header) of every st.dataframe wider than its box, i.e. with columns cut off
-    behind a horizontal scroll bar (glide-data-grid scrolls inside its ``.dvn-scroller``). The header comes from the
-    accessible table, which a grid fills only once painted: an overflowing grid is scrolled into view and waited for
-    (read at once, a grid below the fold or still painting gave an empty header)."""
+    behind a horizontal scroll bar (glide-data-grid scrolls inside its ``.dvn-scroller``)."""
     wide = []
     frames = page.locator('[data-testid="stDataFrame"]')
     for i in range(frames.count()):
@@ -49,13 +47,14 @@ def overflowing_tables(page: Page) -> list[tuple[int, int, list[str]]]:
         )
         if widths is None or widths[0] <= widths[1] + 1:
             continue
-        frame.scroll_into_view_if_needed()
         wide.append((widths[0], widths[1], header(frame)))
     return wide
 
 
 def header(grid: Locator) -> list[str]:
-    """Column names of an st.dataframe, from the accessible table the canvas grid fills after its first paint."""
+    """Column names of an st.dataframe, from the accessible table the canvas grid fills after its first paint (a grid
+    below the fold is not painted: scrolled into view first; read at once, a grid still painting had no header)."""
+    grid.scroll_into_view_if_needed()
     cells = grid.locator("table thead th")
     cells.first.wait_for(state="attached")
     return [c.strip() for c in cells.all_text_contents()]
