@@ -262,9 +262,9 @@ def main() -> None:
         refresh_s = statistics.median(refresh_times)
         print(f"refresh, nothing changed: {refresh_s * 1000:.1f} ms (median of 7)", flush=True)
         # the part of every refresh that catches tag/note/name edits of finished runs (a hash of their tags)
-        from recdash.tracking import _sql_tag_hashes
+        from recdash.tracking.sql import _tag_hashes
 
-        tag_check_s, hashes = best_of(lambda: _sql_tag_hashes(loader._store, [int(experiment_id)]), repeats=5)
+        tag_check_s, hashes = best_of(lambda: _tag_hashes(loader._source.store, [int(experiment_id)]), repeats=5)
         assert len(hashes) == args.runs
         print(f"tag hash of finished runs (part of each refresh): {tag_check_s * 1000:.1f} ms", flush=True)
 

@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from recdash import filestore, tracking
+from recdash import tracking
+from recdash.tracking import filestore
 from recdash.charts import escape_markdown
 
 # A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.

@@ -28,7 +28,8 @@ from recdash.features import BUILTIN_ITEM_COLUMNS, BUILTIN_USER_COLUMNS, Feature
 from recdash.metrics import METRICS
 from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
 from recdash.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
-from recdash.tracking import TrackingError, run_label
+from recdash.contract import run_label
+from recdash.tracking import TrackingError
 
 ACTIVE_POLL = "2s"  # while a job of this store is queued, running or cancelling
 IDLE_POLL = "30s"  # otherwise: only to notice jobs queued from another tab or machine

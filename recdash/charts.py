@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from recdash import comparison as cmp
 from recdash.comparison import METRIC, MISSING, PARAM, RunStyle, as_float
 from recdash.model import HYPERPARAMS
-from recdash.tracking import run_label
+from recdash.contract import run_label
 
 TAG_PREFIX = "tags."
 PARAM_PREFIX = PARAM

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recdash.tracking import run_label
+from recdash.contract import run_label
 
 PARAM = "params."
 METRIC = "metrics."

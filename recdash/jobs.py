@@ -32,7 +32,8 @@ import pandas as pd
 
 from recdash.datasets import SPLIT_METHODS
 from recdash.flags import TAG_PROCESS_START, proc_stat, process_start
-from recdash.tracking import check_writable, is_file_store, metric_histories, run_label
+from recdash.contract import run_label
+from recdash.tracking import check_writable, is_file_store, metric_histories
 from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
 
 TAG_JOB_STATE = "recdash.job_state"

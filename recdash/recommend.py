@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recdash import tracking
+from recdash import contract, tracking
+from recdash.contract import MLFLOW_LOG_MODEL_HISTORY
 from recdash.datasets import Dataset, DatasetError, Split, load_dataset, split_dataset
 from recdash.features import FeatureEncoding
 from recdash.models import OUTPUT_COLUMNS, Recommender, validate_k
+from recdash.tracking.client import history_model_paths, logged_model_ready
 
 CONTRACT = (
     "The Recommend page needs a pyfunc model that follows the recdash predict contract: input a DataFrame with a "
@@ -107,14 +109,14 @@ def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     covered: set[tuple[str, str]] = set()
     for m in models:
-        if not tracking.logged_model_ready(m.status):
+        if not logged_model_ready(m.status):
             continue  # a model whose upload never finished has no files to load
         run = runs.get(m.source_run_id or "")
         rows.append(_source_row(names, run, m.experiment_id, m.name, m.model_id, m.creation_timestamp, m.model_uri))
         if m.source_run_id:
             covered.add((m.source_run_id, m.name))
     for run in runs.values():
-        for path in tracking.history_model_paths(run.data.tags.get(tracking.LOG_MODEL_HISTORY_TAG)):
+        for path in history_model_paths(run.data.tags.get(MLFLOW_LOG_MODEL_HISTORY)):
             if (run.info.run_id, path) in covered:
                 continue
             covered.add((run.info.run_id, path))
@@ -139,7 +141,7 @@ def _source_row(
     experiment = names.get(experiment_id, experiment_id)
     if run is not None:  # run names repeat (sweeps, reruns): the short id and start time tell them apart
         started = pd.to_datetime(start, unit="ms").strftime("%Y-%m-%d %H:%M") if start else "not started"
-        who = f"{tracking.run_label(run_name, run_id)} ({run_id[:8]}, {started})"
+        who = f"{contract.run_label(run_name, run_id)} ({run_id[:8]}, {started})"
     else:
         who = f"no run ({(model_id or '')[:12]})"
     return {
@@ -236,7 +238,7 @@ def model_label(model_uri: str, tracking_uri: str | None = None) -> str:
                 return uri
             parts.append(f"run {run_id[:8]}")
         else:
-            label = tracking.run_label(run.info.run_name, run_id)
+            label = contract.run_label(run.info.run_name, run_id)
             parts.append(f"run {label}" + (f" ({run_id[:8]})" if label != run_id[:8] else ""))
             parts.append(f"experiment {experiment}")
     if artifact and artifact != "model":
@@ -324,7 +326,7 @@ def missing_artifact_location(model_uri: str, tracking_uri: str | None = None) -
     """The local folder a ``runs:/``, ``models:/<model_id>`` or ``models:/<name>/<version>`` URI's files should be
     in, when the store's artifact root for it is not on this machine (a store moved or copied from elsewhere);
     None otherwise, including for files missing from a root that exists (the caller reports those)."""
-    from recdash.filestore import local_path
+    from recdash.tracking.filestore import local_path
 
     client = _client(tracking_uri)
     uri = model_uri.strip()

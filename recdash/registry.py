@@ -63,7 +63,7 @@ def _translated(client: MlflowClient, action: str) -> Iterator[None]:
     """Turn MlflowException into RegistryError (registry unavailable) or ValueError (bad input), with context."""
     from mlflow.exceptions import MlflowException
 
-    from recdash.filestore import ReadOnlyStoreError
+    from recdash.tracking.filestore import ReadOnlyStoreError
 
     try:
         yield
@@ -257,7 +257,8 @@ def run_versions(run_id: str, client: MlflowClient | None = None) -> list[tuple[
 def _model_source(client: MlflowClient, run_id: str, artifact_path: str) -> tuple[str, str | None]:
     """The source URI and model id to register for the model ``run_id`` logged as ``artifact_path``: its MLflow 3
     logged model, else the ``runs:/`` URI of a model listed in its MLflow 2 history tag (what MLflow itself does)."""
-    from recdash.tracking import LOG_MODEL_HISTORY_TAG, history_model_paths, logged_model_ready
+    from recdash.contract import MLFLOW_LOG_MODEL_HISTORY as LOG_MODEL_HISTORY_TAG
+    from recdash.tracking.client import history_model_paths, logged_model_ready
 
     run = _call(client, f"read run {run_id!r}", lambda: client.get_run(run_id))
     found = _call(

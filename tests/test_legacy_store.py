@@ -17,7 +17,8 @@ from legacy_store import MISSING_MODEL_TRIAL, MODEL_TRIAL, RUN_COUNT, build_lega
 from mlflow.tracking import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from recdash import filestore, jobs, registry, tracking
+from recdash import jobs, registry, tracking
+from recdash.tracking import filestore
 from recdash import recommend as rx
 from recdash.train import ConfigError, TrainConfig, train
 

@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from recdash import jobs
-from recdash.tracking import run_label
+from recdash.contract import run_label
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(180)

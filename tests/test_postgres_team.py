@@ -293,5 +293,5 @@ def test_backend_database_url_reads_postgres_read_only_and_sees_tag_edits(
         assert loader.uses_sql
     finally:
         client.delete_tag(finished, "team.review")
-    with pytest.raises(Exception, match="read-only transaction"), loader._store.engine.begin() as conn:
+    with pytest.raises(Exception, match="read-only transaction"), loader._source.store.engine.begin() as conn:
         conn.execute(text("UPDATE runs SET name = 'written'"))

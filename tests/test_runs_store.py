@@ -18,7 +18,8 @@ from mlflow.entities import Metric, Param, RunTag
 from pg_helpers import MlflowServer, start_mlflow_server
 
 from recdash import snapshot
-from recdash.tracking import RunsLoader, _sql_store
+from recdash.tracking import RunsLoader
+from recdash.tracking.client import sql_store
 
 T0 = 1_700_000_000_000
 
@@ -56,7 +57,7 @@ def _bulk_runs(uri: str, exp: str, n: int, *, same_start: int = 0) -> list[str]:
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
     from sqlalchemy import insert
 
-    store = _sql_store(MlflowClient(uri))
+    store = sql_store(MlflowClient(uri))
     runs, params, metrics, tags = [], [], [], []
     for i in range(n):
         rid = uuid.uuid4().hex
@@ -137,7 +138,7 @@ def test_backend_database_read_only_and_fallback(served, monkeypatch: pytest.Mon
     pd.testing.assert_frame_equal(_comparable(loader.load(exps)), expected)
     from sqlalchemy import text
 
-    with pytest.raises(Exception, match=r"readonly|read-only|read only"), loader._store.engine.begin() as conn:
+    with pytest.raises(Exception, match=r"readonly|read-only|read only"), loader._source.store.engine.begin() as conn:
         conn.execute(text("UPDATE runs SET name = 'hacked'"))
     # a database that is not the server's: one-line notice, and the server is used instead
     other = Path(db.removeprefix("sqlite:///")).with_name("other.db")
@@ -260,7 +261,7 @@ def test_sql_restart_with_snapshot_sees_every_kind_of_change(finished_store) -> 
     nothing_changed = RunsLoader(uri)
     assert nothing_changed._restored
     pd.testing.assert_frame_equal(_comparable(nothing_changed.load(exps)), _comparable(loader.load(exps)))
-    assert nothing_changed._version == 1  # every run checked against the store, none re-read
+    assert nothing_changed._cache.version == 1  # every run checked against the store, none re-read
     for what in CHANGES:
         run_id = _change(client, exps, ids, what)
         restarted = RunsLoader(uri)  # a new "app start" on the last snapshot
@@ -301,6 +302,7 @@ def test_truncated_or_foreign_snapshot_is_discarded(finished_store, tmp_path: Pa
     again = RunsLoader(uri)
     assert not again._restored and not path.exists()
     pd.testing.assert_frame_equal(_comparable(again.load(exps)), expected)
+    again.flush()  # its own snapshot write must not land over the files written below
     # another format version, or a file made for another store under this name: discarded too
     frame = pd.DataFrame({"run_id": ["x"]})
     for meta in ({"uri": uri, "format": snapshot.FORMAT_VERSION + 1}, {"uri": uri + "-other"}):

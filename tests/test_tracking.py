@@ -25,15 +25,14 @@ from recdash.tracking import (
     FilterError,
     RunsLoader,
     TrackingError,
-    _api_histories,
-    _sql_histories,
-    _sql_store,
     check_store,
     list_experiments,
     metric_histories,
     runs_with_models,
     tracking_uri,
 )
+from recdash.tracking.client import sql_store
+from recdash.tracking.histories import _api_histories, _sql_histories
 
 
 class _Echo(mlflow.pyfunc.PythonModel):
@@ -185,7 +184,7 @@ def _bulk_runs(uri: str, experiment_id: str, n: int) -> None:
     from mlflow.store.tracking.dbmodels.models import SqlParam, SqlRun
     from sqlalchemy import insert
 
-    store = _sql_store(MlflowClient(uri))
+    store = sql_store(MlflowClient(uri))
     t0 = int(time.time() * 1000)
     runs = [
         {
@@ -367,7 +366,7 @@ def test_metric_histories_downsample(fresh_uri: str) -> None:
     assert set(df.loc[df["run_id"] == long_run, "key"]) == {"loss"}
 
     # the SQL read and the concurrent API read see the same raw points
-    store = _sql_store(client)
+    store = sql_store(client)
     key_cols = ["run_id", "key", "step", "timestamp"]
     sql = _sql_histories(store, [long_run, short_run], ["loss", "acc"]).sort_values(key_cols).reset_index(drop=True)
     api = _api_histories(client, [long_run, short_run], ["loss", "acc"]).sort_values(key_cols).reset_index(drop=True)

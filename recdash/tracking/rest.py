@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
+import logging
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-PAGE_SIZE = 1000  # the server's maximum page is 50,000, but big pages serialise the server's work
+import pandas as pd
+
+from recdash import settings
+from recdash.tracking.api import ApiSource
+from recdash.tracking.client import short_reason
+from recdash.tracking.frame import assemble, json_has_model_marker, parts_from_json
+
+_log = logging.getLogger(__name__)
+
 _ORDER_DESC = ["attributes.start_time DESC"]
+
+
 _ORDER_ASC = ["attributes.start_time ASC"]
-
-
-def rest_workers() -> int:
-    """Threads for the first load ($RECDASH_REST_WORKERS, default 8): a little above the server's workers is best."""
-    try:
-        return max(1, int(os.environ.get("RECDASH_REST_WORKERS", "8")))
-    except ValueError:
-        return 8
 
 
 class RestSearch:
@@ -39,8 +41,7 @@ class RestSearch:
 
         self.uri = uri
         self._creds = get_default_host_creds(uri)
-        # $RECDASH_REST_PAGE_SIZE exists for tests: a few hundred runs then exercise range splitting
-        self.page_size = int(os.environ.get("RECDASH_REST_PAGE_SIZE") or PAGE_SIZE)
+        self.page_size = settings.REST_PAGE_SIZE.get()
 
     def page(
         self,
@@ -103,7 +104,7 @@ def search_concurrent(
     millisecond) follows the page token instead. Runs without a start time (MLflow always sets one) are not found
     by ranges: an experiment whose oldest run has none is read with plain paging.
     """
-    workers = workers or rest_workers()
+    workers = workers or settings.REST_WORKERS.get()
     found: dict[str, dict[str, Any]] = {}
 
     def paged(exp: str) -> tuple[list[dict[str, Any]], list[tuple[str, int, int]]]:
@@ -150,3 +151,26 @@ def search_concurrent(
 def run_id(run: dict[str, Any]) -> str:
     info = run["info"]
     return str(info.get("run_id") or info["run_uuid"])
+
+
+class RestSource(ApiSource):
+    """An MLflow server: the first load fetches pages concurrently (:func:`search_concurrent`), a refresh is the API
+    source's, and every ``RECDASH_REST_RECHECK_S`` seconds a full re-read in the background catches tag, note and
+    name edits of finished runs and purged runs (nothing in the REST API tells them apart)."""
+
+    rechecks = True
+
+    def __init__(self, uri: str, client: Any) -> None:
+        super().__init__(uri, client)
+        self.rest = RestSearch(uri)
+
+    def read_all(self, experiment_ids: Sequence[str]) -> tuple[pd.DataFrame, set[str]]:
+        try:
+            raw = search_concurrent(self.rest, experiment_ids)
+            return assemble(parts_from_json(raw)), {run_id(r) for r in raw if json_has_model_marker(r)}
+        except Exception as exc:
+            _log.warning("Concurrent read of %s failed (%s); reading page by page", self.uri, short_reason(exc))
+        return super().read_all(experiment_ids)
+
+    def recheck_due(self, now: float) -> bool:
+        return bool(self._experiments) and now - self.full_read_at >= settings.REST_RECHECK_S.get()

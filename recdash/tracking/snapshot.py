@@ -21,25 +21,18 @@ from typing import Any
 
 import pandas as pd
 
+from recdash import settings
+
 _log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-run columns come from the source (recdash.tracking.source)
 _META_KEY = b"recdash.snapshot"
-
-
-def snapshot_dir() -> Path:
-    """$RECDASH_SNAPSHOT_DIR, else <$RECDASH_CACHE_DIR or ~/.cache/recdash>/runs-snapshots (read at call time)."""
-    explicit = os.environ.get("RECDASH_SNAPSHOT_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    cache = os.environ.get("RECDASH_CACHE_DIR") or str(Path.home() / ".cache" / "recdash")
-    return Path(cache).expanduser() / "runs-snapshots"
 
 
 def snapshot_path(uri: str, folder: Path | None = None) -> Path:
     """The snapshot file of a store: a hash of its URI, so credentials in the URI never become a file name."""
     digest = hashlib.sha256(uri.encode()).hexdigest()[:24]
-    return (folder or snapshot_dir()) / f"runs-{digest}.parquet"
+    return (folder or settings.SNAPSHOT_DIR.get()) / f"runs-{digest}.parquet"
 
 
 def save(path: Path, frame: pd.DataFrame, meta: dict[str, Any]) -> None:
