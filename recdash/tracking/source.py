@@ -55,7 +55,6 @@ class RunsCache:
 
 class RunSource(ABC):
     """Reads the runs of one store and keeps what it needs to tell, at the next refresh, which of them changed."""
-        return None  # optional hook
 
     kind: ClassVar[str]  # written into the snapshot: a snapshot made by another kind of source is not used
     rechecks: ClassVar[bool] = False  # True: edits of finished runs are only seen by a periodic full re-read
@@ -82,10 +81,10 @@ class RunSource(ABC):
 
     def forget(self) -> None:
         """The cache was emptied: forget what was read, so the next sync reads everything."""
+        return None  # optional hook
 
     def snapshot_meta(self) -> dict[str, Any]:
         """What the source needs to trust a snapshot later (JSON), besides the runs themselves."""
-        return None  # optional hook
         return {}
 
     def snapshot_columns(self, run_ids: pd.Index) -> dict[str, list[str]]:
@@ -94,6 +93,7 @@ class RunSource(ABC):
 
     def restore(self, meta: dict[str, Any], frame: pd.DataFrame) -> None:
         """Take back :meth:`snapshot_meta` and :meth:`snapshot_columns` from a snapshot (raise to refuse it)."""
+        return None  # optional hook
 
     # periodic re-reads (sources with ``rechecks``)
     def recheck_due(self, now: float) -> bool:
@@ -109,8 +109,8 @@ class RunSource(ABC):
 
     def after_full_read(self, started: float, run_ids: pd.Index, markers: set[str]) -> None:
         """A full re-read that began at ``started`` replaced these runs."""
+        return None  # optional hook
 
     def force_recheck(self) -> None:
         """Make the next sync compare every run again (a store whose every sync checks runs)."""
-        return None  # optional hook
         return None  # optional hook
