@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import mlflow
 import pandas as pd
 
-from recdash.datasets import load_dataset, split_dataset
-from recdash.features import builtin_features
+from recdash.data import load_dataset, split_dataset
+from recdash.data.features import builtin_features
 from recdash.models import Interactions, RankFM
 from recdash.serving import log_model
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from _timing import best_of
 from rankfmc import RankFM, evaluation
 
-from recdash.datasets import load_dataset, split_dataset
-from recdash.metrics import evaluate, interaction_matrix
+from recdash.data import load_dataset, split_dataset
+from recdash.evaluation.metrics import evaluate, interaction_matrix
 
 K = 10
 REPEATS = 3

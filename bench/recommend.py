@@ -41,7 +41,8 @@ from _timing import best_of
 from recdash import recommend as rx
 from recdash.models import Interactions, RankFM
 from recdash.serving import log_model, model_signature
-from recdash.train import TrainConfig, load_data
+from recdash.config import TrainConfig
+from recdash.training.run import load_data
 
 EPOCHS = 10
 N_SINGLE = 200

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from _timing import best_of
 
-from recdash.datasets import load_dataset, split_dataset
+from recdash.data import load_dataset, split_dataset
 from recdash.models import EASE, Interactions, ItemKNN, Recommender
-from recdash.train import HeldOut
+from recdash.evaluation.heldout import HeldOut
 
 K = 10
 REPEATS = 3

@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from recdash.models import Interactions, RankFM
 from recdash.serving import log_model, model_signature
-from recdash.train import TrainConfig, load_data
+from recdash.config import TrainConfig
+from recdash.training.run import load_data
 
 EPOCHS = 10
 WARMUP = 100

@@ -71,7 +71,8 @@ def _template(uri: str) -> tuple[dict[str, str], dict[str, float], dict[str, str
     """Params, final metrics and tags of one real (tiny) recdash training run logged through the server."""
     import mlflow
 
-    from recdash.train import TrainConfig, train
+    from recdash.config import TrainConfig
+    from recdash.training.run import train
 
     mlflow.set_tracking_uri(uri)
     config = TrainConfig(

@@ -16,7 +16,8 @@ import mlflow
 import numpy as np
 from rankfmc import RankFM
 
-from recdash.train import TrainConfig, load_data, train
+from recdash.config import TrainConfig
+from recdash.training.run import load_data, train
 
 EPOCHS = 30
 

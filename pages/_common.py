@@ -11,7 +11,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from recdash import tracking
 from recdash.tracking import filestore
-from recdash.charts import escape_markdown
+from recdash.views.text import escape_markdown
 
 # A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.
 filestore.install()

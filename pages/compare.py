@@ -15,9 +15,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._common import ensure_router, experiments_table, runs_table, stop_on_store_error
-from recdash import catalog, charts, tracking
+from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
-from recdash.comparison import RunStyle
+from recdash.views import charts, tables
+from recdash.views.style import RunStyle
+from recdash.views.text import escape_markdown, parse_run_ids
 
 MAX_COMPARE = 100  # beyond this, learning curves and bars stop being readable and the URL gets long
 X_AXES = {"step": "Step", "wall_time": "Wall time", "relative_time": "Relative time"}
@@ -30,7 +32,7 @@ def histories(uri: str, run_ids: tuple[str, ...], key: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=60, show_spinner="Estimating importance…")
 def importance(runs: pd.DataFrame, metric: str, params: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
-    return cmp.importance(runs, metric, params, charts.lower_is_better(metric))
+    return cmp.importance(runs, metric, params, contract.lower_is_better(metric))
 
 
 @st.cache_resource(ttl=300, max_entries=64, show_spinner=False)
@@ -42,7 +44,7 @@ def figure(builder: str, *args: Any, **kwargs: Any) -> go.Figure:
 
 
 def pick_metric(label: str, metrics: list[str], key: str, default: str | None = None) -> str:
-    default = default if default in metrics else charts.preferred_metric(metrics) or metrics[0]
+    default = default if default in metrics else contract.preferred_metric(metrics) or metrics[0]
     return st.selectbox(label, metrics, index=metrics.index(default), key=key)
 
 
@@ -50,7 +52,7 @@ ensure_router()
 st.title("Compare runs")
 uri = tracking.tracking_uri()
 
-from_url = charts.parse_run_ids(st.query_params.get_all("runs"))
+from_url = parse_run_ids(st.query_params.get_all("runs"))
 if from_url:
     st.session_state["selected_runs"] = from_url
 requested: list[str] = list(st.session_state.get("selected_runs", []))
@@ -83,7 +85,7 @@ if requested:
 else:
     st.info("No runs selected on the Runs page: showing the best runs of one dataset and split by a metric.")
     counts = groups_all.value_counts()
-    key_metric = charts.preferred_metric(charts.metric_names(all_runs))
+    key_metric = contract.preferred_metric(cmp.metric_names(all_runs))
     if key_metric:  # first the data most runs were scored on with the key metric
         scored = groups_all[np.isfinite(cmp.as_float(all_runs[f"metrics.{key_metric}"]))].value_counts()
         counts = counts.loc[sorted(counts.index, key=lambda g: (-scored.get(g, 0), -counts[g]))]
@@ -93,14 +95,14 @@ else:
         help="Runs are only ranked against runs evaluated on the same dataset and split.",
     )  # fmt: skip
     candidates = all_runs[groups_all == data]
-    group_metrics = charts.metric_names(candidates)
+    group_metrics = cmp.metric_names(candidates)
     if not group_metrics:
         st.warning("No run has logged a metric on this data, so there is nothing to rank.")
         st.stop()
     with middle:
         top_metric = pick_metric("Rank by", group_metrics, "top_metric")
     top_n = int(right.number_input("Top N", min_value=1, max_value=MAX_COMPARE, value=5, key="top_n"))
-    runs = charts.top_runs(candidates, top_metric, top_n).reset_index(drop=True)
+    runs = tables.top_runs(candidates, top_metric, top_n).reset_index(drop=True)
 
 if runs.empty:
     st.info("None of these runs can be shown.")
@@ -115,7 +117,7 @@ runs = runs.drop(columns=[c for c in logged if runs[c].isna().all()])
 run_ids = runs["run_id"].astype(str).tolist()
 style = RunStyle.of(runs, order=requested or run_ids, context=all_runs, context_groups=groups_all)
 groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
-metrics = charts.metric_names(runs)
+metrics = cmp.metric_names(runs)
 hyper = cmp.hyperparameters(runs)
 refs = cmp.references_for(groups, all_runs, groups_all)  # popularity, EASE, ItemKNN fitted on the same data and split
 
@@ -143,7 +145,7 @@ with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=Fal
     )
 warning = cmp.mixed_data_warning(groups)
 if warning:
-    st.warning(charts.escape_markdown(warning))
+    st.warning(escape_markdown(warning))
 
 # ---- repeats: the same configuration run with several seeds -----------------------------------------------------
 group_by = st.multiselect(
@@ -173,7 +175,7 @@ with final_tab:
         st.info("These runs have no metrics to compare.")
     elif final_tab.open:
         bar_default = [m for m in metrics if m.startswith("test_") and m.endswith(("ndcg_at_10", "recall_at_10"))]
-        key_metric = charts.preferred_metric(metrics) or metrics[0]
+        key_metric = contract.preferred_metric(metrics) or metrics[0]
         bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key_metric], key="bar_metrics")
         if bar_metrics and aggregate:
             summary = pd.concat(
@@ -183,7 +185,7 @@ with final_tab:
             )  # fmt: skip
             drawn = figure("config_bars_figure", summary, bar_metrics, runs, style, config_of, references=refs)
             st.plotly_chart(drawn, key="bars_chart")
-            st.dataframe(charts.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
+            st.dataframe(tables.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
         elif bar_metrics:
             st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style, references=refs), key="bars_chart")
         if any(charts.baseline_metric(m) for m in bar_metrics):
@@ -195,7 +197,7 @@ with final_tab:
                 "× best reference: the run's value over the best reference's (above 1: better, for this metric)."
             )
             st.container(key="reference_box").dataframe(
-                charts.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True, key="reference_table"
+                tables.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True, key="reference_table"
             )  # the box's key names it in the page
         elif bar_metrics:
             st.caption(
@@ -218,7 +220,7 @@ with segments_tab:
                 "Users are split into quartiles by how many training interactions they have (q1: the least "
                 "active); grey lines are the references on the same data."
             )
-        beyond = charts.beyond_accuracy_table(runs, groups, refs, style)
+        beyond = tables.beyond_accuracy_table(runs, groups, refs, style)
         if len(beyond.columns) > 3:
             st.subheader("Beyond accuracy")
             st.caption(
@@ -235,7 +237,7 @@ with curves_tab:
         c1, c2, c3 = st.columns([2, 2, 1])
         per_step = [m for m in metrics if m.startswith("val_")] or metrics
         with c1:
-            key = pick_metric("Metric", metrics, "history_metric", charts.preferred_metric(per_step))
+            key = pick_metric("Metric", metrics, "history_metric", contract.preferred_metric(per_step))
         x_axis = c2.radio("X axis", list(X_AXES), format_func=X_AXES.get, horizontal=True, key="history_x")
         smoothing = c3.slider(
             "Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing", help="Exponential moving average, as in TensorBoard."
@@ -243,12 +245,12 @@ with curves_tab:
         try:
             history = histories(uri, tuple(run_ids), key)
         except tracking.TrackingError as exc:
-            st.error(charts.escape_markdown(exc))
+            st.error(escape_markdown(exc))
         else:
             unreadable = [style.label(r) for r in history.attrs.get("unreadable", [])]
             if unreadable:
                 st.warning(
-                    charts.escape_markdown(
+                    escape_markdown(
                         f"The store could not give the history of {len(unreadable)} run(s), so they are not drawn: "
                         + ", ".join(unreadable)
                     )
@@ -306,9 +308,9 @@ with importance_tab:
         members = runs[groups == data_group]
         frame, note = importance(members, target, tuple(cmp.default_group_params(members)))
         if frame.empty:
-            st.info(charts.escape_markdown(note))
+            st.info(escape_markdown(note))
         else:
-            st.caption(charts.escape_markdown(note))
+            st.caption(escape_markdown(note))
             st.plotly_chart(figure("importance_figure", frame, target), key="importance_chart")
 
 with sweep_tab:
@@ -317,14 +319,14 @@ with sweep_tab:
     if sweep_tab.open and not in_view:
         st.info("None of these runs is a sweep or one of its trials. Select a sweep on the Runs page to see its views.")
     elif sweep_tab.open:
-        names = dict(zip(all_runs["run_id"].astype(str), charts.run_names(all_runs), strict=True))
+        names = dict(zip(all_runs["run_id"].astype(str), tables.run_names(all_runs), strict=True))
         sweep = st.selectbox("Sweep", in_view, format_func=lambda r: names.get(r, r[:8]), key="sweep")
         parent = all_runs[all_runs["run_id"] == sweep].iloc[0]
         trials = all_runs[all_runs["parent_run_id"] == sweep]
         objective = str(parent.get("params.objective_metric") or "")
         target = f"best_{objective}" if f"metrics.best_{objective}" in trials.columns else objective
         space = list(cmp.search_space(parent)) or cmp.varying(trials, cmp.hyperparameters(trials))
-        study = cmp.study_from_runs(trials, target, space, charts.lower_is_better(target)) if target else None
+        study = cmp.study_from_runs(trials, target, space, contract.lower_is_better(target)) if target else None
         if study is None:
             st.info("This sweep has fewer than two finished trials with its objective: nothing to plot yet.")
         else:
@@ -334,7 +336,7 @@ with sweep_tab:
             left_out = ", ".join(f"{n} {s.lower()}" for s, n in states.items() if s != "FINISHED")
             counted = f"{len(study.trials)} finished trials of {len(trials)}" + (f" ({left_out})" if left_out else "")
             st.caption(
-                charts.escape_markdown(
+                escape_markdown(
                     f"{counted}; objective {target}; searched: {', '.join(space)}. Optuna's own views, rebuilt from "
                     "the trial runs."
                 )
@@ -348,11 +350,11 @@ with sweep_tab:
             try:
                 st.plotly_chart(plots[chosen](study), key="sweep_chart")
             except (ValueError, RuntimeError) as exc:  # e.g. importance with one distinct value
-                st.info(charts.escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
+                st.info(escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
 
 with differ_tab:
     if differ_tab.open:
-        diff = charts.param_diff_table(runs, style.labels)
+        diff = tables.param_diff_table(runs, style.labels)
         if diff.empty:
             st.caption(
                 "All hyperparameters are the same for these runs."
@@ -363,7 +365,7 @@ with differ_tab:
             st.caption("The data and split each run used are its data group above, not a hyperparameter.")
             st.container(key="param_diff_box").dataframe(diff, key="param_diff")  # the box's key names it
 
-table = charts.comparison_table(runs, charts.param_names(runs), metrics, style)
+table = tables.comparison_table(runs, cmp.param_names(runs), metrics, style)
 st.download_button(
     "Download comparison (CSV, full precision)",
     table.to_csv(index=False).encode(),

@@ -26,8 +26,10 @@ from pages._common import (
     stop_on_store_error,
 )
 from recdash import annotations, catalog, registry, tracking
-from recdash.charts import escape_markdown
-from recdash.datasets import DatasetError, load_dataset
+from recdash import contract
+from recdash.views import cards
+from recdash.data import DatasetError, load_dataset
+from recdash.views.text import escape_markdown
 
 FLASH = "discover_flash"
 PER_KIND = 8  # results listed per kind; the count says how many more matched
@@ -69,8 +71,8 @@ def dataset_data(name: str, options: dict[str, Any]) -> tuple[pd.DataFrame, pd.D
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def logged_dataset(uri: str, run_id: str, digest: str) -> catalog.LoggedDataset | None:
-    return catalog.logged_dataset(MlflowClient(tracking_uri=uri), run_id, digest)
+def logged_dataset(uri: str, run_id: str, digest: str) -> cards.LoggedDataset | None:
+    return cards.logged_dataset(MlflowClient(tracking_uri=uri), run_id, digest)
 
 
 def refresh() -> None:
@@ -167,7 +169,7 @@ def editor(uri: str, target: annotations.Target, description: str, tags: dict[st
 def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
     """Runs as a table, newest first, each linked to its view."""
     shown = runs.sort_values("start_time", ascending=False).head(limit)
-    metric = "metrics." + catalog.KEY_METRICS[0]
+    metric = "metrics." + cards.KEY_METRICS[0]
     table = pd.DataFrame(
         {
             "run": shown["label"],
@@ -175,7 +177,7 @@ def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
             "user": shown["user"],
             "dataset": shown["ds_name"],
             "status": shown["status"],
-            catalog.KEY_METRICS[0]: shown[metric] if metric in shown.columns else None,
+            cards.KEY_METRICS[0]: shown[metric] if metric in shown.columns else None,
             "started": shown["start_time"],
             "link": links("run", shown["run_id"]),
         }
@@ -188,7 +190,7 @@ def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
         column_config={
             "link": link_column(),
             "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
-            catalog.KEY_METRICS[0]: st.column_config.NumberColumn(catalog.KEY_METRICS[0], format="%.4f"),
+            cards.KEY_METRICS[0]: st.column_config.NumberColumn(cards.KEY_METRICS[0], format="%.4f"),
         },
     )
     if len(runs) > limit:
@@ -259,7 +261,7 @@ def search_view(cat: catalog.Catalog) -> None:
 
 def dataset_view(uri: str, cat: catalog.Catalog, digest: str, read_only: bool) -> None:
     row = cat.dataset(digest)
-    runs = catalog.runs_on(cat, digest)
+    runs = cards.runs_on(cat, digest)
     st.subheader(f"Dataset: {escape_markdown(row['name'])}")
     st.caption(f"digest {escape_markdown(digest)} · source {escape_markdown(row['source'] or 'not recorded')}")
     c = st.columns(4)
@@ -271,8 +273,8 @@ def dataset_view(uri: str, cat: catalog.Catalog, digest: str, read_only: bool) -
         st.text(row["description"])
 
     st.subheader("Versions of this data")
-    history = catalog.digest_history(cat, digest)
-    newer = catalog.newer_digest(cat, digest)
+    history = cards.digest_history(cat, digest)
+    newer = cards.newer_digest(cat, digest)
     if newer:
         st.warning(
             f"This is an older version of {escape_markdown(row['name'])}: the data changed since (newest "
@@ -324,7 +326,7 @@ def dataset_view(uri: str, cat: catalog.Catalog, digest: str, read_only: bool) -
         )
 
     st.subheader("Who trains on it")
-    people = catalog.top_users(runs)
+    people = cards.top_users(runs)
     st.dataframe(
         people.assign(link=links("person", people["user"])),
         hide_index=True,
@@ -345,8 +347,8 @@ def dataset_view(uri: str, cat: catalog.Catalog, digest: str, read_only: bool) -
 def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
     st.subheader("Profile")
     try:
-        name, options = catalog.dataset_arguments(runs)
-        if catalog.needs_download(name, options) and not st.session_state.get(f"download_{row['digest']}"):
+        name, options = cards.dataset_arguments(runs)
+        if cards.needs_download(name, options) and not st.session_state.get(f"download_{row['digest']}"):
             st.info(
                 "This data is not on this machine yet; profiling it downloads it first (seconds to minutes). "
                 "Meanwhile, this is what the runs logged about it.",
@@ -371,7 +373,7 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
             icon=":material/info:",
         )
         return logged_section(uri, runs, row)
-    prof = catalog.profile(interactions)
+    prof = cards.profile(interactions)
     left, right = st.columns([1, 1])
     left.dataframe(
         prof.summary(),
@@ -399,7 +401,7 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
         column.plotly_chart(fig, key=f"hist_{title}")
     st.caption("Sample rows (seeded):")
     st.dataframe(
-        catalog.preview(interactions, items),
+        cards.preview(interactions, items),
         hide_index=True,
         key="preview",
         column_config={"timestamp": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm")},
@@ -422,7 +424,7 @@ def logged_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
 
 def leaderboard_section(cat: catalog.Catalog, runs: pd.DataFrame) -> None:
     st.subheader("Leaderboard")
-    metrics = catalog.metric_choices(runs)
+    metrics = cards.metric_choices(runs)
     if not metrics:
         st.caption("No run on this dataset logged a metric.")
         return
@@ -440,8 +442,8 @@ def leaderboard_section(cat: catalog.Catalog, runs: pd.DataFrame) -> None:
     else:
         c1.caption(f"All runs here share one split: {escape_markdown(group)}.")
     metric = c2.selectbox("Metric", metrics, key="board_metric")
-    board = catalog.leaderboard(runs, metric, group)
-    direction = "lowest" if registry.metric_lower_is_better(metric) else "highest"
+    board = cards.leaderboard(runs, metric, group)
+    direction = "lowest" if contract.lower_is_better(metric) else "highest"
     st.caption(
         f"Best first ({direction} {escape_markdown(metric)}); baseline: the popularity baseline on the same test split."
     )
@@ -468,7 +470,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
     chosen = versions[versions["version"].astype(str) == str(requested)] if requested else versions.iloc[0:0]
     if requested and chosen.empty:
         st.warning(f"{escape_markdown(name)} has no version {escape_markdown(requested)}; showing its main version.")
-    main = chosen.iloc[0] if len(chosen) else catalog.main_version(cat, name)
+    main = chosen.iloc[0] if len(chosen) else cards.main_version(cat, name)
     if main is not None:
         with st.container(horizontal=True):
             st.badge(
@@ -476,7 +478,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
                 color="gray",
                 help="The version these badges are about: the champion's, else the newest (or the one in the link).",
             )
-            for badge in catalog.badges(cat, main):
+            for badge in cards.badges(cat, main):
                 st.badge(badge.label, icon=badge.icon, color=badge.color, help=badge.help or None)
     c1, c2, c3 = st.columns(3)
     c1.metric("Versions", model["n_versions"])
@@ -491,7 +493,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
         st.text(model["description"])
 
     st.subheader("Versions")
-    table = catalog.version_table(cat, name)
+    table = cards.version_table(cat, name)
     table = table.assign(run_link=links("run", table["run_id"]), data_link=links("dataset", table["digest"]))
     order = [
         "version",
@@ -500,7 +502,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
         "run_link",
         "dataset",
         "data_link",
-        catalog.KEY_METRICS[0],
+        cards.KEY_METRICS[0],
         "created",
         "badges",
         "description",
@@ -513,7 +515,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
         key="model_versions",
         column_config={
             "version": st.column_config.NumberColumn("version", format="v%d", pinned=True),
-            catalog.KEY_METRICS[0]: st.column_config.NumberColumn(catalog.KEY_METRICS[0], format="%.4f"),
+            cards.KEY_METRICS[0]: st.column_config.NumberColumn(cards.KEY_METRICS[0], format="%.4f"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
             "run_link": link_column(""),
             "data_link": link_column(""),
@@ -522,7 +524,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
     if main is not None:
         st.subheader(f"v{main['version']} against its popularity baseline")
         run = cat.runs[cat.runs["run_id"] == main["run_id"]]
-        vs = catalog.metrics_vs_baseline(run.iloc[0]) if len(run) else pd.DataFrame()
+        vs = cards.metrics_vs_baseline(run.iloc[0]) if len(run) else pd.DataFrame()
         if vs.empty:
             st.caption("Its source run logged no test metrics.")
         else:
@@ -543,9 +545,9 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
 
     st.subheader("Lineage")
     st.caption("dataset digest → run → logged model → registered version → alias")
-    st.graphviz_chart(catalog.lineage_dot(cat, name))
+    st.graphviz_chart(cards.lineage_dot(cat, name))
     st.subheader("Serve it")
-    st.code(catalog.serve_command(name, model["aliases"], main["version"] if main is not None else None), "bash")
+    st.code(cards.serve_command(name, model["aliases"], main["version"] if main is not None else None), "bash")
     editor(uri, annotations.Target("model", name), model["description"], model["tags"], read_only)
 
 
@@ -571,7 +573,7 @@ def run_view(uri: str, cat: catalog.Catalog, run_id: str, read_only: bool) -> No
     note = run.get("tags." + catalog.NOTE_TAG)
     if isinstance(note, str) and note:
         st.text(note)
-    vs = catalog.metrics_vs_baseline(run)
+    vs = cards.metrics_vs_baseline(run)
     if len(vs):
         st.dataframe(
             vs,
@@ -586,7 +588,7 @@ def run_view(uri: str, cat: catalog.Catalog, run_id: str, read_only: bool) -> No
     with st.expander(f"Params ({len(params)})"):
         st.dataframe(pd.DataFrame(sorted(params.items()), columns=["param", "value"]), hide_index=True, key="params")
     editor(
-        uri, annotations.Target("run", run_id), note if isinstance(note, str) else "", catalog.run_tags(run), read_only
+        uri, annotations.Target("run", run_id), note if isinstance(note, str) else "", cards.run_tags(run), read_only
     )
 
 
@@ -609,7 +611,7 @@ def experiment_view(uri: str, cat: catalog.Catalog, experiment_id: str, read_onl
 
 def datasets_table(cat: catalog.Catalog, runs: pd.DataFrame, key: str) -> None:
     """The datasets ``runs`` trained on, with how many of them used each and a link to its view."""
-    data = catalog.datasets_of(cat, runs)
+    data = cards.datasets_of(cat, runs)
     if len(data):
         st.subheader("Datasets")
         st.dataframe(
@@ -622,14 +624,14 @@ def datasets_table(cat: catalog.Catalog, runs: pd.DataFrame, key: str) -> None:
 
 def person_view(cat: catalog.Catalog, user: str) -> None:
     person = cat.person(user)
-    runs = catalog.person_runs(cat, user)
+    runs = cards.person_runs(cat, user)
     st.subheader(f"Person: {escape_markdown(user)}")
     c = st.columns(4)
     c[0].metric("Runs", f"{person['runs']:,}")
     c[1].metric("Experiments", f"{person['experiments']:,}")
     c[2].metric("Datasets", f"{person['datasets']:,}")
     c[3].metric("Models", f"{person['models']:,}")
-    models = catalog.person_models(cat, user)
+    models = cards.person_models(cat, user)
     if len(models):
         st.subheader("Registered models")
         st.dataframe(

@@ -13,7 +13,11 @@ from pages._common import (
     runs_table,
     stop_on_store_error,
 )
-from recdash import catalog, charts, demo, tracking
+from recdash import catalog, contract, tracking
+from recdash import comparison as cmp
+from recdash.training import demo
+from recdash.views import tables
+from recdash.views.text import escape_markdown
 
 ensure_router()
 st.title("recdash")
@@ -48,7 +52,7 @@ if runs.empty:
             with st.spinner("Training a few small models on synthetic data…"):
                 demo.create_demo_runs()
         except Exception as exc:  # a failed training must not show a stack trace on the landing page
-            st.error(charts.escape_markdown(f"Could not create demo runs: {type(exc).__name__}: {exc}"))
+            st.error(escape_markdown(f"Could not create demo runs: {type(exc).__name__}: {exc}"))
         else:
             clear_run_caches()
             st.rerun()
@@ -71,7 +75,7 @@ latest_columns = [c for c in ("run_name", "experiment", "status", "start_time", 
 latest = runs.head(10)
 st.dataframe(
     latest[latest_columns].assign(
-        run_name=charts.run_names(latest), discover=[catalog.link("run", r) for r in latest["run_id"]]
+        run_name=tables.run_names(latest), discover=[catalog.link("run", r) for r in latest["run_id"]]
     ),
     hide_index=True,
     column_config={
@@ -84,13 +88,13 @@ st.dataframe(
 )
 
 st.subheader("Best run per experiment")
-metrics = charts.metric_names(runs)
+metrics = cmp.metric_names(runs)
 if not metrics:
     st.info("No run has logged a metric yet.")
 else:
-    default = charts.preferred_metric(metrics)
+    default = contract.preferred_metric(metrics)
     metric = st.selectbox("Metric", metrics, index=metrics.index(default) if default else 0, key="best_metric")
-    direction = "lowest" if charts.lower_is_better(metric) else "highest"
+    direction = "lowest" if contract.lower_is_better(metric) else "highest"
     st.caption(f"The run with the {direction} value of this metric in each experiment.")
-    st.dataframe(charts.best_runs_per_experiment(runs, metric), hide_index=True, key="best_runs")
+    st.dataframe(tables.best_runs_per_experiment(runs, metric), hide_index=True, key="best_runs")
 st.page_link("pages/runs.py", label="Browse and filter all runs", icon=":material/table_rows:")

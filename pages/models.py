@@ -15,8 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from pages._common import ensure_router, read_only_notice, stop_on_store_error
 from recdash import catalog, registry, tracking
+from recdash.views import models as model_views
 from recdash import recommend as rx
-from recdash.charts import escape_markdown
+from recdash.views.text import escape_markdown
 
 FLASH = "models_flash"
 SELECT_NEXT = "models_select_next"
@@ -261,8 +262,8 @@ def _cancel_promote() -> None:
 
 # better / worse cells: translucent, so they read on light and dark themes; the words say it without colour too
 _OUTCOME_CSS = {
-    registry.BETTER: "background-color: rgba(33, 195, 84, 0.22)",
-    registry.WORSE: "background-color: rgba(255, 75, 75, 0.22)",
+    model_views.BETTER: "background-color: rgba(33, 195, 84, 0.22)",
+    model_views.WORSE: "background-color: rgba(255, 75, 75, 0.22)",
 }
 
 
@@ -301,14 +302,14 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
         st.info(f"Set the aliases {registry.CHAMPION} and {registry.CHALLENGER} on two versions to compare them here.")
         return
     try:
-        frame = registry.champion_vs_challenger(name, client=_client(uri))
+        frame = model_views.champion_vs_challenger(name, client=_client(uri))
     except (ValueError, registry.RegistryError) as exc:
         st.error(escape_markdown(exc))
         return
     counts = frame["outcome"].value_counts()
     st.markdown(
-        f"The challenger is **better on {counts.get(registry.BETTER, 0)}** and **worse on "
-        f"{counts.get(registry.WORSE, 0)}** of {len(frame)} test metrics."
+        f"The challenger is **better on {counts.get(model_views.BETTER, 0)}** and **worse on "
+        f"{counts.get(model_views.WORSE, 0)}** of {len(frame)} test metrics."
     )
     st.dataframe(_styled(frame), key="champion_table")
     st.caption(_direction_caption(frame))

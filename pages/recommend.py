@@ -12,11 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import ensure_router, require_store
-from recdash import charts
 from recdash import recommend as rx
-from recdash.charts import escape_markdown as _md
-from recdash.comparison import RunStyle, run_colors
-from recdash.features import FeatureEncoding
+from recdash.views import recommend as rv
+from recdash.data.features import FeatureEncoding
+from recdash.views import charts
+from recdash.views.style import RunStyle, run_colors
+from recdash.views.text import escape_markdown as _md
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
 
@@ -33,7 +34,7 @@ def _registered_sources(tracking_uri: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _model_label(model_uri: str, tracking_uri: str) -> str:
-    return rx.model_label(model_uri, tracking_uri)
+    return rv.model_label(model_uri, tracking_uri)
 
 
 def model_label(uri: str) -> str:
@@ -141,7 +142,7 @@ def recommendations(
         st.error(str(exc))
         return None
     test_items = context.test_items(user) if context is not None else None
-    table = rx.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context), test_items)
+    table = rv.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context), test_items)
     return table, rx.is_fallback(recs), test_items
 
 
@@ -157,8 +158,8 @@ COLUMNS = {
     "popularity": st.column_config.NumberColumn(
         "popularity", format="%d", width=78, help="Training interactions of the item: how popular it is."
     ),
-    rx.FALLBACK_SCORE: st.column_config.NumberColumn(
-        rx.FALLBACK_SCORE,
+    rv.FALLBACK_SCORE: st.column_config.NumberColumn(
+        rv.FALLBACK_SCORE,
         format="%d",
         width=132,
         help="How often the item occurs in the model's training data; the popularity fallback ranks by this count.",
@@ -171,13 +172,13 @@ COLUMNS = {
 
 
 def show_recs(table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True) -> None:
-    shown = rx.display_recs(table, shared, popularity=popularity)
+    shown = rv.display_recs(table, shared, popularity=popularity)
     labels = shown.attrs["labels"]
     config = {c: COLUMNS[labels.get(c, c)] for c in shown.columns if labels.get(c, c) in COLUMNS}
     st.dataframe(shown, hide_index=True, column_order=shown.attrs["shown"], column_config=config)
-    if rx.FALLBACK_SCORE in labels.values():
+    if rv.FALLBACK_SCORE in labels.values():
         st.caption(
-            f"Ranked by {rx.FALLBACK_SCORE}: how often each item occurs in the model's training data. "
+            f"Ranked by {rv.FALLBACK_SCORE}: how often each item occurs in the model's training data. "
             "This is a count, not a model score."
         )
 
@@ -225,7 +226,7 @@ def attribute_inputs(encoding: FeatureEncoding) -> dict[str, Any]:
 def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: int) -> pd.DataFrame | None:
     """The new-user mode: attributes in, the model's top-k for someone it never saw out, and how it served them."""
     rec = loaded.recommender
-    note, attributes_matter = rx.cold_start_note(rec)
+    note, attributes_matter = rv.cold_start_note(rec)
     if rec is None:
         st.info(_md(note))
         return None
@@ -241,7 +242,7 @@ def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: i
     except (ValueError, rx.PredictionError) as exc:
         st.error(_md(exc))
         return None
-    table = rx.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context))
+    table = rv.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context))
     sources = sorted(set(recs["source"].astype(str)))
     st.subheader("Popular items" if rx.is_fallback(recs) else f"Top {k} for this new user")
     st.caption(f"Source: {_md(', '.join(sources))}. " + SOURCES.get(sources[0], "") if sources else "No items.")
@@ -252,7 +253,7 @@ def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: i
 def known_user_attributes(loaded: rx.LoadedModel, context: rx.RunContext | None, user: str) -> None:
     """A known user's own attribute values, for a model trained with user features (what the model knows them by)."""
     users_meta = context.dataset.users if context is not None else None
-    attributes = rx.user_attributes(loaded.recommender, user, users_meta)
+    attributes = rv.user_attributes(loaded.recommender, user, users_meta)
     if attributes:
         shown = " · ".join(f"{_md(name)} {_md(value)}" for name, value in attributes.items())
         st.markdown(f"**User features:** {shown}", help="The user's attributes the model was trained with.")
@@ -355,7 +356,7 @@ else:
                 st.caption("No training interactions for this user.")
             else:
                 st.caption(f"{len(history)} items" + (", most recent first." if "time" in history.columns else "."))
-                shown = rx.compact(history)
+                shown = rv.compact(history)
                 st.dataframe(
                     shown, hide_index=True, column_config={c: COLUMNS[c] for c in shown.columns if c in COLUMNS}
                 )
@@ -380,7 +381,7 @@ else:
             result_b = recommendations(loaded_b, context_b, user, k, exclude_seen)
             if result_b is not None:
                 table_b, fallback_b, test_items_b = result_b
-                count, jaccard = rx.overlap(table, table_b)
+                count, jaccard = rv.overlap(table, table_b)
                 shared = set(table["item_id"].astype(str)) & set(table_b["item_id"].astype(str))
                 m1, m2, m3, m4 = st.columns(4)
                 m1.metric("Overlap", f"{count} of {k}")
@@ -418,7 +419,7 @@ else:
     st.caption(f"From model A ({label_a}): the items closest to the chosen one by {similarity}.")
     rec = loaded.recommender
     order = np.argsort(-rec.item_popularity, kind="stable")
-    labels = rx.item_labels(rec.item_ids[order], items_meta)
+    labels = rv.item_labels(rec.item_ids[order], items_meta)
     item_ids = list(labels)
     first = str(table["item_id"].iat[0]) if len(table) else None
     item = st.selectbox(

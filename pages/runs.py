@@ -16,8 +16,10 @@ from pages._common import (
     runs_table,
     stop_on_store_error,
 )
-from recdash import catalog, charts, runs_view, tracking
-from recdash.comparison import RunStyle
+from recdash import catalog, tracking
+from recdash.views import charts, runs_view, tables
+from recdash.views.style import RunStyle
+from recdash.views.text import escape_markdown, parse_run_ids
 
 MAX_ROWS = 2000  # st.dataframe is virtualised, but sending 10,000 rows of params on every rerun is not free
 TABLE_ROWS = 20  # rows visible at once: what fits a laptop screen under the filters
@@ -27,7 +29,7 @@ FILTER_EXAMPLE = "metrics.val_recall_at_10 > 0.2 and params.loss = 'warp' and pa
 
 def selection_from_url() -> None:
     """A shared link (?runs=a,b) sets the selection; afterwards the selection writes the URL."""
-    from_url = charts.parse_run_ids(st.query_params.get_all("runs"))
+    from_url = parse_run_ids(st.query_params.get_all("runs"))
     if from_url and from_url != st.session_state.get("selected_runs"):
         st.session_state["selected_runs"] = from_url
 
@@ -87,12 +89,12 @@ if not chosen:
 try:
     runs = runs_table(uri, tuple(chosen), filter_string.strip(), tuple(statuses), include_deleted)
 except tracking.FilterError as exc:
-    st.error(charts.escape_markdown(exc))
+    st.error(escape_markdown(exc))
     st.stop()
 except tracking.TrackingError as exc:
     stop_on_store_error(exc)
 if runs_loader(uri).notice:  # a configured fast path (RECDASH_BACKEND_DB_URL) could not be used
-    st.caption(charts.escape_markdown(runs_loader(uri).notice))
+    st.caption(escape_markdown(runs_loader(uri).notice))
 if runs_loader(uri).checking:
     st.caption(
         "Checking finished runs on the server for edited tags, notes and names (a full read in the background); "
@@ -153,7 +155,7 @@ table["discover"] = [catalog.link("run", r) for r in view_ids]
 column_config["discover"] = st.column_config.LinkColumn("Discover", display_text="open", help="The run's catalog page")
 ui_url = os.environ.get("RECDASH_MLFLOW_UI_URL", "").strip()
 if ui_url:
-    table["mlflow_ui"] = charts.run_ui_links(view, ui_url)
+    table["mlflow_ui"] = tables.run_ui_links(view, ui_url)
     column_config["mlflow_ui"] = st.column_config.LinkColumn("MLflow UI", display_text="open")
 
 # Row positions only mean something for the table they were made on: when the rows change (filter, page,

@@ -21,15 +21,22 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import ensure_router, read_only_notice, require_store
-from recdash import jobs
-from recdash.charts import escape_markdown
-from recdash.datasets import SPLIT_METHODS, Dataset, DatasetError, load_table
-from recdash.features import BUILTIN_ITEM_COLUMNS, BUILTIN_USER_COLUMNS, FeatureError, FeatureTable, read_feature_table
-from recdash.metrics import METRICS
-from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
-from recdash.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
 from recdash.contract import run_label
+from recdash.data import Dataset, DatasetError, load_table
+from recdash.data.features import (
+    BUILTIN_ITEM_COLUMNS,
+    BUILTIN_USER_COLUMNS,
+    FeatureError,
+    FeatureTable,
+    read_feature_table,
+)
+from recdash.data.split import SPLIT_METHODS
+from recdash.evaluation.metrics import METRICS
+from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
 from recdash.tracking import TrackingError
+from recdash.training.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
+from recdash.views import jobs as job_views
+from recdash.views.text import escape_markdown
 
 ACTIVE_POLL = "2s"  # while a job of this store is queued, running or cancelling
 IDLE_POLL = "30s"  # otherwise: only to notice jobs queued from another tab or machine
@@ -641,13 +648,13 @@ def job_detail(job: jobs.Job) -> None:
         remaining = f"; remaining at most {_duration(p.remaining_s)}" if job.state == "running" else ""
         st.text(f"Elapsed {_duration(p.elapsed_s)}{remaining}")
     if job.kind == "sweep" and not p.trials.empty:
-        st.plotly_chart(jobs.trials_figure(p.trials, p.objective or "objective"), key="job_trials_chart")
+        st.plotly_chart(job_views.trials_figure(p.trials, p.objective or "objective"), key="job_trials_chart")
         st.dataframe(p.trials, hide_index=True, key="job_trials_table")
     elif job.kind == "references":
         if not p.trials.empty:
             st.dataframe(p.trials, hide_index=True, key="job_references_table")
     elif job.kind != "sweep" and (not p.history.empty or job.state in ("running", "cancelling")):
-        st.plotly_chart(jobs.history_figure(p.history), key="job_history_chart")
+        st.plotly_chart(job_views.history_figure(p.history), key="job_history_chart")
     if job.state == "finished":
         c1, c2, c3 = st.columns(3)
         c1.page_link("pages/compare.py", label="Open in Compare", query_params={"runs": job.run_id})
@@ -723,7 +730,7 @@ def jobs_panel() -> None:
     by_id = {j.run_id: j for j in all_jobs}
     job_detail(by_id.get(st.session_state.get("job_select"), all_jobs[0]))
     st.subheader("All jobs")
-    st.dataframe(jobs.jobs_frame(all_jobs), hide_index=True, key="jobs_table")
+    st.dataframe(job_views.jobs_frame(all_jobs), hide_index=True, key="jobs_table")
 
 
 @st.fragment(run_every=ACTIVE_POLL)

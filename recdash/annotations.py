@@ -22,16 +22,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from recdash import registry, tracking
+from recdash import contract, registry, tracking
+from recdash.errors import UserError
 
-NOTE_TAG = "mlflow.note.content"
-DATASET_PREFIX = "recdash.dataset/"
+NOTE_TAG = contract.MLFLOW_NOTE
+DATASET_PREFIX = contract.TAG_DATASET_PREFIX
 KINDS = ("run", "experiment", "model", "version", "dataset")
 _UNSAFE_KEY = re.compile(r"[^\w.\- ]")
 _MAX_NAME = 150
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
     """A write that cannot be done: read-only store, unknown target or a key MLflow refuses; the message says why."""
 
 
@@ -74,12 +75,6 @@ def dataset_annotations(experiment_tags: Iterable[Mapping[str, str]], name: str)
     return description, tags
 
 
-def _client(uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(uri)
-
-
 def _write(uri: str, target: Target, what: str, fn: Any) -> None:
     """Check the store is writable, then call ``fn``; MLflow's refusals come back as AnnotationError."""
     from mlflow.exceptions import MlflowException
@@ -108,7 +103,7 @@ def _version(key: str) -> tuple[str, str]:
 
 def set_description(uri: str, target: Target, text: str) -> str:
     """Replace the description of ``target`` (empty text clears it); returns what was done, for the page."""
-    client = _client(uri)
+    client = tracking.client(uri)
     text = text or ""
 
     def apply() -> None:
@@ -132,7 +127,7 @@ def set_tag(uri: str, target: Target, key: str, value: str) -> str:
     key = (key or "").strip()
     if not key:
         raise AnnotationError("tag key must not be empty")
-    client = _client(uri)
+    client = tracking.client(uri)
 
     def apply() -> None:
         if target.kind == "run":
@@ -152,7 +147,7 @@ def set_tag(uri: str, target: Target, key: str, value: str) -> str:
 
 def delete_tag(uri: str, target: Target, key: str) -> str:
     """Remove one tag from ``target``; returns what was done."""
-    client = _client(uri)
+    client = tracking.client(uri)
 
     def apply() -> None:
         if target.kind == "run":

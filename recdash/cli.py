@@ -1,10 +1,11 @@
-"""Command line: ``python -m recdash train ...`` (and the other subcommands registered below).
+"""Command line: ``python -m recdash train|references|sweep|fetch-data``.
 
-The flags ``train`` and ``sweep`` share live in :mod:`recdash.flags`; ``sweep`` is defined in :mod:`recdash.sweep`,
-which never imports this module. ``--model`` picks the algorithm (rankfm, ease, itemknn, popularity) and every
-model's hyperparameters and the split options are flags. Bad values are refused before any MLflow run exists, with
-a message naming the flag and exit code 2; a failing or interrupted run exits non-zero after it is ended FAILED or
-KILLED. ``references`` fits the reference models on a dataset and split."""
+Each subcommand's flags are defined next to the object they describe (:mod:`recdash.config` for a training,
+:mod:`recdash.training.sweep` and :mod:`recdash.training.references` for the others) and parsed back into that
+object, so the command line a dashboard job runs is exactly what the Train page built. Bad values are refused
+before any MLflow run exists, with a message naming the flag and exit code 2; a failing or interrupted run exits
+non-zero after it is ended FAILED or KILLED.
+"""
 
 from __future__ import annotations
 
@@ -14,30 +15,22 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
-from recdash.flags import (
-    add_data_flags,
-    add_hyperparameter_flags,
-    add_model_flag,
-    add_run_flags,
-    check_stop,
-    identity_tags,
-    request_stop,
-    train_config_from_args,
-)
-from recdash.models import HyperparameterError
-from recdash.sweep import add_sweep_flags
+from recdash.config import TrainConfig, add_train_flags
+from recdash.data import load_dataset
+from recdash.errors import UserError
+from recdash.process import check_stop, identity_tags, request_stop
+from recdash.training.references import ReferencesSpec, add_references_flags, train_references
+from recdash.training.run import TrainResult, train
+from recdash.training.sweep import add_sweep_flags
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from recdash.train import train
-
-    config = train_config_from_args(args)
+    config = TrainConfig.from_args(args)
     # this process's identity on its run, so a later process that gets its PID is never taken for it
-    config = replace(config, tags={**identity_tags(), **config.tags})
+    config = config.replace(tags={**identity_tags(), **config.tags})
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         print(
@@ -52,22 +45,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(result: object, model: str) -> dict[str, object]:
+def _summary(result: TrainResult, model: str) -> dict[str, object]:
     """The one-line JSON a finished run prints: ids, chosen hyperparameters and its test metrics."""
-    from recdash.train import TrainResult
-
-    assert isinstance(result, TrainResult)
+    cold = result.recommender.user_encoding is not None or any(k.startswith("features_test_") for k in result.metrics)
     return {
         "run_id": result.run_id,
         "model": model,
         "best_epoch": result.best_epoch,
         "model_uri": result.model_uri,
         **({"params": result.params.as_dict()} if result.params is not None else {}),
-        **(
-            {"cold_start": result.recommender.cold_start}
-            if result.recommender.user_encoding is not None or "features_test_ndcg_at_10" in result.metrics
-            else {}
-        ),
+        **({"cold_start": result.recommender.cold_start} if cold else {}),
         **{
             k: round(v, 4)
             for k, v in result.metrics.items()
@@ -77,24 +64,19 @@ def _summary(result: object, model: str) -> dict[str, object]:
 
 
 def _cmd_references(args: argparse.Namespace) -> int:
-    from recdash.references import train_references
+    spec = ReferencesSpec.from_args(args)
+    config = spec.config.replace(tags={**identity_tags(), **spec.config.tags})
 
-    args.model = "rankfm"  # the data and run flags only; each reference model brings its own grid
-    config = train_config_from_args(args)
-    config = replace(config, tags={**identity_tags(), **config.tags})
-
-    def on_model(name: str, result: object) -> None:
+    def on_model(name: str, result: TrainResult) -> None:
         print(json.dumps(_summary(result, name)), flush=True)
         check_stop()
 
-    result = train_references(config, models=args.models.split(","), on_model=on_model)
+    result = train_references(config, models=spec.model_names, on_model=on_model)
     print(json.dumps({"parent_run_id": result.parent_run_id, **{m: r.run_id for m, r in result.runs.items()}}))
     return 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from recdash.datasets import load_dataset
-
     ds = load_dataset(args.dataset, path=args.data_path)
     print(f"{ds.name}: {ds.n_interactions} interactions, {ds.n_users} users, {ds.n_items} items from {ds.source}")
     return 0
@@ -106,36 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser(
         "train",
-        help="Train one model (rankfm, ease, itemknn or popularity) as one MLflow run.",
+        help="Train one model as one MLflow run.",
         description="Train one model as one MLflow run (tracking store: MLFLOW_TRACKING_URI, else "
         "sqlite:///mlflow.db in this folder). Give only the hyperparameter flags of the chosen --model.",
     )
-    add_model_flag(p_train)
-    add_data_flags(p_train)
-    add_run_flags(p_train)
-    add_hyperparameter_flags(p_train)
+    add_train_flags(p_train)
     p_train.set_defaults(handler=_cmd_train)
 
     p_refs = sub.add_parser(
         "references",
         help="Fit the reference models (popularity, EASE, ItemKNN) on a dataset and split.",
-        description="Fit popularity, EASE and ItemKNN on the given data and split, each as an ordinary run tagged "
+        description="Fit the reference models on the given data and split, each as an ordinary run tagged "
         "recdash.reference=true (nested under one 'references' run), fitted on train only with its "
-        "regularisation chosen on validation (EASE l2 from 50..1200, ItemKNN neighbours x shrink).",
+        "regularisation chosen on validation.",
     )
-    add_data_flags(p_refs)
-    add_run_flags(p_refs)
-    p_refs.add_argument(
-        "--models",
-        default="popularity,ease,itemknn",
-        help="Comma-separated reference models to fit (default popularity,ease,itemknn).",
-    )
+    add_references_flags(p_refs)
     p_refs.set_defaults(handler=_cmd_references)
 
     p_sweep = sub.add_parser(
         "sweep",
         help="Optuna hyperparameter sweep: one parent MLflow run, one nested run per trial.",
-        description="Optuna sweep over rankfm hyperparameters; --n-trials is the study's exact total, shared by "
+        description="Optuna sweep over a model's hyperparameters; --n-trials is the study's exact total, shared by "
         "--n-workers local processes and any `sweep --worker` joining the same --storage and --study-name.",
     )
     add_sweep_flags(p_sweep)
@@ -150,10 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    from recdash.datasets import DatasetError
-    from recdash.models import UnknownModelError
-    from recdash.train import ConfigError
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps job logs readable
     # A cancel from the dashboard sends SIGTERM: end the MLflow run KILLED, like Ctrl-C.
     signal.signal(signal.SIGTERM, request_stop)
@@ -161,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, HyperparameterError, DatasetError, UnknownModelError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

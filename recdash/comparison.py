@@ -1,73 +1,54 @@
 """What makes a comparison of runs fair, as pure functions over the runs frame of :mod:`recdash.tracking`.
 
-Three rules, each one function here, used by every chart and table of the Runs and Compare pages:
+Used by every chart and table of the Runs, Compare, Models and Discover pages:
 
-* **A run looks the same everywhere**: :func:`run_colors` gives each run one colour for the whole session (by its
-  place in the selection), :func:`run_labels` one unique label, and :func:`hover_name` the text hover shows.
 * **Only like is compared with like**: :func:`data_groups` puts runs evaluated on the same dataset digest and split
-  in one group; "best", rankings and importance are only ever computed within a group. Lineage params (``dataset*``,
-  ``split_*``) and sweep bookkeeping never count as hyperparameters (:func:`hyperparameters`).
+  in one group; "best", rankings and importance are only ever computed within a group. Lineage params and sweep
+  bookkeeping never count as hyperparameters (:func:`hyperparameters`; the families are in
+  :mod:`recdash.contract`).
 * **Is the difference real?**: :func:`config_groups` groups runs by a set of params (by default every
-  hyperparameter but ``seed``) and :func:`aggregate` gives mean, standard deviation and n per group.
+  hyperparameter but the seed) and :func:`aggregate` gives mean, standard deviation and n per group.
+* **Against what?**: :func:`references_for` finds the reference runs on the same data, :func:`reference_ratio`
+  measures a run against the best of them.
 
-Nothing here imports Streamlit.
+Metric names are read with :mod:`recdash.contract`'s grammar, so nothing here assumes a cut-off k.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+import optuna
 import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from recdash.contract import run_label
-
-PARAM = "params."
-METRIC = "metrics."
-TAG = "tags."
-MISSING = "(missing)"
-NO_DATA = "data not recorded"
-# Params that say what data a run saw and how it was split: never hyperparameters, always part of "same data".
-LINEAGE_EXACT = frozenset({"dataset", "data_path", "min_rating"})
-LINEAGE_PREFIXES = ("dataset_", "split_")
-SPLIT_KEYS = ("split_method", "split_train", "split_validation", "split_test", "split_seed", "min_rating")
-# What a sweep's parent run logs about the search itself (its best_* params copy the best trial's values).
-SWEEP_BOOKKEEPING = frozenset(
-    {"search_space", "sampler", "n_trials", "n_workers", "objective_metric", "pruner", "storage", "study_name"}
+from recdash import contract
+from recdash.contract import (
+    METRIC,
+    MISSING,
+    MODEL_PARAM,
+    NO_DATA,
+    PARAM,
+    PARENT,
+    SEED_PARAMS,
+    SPLIT_KEYS,
+    TAG,
+    TAG_KIND,
+    TAG_REFERENCE,
+    TAG_TRIAL_STATE,
+    is_bookkeeping,
+    is_lineage,
+    run_label,
 )
-SEED_PARAMS = frozenset({"seed", "random_seed", "random_state"})
-TRIAL_STATE_TAG = "recdash.trial_state"
-SWEEP_RUN_TAG = "recdash.sweep_run_id"
-KIND_TAG = "recdash.kind"
-PARENT = "parent_run_id"
-
 
 # ------------------------------------------------------------------------------------------------ identity
 
 
-# Configurations (mean ± std views) get colours apart from the runs' own, so a mean is never taken for a run.
-CONFIG_PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
-
-
-def palette() -> list[str]:
-    """Distinct colours, in order: Plotly's, D3's, then Dark24's (plotly.express qualitative palettes)."""
-    import plotly.express as px
-
-    out: list[str] = []
-    for colours in (px.colors.qualitative.Plotly, px.colors.qualitative.D3, px.colors.qualitative.Dark24):
-        out += [c for c in colours if c.upper() not in {o.upper() for o in out}]
-    return out
-
-
-def run_colors(run_ids: Sequence[str]) -> dict[str, str]:
-    """One colour per run, by its place in ``run_ids`` (the selection's order, so every page agrees)."""
-    colours = palette()
-    return {str(r): colours[i % len(colours)] for i, r in enumerate(dict.fromkeys(map(str, run_ids)))}
-
-
 def run_labels(runs: pd.DataFrame) -> dict[str, str]:
-    """One unique label per run: :func:`recdash.tracking.run_label`; names that repeat get the short id appended."""
+    """One unique label per run, the same on every page: :func:`recdash.contract.run_label`; names that repeat get
+    the short id appended."""
     if runs.empty:
         return {}
     ids = runs["run_id"].astype(str).tolist()
@@ -80,88 +61,11 @@ def run_labels(runs: pd.DataFrame) -> dict[str, str]:
     return dict(zip(ids, labels, strict=True))
 
 
-def hover_name(runs: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, str]:
-    """What hovering a run shows first: its label, short id and experiment."""
-    experiments = runs["experiment"] if "experiment" in runs.columns else pd.Series([None] * len(runs), runs.index)
-    out = {}
-    for run_id, experiment in zip(runs["run_id"].astype(str), experiments, strict=True):
-        where = f" · {experiment}" if isinstance(experiment, str) and experiment else ""
-        out[run_id] = f"{labels.get(run_id, run_id[:8])} · {run_id[:8]}{where}"
-    return out
-
-
-@dataclass(frozen=True)
-class RunStyle:
-    """How every chart and table of one page shows each run: label, colour, hover text and data group."""
-
-    labels: dict[str, str]
-    colors: dict[str, str]
-    hover: dict[str, str]
-    groups: dict[str, str]
-
-    @classmethod
-    def of(
-        cls,
-        runs: pd.DataFrame,
-        order: Sequence[str] | None = None,
-        context: pd.DataFrame | None = None,
-        context_groups: pd.Series | None = None,
-    ) -> RunStyle:
-        """Styles for ``runs``; colours follow ``order`` (the selection) when given, else the frame's order. Data
-        groups are worked out over ``context`` (e.g. every run of the store) when given, so a sweep parent shown
-        without its trials still gets their group; ``context_groups`` is its :func:`data_groups` if the caller
-        already has it."""
-        labels = run_labels(runs)
-        ids = runs["run_id"].astype(str).tolist()
-        ordered = [r for r in (order or []) if r in set(ids)] + [r for r in ids if r not in set(order or [])]
-        frame = runs if context is None else context
-        frame_groups = context_groups if context is not None and context_groups is not None else data_groups(frame)
-        groups = dict(zip(frame["run_id"].astype(str), frame_groups.astype(str), strict=True))
-        if context is not None and not set(ids) <= set(groups):
-            groups |= dict(zip(ids, data_groups(runs).astype(str), strict=True))
-        return cls(
-            labels=labels,
-            colors=run_colors(ordered),
-            hover=hover_name(runs, labels),
-            groups={r: groups[r] for r in ids},
-        )
-
-    def label(self, run_id: str) -> str:
-        return self.labels.get(run_id, run_id[:8])
-
-    def color(self, run_id: str) -> str:
-        return self.colors.get(run_id, "#888888")
-
-    def group_names(self, run_ids: Iterable[str] | None = None) -> list[str]:
-        """The data groups of ``run_ids`` (all runs by default), always in the page's order (the order the groups
-        first appear among all the page's runs), so every chart stacks its facets the same way."""
-        wanted = set(self.groups.values()) if run_ids is None else {self.groups[r] for r in run_ids if r in self.groups}
-        return [g for g in dict.fromkeys(self.groups.values()) if g in wanted]
-
-    def config_colors(self, configs: Iterable[str]) -> dict[str, str]:
-        """One colour per configuration (mean ± std views), from a palette apart from the runs' own colours."""
-        return {c: CONFIG_PALETTE[i % len(CONFIG_PALETTE)] for i, c in enumerate(dict.fromkeys(configs))}
-
-    def config_colors_of(self, configs: Mapping[str, str]) -> dict[str, str]:
-        """:meth:`config_colors` for run id -> configuration, in the page's run order (every chart agrees)."""
-        return self.config_colors(configs[r] for r in self.labels if r in configs)
-
-
 # ------------------------------------------------------------------------------------------------ params
 
 
 def param_names(runs: pd.DataFrame) -> list[str]:
     return sorted(c[len(PARAM) :] for c in runs.columns if str(c).startswith(PARAM))
-
-
-def is_lineage(name: str) -> bool:
-    """A param that describes the data or the split, not the model."""
-    return name in LINEAGE_EXACT or name.startswith(LINEAGE_PREFIXES)
-
-
-def is_bookkeeping(name: str) -> bool:
-    """A sweep parent's description of its search (search space, sampler, best_* copies of the best trial)."""
-    return name in SWEEP_BOOKKEEPING or name.startswith("best_")
 
 
 def hyperparameters(runs: pd.DataFrame) -> list[str]:
@@ -308,19 +212,69 @@ def as_float(values: pd.Series) -> np.ndarray:
     return out
 
 
-def best_in_groups(runs: pd.DataFrame, metric: str, groups: pd.Series, lower_is_better: bool) -> dict[str, str]:
-    """Data group -> the run id with the best finite value of ``metric`` in that group. A group with fewer than two
-    runs that have the metric has no "best" (there is nothing to beat) and is omitted."""
+def metric_names(runs: pd.DataFrame) -> list[str]:
+    """Metric names (without the ``metrics.`` prefix) that at least one run has a finite value for, sorted."""
+    names = []
+    for c in runs.columns:
+        if str(c).startswith(METRIC) and np.isfinite(as_float(runs[c])).any():
+            names.append(c[len(METRIC) :])
+    return sorted(names)
+
+
+def _metric_columns(columns: Iterable[object]) -> list[str]:
+    return [str(c) for c in columns if str(c).startswith(METRIC)]
+
+
+def own_metrics(columns: Iterable[object], metrics: Iterable[str] = contract.RANKING, split: str = "test") -> list[str]:
+    """The model's own ``split`` metrics among ``metrics`` (ndcg, recall, ...) logged in a runs frame with these
+    ``columns``, at every cut-off k, in the order of ``metrics`` then k: ``test_ndcg_at_10``, ``test_ndcg_at_20``..."""
+    wanted = list(metrics)
+    found = [
+        m
+        for m in contract.parse_all(_metric_columns(columns))
+        if m.is_own and m.split == split and m.segment is None and m.metric in wanted
+    ]
+    found.sort(key=lambda m: (wanted.index(m.metric), m.k))
+    return [m.format() for m in found]
+
+
+def segment_bases(columns: Iterable[object]) -> list[str]:
+    """The test metrics logged per user-activity quartile in a runs frame with these ``columns``
+    (``test_recall_at_10`` for ``..._q1``...), at every k: what the Segments view can draw."""
+    found = {
+        m.with_(segment=None).format(): (contract.SEGMENTED.index(m.metric), m.k)
+        for m in contract.parse_all(_metric_columns(columns))
+        if m.is_own and m.split == "test" and m.segment and m.metric in contract.SEGMENTED
+    }
+    return sorted(found, key=found.get)
+
+
+def segment_metrics(runs: pd.DataFrame, base: str) -> list[str]:
+    """The per-quartile metrics of ``base`` the runs logged (``test_recall_at_10_q1`` ...), in quartile order."""
+    return [f"{base}_{q}" for q in contract.SEGMENTS if METRIC + f"{base}_{q}" in runs.columns]
+
+
+def beyond_accuracy_metrics(columns: Iterable[object]) -> list[str]:
+    """The beyond-accuracy test metrics (novelty, Gini, long-tail shares, personalization, ILD) logged in a runs
+    frame with these ``columns``, at every k."""
+    return own_metrics(columns, contract.BEYOND_ACCURACY)
+
+
+def best_in_groups(runs: pd.DataFrame, metric: str, groups: pd.Series) -> dict[str, str]:
+    """Data group -> the run id with the best finite value of ``metric`` in that group (its direction from
+    :func:`recdash.contract.direction`). A group with fewer than two runs that have the metric has no "best"
+    (there is nothing to beat) and is omitted."""
     col = metric if metric.startswith(METRIC) else METRIC + metric
     if runs.empty or col not in runs.columns:
         return {}
+    lower = contract.lower_is_better(col)
     values = pd.Series(as_float(runs[col]), index=runs.index)
     out = {}
     for group, idx in groups.groupby(groups, sort=False).groups.items():
         group_values = values.loc[idx].dropna()
         if len(group_values) < 2:
             continue
-        best = group_values.idxmin() if lower_is_better else group_values.idxmax()
+        best = group_values.idxmin() if lower else group_values.idxmax()
         out[str(group)] = str(runs.at[best, "run_id"])
     return out
 
@@ -376,9 +330,7 @@ def has_repeats(groups: pd.Series) -> bool:
 MIN_IMPORTANCE_RUNS = 10
 
 
-def importance(
-    runs: pd.DataFrame, metric: str, params: Sequence[str], lower_is_better: bool
-) -> tuple[pd.DataFrame, str]:
+def importance(runs: pd.DataFrame, metric: str, params: Sequence[str]) -> tuple[pd.DataFrame, str]:
     """fANOVA importance (Optuna's evaluator) of ``params`` for ``metric`` over ``runs`` (one data group).
 
     Returns (param, importance) rows, most important first, and a note. With fewer than
@@ -402,9 +354,7 @@ def importance(
         if not params:
             return empty, reason + "; none of the hyperparameters vary among them."
         return empty, reason + f": {more} more."
-    study = _study(usable, params, y, lower_is_better)
-    import optuna
-
+    study = _study(usable, params, y, contract.lower_is_better(col))
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     scores = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
     frame = pd.DataFrame({"param": list(scores), "importance": [float(v) for v in scores.values()]})
@@ -417,8 +367,6 @@ def importance(
 
 def _distribution(values: pd.Series) -> tuple[object, list[object]]:
     """An Optuna distribution covering the observed values, and the values in its type."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
     text = normalized(values)
     numbers = pd.to_numeric(text.where(text != MISSING), errors="coerce")
     if numbers.notna().all():
@@ -436,8 +384,6 @@ def _distribution(values: pd.Series) -> tuple[object, list[object]]:
 
 def _study(runs: pd.DataFrame, params: Sequence[str], values: np.ndarray, lower_is_better: bool) -> object:
     """An in-memory Optuna study with one finished trial per run (Optuna's own tools then work on any runs)."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize" if lower_is_better else "maximize")
     columns = {name: _distribution(runs[PARAM + name]) for name in params}
@@ -450,7 +396,7 @@ def _study(runs: pd.DataFrame, params: Sequence[str], values: np.ndarray, lower_
     return study
 
 
-def study_from_runs(runs: pd.DataFrame, metric: str, params: Sequence[str], lower_is_better: bool) -> object | None:
+def study_from_runs(runs: pd.DataFrame, metric: str, params: Sequence[str]) -> object | None:
     """The Optuna study behind a sweep, rebuilt from its trial runs (no study storage needed), trials in start
     order; None when fewer than two trials have the metric."""
     col = metric if metric.startswith(METRIC) else METRIC + metric
@@ -462,7 +408,7 @@ def study_from_runs(runs: pd.DataFrame, metric: str, params: Sequence[str], lowe
     params = [p for p in params if PARAM + p in usable.columns]
     if len(usable) < 2 or not params:
         return None
-    return _study(usable, params, y[np.isfinite(y)], lower_is_better)
+    return _study(usable, params, y[np.isfinite(y)], contract.lower_is_better(col))
 
 
 # ------------------------------------------------------------------------------------------------ sweeps
@@ -471,7 +417,7 @@ def study_from_runs(runs: pd.DataFrame, metric: str, params: Sequence[str], lowe
 def trial_state(runs: pd.DataFrame) -> pd.Series:
     """What a run ended as, in a sweep's words: a pruned trial is "pruned", not KILLED."""
     state = runs["status"].astype(str) if "status" in runs.columns else pd.Series("", index=runs.index)
-    col = TAG + TRIAL_STATE_TAG
+    col = TAG + TAG_TRIAL_STATE
     if col in runs.columns:
         tagged = runs[col].where(_present(runs[col]), None)
         state = state.where(tagged.isna() | ~tagged.isin(["pruned"]), "PRUNED")
@@ -481,15 +427,13 @@ def trial_state(runs: pd.DataFrame) -> pd.Series:
 def sweep_parents(runs: pd.DataFrame) -> set[str]:
     """Runs that are the parent of a sweep: a recdash sweep (kind tag) or any run other runs name as parent."""
     parents = set(runs[PARENT].dropna().astype(str)) if PARENT in runs.columns else set()
-    if TAG + KIND_TAG in runs.columns:
-        parents |= set(runs.loc[runs[TAG + KIND_TAG] == "sweep", "run_id"].astype(str))
+    if TAG + TAG_KIND in runs.columns:
+        parents |= set(runs.loc[runs[TAG + TAG_KIND] == contract.KIND_SWEEP, "run_id"].astype(str))
     return parents & set(runs["run_id"].astype(str))
 
 
 def search_space(run: pd.Series) -> dict[str, str]:
     """A recdash sweep parent's search space: {param: "low:high[:log]" or "a,b,c"} ({} when not recorded)."""
-    import json
-
     text = run.get(PARAM + "search_space")
     if not isinstance(text, str) or not text.strip():
         return {}
@@ -512,13 +456,10 @@ def best_params(run: pd.Series) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------------ references
 
-REFERENCE_TAG = "recdash.reference"
-MODEL_PARAM = "model"
-
 
 def is_reference(runs: pd.DataFrame) -> pd.Series:
     """Runs logged as references (popularity, EASE, ItemKNN fitted by ``recdash references``)."""
-    column = runs.get(TAG + REFERENCE_TAG)
+    column = runs.get(TAG + TAG_REFERENCE)
     if column is None:
         return pd.Series(False, index=runs.index)
     return column.astype(str).str.lower().eq("true")
@@ -547,7 +488,7 @@ def references_for(groups: pd.Series, all_runs: pd.DataFrame, all_groups: pd.Ser
     return refs.drop_duplicates(["data", "reference"]).sort_values(["data", "reference"]).reset_index(drop=True)
 
 
-def best_reference(refs: pd.DataFrame, metric: str, lower_is_better: bool) -> dict[str, tuple[str, float]]:
+def best_reference(refs: pd.DataFrame, metric: str) -> dict[str, tuple[str, float]]:
     """Per data group, the best reference on ``metric``: (model name, value). Groups whose references lack the
     metric are left out."""
     column = METRIC + metric
@@ -559,17 +500,17 @@ def best_reference(refs: pd.DataFrame, metric: str, lower_is_better: bool) -> di
         members = members[np.isfinite(members)]
         if members.empty:
             continue
-        best = members.idxmin() if lower_is_better else members.idxmax()
+        best = members.idxmin() if contract.lower_is_better(metric) else members.idxmax()
         out[str(group)] = (str(refs.at[best, "reference"]), float(members[best]))
     return out
 
 
 def reference_ratio(
-    runs: pd.DataFrame, groups: pd.Series, refs: pd.DataFrame, metric: str, lower_is_better: bool
+    runs: pd.DataFrame, groups: pd.Series, refs: pd.DataFrame, metric: str
 ) -> pd.Series:
     """Each run's ``metric`` divided by the best reference's on the same data (NaN where there is none): 1.10 is
     10% above the strongest simple model for a higher-is-better metric."""
-    best = best_reference(refs, metric, lower_is_better)
+    best = best_reference(refs, metric)
     column = METRIC + metric
     if column not in runs.columns or not best:
         return pd.Series(np.nan, index=runs.index)
@@ -578,20 +519,3 @@ def reference_ratio(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = values / denominators
     return pd.Series(np.where(np.isfinite(ratio), ratio, np.nan), index=runs.index)
-
-
-SEGMENTS = ("q1", "q2", "q3", "q4")  # user activity quartiles of training interactions, q1 the least active
-SEGMENT_BASES = ("test_recall_at_10", "test_ndcg_at_10")
-BEYOND_ACCURACY = (
-    "test_novelty_at_10",
-    "test_gini_at_10",
-    "test_tail_share_at_10",
-    "test_tail_hit_share_at_10",
-    "test_personalization_at_10",
-    "test_ild_at_10",
-)
-
-
-def segment_metrics(runs: pd.DataFrame, base: str) -> list[str]:
-    """The per-quartile metrics of ``base`` the runs logged (``test_recall_at_10_q1`` ...), in quartile order."""
-    return [f"{base}_{q}" for q in SEGMENTS if METRIC + f"{base}_{q}" in runs.columns]

@@ -112,9 +112,9 @@ def is_bookkeeping(name: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------------- metric names
 
-# ranking metrics at k, in the order tables show them; the first is the key metric
-RANKING = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate")
-KEY_METRIC = RANKING[0]
+# ranking metrics at k, in the order evaluation logs them; NDCG is the key metric (what "best" means by default)
+RANKING = ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")
+KEY_METRIC = "ndcg"
 LIST_METRICS = ("coverage", "mean_popularity")  # properties of all lists together, logged with every evaluation
 SEGMENTED = ("recall", "ndcg")  # also logged per user-activity quartile
 SEGMENTS = ("q1", "q2", "q3", "q4")  # quartiles of training activity, q1 the least active
@@ -253,6 +253,12 @@ def metric_name(split: str, metric: str, k: int, *, family: str = "", segment: s
 def key_metric(k: int, split: str = "test") -> str:
     """The key metric of a run evaluated at ``k``: ``test_ndcg_at_{k}``."""
     return metric_name(split, KEY_METRIC, k)
+
+
+def is_own_test_metric(name: str) -> bool:
+    """A model's own overall test metric (``test_ndcg_at_10``; not a baseline's, a segment's or a variant's)."""
+    parsed = MetricName.parse(name)
+    return parsed is not None and parsed.is_own and parsed.split == "test" and parsed.segment is None
 
 
 def direction(name: str) -> Direction:

@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
-from recdash.features import FeatureError
+from recdash.data.features import FeatureError
 from recdash.models import Recommender, load, validate_k
 
 

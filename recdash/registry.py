@@ -9,7 +9,6 @@ version) with MLflow's own explanation.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
+
+from recdash import contract
+from recdash.errors import UserError
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -27,8 +29,6 @@ DEFAULT_ARTIFACT_PATH = "model"  # where recdash.train logs the model (runs:/<id
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LINEAGE_PARAMS = ("dataset_name", "dataset_digest")
-# test_precision_at_10 etc.; baseline_test_* are the popularity baseline, not the model
-_TEST_METRIC = re.compile(r"^test_[a-z_]+_at_\d+$")
 _ALIAS = re.compile(r"^[\w\-]+$")
 _VERSION_LIKE = re.compile(r"^[vV]\d+$")
 _MAX_ALIAS = 255
@@ -44,7 +44,7 @@ _UNAVAILABLE_CODES = {
 _USER_ERROR_CODES = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "NOT_FOUND"}
 
 
-class RegistryError(RuntimeError):
+class RegistryError(UserError, RuntimeError):
     """The model registry is not available here (unsupported store, or the server refused the call)."""
 
 
@@ -212,7 +212,7 @@ def model_versions(name: str, client: MlflowClient | None = None) -> pd.DataFram
             "description": mv.description or "",
         }
         metrics = run.data.metrics if run else {}
-        row.update({key: metrics[key] for key in sorted(metrics) if _TEST_METRIC.match(key)})
+        row.update({key: metrics[key] for key in sorted(metrics) if contract.is_own_test_metric(key)})
         params = run.data.params if run else {}
         row.update({key: params.get(key, "") for key in LINEAGE_PARAMS})
         row["model_uri"] = f"models:/{name}/{mv.version}"
@@ -421,78 +421,16 @@ def update_version_description(name: str, version: int | str, text: str, client:
     )
 
 
-def champion_vs_challenger(
-    name: str, a: str = CHAMPION, b: str = CHALLENGER, client: MlflowClient | None = None
-) -> pd.DataFrame:
-    """Test metrics of the versions behind aliases ``a`` and ``b`` side by side, ``b - a``, and what it means.
-
-    Rows are metrics; columns are ``"<a> (v<n>)"``, ``"<b> (v<m>)"``, ``difference`` (``b - a``), ``better when``
-    (``higher`` or ``lower``: a bare difference does not say whether ``b`` is ahead), ``verdict`` (e.g.
-    ``"challenger better by 0.0120"``) and ``outcome`` (see :func:`outcome`, for colouring). ``frame.attrs`` holds
-    the two versions, their ``models:/`` URIs (pinned to the version, so a later alias move cannot change what a
-    link compares) and their runs.
-    """
-    client = _client(client)
-    aliases = get_model(name, client)["aliases"]
-    missing = [alias for alias in (a, b) if alias not in aliases]
-    if missing:
-        raise ValueError(f"model {name!r} has no version with alias {', '.join(map(repr, missing))}")
-    versions = model_versions(name, client).set_index("version")
-    metrics = [c for c in versions.columns if _TEST_METRIC.match(str(c))]
-    va, vb = aliases[a], aliases[b]
-    col_a, col_b = f"{a} (v{va})", f"{b} (v{vb})"
-    frame = pd.DataFrame(
-        {
-            col_a: [versions.at[va, m] for m in metrics],
-            col_b: [versions.at[vb, m] for m in metrics],
-        },
-        index=pd.Index(metrics, name="metric"),
-    ).astype(float)
-    frame["difference"] = frame[col_b] - frame[col_a]
-    lower = [metric_lower_is_better(m) for m in metrics]
-    outcomes = [outcome(x, y, low) for x, y, low in zip(frame[col_a], frame[col_b], lower, strict=True)]
-    frame["better when"] = ["lower" if low else "higher" for low in lower]
-    frame["verdict"] = [verdict(b, o, d) for o, d in zip(outcomes, frame["difference"], strict=True)]
-    frame["outcome"] = outcomes
-    frame.attrs.update(
-        {
-            "versions": {a: va, b: vb},
-            "uris": {a: f"models:/{name}/{va}", b: f"models:/{name}/{vb}"},
-            "runs": {a: versions.at[va, "run_id"], b: versions.at[vb, "run_id"]},
-        }
-    )
-    return frame
 
 
-# ---- champion vs challenger: which way is better, and promoting ------------------------------------------------------
-
-BETTER, WORSE, EQUAL, UNKNOWN = "better", "worse", "equal", "unknown"
+# ---- promoting ------------------------------------------------------------------------------------------------------
 
 
-def metric_lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better: the dashboard's one rule (``recdash.charts``), so Compare,
-    Home and Models agree. ``test_mean_popularity_at_10`` is one: lower means more novel recommendations."""
-    from recdash.charts import lower_is_better  # plotly and scipy are not needed to register a model from the CLI
-
-    return lower_is_better(metric)
 
 
-def outcome(a: float, b: float, lower_is_better: bool) -> str:
-    """How ``b`` compares with ``a`` on one metric: better, worse, equal (within float noise) or unknown (NaN)."""
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return UNKNOWN
-    if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
-        return EQUAL
-    return BETTER if (b < a) == lower_is_better else WORSE
 
 
-def verdict(who: str, result: str, difference: float) -> str:
-    """The difference in words: ``"challenger better by 0.0120"``; the sign is in the ``difference`` column."""
-    if result == UNKNOWN:
-        return "not comparable (missing value)"
-    if result == EQUAL:
-        return "equal"
-    return f"{who} {result} by {abs(difference):.4f}"
+
 
 
 @dataclass(frozen=True)

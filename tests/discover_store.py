@@ -18,7 +18,8 @@ from stores import sqlite_store
 
 from recdash import registry
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, load_data, train
+from recdash.config import TrainConfig
+from recdash.training.run import load_data, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 

@@ -7,8 +7,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from recdash import charts
-from recdash.comparison import RunStyle
+from recdash import comparison as cmp
+from recdash import contract
+from recdash.views import charts
+from recdash.views import tables
+from recdash.views.text import parse_run_ids
+from recdash.views.style import RunStyle
 
 
 def make_runs(n: int = 4, seed: int = 0, **columns: object) -> pd.DataFrame:
@@ -310,7 +314,7 @@ def test_config_bars_and_summary_table_show_mean_std_and_n() -> None:
     assert bars["loss=warp"].y[0] == pytest.approx(0.31)
     assert bars["loss=warp"].error_y.array[0] == pytest.approx(np.std([0.30, 0.32, 0.31], ddof=1))
     assert list(bars["loss=bpr"].text) == ["n=2"]
-    table = charts.summary_table(summary, ["test_ndcg_at_10"]).set_index("configuration")
+    table = tables.summary_table(summary, ["test_ndcg_at_10"]).set_index("configuration")
     assert table.loc["loss=bpr", "test_ndcg_at_10"] == f"0.2200 ± {np.std([0.2, 0.24], ddof=1):.4f} (n=2)"
 
 
@@ -322,51 +326,51 @@ def test_param_diff_table_keeps_only_differing_hyperparameters() -> None:
                      params__dataset_n_interactions=["1", None, "2"], params__dataset_rows=[None, "5", None],
                      params__best_factors=["8", "9", "10"])  # fmt: skip
     style = RunStyle.of(runs)
-    table = charts.param_diff_table(runs, style.labels)
+    table = tables.param_diff_table(runs, style.labels)
     assert list(table.columns) == ["run-0", "run-1", "run-2"]
     # alpha "0.1" == "0.10"; split_seed same; lineage (dataset_*) and sweep bookkeeping (best_*) are not settings
     assert set(table.index) == {"loss", "factors", "learning_rate", "note"}
     assert table.loc["note", "run-1"] == charts.MISSING
     assert table.loc["factors"].tolist() == ["8", "16", "24"]
-    assert charts.param_diff_table(runs.iloc[:1], style.labels).empty
-    assert charts.param_diff_table(runs.iloc[0:0], {}).empty
+    assert tables.param_diff_table(runs.iloc[:1], style.labels).empty
+    assert tables.param_diff_table(runs.iloc[0:0], {}).empty
 
 
 def test_a_sweep_parent_shows_what_it_searched() -> None:
     runs = make_runs(2, params__search_space=['{"factors": "32:128", "loss": "bpr,warp"}', None],
                      params__loss=["warp", "bpr"])  # fmt: skip
-    table = charts.param_diff_table(runs, RunStyle.of(runs).labels)
+    table = tables.param_diff_table(runs, RunStyle.of(runs).labels)
     assert table.loc["factors", "run-0"] == "searched 32:128" and table.loc["loss", "run-0"] == "searched bpr,warp"
 
 
 def test_comparison_table_for_csv_keeps_full_precision() -> None:
     runs = make_runs(2, metrics__val_ndcg_at_10=[0.30000000000000004, np.inf])
-    table = charts.comparison_table(runs, ["loss", "absent"], ["val_ndcg_at_10"], RunStyle.of(runs))
+    table = tables.comparison_table(runs, ["loss", "absent"], ["val_ndcg_at_10"], RunStyle.of(runs))
     assert list(table.columns) == [
         "run", "run_id", "data", "experiment", "status", "start_time", "params.loss", "metrics.val_ndcg_at_10"
     ]  # fmt: skip
     assert table["run"].tolist() == ["run-0", "run-1"] and np.isnan(table.iloc[1, -1])
     assert "0.30000000000000004" in table.to_csv(index=False)
-    assert charts.comparison_table(runs.iloc[0:0], ["loss"], [], RunStyle.of(runs.iloc[0:0])).empty
+    assert tables.comparison_table(runs.iloc[0:0], ["loss"], [], RunStyle.of(runs.iloc[0:0])).empty
 
 
 def test_best_per_experiment_is_per_dataset_too() -> None:
     runs = pd.concat([make_runs(3), make_runs(2, seed=1, experiment="other", experiment_id="2")], ignore_index=True)
     runs["metrics.val_ndcg_at_10"] = [0.1, 0.9, np.nan, 0.4, 0.3]
     runs.loc[0, "dataset_digest"] = "zzz"
-    best = charts.best_runs_per_experiment(runs, "val_ndcg_at_10")
+    best = tables.best_runs_per_experiment(runs, "val_ndcg_at_10")
     assert [(r.experiment, r.data, r.val_ndcg_at_10) for r in best.itertuples()] == [
         ("exp", "ml abc123 · split, seed 42", 0.9), ("other", "ml abc123 · split, seed 42", 0.4),
         ("exp", "ml zzz · split, seed 42", 0.1),
     ]  # fmt: skip
-    assert charts.best_runs_per_experiment(runs, "nope").empty
-    assert charts.top_runs(runs, "val_ndcg_at_10", 2)["metrics.val_ndcg_at_10"].tolist() == [0.9, 0.4]
-    assert len(charts.top_runs(runs, "val_ndcg_at_10", 10)) == 4
-    links = charts.run_ui_links(runs.iloc[:1], "http://ui:5000/")
+    assert tables.best_runs_per_experiment(runs, "nope").empty
+    assert tables.top_runs(runs, "val_ndcg_at_10", 2)["metrics.val_ndcg_at_10"].tolist() == [0.9, 0.4]
+    assert len(tables.top_runs(runs, "val_ndcg_at_10", 10)) == 4
+    links = tables.run_ui_links(runs.iloc[:1], "http://ui:5000/")
     assert links.iloc[0] == f"http://ui:5000/#/experiments/1/runs/{runs.run_id[0]}"
-    assert charts.parse_run_ids(" a,b ,,a,<x>") == ["a", "b"]
-    assert charts.parse_run_ids(["a,b", "c"]) == ["a", "b", "c"]
-    assert charts.preferred_metric(["train_seconds", "baseline_test_ndcg_at_10", "test_ndcg_at_10"]) == (
+    assert parse_run_ids(" a,b ,,a,<x>") == ["a", "b"]
+    assert parse_run_ids(["a,b", "c"]) == ["a", "b", "c"]
+    assert contract.preferred_metric(["train_seconds", "baseline_test_ndcg_at_10", "test_ndcg_at_10"]) == (
         "test_ndcg_at_10"
     )
 
@@ -383,15 +387,15 @@ def test_importance_figure_orders_bars() -> None:
 
 def test_no_metrics_single_run_and_zero_runs_do_not_crash() -> None:
     bare = make_runs(1).drop(columns=["metrics.val_ndcg_at_10", "metrics.train_seconds"])
-    assert charts.metric_names(bare) == []
+    assert cmp.metric_names(bare) == []
     for runs in (bare, make_runs(1), make_runs(0)):
         style = RunStyle.of(runs)
-        charts.parallel_coordinates_figure(runs, charts.param_names(runs), "val_ndcg_at_10", style)
+        charts.parallel_coordinates_figure(runs, cmp.param_names(runs), "val_ndcg_at_10", style)
         charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
-        charts.metric_bars_figure(runs, charts.metric_names(runs), style)
-        charts.param_diff_table(runs, style.labels)
-        charts.comparison_table(runs, charts.param_names(runs), charts.metric_names(runs), style)
-        charts.best_runs_per_experiment(runs, "val_ndcg_at_10")
+        charts.metric_bars_figure(runs, cmp.metric_names(runs), style)
+        tables.param_diff_table(runs, style.labels)
+        tables.comparison_table(runs, cmp.param_names(runs), cmp.metric_names(runs), style)
+        tables.best_runs_per_experiment(runs, "val_ndcg_at_10")
         charts.selection_figure(style, list(runs["run_id"]))
 
 
@@ -399,7 +403,7 @@ def test_odd_names_are_kept_as_text() -> None:
     runs = make_runs(2, run_name=["<b>bold</b>", "a.b/c d"], params__weird__name=["1", "x"])
     labels = RunStyle.of(runs).labels
     assert labels[runs.run_id[0]] == "<b>bold</b>"
-    table = charts.param_diff_table(runs, labels)
+    table = tables.param_diff_table(runs, labels)
     assert "weird.name" in table.index and list(table.columns) == ["<b>bold</b>", "a.b/c d"]
 
 
@@ -425,7 +429,7 @@ def test_five_hundred_runs_build_and_use_webgl() -> None:
     scatter = charts.param_scatter_figure(runs, "learning_rate", "val_ndcg_at_10", style)
     charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10", style)
     charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style)
-    charts.param_diff_table(runs, style.labels)
+    tables.param_diff_table(runs, style.labels)
     assert all(isinstance(t, go.Scattergl) for t in lines.data) and len(lines.data) == 1000
     assert isinstance(scatter.data[0], go.Scattergl)
 
@@ -462,7 +466,7 @@ def test_references_are_grey_lines_in_their_datas_facet_on_bars_segments_and_cur
     lines = [(a.text, a.yref) for a in curves.layout.annotations if "reference" in a.text]
     assert sorted(lines) == [("reference ease: 0.33", facet_d1), ("reference popularity: 0.1", facet_d1)]
 
-    table = charts.reference_table(compared, groups.iloc[:2], refs, ["test_ndcg_at_10"], style)
+    table = tables.reference_table(compared, groups.iloc[:2], refs, ["test_ndcg_at_10"], style)
     ratio = table.set_index("run")["× best reference (test_ndcg_at_10)"]
     assert ratio["reference: ease"] == pytest.approx(1.0) and ratio["reference: popularity"] == pytest.approx(
         0.1 / 0.33

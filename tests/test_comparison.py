@@ -9,7 +9,8 @@ import pytest
 from test_charts import make_runs
 
 from recdash import comparison as cmp
-from recdash.comparison import RunStyle
+from recdash.views import style
+from recdash.views.style import RunStyle
 
 
 def test_data_groups_name_dataset_digest_and_split_in_full() -> None:
@@ -131,7 +132,7 @@ def test_trial_states_and_sweep_parents() -> None:
 def test_colours_follow_the_selection_and_labels_are_unique() -> None:
     runs = make_runs(3, run_name=["same", "same", None])
     style = RunStyle.of(runs, order=[runs.run_id[2], runs.run_id[0]])
-    palette = cmp.palette()
+    palette = style.palette()
     assert style.colors[runs.run_id[2]] == palette[0] and style.colors[runs.run_id[0]] == palette[1]
     assert len(set(palette)) == len(palette) > 40
     assert len(set(style.labels.values())) == 3

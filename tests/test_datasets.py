@@ -10,20 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recdash import datasets as D
-from recdash.datasets import (
-    Dataset,
-    DatasetError,
-    apply_min_rating,
-    lineage,
-    load_dataset,
-    load_movielens_100k,
-    load_table,
-    make_synthetic,
-    read_movielens_100k,
-    split_dataset,
-    verify_movielens_100k,
-)
+from recdash import data
+from recdash.data.movielens import ML100K_GENRES, _read_cache, _resolve_cache_dir
+from recdash.data.split import _recbole_split_counts
+from recdash.data.synthetic import _SYN_GENRES
+from recdash.data import Dataset, DatasetError, apply_min_rating, lineage, load_dataset, load_movielens_100k, load_table, make_synthetic, read_movielens_100k, split_dataset, verify_movielens_100k
 
 # --------------------------------------------------------------------------------------------------------
 # helpers
@@ -74,7 +65,7 @@ def test_synthetic_is_deterministic_and_structured() -> None:
     assert set(items["item_id"]) >= set(inter["item_id"]) and items["item_id"].is_unique
     assert str(items["year"].dtype) == "Int64"
     genres = {g for gs in items["genres"] for g in gs.split("|")}
-    assert genres <= set(D._SYN_GENRES)
+    assert genres <= set(_SYN_GENRES)
     assert a.users is not None and len(a.users) == 120
 
 
@@ -291,7 +282,7 @@ def test_digest_is_stable_and_content_based() -> None:
     ],
 )
 def test_recbole_split_rule(tot: int, ratios: tuple[float, float, float], expected: list[int]) -> None:
-    assert D._recbole_split_counts(tot, ratios) == expected
+    assert _recbole_split_counts(tot, ratios) == expected
 
 
 def _hand_dataset() -> Dataset:
@@ -361,7 +352,7 @@ def test_split_errors() -> None:
 # MovieLens-100K parsing, verification and caching
 # --------------------------------------------------------------------------------------------------------
 
-_FLAGS = {g: i for i, g in enumerate(D.ML100K_GENRES)}
+_FLAGS = {g: i for i, g in enumerate(ML100K_GENRES)}
 
 
 def _flags(*genres: str) -> str:
@@ -468,16 +459,16 @@ def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     _write(target / "meta.json", '{"format": 1, "source": "x", "digest": "0"}')
     (target / "interactions.parquet").write_bytes(b"garbage")
     tried: list[str] = []
-    assert D._read_cache(target, tried) is None
+    assert _read_cache(target, tried) is None
     assert len(tried) == 1 and "unusable" in tried[0]
 
 
 def test_default_cache_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "c"))
-    assert D._resolve_cache_dir(None) == tmp_path / "c"
-    assert D._resolve_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
+    assert _resolve_cache_dir(None) == tmp_path / "c"
+    assert _resolve_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
     monkeypatch.delenv("RECDASH_CACHE_DIR")
-    assert D._resolve_cache_dir(None) == D.DEFAULT_CACHE_DIR
+    assert _resolve_cache_dir(None) == data.DEFAULT_CACHE_DIR
 
 
 # --------------------------------------------------------------------------------------------------------

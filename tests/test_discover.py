@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from recdash import annotations, catalog, registry, tracking
+from recdash.views import cards
 
 APP = str(Path(__file__).parents[1] / "app.py")
 pytestmark = pytest.mark.timeout(300)
@@ -175,22 +176,22 @@ def test_dataset_view_profiles_the_data_and_ranks_runs_on_it(store: dict[str, An
 
 def test_leaderboard_ranks_only_within_one_split(template: dict[str, Any]) -> None:
     cat = build(template["uri"])
-    runs = catalog.runs_on(cat, cat.run(template["syn-a"])["ds_digest"])
-    board = catalog.leaderboard(runs, "test_ndcg_at_10")
+    runs = cards.runs_on(cat, cat.run(template["syn-a"])["ds_digest"])
+    board = cards.leaderboard(runs, "test_ndcg_at_10")
     assert set(board["run"]) == {"syn-a", "syn-b"}
     values = board["test_ndcg_at_10"].tolist()
     assert values == sorted(values, reverse=True) and board["baseline"].notna().all()
     other = runs.assign(data_group=["split A", "split B"])
-    assert catalog.leaderboard(other, "test_ndcg_at_10", "split A")["run"].tolist() == [other["label"].iloc[0]]
+    assert cards.leaderboard(other, "test_ndcg_at_10", "split A")["run"].tolist() == [other["label"].iloc[0]]
 
 
 def test_changed_data_has_a_history_and_is_explained(store: dict[str, Any]) -> None:
     cat = build(store["uri"])
     old, new = (cat.run(store[n])["ds_digest"] for n in ("csv-old", "csv-new"))
     assert old != new
-    history = catalog.digest_history(cat, old)
+    history = cards.digest_history(cat, old)
     assert history["digest"].tolist() == [old, new] and history["Δ rows"].iloc[1] == 240  # 20 users x 12 rows
-    assert catalog.newer_digest(cat, old) == new and catalog.newer_digest(cat, new) is None
+    assert cards.newer_digest(cat, old) == new and cards.newer_digest(cat, new) is None
     at = discover(dataset=old)
     assert any("older version of ratings" in plain(w.value) for w in at.warning)
     # the file now loads with the new digest: the page says so and shows what the run logged instead
@@ -225,12 +226,12 @@ def test_model_card_shows_lineage_badges_and_serve_command(store: dict[str, Any]
 def test_model_trained_on_older_data_is_badged(store: dict[str, Any]) -> None:
     cat = build(store["uri"])
     older = "trained on an older version of its dataset"
-    assert older in [b.label for b in catalog.badges(cat, catalog.main_version(cat, "csv-recs"))]
-    assert older not in [b.label for b in catalog.badges(cat, catalog.main_version(cat, "ml-recs"))]
+    assert older in [b.label for b in cards.badges(cat, cards.main_version(cat, "csv-recs"))]
+    assert older not in [b.label for b in cards.badges(cat, cards.main_version(cat, "ml-recs"))]
     at = discover(model="csv-recs")
     assert older in table(at, "model_versions")["badges"].iloc[0]
     v1 = cat.versions[(cat.versions["name"] == "ml-recs") & (cat.versions["version"] == 1)].iloc[0]
-    pop = [b.label for b in catalog.badges(cat, v1)]
+    pop = [b.label for b in cards.badges(cat, v1)]
     assert pop[0] == "challenger" and pop[1].startswith("matches its baseline")  # popularity is its own baseline
 
 
@@ -416,7 +417,7 @@ def test_profiling_asks_before_downloading_and_lineage_labels_are_escaped(
     store: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "empty-cache"))
-    assert catalog.needs_download("movielens-100k", {}) and not catalog.needs_download("synthetic", {})
+    assert cards.needs_download("movielens-100k", {}) and not cards.needs_download("synthetic", {})
     digest = build(store["uri"]).run(store["pop-ml"])["ds_digest"]
     at = discover(dataset=digest)
     assert any("not on this machine yet" in plain(i.value) for i in at.info)

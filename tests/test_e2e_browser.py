@@ -33,11 +33,12 @@ from browser import (
     wait_idle,
 )
 
-from recdash import jobs
-from recdash.model import Hyperparams
-from recdash.references import train_references
-from recdash.sweep import SweepSpec, parse_space, run_sweep
-from recdash.train import TrainConfig, train
+from recdash.models.rankfm import Hyperparams
+from recdash.training.references import train_references
+from recdash.training.sweep import SweepSpec, parse_space, run_sweep
+from recdash.config import TrainConfig
+from recdash.training.run import train
+from recdash.training import jobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

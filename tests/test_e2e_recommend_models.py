@@ -28,8 +28,9 @@ from browser import (
 from playwright.sync_api import Locator, Page
 
 from recdash import registry
-from recdash.model import Hyperparams
-from recdash.train import TrainConfig, load_data, train
+from recdash.models.rankfm import Hyperparams
+from recdash.config import TrainConfig
+from recdash.training.run import load_data, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 SYNTHETIC = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

@@ -18,11 +18,13 @@ import pytest
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from recdash import jobs
 from recdash import recommend as rx
-from recdash.flags import proc_stat
+from recdash.process import proc_stat
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TAG_ERROR, TrainConfig, train
+from recdash.contract import TAG_ERROR
+from recdash.config import TrainConfig
+from recdash.training.run import train
+from recdash.training import jobs
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(240)

@@ -15,9 +15,11 @@ import mlflow
 import pandas as pd
 import pytest
 
-from recdash import jobs, tracking
+from recdash import tracking
+from recdash.views import jobs as job_views
 from recdash.cli import main as cli_main
-from recdash.flags import TAG_PROCESS_START, process_start
+from recdash.contract import TAG_PROCESS_START
+from recdash.process import process_start
 
 pytestmark = pytest.mark.timeout(120)
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
@@ -99,7 +101,7 @@ def test_queue_respects_the_limit_and_cancels_queued_jobs(cleanup: list[int]) ->
     assert mlflow.get_run(third).info.status == "KILLED"
     jobs.cancel(first.run_id, wait=30)
     wait_for(lambda: jobs.get_job(second).state == "finished")
-    frame = jobs.jobs_frame(jobs.list_jobs())
+    frame = job_views.jobs_frame(jobs.list_jobs())
     assert sorted(frame["state"]) == ["finished", "killed", "killed"]
 
 
@@ -242,7 +244,7 @@ def test_a_job_cancelled_while_queued_has_no_duration() -> None:
     assert jobs.cancel(run_id) == "killed"
     run = mlflow.get_run(run_id)
     assert run.info.status == "KILLED" and run.info.end_time is None
-    assert pd.isna(jobs.jobs_frame(jobs.list_jobs())["duration_s"].iloc[0])
+    assert pd.isna(job_views.jobs_frame(jobs.list_jobs())["duration_s"].iloc[0])
     assert jobs.progress(run_id).elapsed_s is None
     loaded = tracking.RunsLoader(mlflow.get_tracking_uri()).load([run.info.experiment_id])
     assert pd.isna(loaded.set_index("run_id").loc[run_id, "duration_s"])  # Runs and Home show no duration

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recdash.metrics import METRICS, evaluate, gini_index, interaction_matrix, top_k
+from recdash.evaluation.metrics import METRICS, evaluate, gini_index, interaction_matrix, top_k
 
 LOG2_3 = math.log2(3)  # 1.584962500721156
 

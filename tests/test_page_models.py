@@ -15,8 +15,10 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash import registry
+from recdash.views import models as model_views
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, load_data, train
+from recdash.config import TrainConfig
+from recdash.training.run import load_data, train
 
 APP = str(Path(__file__).parents[1] / "app.py")
 TIMEOUT = 60
@@ -174,14 +176,14 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     assert list(side.columns) == ["champion (v1)", "challenger (v2)", "difference", "better when", "verdict"]
     metrics = MlflowClient().get_run(str(store["a"])).data.metrics
     assert side.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(metrics["test_ndcg_at_10"])
-    expected = registry.champion_vs_challenger("recs")
+    expected = model_views.champion_vs_challenger("recs")
     assert side["verdict"].tolist() == expected["verdict"].tolist()
     assert side.loc["test_mean_popularity_at_10", "better when"] == "lower"
     # better green, worse red, on the difference and the verdict; equal and unknown stay plain
     colours = _cell_colours(frames[0])
     columns = list(side.columns)
     for row, result in enumerate(expected["outcome"]):
-        want = {registry.BETTER: "green", registry.WORSE: "red"}.get(result)
+        want = {model_views.BETTER: "green", model_views.WORSE: "red"}.get(result)
         for col in ("difference", "verdict"):
             assert colours.get((row, columns.index(col))) == want, (side.index[row], col, result)
         assert colours.get((row, 0)) is None
@@ -189,8 +191,8 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     captions = " ".join(_unescape(c.value) for c in at.caption)
     assert "Higher is better for every metric except test_mean_popularity_at_10, where lower is better" in captions
     assert "more novel recommendations" in captions
-    better = int((expected["outcome"] == registry.BETTER).sum())
-    worse = int((expected["outcome"] == registry.WORSE).sum())
+    better = int((expected["outcome"] == model_views.BETTER).sum())
+    worse = int((expected["outcome"] == model_views.WORSE).sum())
     assert any(f"better on {better}** and **worse on {worse}** of {len(expected)}" in m.value for m in at.markdown)
     links = [link for link in at.get("page_link") if "Recommend" in link.proto.label]
     assert len(links) == 1

@@ -13,9 +13,10 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash.comparison import run_colors
+from recdash.views.style import run_colors
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, TrainResult, train
+from recdash.config import TrainConfig
+from recdash.training.run import TrainResult, train
 
 APP = str(Path(__file__).parents[1] / "app.py")
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
@@ -291,29 +292,29 @@ def test_a_new_user_of_a_model_without_user_features_gets_the_popular_list(
 
 def test_cold_start_notes_and_a_known_users_decoded_attributes(featured: dict[str, object]) -> None:
     """What the page says for each cold-start strategy, and a user's attributes read back from the model alone."""
-    from recdash import recommend as rx
-    from recdash.train import NOT_VALIDATED
+    from recdash.views import recommend as rv
+    from recdash.training.run import NOT_VALIDATED
 
     result = featured["result"]
     assert isinstance(result, TrainResult)
     rec = result.recommender.snapshot()
     rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
-    note, matters = rx.cold_start_note(rec)
+    note, matters = rv.cold_start_note(rec)
     assert not matters and "do not change the list" in note and "Train it on the cold-users split" in note
     rec.set_cold_start("popular", chosen_on="validation cold users, ndcg_at_10", value=0.25)
-    note, matters = rx.cold_start_note(rec)
+    note, matters = rv.cold_start_note(rec)
     assert not matters and "chosen on validation cold users, ndcg_at_10 = 0.2500" in note
     rec.set_cold_start("blend", 0.25, chosen_on="validation cold users, ndcg_at_10")
-    assert rx.cold_start_note(rec) == (
+    assert rv.cold_start_note(rec) == (
         "Cold-start strategy blend: a new user's attribute scores mixed with popularity, 25% popularity (chosen on "
         "validation cold users, ndcg_at_10).",
         True,
     )
     user = str(rec.user_ids[3])
-    decoded = rx.user_attributes(rec, user)  # no users table: the model's own encoded row, decoded
+    decoded = rv.user_attributes(rec, user)  # no users table: the model's own encoded row, decoded
     assert set(decoded) == {"age", "gender", "occupation"} and decoded["gender"] in ("F", "M")
     assert decoded["age"] in rec.user_encoding.columns[0].values  # the bucket label
-    raw = rx.user_attributes(
+    raw = rv.user_attributes(
         rec, user, pd.DataFrame({"user_id": [user], "age": [33], "gender": ["F"], "occupation": ["x"]})
     )
     assert raw == decoded  # a users table that disagrees with what the model saw is not shown

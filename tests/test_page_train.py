@@ -14,7 +14,7 @@ import mlflow
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from recdash import jobs
+from recdash.views import jobs as job_views
 from recdash.contract import run_label
 
 ROOT = Path(__file__).parents[1]
@@ -126,7 +126,7 @@ def test_start_training_see_progress_and_finished_run() -> None:
 
 def test_live_chart_draws_a_single_epoch() -> None:
     history = jobs.progress(_one_epoch_run()).history
-    figure = json.loads(jobs.history_figure(history).to_json())
+    figure = json.loads(job_views.history_figure(history).to_json())
     assert figure["data"] and all(len(t["y"]) == 1 and "markers" in t["mode"] for t in figure["data"])
     low, high = figure["layout"]["yaxis"]["range"]
     assert all(low < y < high for t in figure["data"] for y in t["y"])
@@ -134,7 +134,8 @@ def test_live_chart_draws_a_single_epoch() -> None:
 
 def _one_epoch_run() -> str:
     from recdash.models.rankfm import Hyperparams
-    from recdash.train import TrainConfig, train
+    from recdash.config import TrainConfig
+    from recdash.training.run import train
 
     config = TrainConfig(
         dataset="synthetic",
@@ -199,7 +200,7 @@ def test_unnamed_runs_are_called_by_their_short_id(no_job_left: None) -> None:
     assert not [o for o in options if "unnamed" in o or "None" in o]
     (job_option,) = [o for o in at.selectbox(key="job_select").options if job[:8] in o]
     assert job_option.split()[-1] == run_label("", job) == job[:8]
-    assert jobs.jobs_frame(jobs.list_jobs())["name"].tolist() == [job[:8]]
+    assert job_views.jobs_frame(jobs.list_jobs())["name"].tolist() == [job[:8]]
 
 
 def test_a_second_identical_start_asks_first(no_job_left: None) -> None:

@@ -254,7 +254,7 @@ def test_artifacts_are_proxied_to_the_artifacts_destination(team: TeamStack, via
 
 def test_workers_creating_optunas_tables_at_once_do_not_collide(team: TeamStack) -> None:
     """Four workers open the same empty PostgreSQL database at the same moment (CREATE TYPE races without the
-    retry in recdash.sweep._make_storage); three fresh databases give the race three chances."""
+    retry in sweep._make_storage); three fresh databases give the race three chances."""
     for round_ in range(3):
         name = f"optuna_race_{round_}"
         team.cluster.create_database(name)

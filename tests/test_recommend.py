@@ -16,10 +16,12 @@ from mlflow.types import schema
 from stores import sqlite_store
 
 from recdash import recommend as rx
+from recdash.views import recommend as rv
 from recdash.models import Recommender
 from recdash.models.rankfm import Hyperparams, RankFM
 from recdash.serving import log_model
-from recdash.train import TrainConfig, train
+from recdash.config import TrainConfig
+from recdash.training.run import train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
@@ -161,7 +163,7 @@ def test_dataset_arguments_from_params() -> None:
 
 
 def test_changed_data_file_is_a_warning(tmp_path: Path) -> None:
-    from recdash.datasets import make_synthetic
+    from recdash.data import make_synthetic
 
     path = tmp_path / "ratings.csv"
     make_synthetic(n_users=60, n_items=40, n_interactions=900).interactions.to_csv(path, index=False)
@@ -311,23 +313,23 @@ def test_decorate_marks_test_hits_and_popularity() -> None:
     recs = pd.DataFrame(
         {"user_id": "u1", "rank": [1, 2, 3], "item_id": ["i3", "i1", "i7"], "score": [0.9, 0.5, 0.1], "source": "model"}
     )
-    out = rx.decorate(recs, ITEMS, pd.Series({"i1": 4, "i3": 2}), {"i1", "i7"})
+    out = rv.decorate(recs, ITEMS, pd.Series({"i1": 4, "i3": 2}), {"i1", "i7"})
     assert list(out.columns) == ["rank", "item_id", "title", "genres", "year", "score", "source", "popularity", "hit"]
     assert list(out["title"].fillna("")) == ["Three", "One", ""]
     assert list(out["popularity"]) == [2, 4, 0]
     assert list(out["hit"]) == [False, True, True]
-    assert "hit" not in rx.decorate(recs).columns
+    assert "hit" not in rv.decorate(recs).columns
 
 
 def test_overlap_counts_and_jaccard() -> None:
     a = pd.DataFrame({"item_id": ["a", "b", "c"]})
-    assert rx.overlap(a, ["b", "c", "d"]) == (2, 0.5)
-    assert rx.overlap(a, a) == (3, 1.0)
-    assert rx.overlap([], []) == (0, 0.0)
+    assert rv.overlap(a, ["b", "c", "d"]) == (2, 0.5)
+    assert rv.overlap(a, a) == (3, 1.0)
+    assert rv.overlap([], []) == (0, 0.0)
 
 
 def test_item_labels_and_key_metric() -> None:
-    assert rx.item_labels(["i1", "i9"], ITEMS) == {"i1": "One (i1)", "i9": "i9"}
+    assert rv.item_labels(["i1", "i9"], ITEMS) == {"i1": "One (i1)", "i9": "i9"}
     assert rx.key_metric({"val_ndcg_at_10": 0.2, "test_recall_at_10": 0.1, "test_ndcg_at_10": 0.3}) == (
         "test_ndcg_at_10",
         0.3,
@@ -343,47 +345,47 @@ def test_model_label_names_the_run_experiment_and_registered_version(shared: dic
     run_a = f"run alpha ({a.run_id[:8]}) · experiment recs"  # type: ignore[attr-defined]
     sources = rx.model_sources().set_index("run_id")
     logged = sources.loc[a.run_id, "model_uri"]  # type: ignore[attr-defined]
-    assert logged.startswith("models:/m-") and rx.model_label(logged) == run_a
-    assert rx.model_label(f"runs:/{a.run_id}/model") == run_a  # type: ignore[attr-defined]
-    assert rx.model_label(f"runs:/{b.run_id}/model") == f"run beta ({b.run_id[:8]}) · experiment recs"  # type: ignore[attr-defined]
-    assert rx.model_label("models:/recs@champion") == f"recs@champion (v1) · {run_a}"
-    assert rx.model_label("models:/recs/1") == f"recs v1 (champion) · {run_a}"
+    assert logged.startswith("models:/m-") and rv.model_label(logged) == run_a
+    assert rv.model_label(f"runs:/{a.run_id}/model") == run_a  # type: ignore[attr-defined]
+    assert rv.model_label(f"runs:/{b.run_id}/model") == f"run beta ({b.run_id[:8]}) · experiment recs"  # type: ignore[attr-defined]
+    assert rv.model_label("models:/recs@champion") == f"recs@champion (v1) · {run_a}"
+    assert rv.model_label("models:/recs/1") == f"recs v1 (champion) · {run_a}"
     # what the store cannot say more about stays the URI (loading reports the problem)
     for uri in ("models:/recs@nope", "models:/nope/1", "runs:/0123456789abcdef/model", "file:///x", ""):
-        assert rx.model_label(uri) == uri
+        assert rv.model_label(uri) == uri
 
 
 def test_compact_puts_title_and_id_in_one_column() -> None:
     frame = pd.DataFrame(
         {"rank": [1, 2], "item_id": ["i1", "i9"], "title": ["One", None], "genres": ["A", None], "year": [1990, None]}
     )
-    out = rx.compact(frame)
+    out = rv.compact(frame)
     assert list(out.columns) == ["rank", "item", "year"]
     assert list(out["item"]) == ["One (i1)", "i9"]
-    assert list(rx.compact(frame, keep_id=True).columns) == ["rank", "item_id", "item", "year"]
-    assert list(rx.compact(frame[["rank", "item_id"]]).columns) == ["rank", "item"]
+    assert list(rv.compact(frame, keep_id=True).columns) == ["rank", "item_id", "item", "year"]
+    assert list(rv.compact(frame[["rank", "item_id"]]).columns) == ["rank", "item"]
 
 
 def test_display_recs_marks_hits_shared_items_and_names_the_fallback_count() -> None:
     recs = pd.DataFrame(
         {"user_id": "u1", "rank": [1, 2, 3], "item_id": ["i3", "i1", "i7"], "score": [0.9, 0.5, 0.1], "source": "model"}
     )
-    table = rx.decorate(recs, ITEMS, pd.Series({"i1": 4, "i3": 2}), {"i1", "i7"})
-    shown = rx.display_recs(table)
+    table = rv.decorate(recs, ITEMS, pd.Series({"i1": 4, "i3": 2}), {"i1", "i7"})
+    shown = rv.display_recs(table)
     assert shown.attrs["shown"] == ["rank", "item", "year", "score", "popularity", "hit"]
     assert shown.attrs["labels"] == {}
     assert list(shown["item_id"]) == ["i3", "i1", "i7"]  # kept for lookups, shown through "item"
     assert list(shown["item"]) == ["Three (i3)", "One (i1)", "i7"] and list(shown["hit"]) == ["", "✓", "✓"]
-    side = rx.display_recs(table, {"i3", "i7"}, popularity=False)
+    side = rv.display_recs(table, {"i3", "i7"}, popularity=False)
     assert side.attrs["shown"] == ["rank", "item", "year", "score", "hit", "in both"]
     assert list(side["in both"]) == ["✓", "", "✓"]
 
     # the popularity fallback's score is a count of training interactions: shown once, and called that
     popular = recs.assign(score=[486.0, 427.0, 5.0], source="popular")
-    table = rx.decorate(popular, ITEMS, pd.Series({"i3": 486, "i1": 427, "i7": 5}), set())
-    shown = rx.display_recs(table)
+    table = rv.decorate(popular, ITEMS, pd.Series({"i3": 486, "i1": 427, "i7": 5}), set())
+    shown = rv.display_recs(table)
     assert shown.attrs["shown"] == ["rank", "item", "year", "score", "hit"]
-    assert shown.attrs["labels"] == {"score": "training interactions"} and rx.FALLBACK_SCORE == "training interactions"
+    assert shown.attrs["labels"] == {"score": "training interactions"} and rv.FALLBACK_SCORE == "training interactions"
     assert list(shown["score"]) == [486, 427, 5]
     # a foreign model's fallback without known popularity keeps its own score, unrenamed
-    assert rx.display_recs(rx.decorate(popular)).attrs["labels"] == {}
+    assert rv.display_recs(rv.decorate(popular)).attrs["labels"] == {}

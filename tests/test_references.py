@@ -15,8 +15,9 @@ from recdash.cli import main as cli_main
 from recdash.comparison import data_groups
 from recdash.models.ease import EASEParams
 from recdash.models.rankfm import Hyperparams
-from recdash.references import GRIDS, train_references
-from recdash.train import ConfigError, TrainConfig, load_data, train
+from recdash.training.references import GRIDS, train_references
+from recdash.config import ConfigError, TrainConfig
+from recdash.training.run import load_data, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 SEGMENT_METRICS = [

@@ -13,8 +13,11 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
 from recdash import registry
+from recdash import contract
+from recdash.views import models as model_views
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, load_data, train
+from recdash.config import TrainConfig
+from recdash.training.run import load_data, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
@@ -162,10 +165,10 @@ def test_champion_vs_challenger_side_by_side(store: dict[str, object]) -> None:
     registry.register_run_model(str(store["a"]), "recs")
     registry.register_run_model(str(store["b"]), "recs")
     with pytest.raises(ValueError, match="no version with alias 'champion', 'challenger'"):
-        registry.champion_vs_challenger("recs")
+        model_views.champion_vs_challenger("recs")
     registry.set_alias("recs", "champion", 1)
     registry.set_alias("recs", "challenger", 2)
-    frame = registry.champion_vs_challenger("recs")
+    frame = model_views.champion_vs_challenger("recs")
     assert list(frame.columns[:3]) == ["champion (v1)", "challenger (v2)", "difference"]
     client = MlflowClient()
     ma, mb = (client.get_run(str(store[k])).data.metrics for k in ("a", "b"))
@@ -183,7 +186,7 @@ def test_champion_vs_challenger_says_which_way_each_difference_goes(store: dict[
     registry.register_run_model(str(store["b"]), "recs")
     registry.set_alias("recs", "champion", 1)
     registry.set_alias("recs", "challenger", 2)
-    frame = registry.champion_vs_challenger("recs")
+    frame = model_views.champion_vs_challenger("recs")
     assert list(frame.columns) == [
         "champion (v1)", "challenger (v2)", "difference", "better when", "verdict", "outcome"
     ]  # fmt: skip
@@ -202,17 +205,17 @@ def test_champion_vs_challenger_says_which_way_each_difference_goes(store: dict[
 
 
 def test_outcome_and_verdict_by_hand() -> None:
-    assert registry.outcome(0.20, 0.25, lower_is_better=False) == registry.BETTER
-    assert registry.outcome(0.20, 0.15, lower_is_better=False) == registry.WORSE
-    assert registry.outcome(268.44, 266.09, lower_is_better=True) == registry.BETTER  # less popular: more novel
-    assert registry.outcome(266.09, 268.44, lower_is_better=True) == registry.WORSE
-    assert registry.outcome(0.1 + 0.2, 0.3, lower_is_better=False) == registry.EQUAL  # float noise is not a change
-    assert registry.outcome(float("nan"), 0.3, lower_is_better=False) == registry.UNKNOWN
-    assert registry.verdict("challenger", registry.BETTER, -2.355) == "challenger better by 2.3550"
-    assert registry.verdict("challenger", registry.WORSE, -0.0056) == "challenger worse by 0.0056"
-    assert registry.verdict("challenger", registry.EQUAL, 0.0) == "equal"
-    assert registry.metric_lower_is_better("test_mean_popularity_at_10")
-    assert not registry.metric_lower_is_better("test_ndcg_at_10")
+    assert model_views.outcome(0.20, 0.25, lower_is_better=False) == model_views.BETTER
+    assert model_views.outcome(0.20, 0.15, lower_is_better=False) == model_views.WORSE
+    assert model_views.outcome(268.44, 266.09, lower_is_better=True) == model_views.BETTER  # less popular: more novel
+    assert model_views.outcome(266.09, 268.44, lower_is_better=True) == model_views.WORSE
+    assert model_views.outcome(0.1 + 0.2, 0.3, lower_is_better=False) == model_views.EQUAL  # float noise is not a change
+    assert model_views.outcome(float("nan"), 0.3, lower_is_better=False) == model_views.UNKNOWN
+    assert model_views.verdict("challenger", model_views.BETTER, -2.355) == "challenger better by 2.3550"
+    assert model_views.verdict("challenger", model_views.WORSE, -0.0056) == "challenger worse by 0.0056"
+    assert model_views.verdict("challenger", model_views.EQUAL, 0.0) == "equal"
+    assert contract.lower_is_better("test_mean_popularity_at_10")
+    assert not contract.lower_is_better("test_ndcg_at_10")
 
 
 def test_promote_challenger_moves_champion_and_removes_challenger(store: dict[str, object]) -> None:

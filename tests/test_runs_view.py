@@ -9,7 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_charts import make_runs
 
-from recdash import runs_view, tracking
+from recdash import tracking
+from recdash.views import runs_view
 
 
 def foreign_runs(n: int = 3) -> pd.DataFrame:

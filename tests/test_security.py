@@ -18,12 +18,14 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash import jobs, registry
+from recdash import registry
 from recdash import recommend as rx
-from recdash.datasets import DatasetError, load_dataset
+from recdash.data import DatasetError, load_dataset
 from recdash.models import IDS_FILE, WEIGHTS_FILE
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, train
+from recdash.config import TrainConfig
+from recdash.training.run import train
+from recdash.training import jobs
 
 ROOT = Path(__file__).parents[1]
 APP = str(ROOT / "app.py")
@@ -184,9 +186,9 @@ def evil_titles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     items["title"] = [f"{EVIL_LINK} <img src=x onerror=alert({i})> **bold**" for i in range(len(items))]
     items.to_parquet(target / "items.parquet", index=False)
     meta = {"format": 1, "source": "test", "digest": real.digest, "shape": [100_000, 943, 1682]}
-    from recdash import datasets
+    from recdash.data.movielens import _CACHE_FORMAT
 
-    meta["format"] = datasets._CACHE_FORMAT
+    meta["format"] = _CACHE_FORMAT
     (target / "meta.json").write_text(json.dumps(meta))
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(cache))
     assert load_dataset("movielens-100k").items["title"].iloc[0].startswith(EVIL_LINK)

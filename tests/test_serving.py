@@ -29,7 +29,8 @@ from stores import sqlite_store
 from recdash.models import MODELS
 from recdash.models.rankfm import Hyperparams
 from recdash.registry import register_run_model, set_alias
-from recdash.train import TrainConfig, load_data, train
+from recdash.config import TrainConfig
+from recdash.training.run import load_data, train
 
 MODEL_NAME = "recs"
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

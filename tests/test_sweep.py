@@ -16,15 +16,7 @@ from optuna.trial import TrialState
 
 import recdash
 from recdash.cli import build_parser
-from recdash.sweep import (
-    SweepError,
-    SweepSpec,
-    grid_points,
-    parse_dimension,
-    parse_space,
-    run_sweep,
-    sweep_spec_from_args,
-)
+from recdash.training.sweep import SweepError, SweepSpec, grid_points, parse_dimension, parse_space, run_sweep, sweep_spec_from_args
 
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
 TINY += ["--synthetic-interactions", "3000", "--factors", "8"]
@@ -190,7 +182,7 @@ def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, m
     assert parent.data.params["storage"] == f"sqlite:///{beside}"
     assert optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{beside}").trials
     # a store that is not a SQLite file: the recdash cache folder, never the working directory
-    from recdash.sweep import default_storage
+    from recdash.training.sweep import default_storage
 
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "cache"))
     cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"

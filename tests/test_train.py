@@ -17,7 +17,8 @@ from stores import sqlite_store
 
 from recdash.cli import main as cli_main
 from recdash.models.rankfm import Hyperparams
-from recdash.train import ConfigError, StopRun, TrainConfig, train
+from recdash.config import ConfigError, TrainConfig
+from recdash.training.run import StopRun, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 

@@ -1,5 +1,7 @@
 """Recommender algorithms behind one interface (:class:`~recdash.models.base.Recommender`), one module each.
 
+Adding a model is one module plus :func:`register` (see docs/architecture.md): the CLI's ``--model`` choices, the
+Train form, sweeps (its ``default_space``) and references (its ``reference_grid``) read the registry at call time.
 ``get_model(name)`` gives the class for a ``--model`` value; :func:`load` reads any saved model back (the file
 names which algorithm wrote it). Importing this package never imports rankfmc, scipy or MLflow.
 """
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from recdash.errors import UserError
 from recdash.models.base import (
     IDS_FILE,
     OUTPUT_COLUMNS,
@@ -30,13 +33,41 @@ from recdash.models.itemknn import ItemKNN
 from recdash.models.popularity import Popularity
 from recdash.models.rankfm import RankFM
 
-MODELS: dict[str, type[Recommender]] = {m.name: m for m in (RankFM, EASE, ItemKNN, Popularity)}
+MODELS: dict[str, type[Recommender]] = {}
 DEFAULT_MODEL = "rankfm"
-REFERENCE_MODELS = ("popularity", "ease", "itemknn")
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(UserError, ValueError):
     """A ``--model`` value that names no algorithm."""
+
+
+def register(model: type[Recommender]) -> type[Recommender]:
+    """Make ``model`` available under its ``name`` everywhere a model is chosen (usable as a class decorator)."""
+    for name, spec in model.hyperparameters().items():
+        if spec.name != name:
+            raise ValueError(f"{model.__name__}: hyperparameter {name!r} is declared as {spec.name!r}")
+    MODELS[model.name] = model
+    return model
+
+
+def unregister(name: str) -> None:
+    """Remove a model registered by :func:`register` (tests that define toy models)."""
+    MODELS.pop(name, None)
+
+
+for _model in (RankFM, Popularity, EASE, ItemKNN):
+    register(_model)
+
+
+def reference_models() -> tuple[str, ...]:
+    """The models fitted by ``recdash references``: those with a ``reference_grid``, in registration order."""
+    return tuple(name for name, cls in MODELS.items() if cls.reference_grid is not None)
+
+
+def reference_candidates(name: str) -> list[Params]:
+    """The validated hyperparameter grid reference model ``name`` is chosen from on validation."""
+    cls = get_model(name)
+    return [cls.Params.from_mapping(values) for values in (cls.reference_grid or ({},))]
 
 
 def get_model(name: str) -> type[Recommender]:
@@ -47,17 +78,18 @@ def get_model(name: str) -> type[Recommender]:
     return MODELS[key]
 
 
-def all_hyperparameters() -> dict[str, ParamSpec]:
-    """Every model's hyperparameters by name (the names are unique across models, so each is one CLI flag)."""
-    out: dict[str, ParamSpec] = {}
+def models_of_param(name: str) -> list[str]:
+    """The models that have a hyperparameter called ``name`` (two models may share a name, each with its range)."""
+    return [m.name for m in MODELS.values() if name in m.hyperparameters()]
+
+
+def log_scale_params() -> dict[str, bool]:
+    """Hyperparameter name -> whether a model searches it on a log scale (charts draw it so)."""
+    out: dict[str, bool] = {}
     for model in MODELS.values():
-        out.update(model.hyperparameters())
+        for name, spec in model.hyperparameters().items():
+            out[name] = out.get(name, False) or spec.log
     return out
-
-
-def model_of_param(name: str) -> str | None:
-    """Which model a hyperparameter belongs to (None for a name no model has)."""
-    return next((m.name for m in MODELS.values() if name in m.hyperparameters()), None)
 
 
 def params_for(model: str, values: dict[str, Any] | None = None) -> Params:
@@ -85,7 +117,6 @@ __all__ = [
     "IDS_FILE",
     "MODELS",
     "OUTPUT_COLUMNS",
-    "REFERENCE_MODELS",
     "WEIGHTS_FILE",
     "HyperparameterError",
     "Interactions",
@@ -96,12 +127,16 @@ __all__ = [
     "RankFM",
     "Recommender",
     "UnknownModelError",
-    "all_hyperparameters",
     "coerce_param",
     "empty_recommendations",
     "get_model",
     "load",
-    "model_of_param",
+    "log_scale_params",
+    "models_of_param",
     "params_for",
+    "reference_candidates",
+    "reference_models",
+    "register",
+    "unregister",
     "validate_k",
 ]

@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from recdash.features import FeatureEncoding, FeatureTable
-from recdash.metrics import top_k
+from recdash.data.features import FeatureEncoding, FeatureTable
+from recdash.errors import UserError
+from recdash.evaluation.metrics import top_k
 
 FORMAT_VERSION = 2  # 1: rankfm factor arrays only (no "model" key); still loadable
 WEIGHTS_FILE = "weights.npz"
@@ -37,7 +38,7 @@ COLD_STRATEGIES = ("popular", "features", "blend")
 _BLOCK_SCORES = 1 << 18
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(UserError, ValueError):
     """A hyperparameter outside its allowed range; the message names the parameter, its flag and the bound."""
 
 
@@ -60,6 +61,10 @@ class ParamSpec:
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` in this parameter's type, checked against its bounds (HyperparameterError naming it)."""
+        return coerce_param(self, value)
 
     def describe(self) -> str:
         """The range or choices, as ``--help`` and the form show them."""
@@ -237,6 +242,11 @@ class Recommender(ABC):
     scoring_needs_scipy: ClassVar[bool] = False
     description: ClassVar[str] = ""
     similarity: ClassVar[str | None] = None  # what "similar items" means for this model; None: it has none
+    # What a sweep searches when the user names no --space ("name=low:high[:log]" or "name=a,b,c" items).
+    default_space: ClassVar[tuple[str, ...]] = ()
+    # Candidates tried on validation when the model is fitted as a reference run (each fitted on train only);
+    # None: not a reference model.
+    reference_grid: ClassVar[tuple[dict[str, Any], ...] | None] = None
 
     def __init__(self, params: Params | None = None, *, seed: int = 42) -> None:
         self.params = params if params is not None else self.Params()

@@ -8,7 +8,7 @@ thousand items, and memory grows with the square of the catalogue (refused above
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,10 @@ class EASE(Recommender):
 
     name: ClassVar[str] = "ease"
     Params: ClassVar[type[Params]] = EASEParams
+    default_space: ClassVar[tuple[str, ...]] = ("l2=10:5000:log",)
+    reference_grid: ClassVar[tuple[dict[str, Any], ...] | None] = tuple(
+        {"l2": v} for v in (50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0)
+    )
     description: ClassVar[str] = "EASE (Steck 2019): closed-form item-item linear model with L2 penalty λ."
     similarity: ClassVar[str | None] = "the item-item weights EASE learned"
     params: EASEParams

@@ -37,6 +37,10 @@ class ItemKNN(Recommender):
     name: ClassVar[str] = "itemknn"
     Params: ClassVar[type[Params]] = ItemKNNParams
     scoring_needs_scipy: ClassVar[bool] = True
+    default_space: ClassVar[tuple[str, ...]] = ("neighbours=10:500:log", "shrink=0:200")
+    reference_grid: ClassVar[tuple[dict[str, Any], ...] | None] = tuple(
+        {"neighbours": n, "shrink": s} for n in (20, 50, 100, 200) for s in (0.0, 10.0, 100.0)
+    )
     description: ClassVar[str] = "Item-based kNN: cosine item similarity with shrinkage, top-k neighbours per item."
     similarity: ClassVar[str | None] = "shrunk cosine similarity among each item's nearest neighbours"
     params: ItemKNNParams

@@ -4,7 +4,7 @@ personalised model has to clear)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class Popularity(Recommender):
 
     name: ClassVar[str] = "popularity"
     Params: ClassVar[type[Params]] = PopularityParams
+    reference_grid: ClassVar[tuple[dict[str, Any], ...] | None] = ({},)
     description: ClassVar[str] = "Most popular items by training interactions (no personalisation)."
 
     def _fit(self, train: Interactions) -> None:

@@ -72,6 +72,10 @@ class RankFM(Recommender):
     Params: ClassVar[type[Params]] = Hyperparams
     iterative: ClassVar[bool] = True
     uses_features: ClassVar[bool] = True
+    # Centred on what ML-100K rewarded in our runs: WARP (BPR's best validation NDCG@10 in 3 tries was 0.239,
+    # WARP's 0.251-0.256), rates around 0.05 (0.1 peaks early and lower), light L2 (alpha 0.03 lost 0.01).
+    # 20 trials with pruning took 102 s on ML-100K.
+    default_space: ClassVar[tuple[str, ...]] = ("factors=32:128", "learning_rate=0.02:0.1:log", "alpha=0.001:0.03:log")
     description: ClassVar[str] = "Factorization machine trained by SGD on a BPR or WARP ranking loss (rankfmc)."
     similarity: ClassVar[str | None] = "cosine similarity of the item factors"
     params: Hyperparams

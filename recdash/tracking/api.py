@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 from mlflow.entities import ViewType
 
-from recdash.tracking.client import FilterError, logged_model_ready, run_has_model_marker, search_runs
+from recdash.tracking.client import FilterError, in_chunks, logged_model_ready, run_has_model_marker, search_runs
 from recdash.tracking.filters import filter_message
 from recdash.tracking.frame import ACTIVE_STATUSES, assemble, parts_from_runs
 from recdash.tracking.source import RunsCache, RunSource
-from recdash.tracking.sql import in_chunks
 
 _log = logging.getLogger(__name__)
 

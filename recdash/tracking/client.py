@@ -13,6 +13,7 @@ from recdash.errors import UserError
 
 API_PAGE_SIZE = 1000  # MLflow's default page; we always follow page_token, so this never truncates
 HEALTH_TIMEOUT_S = 3.0
+IN_CHUNK = 500  # bound parameters per IN (...) list or filter; far below every database's limit
 
 
 class TrackingError(UserError, RuntimeError):
@@ -55,6 +56,13 @@ def all_pages(fetch: Callable[[str | None], Any]) -> list[Any]:
         token = getattr(page, "token", None)
         if not token:
             return out
+
+
+def in_chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
+    """``values`` in lists of at most :data:`IN_CHUNK` (for ``IN (...)`` clauses and run-id filters)."""
+    values = list(values)
+    for i in range(0, len(values), IN_CHUNK):
+        yield values[i : i + IN_CHUNK]
 
 
 def search_runs(

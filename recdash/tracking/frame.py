@@ -196,6 +196,12 @@ def parts_from_runs(runs: Sequence[Any]) -> Parts:
     )
 
 
+def json_run_id(run: dict[str, Any]) -> str:
+    """A run's id in the server's JSON (MLflow 1 servers only send run_uuid)."""
+    info = run["info"]
+    return str(info.get("run_id") or info["run_uuid"])
+
+
 def _json_float(value: Any) -> float:
     """A metric value from MLflow's JSON: a number, or "NaN"/"Infinity"/"-Infinity" as protobuf writes them."""
     return float(value)
@@ -206,8 +212,6 @@ def parts_from_json(runs: Sequence[dict[str, Any]]) -> Parts:
     proto2 defaults are applied the way RunInfo.from_proto does (absent strings are "", an end time of 0 is None)."""
     if not runs:
         return empty_parts()
-    from recdash.tracking.rest import run_id as json_run_id
-
     base, params, metrics, tags, datasets = [], [], [], [], []
     for run in runs:
         info, data = run["info"], run.get("data") or {}

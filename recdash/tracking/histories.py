@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recdash.tracking.client import client, mlflow_message, resolve, sql_store
+from recdash.tracking.client import client, in_chunks, mlflow_message, resolve, sql_store
 from recdash.tracking.frame import fix_metric_values
-from recdash.tracking.sql import in_chunks, sql_select
+from recdash.tracking.sql import sql_select
 
 _log = logging.getLogger(__name__)
 

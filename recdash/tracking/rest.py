@@ -23,7 +23,7 @@ import pandas as pd
 from recdash import settings
 from recdash.tracking.api import ApiSource
 from recdash.tracking.client import short_reason
-from recdash.tracking.frame import assemble, json_has_model_marker, parts_from_json
+from recdash.tracking.frame import assemble, json_has_model_marker, json_run_id, parts_from_json
 
 _log = logging.getLogger(__name__)
 
@@ -140,17 +140,12 @@ def search_concurrent(
                 for future in done:
                     runs, more = future.result()  # an error ends the search: the caller falls back to paging
                     for run in runs:
-                        found[run_id(run)] = run
+                        found[json_run_id(run)] = run
                     pending |= {pool.submit(ranged, *task) for task in more}
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
     return list(found.values())
-
-
-def run_id(run: dict[str, Any]) -> str:
-    info = run["info"]
-    return str(info.get("run_id") or info["run_uuid"])
 
 
 class RestSource(ApiSource):
@@ -167,7 +162,7 @@ class RestSource(ApiSource):
     def read_all(self, experiment_ids: Sequence[str]) -> tuple[pd.DataFrame, set[str]]:
         try:
             raw = search_concurrent(self.rest, experiment_ids)
-            return assemble(parts_from_json(raw)), {run_id(r) for r in raw if json_has_model_marker(r)}
+            return assemble(parts_from_json(raw)), {json_run_id(r) for r in raw if json_has_model_marker(r)}
         except Exception as exc:
             _log.warning("Concurrent read of %s failed (%s); reading page by page", self.uri, short_reason(exc))
         return super().read_all(experiment_ids)

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,12 @@ import pandas as pd
 
 from recdash import settings
 from recdash.contract import MLFLOW_LOG_MODEL_HISTORY
-from recdash.tracking.client import FilterError, TrackingError, history_model_paths, short_reason
+from recdash.tracking.client import FilterError, TrackingError, history_model_paths, in_chunks, short_reason
 from recdash.tracking.filters import filter_message
 from recdash.tracking.frame import ACTIVE_STATUSES, BASE_PART_COLUMNS, DS, KV, Parts, assemble, empty_parts
 from recdash.tracking.source import RunsCache, RunSource
 
 _log = logging.getLogger(__name__)
-_IN_CHUNK = 500  # bound parameters per IN (...) list; far below every database's limit
-
-
-def in_chunks(values: Sequence[Any]) -> Iterable[list[Any]]:
-    values = list(values)
-    for i in range(0, len(values), _IN_CHUNK):
-        yield values[i : i + _IN_CHUNK]
 
 
 def sql_rows(conn: Any, sql: str, params: dict[str, Any], expanding: Sequence[str] = ()) -> list[tuple]:

@@ -1,20 +1,19 @@
-"""Figures and tables for the Home, Runs and Compare pages: pure functions over the runs frame of
-:mod:`recdash.tracking` (``params.<name>`` as strings, ``metrics.<name>`` as floats, ``tags.<name>``) and its metric
-histories (run_id, key, step, timestamp in ms, value).
+"""Figures for the Home, Runs and Compare pages: pure functions over the runs frame of :mod:`recdash.tracking`
+(``params.<name>`` as strings, ``metrics.<name>`` as floats, ``tags.<name>``) and its metric histories (run_id,
+key, step, timestamp in ms, value).
 
-Every figure takes a :class:`recdash.comparison.RunStyle`, so a run has the same colour, label and hover text in all
-of them, and draws runs evaluated on different data (different :func:`recdash.comparison.data_groups`) apart: one
-facet per group, "best" only within a group. Nothing here imports Streamlit, so every figure is tested on hand-made
-frames; every function tolerates what real stores contain: runs without metrics, NaN/inf, params logged as strings
-that look like numbers, runs from other tools, a single run, no runs, and hundreds of runs.
+Every figure takes a :class:`recdash.views.style.RunStyle`, so a run has the same colour, label and hover text in
+all of them, and draws runs evaluated on different data (different :func:`recdash.comparison.data_groups`) apart:
+one facet per group, "best" only within a group, directions from :mod:`recdash.contract`. Every function tolerates
+what real stores contain: runs without metrics, NaN/inf, params logged as strings that look like numbers, runs from
+other tools, a single run, no runs, and hundreds of runs.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,92 +21,35 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from recdash import comparison as cmp
-from recdash.comparison import METRIC, MISSING, PARAM, RunStyle, as_float
-from recdash.model import HYPERPARAMS
-from recdash.contract import run_label
-
-TAG_PREFIX = "tags."
-PARAM_PREFIX = PARAM
-METRIC_PREFIX = METRIC
+from recdash.comparison import as_float
+from recdash.contract import METRIC, MISSING, PARAM
+from recdash.models import log_scale_params
+from recdash.views.style import RunStyle
+from recdash.views.text import plotly_text
 
 # Above this many points a line/scatter trace is drawn with WebGL (go.Scattergl); below it SVG is crisper and does
 # not use up one of the few WebGL contexts a browser tab allows.
 WEBGL_MIN_POINTS = 200
+
+
 # Grouped bars stop being readable long before this; the figure says how many runs it left out.
 MAX_BAR_RUNS = 30
+
+
 # A legend longer than this is noise: hover names the run instead.
 MAX_LEGEND_RUNS = 20
+
+
 BASELINE_PREFIX = "baseline_"
+
+
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 
+
 _LOG_NAME = re.compile(r"(^|_)(lr|learning_rate|rate|alpha|beta|sigma|lambda|reg|l1|l2|decay|weight_decay|eps)($|_)")
-_LOWER_IS_BETTER = re.compile(r"loss|error|rmse|mae|mse|seconds|(^|_)time|duration|popularity|perplexity")
-_PREFERRED_METRICS = ("val_ndcg_at_", "test_ndcg_at_", "val_recall_at_", "test_recall_at_", "val_", "test_")
-
-
-# --------------------------------------------------------------------------------------------------- helpers
-
-
-def param_names(runs: pd.DataFrame) -> list[str]:
-    """Param names (without the ``params.`` prefix) present in ``runs``, sorted."""
-    return cmp.param_names(runs)
-
-
-def metric_names(runs: pd.DataFrame) -> list[str]:
-    """Metric names (without the ``metrics.`` prefix) that at least one run has a finite value for, sorted."""
-    names = []
-    for c in runs.columns:
-        if str(c).startswith(METRIC) and np.isfinite(as_float(runs[c])).any():
-            names.append(c[len(METRIC) :])
-    return sorted(names)
-
-
-def preferred_metric(names: Sequence[str]) -> str | None:
-    """A sensible default metric to show first: validation NDCG/recall if logged, else the first name."""
-    for prefix in _PREFERRED_METRICS:
-        for name in names:
-            if name.startswith(prefix) and "baseline" not in name:
-                return name
-    return names[0] if names else None
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better (losses, errors, durations, popularity bias)."""
-    return bool(_LOWER_IS_BETTER.search(metric.removeprefix(METRIC).lower()))
-
-
-def run_names(runs: pd.DataFrame) -> pd.Series:
-    """Each run's label for tables (:func:`recdash.tracking.run_label`: its name, else its short ID)."""
-    names = runs["run_name"] if "run_name" in runs.columns else pd.Series([None] * len(runs), index=runs.index)
-    return pd.Series(
-        [run_label(n, r) for n, r in zip(names, runs["run_id"], strict=True)], index=runs.index, dtype=object
-    )
-
-
-def parse_run_ids(value: str | Iterable[str] | None) -> list[str]:
-    """Run ids from a ``runs=a,b,c`` query param (or a list of them): stripped, de-duplicated, order kept."""
-    if value is None:
-        return []
-    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
-    out: list[str] = []
-    for part in parts:
-        part = part.strip()
-        if part and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", part) and part not in out:
-            out.append(part)
-    return out
-
-
-def escape_markdown(text: object) -> str:
-    """``text`` safe to embed in Streamlit markdown (captions, labels): run names and metric names from a shared
-    store are data, not formatting."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~$:])", r"\\\1", str(text))
-
-
-def plotly_text(text: object) -> str:
-    """``text`` for a plotly label: plotly renders a subset of HTML (<b>, <a href>) in names, ticks and hover
-    text, so run names and param values from the store are entity-escaped to show as typed."""
-    return html.escape(str(text), quote=False)
 
 
 def _col(name: str, prefix: str) -> str:
@@ -141,9 +83,9 @@ def use_log_axis(name: str, values: np.ndarray) -> bool:
     if finite.max() / finite.min() >= 100:
         return True
     bare = name.removeprefix(PARAM)
-    spec = HYPERPARAMS.get(bare)
-    if spec is not None:
-        return bool(spec.log)
+    declared = log_scale_params()
+    if bare in declared:
+        return declared[bare]
     return bool(_LOG_NAME.search(bare.lower()))
 
 
@@ -243,9 +185,6 @@ def selection_figure(style: RunStyle, run_ids: Sequence[str], per_row: int = 4) 
     fig.update_yaxes(visible=False, range=[-rows + 0.5, 0.5])
     fig.update_layout(height=30 * rows + 30, margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig
-
-
-# --------------------------------------------------------------------------------------------------- histories
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
@@ -397,9 +336,6 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-# --------------------------------------------------------------------------------------------------- final values
-
-
 def baseline_metric(metric: str) -> str | None:
     """The popularity baseline recdash logs next to a test metric (``test_x`` -> ``baseline_test_x``)."""
     name = metric.removeprefix(METRIC)
@@ -426,7 +362,7 @@ def metric_bars_figure(
     ids = shown["run_id"].astype(str).tolist()
     build = _Builder(style.group_names(ids))
     group_of = pd.Series([style.groups.get(r) for r in runs["run_id"].astype(str)], index=runs.index)
-    best = {n: cmp.best_in_groups(runs, n, group_of, lower_is_better(n)) for n in names}
+    best = {n: cmp.best_in_groups(runs, n, group_of) for n in names}
     x = [plotly_text(n) for n in names]
     values = np.column_stack([as_float(shown[c]) for c in cols])
     for i, run_id in enumerate(ids):
@@ -537,53 +473,6 @@ def segment_bars_figure(
     return fig
 
 
-def reference_table(
-    runs: pd.DataFrame, groups: pd.Series, references: pd.DataFrame, metrics: Sequence[str], style: RunStyle
-) -> pd.DataFrame:
-    """The compared runs and the references on their data, one row each, with each row's ratio to the best
-    reference on the same data for the first of ``metrics`` (1.0 = as good as the strongest simple model)."""
-    names = [m.removeprefix(METRIC) for m in metrics]
-    key = names[0] if names else None
-    rows = pd.DataFrame(
-        {
-            "run": [style.label(r) for r in runs["run_id"].astype(str)],
-            "kind": ["reference" if ref else "run" for ref in cmp.is_reference(runs)],
-            "data": groups.to_numpy(),
-        }
-    )
-    refs = pd.DataFrame(
-        {"run": "reference: " + references["reference"].astype(str), "kind": "reference", "data": references["data"]}
-    )
-    for name in names:
-        rows[name] = as_float(runs[METRIC + name]) if METRIC + name in runs.columns else np.nan
-        refs[name] = as_float(references[METRIC + name]) if METRIC + name in references.columns else np.nan
-    if key:
-        lower = lower_is_better(key)
-        rows[f"× best reference ({key})"] = cmp.reference_ratio(runs, groups, references, key, lower).to_numpy()
-        refs[f"× best reference ({key})"] = cmp.reference_ratio(
-            references, references["data"], references, key, lower
-        ).to_numpy()
-    out = pd.concat([rows, refs], ignore_index=True)
-    return out[[c for c in out.columns if c != "data"] + ["data"]]  # the long data name last: numbers stay in view
-
-
-def beyond_accuracy_table(
-    runs: pd.DataFrame, groups: pd.Series, references: pd.DataFrame, style: RunStyle
-) -> pd.DataFrame:
-    """Novelty, Gini, long-tail shares, personalization and intra-list diversity of each run and reference (the
-    ones any of them logged); definitions in docs/metrics.md."""
-    names = [n for n in cmp.BEYOND_ACCURACY if METRIC + n in runs.columns or METRIC + n in references.columns]
-    out = reference_table(runs, groups, references, [], style)
-    for name in names:
-        out[name] = np.concatenate(
-            [
-                as_float(frame[METRIC + name]) if METRIC + name in frame.columns else np.full(len(frame), np.nan)
-                for frame in (runs, references)
-            ]
-        )
-    return out[[c for c in out.columns if c != "data"] + ["data"]]
-
-
 def config_bars_figure(
     summary: pd.DataFrame,
     metrics: Sequence[str],
@@ -624,28 +513,6 @@ def config_bars_figure(
     _reference_marks(build, references, names)
     return build.figure(barmode="group", title="Mean ± std per configuration (n = runs)",
                         legend_title_text="configuration")  # fmt: skip
-
-
-def summary_table(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """``aggregate`` output as text a person reads: "0.2431 ± 0.0021 (n=3)" per metric and configuration."""
-    out = summary[["data", "group"]].rename(columns={"group": "configuration"}).copy()
-    for metric in metrics:
-        name = metric.removeprefix(METRIC)
-        if f"{name} mean" not in summary.columns:
-            continue
-        cells = []
-        for mean, std, n in zip(summary[f"{name} mean"], summary[f"{name} std"], summary[f"{name} n"], strict=True):
-            if not n:
-                cells.append("–")
-            elif n == 1 or not np.isfinite(std):
-                cells.append(f"{mean:.4f} (n=1)")
-            else:
-                cells.append(f"{mean:.4f} ± {std:.4f} (n={n})")
-        out[name] = cells
-    return out.reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------------- params
 
 
 def _axis(name: str, values: pd.Series, allow_log: bool = True) -> tuple[np.ndarray, list[float], list[str], str]:
@@ -789,76 +656,3 @@ def importance_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
         title=f"Hyperparameter importance for {plotly_text(metric)}", height=max(250, 32 * len(data) + 120)
     )
     return fig
-
-
-# --------------------------------------------------------------------------------------------------- tables
-
-
-def param_diff_table(runs: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
-    """Hyperparameters whose value differs between the runs: one row per param, one column per run (its label).
-    Lineage params are left out: which data a run saw is shown by its data group, not as a setting."""
-    ids = runs["run_id"].astype(str).tolist() if not runs.empty else []
-    columns = [labels.get(r, r[:8]) for r in ids]
-    shown = runs.copy()
-    for idx, row in runs.iterrows():  # a sweep parent ran what it searched, not its form's base values
-        for name, searched in cmp.search_space(row).items():
-            if PARAM + name in shown.columns:
-                shown.at[idx, PARAM + name] = f"searched {searched}"
-    rows = {name: _categorical(shown[PARAM + name]).str.strip().tolist() for name in
-            cmp.varying(shown, cmp.hyperparameters(shown))}  # fmt: skip
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
-    table.index.name = "param"
-    return table
-
-
-def comparison_table(
-    runs: pd.DataFrame, params: Sequence[str], metrics: Sequence[str], style: RunStyle
-) -> pd.DataFrame:
-    """One row per run with its label, id, data group, experiment, status, the chosen params and metrics at full
-    precision (the CSV download)."""
-    base = ["run_id", "experiment", "status", "start_time"]
-    pcols = [c for c in (_col(p, PARAM) for p in params) if c in runs.columns]
-    mcols = [c for c in (_col(m, METRIC) for m in metrics) if c in runs.columns]
-    out = runs[[c for c in base if c in runs.columns] + pcols + mcols].copy()
-    for c in mcols:
-        out[c] = as_float(out[c])
-    ids = runs["run_id"].astype(str)
-    out.insert(0, "run", [style.label(r) for r in ids] if not runs.empty else [])
-    out.insert(2, "data", [style.groups.get(r, "") for r in ids] if not runs.empty else [])
-    return out.reset_index(drop=True)
-
-
-def best_runs_per_experiment(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The best run on ``metric`` (max, or min for loss/time-like metrics) of each experiment *and* data group:
-    runs on different data are never ranked together."""
-    col = _col(metric, METRIC)
-    columns = ["experiment", "data", "run_name", "run_id", col.removeprefix(METRIC)]
-    if runs.empty or col not in runs.columns:
-        return pd.DataFrame(columns=columns)
-    data = runs.assign(_v=as_float(runs[col]), data=cmp.data_groups(runs), run_name=run_names(runs))
-    data = data.dropna(subset=["_v"])
-    if data.empty:
-        return pd.DataFrame(columns=columns)
-    data = data.sort_values("_v", ascending=lower_is_better(columns[-1]), kind="stable")
-    best = data.groupby(["experiment", "data"], sort=False, dropna=False).head(1)
-    return best[["experiment", "data", "run_name", "run_id", "_v"]].set_axis(columns, axis=1).reset_index(drop=True)
-
-
-def top_runs(runs: pd.DataFrame, metric: str, n: int) -> pd.DataFrame:
-    """The ``n`` best runs on ``metric`` (runs without a finite value excluded); call it on one data group."""
-    col = _col(metric, METRIC)
-    if runs.empty or col not in runs.columns:
-        return runs.iloc[0:0]
-    values = pd.Series(as_float(runs[col]), index=runs.index).dropna()
-    order = values.sort_values(ascending=lower_is_better(col), kind="stable").index
-    return runs.loc[order[: max(int(n), 0)]]
-
-
-def run_ui_links(runs: pd.DataFrame, ui_url: str) -> pd.Series:
-    """Links to each run in the MLflow UI at ``ui_url`` (e.g. http://localhost:5000)."""
-    base = ui_url.rstrip("/")
-    return pd.Series(
-        [f"{base}/#/experiments/{e}/runs/{r}" for e, r in zip(runs["experiment_id"], runs["run_id"], strict=True)],
-        index=runs.index,
-        dtype=object,
-    )

@@ -8,7 +8,7 @@ with Optuna's atomic WAITING->RUNNING update until none are left. So no trial ru
 however many workers join. Everything a worker needs (training config, search space, parent run) is stored
 in the study's user attributes, so a worker only needs ``--storage`` and ``--study-name``.
 
-Each trial is a normal training run (:func:`recdash.train.train`) nested under the parent run; its per-epoch
+Each trial is a normal training run (:func:`run.train`) nested under the parent run; its per-epoch
 validation metric feeds Optuna's median pruner, and pruned trials end with ``recdash.trial_state=pruned``
 (closed-form models report their one validation step). Each model has its own default search space.
 """
@@ -21,52 +21,30 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from recdash.flags import (
-    add_data_flags,
-    add_hyperparameter_flags,
-    add_model_flag,
-    add_run_flags,
-    check_stop,
-    identity_tags,
-    train_config_from_args,
-)
-from recdash.models import DEFAULT_MODEL, HyperparameterError, all_hyperparameters, coerce_param, get_model, params_for
-from recdash.train import TAG_HOST, TAG_KIND, TAG_PID, ConfigError, TrainConfig, config_dict, run_outcome
+import mlflow
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-if TYPE_CHECKING:  # pragma: no cover
-    import optuna
+from recdash import contract, settings, tracking
+from recdash.config import ConfigError, TrainConfig, add_train_flags, parse_flags
+from recdash.models import DEFAULT_MODEL, MODELS, HyperparameterError, coerce_param, get_model
+from recdash.process import check_stop, identity_tags
+from recdash.training.run import StopRun, load_data, run_outcome, run_tags, train
 
 SAMPLERS = ("tpe", "random", "grid")
 STORAGE_FILE = "optuna.db"
-TAG_TRIAL_STATE = "recdash.trial_state"
-TAG_TRIAL_NUMBER = "recdash.trial_number"
-TAG_SWEEP_RUN = "recdash.sweep_run_id"
-TAG_STUDY = "recdash.study_name"
-TAG_TRIALS_TOTAL = "recdash.trials_total"
 STUDY_ATTR = "recdash"  # study user attribute holding what workers need
-# Searched when the user names no --space, per model. rankfm's is centred on what ML-100K rewarded in our runs:
-# WARP (BPR's best validation NDCG@10 in 3 tries was 0.239, WARP's 0.251-0.256), rates around 0.05 (0.1 peaks early
-# and lower), light L2 (alpha 0.03 lost 0.01). 20 trials with pruning took 102 s on ML-100K.
-DEFAULT_SPACES: dict[str, tuple[str, ...]] = {
-    "rankfm": (
-        "factors=32:128",
-        "learning_rate=0.02:0.1:log",
-        "alpha=0.001:0.03:log",
-    ),
-    "ease": ("l2=10:5000:log",),
-    "itemknn": ("neighbours=10:500:log", "shrink=0:200"),
-    "popularity": (),
-}
-DEFAULT_SPACE_SPECS = DEFAULT_SPACES[DEFAULT_MODEL]
 SWEEP_DEFAULTS = {"epochs": 30, "patience": 3}
 
 
@@ -78,21 +56,15 @@ def default_storage(tracking_uri: str | None = None) -> str:
     """The Optuna storage used when ``--storage`` is not given: ``optuna.db`` beside a SQLite tracking store
     (the studies belong with the runs they made), else in the recdash cache folder ($RECDASH_CACHE_DIR, default
     ~/.cache/recdash). Never the working directory, where it would land in whatever folder the app started in."""
-    import mlflow
-
     uri = tracking_uri or mlflow.get_tracking_uri()
     if uri.startswith("sqlite:"):
-        from sqlalchemy.engine import make_url
-
         try:
             database = make_url(uri).database
         except Exception:  # an unparsable URI: MLflow itself reports it; the cache folder still works
             database = None
         if database and database != ":memory:" and not database.startswith("file:"):
             return f"sqlite:///{Path(database).expanduser().resolve().parent / STORAGE_FILE}"
-    folder = Path(os.environ.get("RECDASH_CACHE_DIR", "~/.cache/recdash")).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / STORAGE_FILE}"
+    return f"sqlite:///{settings.cache_dir().resolve() / STORAGE_FILE}"
 
 
 @dataclass(frozen=True)
@@ -105,10 +77,12 @@ class Dimension:
     log: bool = False
     choices: tuple[Any, ...] | None = None
 
+    integer: bool = False
+
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.choices is not None:
             return trial.suggest_categorical(self.name, list(self.choices))
-        if all_hyperparameters()[self.name].kind is int:
+        if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)  # type: ignore[arg-type]
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)  # type: ignore[arg-type]
 
@@ -156,7 +130,7 @@ def parse_dimension(text: str, model: str = DEFAULT_MODEL) -> Dimension:
                 raise SweepError(f"--space {name}: LOW must be below HIGH; got {spec_text!r}")
             if log and low <= 0:
                 raise SweepError(f"--space {name}: a log range needs LOW > 0")
-            return Dimension(name, low, high, log)
+            return Dimension(name, low, high, log, integer=spec.kind is int)
         choices = tuple(dict.fromkeys(coerce_param(spec, c) for c in spec_text.split(",") if c.strip()))
     except HyperparameterError as exc:
         raise SweepError(f"--space {name}: {exc}") from None
@@ -169,7 +143,7 @@ def parse_space(items: Sequence[str] | None, model: str = DEFAULT_MODEL) -> dict
     """The search space from ``--space`` items (``model``'s default space when there are none)."""
     name = get_model(model).name
     space: dict[str, Dimension] = {}
-    for item in items or DEFAULT_SPACES.get(name, ()):
+    for item in items or get_model(name).default_space:
         dim = parse_dimension(item, name)
         space[dim.name] = dim
     if not space:
@@ -205,7 +179,50 @@ class SweepSpec:
     prune: bool = True
     storage: str = field(default_factory=default_storage)
     study_name: str | None = None
-    argv: tuple[str, ...] = field(default_factory=tuple)
+
+    kind = contract.KIND_SWEEP
+
+    @property
+    def slots(self) -> int:
+        """Job slots the sweep takes on this machine: one per local worker."""
+        return self.n_workers
+
+    def to_argv(self) -> list[str]:
+        """The flags of ``python -m recdash sweep`` that give this spec back (:meth:`from_argv`)."""
+        argv = self.config.to_argv()
+        for dim in self.space.values():
+            argv += ["--space", f"{dim.name}={dim.text()}"]
+        argv += ["--n-trials", str(self.n_trials), "--n-workers", str(self.n_workers), "--sampler", self.sampler]
+        if not self.prune:
+            argv.append("--no-prune")
+        if self.storage != default_storage():
+            argv += ["--storage", self.storage]
+        if self.study_name:
+            argv += ["--study-name", self.study_name]
+        return argv
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> SweepSpec:
+        parser = argparse.ArgumentParser(prog="recdash sweep", add_help=False)
+        add_sweep_flags(parser)
+        return cls.from_args(parse_flags(parser, argv))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SweepSpec:
+        """Validate flags into a SweepSpec (raises SweepError/ConfigError/HyperparameterError)."""
+        if args.objective:
+            args.early_stopping_metric = args.objective
+        config = TrainConfig.from_args(args)
+        return cls(
+            config=config,
+            space=parse_space(args.space, config.model),
+            n_trials=args.n_trials,
+            n_workers=args.n_workers,
+            sampler=args.sampler,
+            prune=not args.no_prune,
+            storage=args.storage or default_storage(),
+            study_name=args.study_name,
+        )
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_trials <= 10_000:
@@ -229,10 +246,7 @@ class SweepSpec:
 def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     """The ``sweep`` subcommand's flags: data/run/hyperparameter flags (fixed values) plus the search options."""
 
-    add_model_flag(parser)
-    add_data_flags(parser)
-    add_run_flags(parser)
-    add_hyperparameter_flags(parser)
+    add_train_flags(parser)
     parser.set_defaults(**SWEEP_DEFAULTS, handler=_cmd_sweep)
     group = parser.add_argument_group("sweep")
     group.add_argument(
@@ -242,7 +256,7 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=SPEC",
         help="Searched hyperparameter (repeatable): NAME=LOW:HIGH, NAME=LOW:HIGH:log or NAME=A,B,C. Hyperparameters "
         "not searched keep their flag value. Default per --model: "
-        + "; ".join(f"{m}: {' '.join(space)}" for m, space in DEFAULT_SPACES.items() if space)
+        + "; ".join(f"{m}: {' '.join(cls.default_space)}" for m, cls in MODELS.items() if cls.default_space)
         + ".",
     )
     group.add_argument("--n-trials", type=int, default=20, help="Total trials of the study (default 20).")
@@ -277,36 +291,7 @@ def add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
 
 
-def sweep_spec_from_args(args: argparse.Namespace, argv: Sequence[str] = ()) -> SweepSpec:
-    """Validate flags into a SweepSpec (raises SweepError/ConfigError/HyperparameterError)."""
-
-    if args.objective:
-        args.early_stopping_metric = args.objective
-    config = train_config_from_args(args)
-    return SweepSpec(
-        config=config,
-        space=parse_space(args.space, config.model),
-        n_trials=args.n_trials,
-        n_workers=args.n_workers,
-        sampler=args.sampler,
-        prune=not args.no_prune,
-        storage=args.storage or default_storage(),
-        study_name=args.study_name,
-        argv=tuple(argv),
-    )
-
-
-def _config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    values = dict(values)
-    values["hparams"] = params_for(values.get("model", DEFAULT_MODEL), values["hparams"])
-    values["split_fractions"] = tuple(values["split_fractions"])
-    return TrainConfig(**values)
-
-
 def _make_storage(url: str) -> optuna.storages.BaseStorage:
-    import optuna
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
     # SQLite: wait for the write lock instead of failing when several workers write at once
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(3):
@@ -326,8 +311,6 @@ def _make_storage(url: str) -> optuna.storages.BaseStorage:
 
 
 def _make_sampler(name: str, seed: int | None, parallel: bool) -> optuna.samplers.BaseSampler:
-    import optuna
-
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
     return optuna.samplers.RandomSampler(seed=seed)  # grid points are enqueued as fixed params
@@ -335,8 +318,6 @@ def _make_sampler(name: str, seed: int | None, parallel: bool) -> optuna.sampler
 
 def _safe_url(url: str) -> str:
     try:
-        from sqlalchemy.engine import make_url
-
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparsable>"
@@ -359,13 +340,11 @@ class _Worker:
     """Claims queued trials of one study and runs each as a nested training run until none are left."""
 
     def __init__(self, storage_url: str, study_name: str, worker_index: int | None, wait: float = 0.0) -> None:
-        import optuna
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.storage = _make_storage(storage_url)
         attrs = self._wait_for_study(study_name, wait)
         self.attrs = attrs
-        self.config = _config_from_dict(attrs["config"])
+        self.config = TrainConfig.from_dict(attrs["config"])
         self.space = {
             name: parse_dimension(f"{name}={text}", self.config.model) for name, text in attrs["space"].items()
         }
@@ -401,16 +380,10 @@ class _Worker:
             time.sleep(1.0)
 
     def parent_active(self) -> bool:
-        from mlflow import MlflowClient
-
-        return MlflowClient().get_run(self.parent_run_id).info.status == "RUNNING"
+        return tracking.client().get_run(self.parent_run_id).info.status == "RUNNING"
 
     def claim(self) -> optuna.Trial | None:
         """Atomically take one queued trial (None when the queue is empty)."""
-        import optuna
-        from optuna.exceptions import UpdateFinishedTrialError
-        from optuna.trial import TrialState
-
         for frozen in self.storage.get_all_trials(self.study_id, deepcopy=False, states=(TrialState.WAITING,)):
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, frozen.number)
             try:
@@ -422,8 +395,6 @@ class _Worker:
 
     def run(self) -> int:
         """Run queued trials until none are left (or the parent run is no longer RUNNING); returns trials run."""
-        from recdash.train import load_data
-
         done = 0
         while self.parent_active():
             check_stop()
@@ -441,29 +412,24 @@ class _Worker:
         experiment_id = client.get_run(self.parent_run_id).info.experiment_id
         runs = client.search_runs(
             [experiment_id],
-            f"tags.`{TAG_SWEEP_RUN}` = '{self.parent_run_id}' and tags.`{TAG_TRIAL_NUMBER}` = '{number}'",
+            f"tags.`{contract.TAG_SWEEP_RUN}` = '{self.parent_run_id}' and tags.`{contract.TAG_TRIAL_NUMBER}` = '{number}'",
             max_results=1,
         )
         return runs[0].info.run_id if runs else None
 
     def run_trial(self, trial: optuna.Trial) -> None:
-        from mlflow import MlflowClient
-        from optuna.trial import TrialState
-
-        from recdash.train import StopRun, train
-
         config = self.config
         monitor = config.monitor
         params = {name: dim.suggest(trial) for name, dim in self.space.items()}
         tags = {
             **config.tags,
             **identity_tags(),  # this worker's, not the process's that created the study
-            TAG_SWEEP_RUN: self.parent_run_id,
-            TAG_TRIAL_NUMBER: str(trial.number),
-            TAG_TRIAL_STATE: "running",
+            contract.TAG_SWEEP_RUN: self.parent_run_id,
+            contract.TAG_TRIAL_NUMBER: str(trial.number),
+            contract.TAG_TRIAL_STATE: "running",
         }
         run_name = f"{config.run_name or 'sweep'}-trial-{trial.number}"
-        client = MlflowClient()
+        client = tracking.client()
 
         def on_epoch(epoch: int, val: dict[str, float]) -> None:
             check_stop()
@@ -474,7 +440,7 @@ class _Worker:
         state, value, error = TrialState.FAIL, None, ""
         try:
             data_choices = {name: params.pop(name) for name in FEATURE_DIMENSIONS if name in params}
-            trial_config = _replace_config(
+            trial_config = replace(
                 config,
                 hparams=type(config.params_)(**{**config.params_.as_dict(), **params}),
                 run_name=run_name,
@@ -495,12 +461,10 @@ class _Worker:
         self._finish(trial, client, state, value, error)
 
     def _finish(self, trial: Any, client: Any, state: Any, value: float | None, error: str) -> None:
-        from optuna.trial import TrialState
-
         label = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(state, "failed")
         child = self.child_run_id(client, trial.number)
         if child:
-            client.set_tag(child, TAG_TRIAL_STATE, label)
+            client.set_tag(child, contract.TAG_TRIAL_STATE, label)
             trial.set_user_attr("mlflow_run_id", child)
         if error:
             trial.set_user_attr("error", error)
@@ -529,40 +493,23 @@ class _Worker:
         )
 
 
-def _replace_config(config: TrainConfig, **changes: Any) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
-
-
 def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
     """Create the study and the parent run, run the trials (here and in ``n_workers - 1`` helper processes) and
     log the best trial on the parent run. The parent ends FINISHED, KILLED (Ctrl-C/SIGTERM) or FAILED."""
     import mlflow
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _make_storage(spec.storage)  # fail on a bad URL before any run exists
     config = spec.config
     if not os.environ.get("MLFLOW_RUN_ID"):  # a dashboard job resumes the run it queued
         mlflow.set_experiment(config.experiment)
-    tags = {
-        "recdash.created_by": "recdash",
-        TAG_KIND: "sweep",
-        TAG_PID: str(os.getpid()),
-        TAG_HOST: socket.gethostname(),
-        **identity_tags(),
-        TAG_TRIALS_TOTAL: str(spec.n_trials),
-        "recdash.epochs_total": str(config.epochs),
-        **config.tags,
-    }
+    tags = run_tags(contract.KIND_SWEEP, config.epochs, {contract.TAG_TRIALS_TOTAL: str(spec.n_trials), **config.tags})
     parent = mlflow.start_run(run_name=config.run_name, tags=tags)
     parent_id = parent.info.run_id
     study_name = spec.study_name or f"recdash-{parent_id}"
     helpers: list[subprocess.Popen[bytes]] = []
     with run_outcome(lambda: f"{result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed"):
         try:
-            mlflow.set_tag(TAG_STUDY, study_name)
+            mlflow.set_tag(contract.TAG_STUDY, study_name)
             try:
                 optuna.create_study(study_name=study_name, storage=storage, direction="maximize")
             except optuna.exceptions.DuplicatedStudyError:
@@ -574,7 +521,7 @@ def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
             if points:
                 random.Random(config.seed).shuffle(points)
             n_trials = min(spec.n_trials, len(points)) if points else spec.n_trials
-            mlflow.set_tag(TAG_TRIALS_TOTAL, str(n_trials))
+            mlflow.set_tag(contract.TAG_TRIALS_TOTAL, str(n_trials))
             mlflow.log_params(
                 {
                     **config.params(),
@@ -598,7 +545,7 @@ def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
                 study_id,
                 STUDY_ATTR,
                 {
-                    "config": config_dict(config),
+                    "config": config.to_dict(),
                     "space": space_to_json(spec.space),
                     "parent_run_id": parent_id,
                     "n_trials": n_trials,
@@ -646,8 +593,6 @@ def _stop_helpers(helpers: list[subprocess.Popen[bytes]], grace: float = 15.0) -
 
 def _wait_for_running_trials(storage: Any, study_id: int, timeout: float = 3600.0, poll: float = 2.0) -> None:
     """Trials claimed by workers on other machines may still run after the local queue is empty."""
-    from optuna.trial import TrialState
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         check_stop()
@@ -659,13 +604,10 @@ def _wait_for_running_trials(storage: Any, study_id: int, timeout: float = 3600.
 def _summarise(storage: Any, study_name: str, parent_id: str) -> SweepResult:
     """Log the best trial (number, value, run id, params, test metrics) on the parent run."""
     import mlflow
-    from mlflow import MlflowClient
-    from optuna.trial import TrialState
-
     study_id = storage.get_study_id_from_name(study_name)
     trials = storage.get_all_trials(study_id, deepcopy=False)
     attrs = storage.get_study_user_attrs(study_id)[STUDY_ATTR]
-    monitor = _config_from_dict(attrs["config"]).monitor
+    monitor = TrainConfig.from_dict(attrs["config"]).monitor
     counts = {s: sum(1 for t in trials if t.state == s) for s in (TrialState.COMPLETE, TrialState.PRUNED)}
     n_failed = sum(1 for t in trials if t.state == TrialState.FAIL)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
@@ -683,10 +625,10 @@ def _summarise(storage: Any, study_name: str, parent_id: str) -> SweepResult:
         result.best_run_id = best.user_attrs.get("mlflow_run_id")
         metrics |= {f"best_{monitor}": result.best_value, "best_trial_number": float(best.number)}
         if result.best_run_id:
-            child = MlflowClient().get_run(result.best_run_id).data.metrics
+            child = tracking.client().get_run(result.best_run_id).data.metrics
             result.best_metrics = {k: v for k, v in child.items() if k.startswith("test_")}
             metrics |= {f"best_{k}": v for k, v in result.best_metrics.items()}
-            mlflow.set_tag("recdash.best_run_id", result.best_run_id)
+            mlflow.set_tag(contract.TAG_BEST_RUN, result.best_run_id)
         mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
     mlflow.log_metrics(metrics)
     return result
@@ -700,7 +642,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         done = worker.run()
         print(json.dumps({"study_name": args.study_name, "trials_run": done}))
         return 0
-    spec = sweep_spec_from_args(args)
+    spec = SweepSpec.from_args(args)
     print(f"sweep: {spec.n_trials} trials, {spec.n_workers} worker(s), sampler {spec.sampler}", flush=True)
     result = run_sweep(spec)
     print(
@@ -730,5 +672,4 @@ __all__ = [
     "add_sweep_flags",
     "parse_space",
     "run_sweep",
-    "sweep_spec_from_args",
 ]

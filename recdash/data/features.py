@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from recdash.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
-    from recdash.datasets import Dataset
+    from recdash.data import Dataset
 
 KINDS = ("category", "multi", "bucket", "number")
 MAX_CATEGORIES = 200  # above this a text column is an identifier or free text, not a category
@@ -33,7 +35,7 @@ BUILTIN_USER_COLUMNS = {"age": "bucket", "gender": "category", "occupation": "ca
 BUILTIN_ITEM_COLUMNS = {"genres": "multi", "decade": "category"}
 
 
-class FeatureError(ValueError):
+class FeatureError(UserError, ValueError):
     """A feature table or feature value that cannot be used; the message is shown to users as is."""
 
 

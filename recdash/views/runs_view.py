@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from recdash import comparison as cmp
-from recdash.charts import run_names
-from recdash.comparison import METRIC, PARAM, TAG
+from recdash import contract
+from recdash.contract import METRIC, PARAM, TAG
+from recdash.views.tables import run_names
 
 RUN = "run_name"
 SEARCH_SPACE = "search space"
@@ -42,20 +43,27 @@ def default_columns(runs: pd.DataFrame) -> list[str]:
 
 
 REFERENCE_RATIO = "vs_best_reference"
-REFERENCE_METRICS = ("test_ndcg_at_10", "test_recall_at_10")
 
 
 def add_reference_ratio(runs: pd.DataFrame) -> pd.DataFrame:
-    """Each run's key test metric over the best reference's on the same data and split, as column
-    :data:`REFERENCE_RATIO`, when the listed runs include references (``recdash references``); else unchanged.
-    The metric is named in ``frame.attrs["reference_metric"]``."""
-    metric = next((m for m in REFERENCE_METRICS if METRIC + m in runs.columns), None)
-    if metric is None or not cmp.is_reference(runs).any():
+    """Each run's key test metric (NDCG, else recall, at the run's own k) over the best reference's on the same data
+    and split and at the same k, as column :data:`REFERENCE_RATIO`, when the listed runs include references
+    (``recdash references``); else unchanged. The metrics used are named in ``frame.attrs["reference_metric"]``."""
+    if not cmp.is_reference(runs).any():
         return runs
     groups = cmp.data_groups(runs)
     refs = cmp.references_for(groups, runs, groups)
-    out = runs.assign(**{REFERENCE_RATIO: cmp.reference_ratio(runs, groups, refs, metric, False).to_numpy()})
-    out.attrs["reference_metric"] = metric
+    ratio = pd.Series(np.nan, index=runs.index)
+    used: list[str] = []
+    for metric in cmp.own_metrics(runs.columns, ("ndcg", "recall")):
+        fill = ratio.isna() & runs[METRIC + metric].notna()
+        if fill.any():
+            ratio[fill] = cmp.reference_ratio(runs[fill], groups[fill], refs, metric)
+            used.append(metric)
+    if not used:
+        return runs
+    out = runs.assign(**{REFERENCE_RATIO: ratio.to_numpy()})
+    out.attrs["reference_metric"] = ", ".join(used)
     return out
 
 
@@ -148,7 +156,7 @@ def sweep_tree(runs: pd.DataFrame, expanded: Collection[str]) -> pd.DataFrame:
         if run_id in parents:
             n = len(children.get(run_id, []))
             mark = "▾" if run_id in expanded else "▸"
-            unit = "trial" if row.get(TAG + cmp.KIND_TAG) in ("sweep", None) else "run"  # e.g. references' parent
+            unit = "trial" if row.get(TAG + contract.TAG_KIND) in (contract.KIND_SWEEP, None) else "run"  # e.g. references' parent
             labels.append(f"{mark} {names[i]} ({n} {unit}{'s' if n != 1 else ''})")
             space = cmp.search_space(row)
             spaces.append(", ".join(f"{k}={v}" for k, v in space.items()) or None)
@@ -175,7 +183,7 @@ def sweep_tree(runs: pd.DataFrame, expanded: Collection[str]) -> pd.DataFrame:
 
 def _parent_of(runs: pd.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
-    for col in (cmp.PARENT, TAG + cmp.SWEEP_RUN_TAG):
+    for col in (contract.PARENT, TAG + contract.TAG_SWEEP_RUN):
         if col in runs.columns:
             for run_id, parent in zip(runs["run_id"].astype(str), runs[col], strict=True):
                 if isinstance(parent, str) and parent and run_id not in out:
@@ -184,7 +192,7 @@ def _parent_of(runs: pd.DataFrame) -> dict[str, str]:
 
 
 def _trial_number(row: pd.Series) -> float:
-    value = row.get(TAG + "recdash.trial_number")
+    value = row.get(TAG + contract.TAG_TRIAL_NUMBER)
     try:
         return float(value)
     except (TypeError, ValueError):

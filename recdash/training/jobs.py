@@ -15,6 +15,8 @@ after a grace period. Nothing here imports streamlit.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -22,150 +24,121 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 
-from recdash.datasets import SPLIT_METHODS
-from recdash.flags import TAG_PROCESS_START, proc_stat, process_start
-from recdash.contract import run_label
-from recdash.tracking import check_writable, is_file_store, metric_histories
-from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
+from recdash import contract, settings, tracking
+from recdash.config import TrainConfig
+from recdash.contract import (
+    MLFLOW_PARENT_RUN,
+    TAG_ARGV,
+    TAG_CANCEL_AT,
+    TAG_END_REASON,
+    TAG_EPOCHS_TOTAL,
+    TAG_ERROR,
+    TAG_HOST,
+    TAG_JOB_STATE,
+    TAG_KIND,
+    TAG_LAUNCHED_AT,
+    TAG_LOG,
+    TAG_PID,
+    TAG_PROCESS_START,
+    TAG_SLOTS,
+    run_label,
+)
+from recdash.errors import UserError
+from recdash.models import MODELS, get_model
+from recdash.process import proc_stat, process_start, start_epoch
+from recdash.training.references import ReferencesSpec
+from recdash.training.sweep import SweepSpec
 
-TAG_JOB_STATE = "recdash.job_state"
-TAG_ARGV = "recdash.argv"
-TAG_LOG = "recdash.log"
-TAG_SLOTS = "recdash.job_slots"
-TAG_LAUNCHED_AT = "recdash.launched_at"
-TAG_CANCEL_AT = "recdash.cancel_requested_at"
-TAG_EPOCHS_TOTAL = "recdash.epochs_total"
-TAG_PARENT = "mlflow.parentRunId"
-KINDS = ("train", "sweep", "references")
 STATES = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 ACTIVE_STATES = ("queued", "running", "cancelling")  # "cancelling": RUNNING with a cancel requested
 CANCEL_GRACE_SECONDS = 10.0
 MAX_CHART_POINTS = 500  # per series of a job's live chart
+MAX_UPLOAD_BYTES = 100 * 2**20
 
 # Processes this app started: polled (non-blocking) so finished ones are reaped, never waited for.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-class JobError(ValueError):
+class JobError(UserError, ValueError):
     """A job request that cannot be carried out; the message says why."""
 
 
+class JobSpec(Protocol):
+    """What can be queued: a :class:`~recdash.config.TrainConfig`, a :class:`~recdash.training.sweep.SweepSpec`
+    or a :class:`~recdash.training.references.ReferencesSpec` (each knows its command line)."""
+
+    kind: str
+
+    def to_argv(self) -> list[str]: ...
+
+
 def jobs_dir() -> Path:
-    """Where job logs go: $RECDASH_JOBS_DIR, else <cache>/jobs ($RECDASH_CACHE_DIR or ~/.cache/recdash)."""
-    explicit = os.environ.get("RECDASH_JOBS_DIR")
-    base = Path(explicit) if explicit else Path(os.environ.get("RECDASH_CACHE_DIR", "~/.cache/recdash")) / "jobs"
-    path = base.expanduser()
+    """Where job logs and uploads go (``RECDASH_JOBS_DIR``)."""
+    path = settings.JOBS_DIR.get()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def default_limit() -> int:
-    """Concurrent job slots: $RECDASH_MAX_JOBS, else the number of cores."""
-    try:
-        return max(1, int(os.environ.get("RECDASH_MAX_JOBS", "")))
-    except ValueError:
-        return max(1, os.cpu_count() or 1)
+    """Concurrent job slots (``RECDASH_MAX_JOBS``, default the number of cores)."""
+    return settings.MAX_JOBS.get()
 
 
-def _client(tracking_uri: str | None) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri)
+# ---------------------------------------------------------------------------------------------------- specs
 
 
-def _uri(tracking_uri: str | None) -> str:
-    import mlflow
-
-    return tracking_uri or mlflow.get_tracking_uri()
-
-
-# ---------------------------------------------------------------------------------------------------- validation
+def config_of(spec: JobSpec) -> TrainConfig:
+    """The training configuration inside a job spec (a sweep's or references' base config)."""
+    return spec if isinstance(spec, TrainConfig) else spec.config  # type: ignore[attr-defined]
 
 
-def parse_job_args(kind: str, args: Sequence[str]) -> Any:
-    """Validate CLI arguments exactly as the job's subprocess will; returns the TrainConfig or SweepSpec.
+def parse_job(kind: str, argv: list[str]) -> JobSpec:
+    """The spec a job's command line describes, validated exactly as the job's process will validate it."""
+    parsers = {contract.KIND_TRAIN: TrainConfig.from_argv, contract.KIND_SWEEP: SweepSpec.from_argv,
+               contract.KIND_REFERENCES: ReferencesSpec.from_argv}  # fmt: skip
+    if kind not in parsers:
+        raise JobError(f"unknown job kind {kind!r}; use one of {', '.join(parsers)}")
+    return parsers[kind](argv)
 
-    Raises ValueError (ConfigError, HyperparameterError, SweepError, JobError) with a user-readable message.
-    """
-    import io
 
-    from recdash.cli import build_parser
-    from recdash.flags import train_config_from_args
-
-    if kind not in KINDS:
-        raise JobError(f"unknown job kind {kind!r}; use one of {', '.join(KINDS)}")
-    stderr = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(stderr):
-            parsed = build_parser().parse_args([kind, *args])
-    except SystemExit:
-        lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
-        raise JobError(lines[-1] if lines else "invalid options") from None
-    if kind in ("train", "references"):
-        config = train_config_from_args(parsed)
-        if kind == "references":
-            from recdash.models import get_model
-
-            for name in parsed.models.split(","):
-                get_model(name)  # an unknown name is refused here, not in the job
-        return config
-    from recdash.sweep import sweep_spec_from_args
-
-    return sweep_spec_from_args(parsed, args)
+def _steps_total(spec: JobSpec) -> int:
+    """Steps the job's progress counts: epochs (training), models (references) or epochs of one trial (sweep)."""
+    if isinstance(spec, ReferencesSpec):
+        return len(spec.model_names)
+    return config_of(spec).epochs_total if isinstance(spec, TrainConfig) else config_of(spec).epochs
 
 
 # ---------------------------------------------------------------------------------------------------- submit
 
 
-def _references_models(args: Sequence[str]) -> list[str]:
-    """The models a references job fits (its ``--models`` flag, else the default three)."""
-    from recdash.models import REFERENCE_MODELS
-
-    argv = list(args)
-    if "--models" in argv and argv.index("--models") + 1 < len(argv):
-        return argv[argv.index("--models") + 1].split(",")
-    return list(REFERENCE_MODELS)
-
-
-def submit(
-    kind: str,
-    args: Sequence[str],
-    *,
-    tracking_uri: str | None = None,
-    slots: int = 1,
-) -> str:
-    """Validate and queue a job: an MLflow run with status SCHEDULED; :func:`tick` starts it. Returns its id.
-
-    A store recdash only reads (a legacy file store) is refused first, before anything is written to it.
-    """
-    check_writable(_uri(tracking_uri), "training")
-    parsed = parse_job_args(kind, args)
-    config = parsed if kind in ("train", "references") else parsed.config
-    client = _client(tracking_uri)
+def submit(spec: JobSpec, *, tracking_uri: str | None = None) -> str:
+    """Queue a job: an MLflow run with status SCHEDULED holding the job's command line; :func:`tick` starts it.
+    Returns the run id. A store recdash only reads (a legacy file store) is refused before anything is written."""
+    uri = tracking.resolve(tracking_uri)
+    tracking.check_writable(uri, "training")
+    config = config_of(spec)
+    client = tracking.client(uri)
     experiment = client.get_experiment_by_name(config.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
     if experiment is not None and experiment.lifecycle_stage != "active":
         raise JobError(f"experiment {config.experiment!r} is deleted; restore it or pick another name")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
     tags = {
-        "recdash.created_by": "recdash",
-        TAG_KIND: kind,
+        contract.TAG_CREATED_BY: "recdash",
+        TAG_KIND: spec.kind,
         TAG_JOB_STATE: "queued",
-        TAG_ARGV: json.dumps([kind, *args]),
-        TAG_SLOTS: str(max(1, int(slots))),
-        TAG_EPOCHS_TOTAL: str(config.epochs_total),
+        TAG_ARGV: json.dumps([spec.kind, *spec.to_argv()]),
+        TAG_SLOTS: str(max(1, int(getattr(spec, "slots", 1)))),
+        TAG_EPOCHS_TOTAL: str(_steps_total(spec)),
     }
-    if kind == "references":
-        tags[TAG_EPOCHS_TOTAL] = str(len(_references_models(args)))
-    if kind == "sweep":
-        tags["recdash.trials_total"] = str(parsed.n_trials)
+    if isinstance(spec, SweepSpec):
+        tags[contract.TAG_TRIALS_TOTAL] = str(spec.n_trials)
     run = client.create_run(experiment_id, run_name=config.run_name, tags=tags)
     client.update_run(run.info.run_id, status="SCHEDULED")
     return run.info.run_id
@@ -174,24 +147,12 @@ def submit(
 # ---------------------------------------------------------------------------------------------------- processes
 
 
-def _proc_start_epoch(pid: int) -> float | None:
-    """When the process started (seconds since the epoch), from /proc; None where there is no procfs."""
-    fields = proc_stat(pid)
-    if fields is None:
-        return None
-    try:
-        btime = next(
-            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime"
-        )
-        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, StopIteration):
-        return None
 
 
 def pid_alive(pid: int, started: str | None = None, run_start: float | None = None) -> bool:
     """Is ``pid`` still the process that runs the job? Zombies, dead and reused PIDs count as gone.
 
-    ``started`` is the process identity recorded on the run (:data:`recdash.flags.TAG_PROCESS_START`): the
+    ``started`` is the process identity recorded on the run (:data:`TAG_PROCESS_START`): the
     process must still have it. Runs without one (a notebook calling ``train()``) fall back to ``run_start``:
     their process created the run, so it started before the run did, and a PID handed to a later process
     fails that test. With neither, only existence is checked.
@@ -214,7 +175,7 @@ def pid_alive(pid: int, started: str | None = None, run_start: float | None = No
         return False
     if started:
         return process_start(pid) == started
-    began = _proc_start_epoch(pid)
+    began = start_epoch(pid)
     return began is None or run_start is None or began <= run_start + 5.0
 
 
@@ -255,8 +216,6 @@ def _launch_lock(wait: bool = False) -> Iterator[bool]:
 
     With ``wait`` it blocks until the lock is free: cancelling a queued job must not race a launch of it.
     """
-    import fcntl
-
     with (jobs_dir() / "launcher.lock").open("a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -397,20 +356,21 @@ def _job(run: Any) -> Job:
 
 
 def get_job(run_id: str, tracking_uri: str | None = None) -> Job:
-    return _job(_client(tracking_uri).get_run(run_id))
+    return _job(tracking.client(tracking_uri).get_run(run_id))
 
 
 def list_jobs(tracking_uri: str | None = None, max_results: int = 200) -> list[Job]:
     """Jobs started from the dashboard (queued, running, cancelling, finished, failed, killed), newest first."""
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     return [_job(r) for r in _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%'", max_results)]
 
 
-def same_jobs(kind: str, args: Sequence[str], tracking_uri: str | None = None) -> list[Job]:
-    """Queued or running jobs (not being cancelled) of exactly this configuration: same kind, same CLI
-    arguments. The Train page asks before queueing one more, so a double click does not train twice."""
-    client = _client(tracking_uri)
-    argv = [kind, *args]
+def same_jobs(spec: JobSpec, tracking_uri: str | None = None) -> list[Job]:
+    """Queued or running jobs (not being cancelled) of exactly this configuration: same kind, same command line
+    (canonical, so equal specs give equal ones). The Train page asks before queueing one more, so a double click
+    does not train twice."""
+    client = tracking.client(tracking_uri)
+    argv = [spec.kind, *spec.to_argv()]
     found = []
     for status in ("SCHEDULED", "RUNNING"):
         found += _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%' and attributes.status = '{status}'", 1000)
@@ -418,25 +378,6 @@ def same_jobs(kind: str, args: Sequence[str], tracking_uri: str | None = None) -
     return [j for j in jobs if j.argv == argv and j.state in ("queued", "running")]
 
 
-def jobs_frame(jobs: list[Job]) -> pd.DataFrame:
-    """A table of jobs for display."""
-    now = time.time()
-    rows = []
-    for j in jobs:
-        start = j.launched_at  # a job that never launched (cancelled while queued) has no duration
-        end = j.ended_at if not j.active else now
-        rows.append(
-            {
-                "state": j.state,
-                "kind": j.kind,
-                "name": j.name,
-                "queued": pd.Timestamp(j.queued_at, unit="s").strftime("%Y-%m-%d %H:%M:%S"),
-                "duration_s": round(end - start, 1) if start and end else None,
-                "reason": j.error,
-                "run_id": j.run_id,
-            }
-        )
-    return pd.DataFrame(rows, columns=["state", "kind", "name", "queued", "duration_s", "reason", "run_id"])
 
 
 # ---------------------------------------------------------------------------------------------------- tick
@@ -459,9 +400,9 @@ def reconcile(tracking_uri: str | None = None) -> list[str]:
 
     Also escalates a cancel to SIGKILL when the process outlived the grace period. Returns the runs ended.
     """
-    if is_file_store(_uri(tracking_uri)):
+    if tracking.is_file_store(tracking.resolve(tracking_uri)):
         return []  # a legacy file store is only read: no job of ours can be in it, nothing may be written
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     host = socket.gethostname()
     ended: list[str] = []
     now = time.time()
@@ -478,7 +419,7 @@ def reconcile(tracking_uri: str | None = None) -> list[str]:
             if cancel_at and now - float(cancel_at) > CANCEL_GRACE_SECONDS:
                 _signal_job(pid, signal.SIGKILL, started, run_start)
             continue
-        if cancel_at or tags.get(TAG_PARENT) in cancelled_parents:
+        if cancel_at or tags.get(MLFLOW_PARENT_RUN) in cancelled_parents:
             reason = f"cancelled; process {pid} on {host} ended"
             _end(client, run.info.run_id, "KILLED", reason, job_tagged)
         else:
@@ -494,13 +435,13 @@ def tick(tracking_uri: str | None = None, limit: int | None = None) -> list[str]
 
     Cheap enough to call on every page refresh; returns the run ids it started.
     """
-    uri = _uri(tracking_uri)
-    if is_file_store(uri):
+    uri = tracking.resolve(tracking_uri)
+    if tracking.is_file_store(uri):
         return []  # read-only: see reconcile
     limit = limit or default_limit()
     reap()
     reconcile(uri)
-    client = _client(uri)
+    client = tracking.client(uri)
     started: list[str] = []
     with _launch_lock() as mine:
         if not mine:
@@ -524,7 +465,7 @@ def tick(tracking_uri: str | None = None, limit: int | None = None) -> list[str]
 
 def queue_position(run_id: str, tracking_uri: str | None = None) -> int | None:
     """1-based place of a queued job in the queue (None if it is not queued)."""
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     queue = _search(client, f"tags.`{TAG_JOB_STATE}` LIKE '%' and attributes.status = 'SCHEDULED'", 1000, "ASC")
     ids = [r.info.run_id for r in queue]
     return ids.index(run_id) + 1 if run_id in ids else None
@@ -540,7 +481,7 @@ def cancel(run_id: str, tracking_uri: str | None = None, wait: float = 0.0) -> s
     With ``wait`` > 0, waits up to that long for the process to end, escalating to SIGKILL after the grace
     period, and ends the run (and a sweep's running trials) KILLED if the process did not. Returns the state.
     """
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     with _launch_lock(wait=True):  # a queued job is either launched or cancelled, never both
         run = client.get_run(run_id)
         if run.info.status == "SCHEDULED":
@@ -580,7 +521,7 @@ def _finish_cancel(client: Any, run_id: str, pid: int, host: str, started: str |
         return
     if client.get_run(run_id).info.status == "RUNNING":
         _end(client, run_id, "KILLED", f"cancelled; process {pid} on {host} was stopped")
-    for child in _search(client, f"tags.`{TAG_PARENT}` = '{run_id}' and attributes.status = 'RUNNING'"):
+    for child in _search(client, f"tags.`{MLFLOW_PARENT_RUN}` = '{run_id}' and attributes.status = 'RUNNING'"):
         _end(client, child.info.run_id, "KILLED", "cancelled with its sweep", state_tag=False)
 
 
@@ -605,23 +546,23 @@ class Progress:
 
 def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
     """Progress of a job read from its MLflow run (works after an app restart: nothing is kept in memory)."""
-    client = _client(tracking_uri)
+    client = tracking.client(tracking_uri)
     run = client.get_run(run_id)
     job = _job(run)
     out = Progress(job=job, epochs_total=job.epochs_total)
     now = time.time()
     if job.launched_at:
         out.elapsed_s = (job.ended_at if job.ended_at and not job.active else now) - job.launched_at
-    if job.kind == "sweep":
+    if job.kind == contract.KIND_SWEEP:
         return _sweep_progress(client, run, out)
-    if job.kind == "references":
+    if job.kind == contract.KIND_REFERENCES:
         return _references_progress(client, run, out)
     keys = sorted(k for k in run.data.metrics if k.startswith("val_"))
     if not keys:
         return out
     # one read for every series (the page polls this every few seconds), at most MAX_CHART_POINTS per series:
     # the first, last, lowest and highest are always kept, so the epoch count and the chart stay right
-    hist = metric_histories([run_id], [*keys, "epoch_seconds"], max_points=MAX_CHART_POINTS, uri=_uri(tracking_uri))
+    hist = tracking.metric_histories([run_id], [*keys, "epoch_seconds"], max_points=MAX_CHART_POINTS, uri=tracking.resolve(tracking_uri))
     val = hist[hist["key"] != "epoch_seconds"].rename(columns={"key": "metric"})
     out.history = val[["step", "metric", "value"]].sort_values(["metric", "step"], ignore_index=True)
     out.epoch = int(val["step"].max()) if len(val) else 0
@@ -632,15 +573,15 @@ def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
 
 
 def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
-    from recdash.sweep import TAG_TRIAL_NUMBER, TAG_TRIAL_STATE
-
     run_id = run.info.run_id
     try:
-        out.trials_total = int(run.data.tags.get("recdash.trials_total", ""))
+        out.trials_total = int(run.data.tags.get(contract.TAG_TRIALS_TOTAL, ""))
     except ValueError:
         out.trials_total = None
-    children = _search(client, f"tags.`{TAG_PARENT}` = '{run_id}'", 10_000, "ASC")
-    monitor = run.data.params.get("objective_metric") or "val_ndcg_at_10"
+    children = _search(client, f"tags.`{MLFLOW_PARENT_RUN}` = '{run_id}'", 10_000, "ASC")
+    monitor = run.data.params.get("objective_metric") or contract.metric_name(
+        "val", contract.KEY_METRIC, _k_of(run.data.params)
+    )
     out.objective = monitor
     searched = _searched_params(run.data.params)
     rows = []
@@ -652,8 +593,8 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
             value = max(history) if history else None
         rows.append(
             {
-                "trial": int(tags.get(TAG_TRIAL_NUMBER, "-1")),
-                "state": tags.get(TAG_TRIAL_STATE, STATES.get(child.info.status, "")),
+                "trial": int(tags.get(contract.TAG_TRIAL_NUMBER, "-1")),
+                "state": tags.get(contract.TAG_TRIAL_STATE, STATES.get(child.info.status, "")),
                 "value": value,
                 **{name: child.data.params.get(name) for name in searched},
                 "run_id": child.info.run_id,
@@ -676,14 +617,16 @@ def _sweep_progress(client: Any, run: Any, out: Progress) -> Progress:
 
 def _references_progress(client: Any, run: Any, out: Progress) -> Progress:
     """A references job: one row per reference run (model, state, chosen hyperparameters, validation value)."""
-    children = _search(client, f"tags.`{TAG_PARENT}` = '{run.info.run_id}'", 100, "ASC")
-    monitor = run.data.params.get("early_stopping_metric") or "val_ndcg_at_10"
-    test_metric = f"test_ndcg_at_{run.data.params.get('k', '10')}"
+    children = _search(client, f"tags.`{MLFLOW_PARENT_RUN}` = '{run.info.run_id}'", 100, "ASC")
+    k = _k_of(run.data.params)
+    monitor = run.data.params.get("early_stopping_metric") or contract.metric_name("val", contract.KEY_METRIC, k)
+    test_metric = contract.key_metric(k)
     out.objective = monitor
     rows = []
     for child in children:
         p, m = child.data.params, child.data.metrics
-        chosen = ", ".join(f"{name}={p[name]}" for name in ("l2", "neighbours", "shrink") if name in p)
+        names = get_model(p["model"]).hyperparameters() if p.get("model") in MODELS else {}
+        chosen = ", ".join(f"{name}={p[name]}" for name in names if name in p)
         rows.append(
             {
                 "model": p.get("model", ""),
@@ -698,6 +641,14 @@ def _references_progress(client: Any, run: Any, out: Progress) -> Progress:
     out.epoch = int((out.trials["state"] == "finished").sum()) if len(out.trials) else 0
     out.trials_total = out.epochs_total
     return out
+
+
+def _k_of(params: dict[str, str]) -> int:
+    """A run's cut-off k from its params (10, recdash's default, when it did not log one)."""
+    try:
+        return int(float(params.get(contract.K_PARAM, "10")))
+    except ValueError:
+        return 10
 
 
 def _searched_params(params: dict[str, str]) -> list[str]:
@@ -720,155 +671,10 @@ def job_log(run_id: str, tracking_uri: str | None = None, max_chars: int = 20_00
         return fh.read().decode("utf-8", "replace")
 
 
-# ---------------------------------------------------------------------------------------------------- figures
-
-TRIAL_COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "failed": "#d62728", "running": "#7f7f7f"}
-
-
-def padded_range(values: Sequence[float], fraction: float = 0.08) -> list[float]:
-    """An axis range holding every value with room to spare, so no marker sits on (or past) the plot's edge."""
-    lo, hi = float(min(values)), float(max(values))
-    pad = max((hi - lo) * fraction, abs(hi) * 0.02, 1e-3)
-    return [lo - pad, hi + pad]
-
-
-def _steps_axis(steps: Sequence[float]) -> dict[str, Any]:
-    """x axis of whole numbers (epochs, trial numbers) with half a step of room at both ends."""
-    lo, hi = float(min(steps)), float(max(steps))
-    axis: dict[str, Any] = {"range": [lo - 0.5, hi + 0.5], "tickformat": "d"}
-    if hi - lo <= 15:
-        axis["dtick"] = 1  # few points: one tick per step, never "1.5"
-    return axis
-
-
-def history_figure(history: pd.DataFrame) -> Any:
-    """The live chart of a training job: each validation ranking metric against the epoch.
-
-    Lines with markers, so the first epoch (one point per metric) already shows; mean popularity is left out
-    (an item count, it would flatten the ranking metrics, which lie in 0..1).
-    """
-    import plotly.graph_objects as go
-
-    from recdash.charts import empty_figure, plotly_text
-    from recdash.metrics import METRICS
-
-    if history.empty:
-        return empty_figure("No epoch has finished yet")
-    ranking = history[history["metric"].str.match(rf"val_({'|'.join(METRICS)})_at_")]
-    ranking = ranking[np.isfinite(ranking["value"].astype(float))]
-    if ranking.empty:
-        return empty_figure("No validation ranking metric logged yet")
-    # plain dicts, validated once by go.Figure: this is redrawn every few seconds while a job runs
-    traces = [
-        {
-            "type": "scatter", "x": rows["step"].tolist(), "y": rows["value"].tolist(), "name": plotly_text(metric),
-            "mode": "lines+markers" if len(rows) <= 100 else "lines",
-            "hovertemplate": "%{y:.4f}<extra>%{fullData.name}</extra>",
-        }
-        for metric, rows in ranking.groupby("metric", sort=True)
-    ]  # fmt: skip
-    layout = {
-        "xaxis": {"title": {"text": "epoch"}, **_steps_axis(ranking["step"].tolist())},
-        "yaxis": {"title": {"text": "validation"}, "range": padded_range(ranking["value"].tolist())},
-        "height": 360, "hovermode": "x unified", "legend": {"orientation": "h", "y": -0.25},
-        "margin": {"t": 20, "b": 20},
-    }  # fmt: skip
-    return go.Figure(data=traces, layout=layout)
-
-
-def trials_figure(trials: pd.DataFrame, objective: str = "objective") -> Any:
-    """A sweep's trials: each trial's objective value by trial number, coloured by state, with the best value
-    so far as a step line. Both axes are padded so the first, the last and the best trials are fully visible."""
-    import plotly.graph_objects as go
-
-    from recdash.charts import empty_figure, plotly_text
-
-    values = trials.dropna(subset=["value"]) if not trials.empty else trials
-    if not values.empty:
-        values = values[np.isfinite(values["value"].astype(float))]
-    if values.empty:
-        return empty_figure("No trial has a value yet")
-    params = [c for c in values.columns if c not in ("trial", "state", "value", "run_id")]
-    fig = go.Figure()
-    for state, rows in values.groupby("state", sort=False):
-        hover = [
-            "<br>".join(
-                [f"trial {int(r['trial'])} ({plotly_text(state)})", f"{plotly_text(objective)} = {r['value']:.4f}"]
-                + [f"{plotly_text(p)} = {plotly_text(r[p])}" for p in params if pd.notna(r[p])]
-            )
-            for _, r in rows.iterrows()
-        ]
-        fig.add_trace(
-            go.Scatter(
-                x=rows["trial"].tolist(), y=rows["value"].tolist(), mode="markers", name=plotly_text(state),
-                hovertext=hover,
-                hoverinfo="text", marker={"size": 10, "color": TRIAL_COLORS.get(str(state), "#9467bd")},
-            )
-        )  # fmt: skip
-    complete = values[values["state"] == "complete"].sort_values("trial")
-    if len(complete):
-        fig.add_trace(
-            go.Scatter(
-                x=complete["trial"].tolist(), y=complete["value"].cummax().tolist(), mode="lines", name="best so far",
-                line={"shape": "hv", "color": "#2ca02c", "width": 1.5}, hoverinfo="skip",
-            )
-        )  # fmt: skip
-    fig.update_xaxes(title_text="trial", **_steps_axis(values["trial"].tolist()))
-    fig.update_yaxes(title_text=plotly_text(objective), range=padded_range(values["value"].tolist()))
-    fig.update_layout(height=360, legend={"orientation": "h", "y": -0.25}, margin={"t": 20, "b": 20})
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------------- forms
-
-
-def form_values_from_params(params: dict[str, str]) -> dict[str, Any]:
-    """Train-form values from an existing run's params ("Start from run"); unknown or bad values are skipped."""
-    from recdash.metrics import METRICS
-    from recdash.models import MODELS, HyperparameterError, all_hyperparameters, coerce_param
-
-    values: dict[str, Any] = {}
-    if params.get("model") in MODELS:
-        values["model"] = params["model"]
-    for name, spec in all_hyperparameters().items():
-        if name in params:
-            with contextlib.suppress(HyperparameterError):
-                values[name] = coerce_param(spec, params[name])
-    for key in ("epochs", "k", "seed", "patience", "split_seed"):
-        with contextlib.suppress(KeyError, ValueError):
-            values[key] = int(float(params[key]))
-    metric = params.get("early_stopping_metric", "")
-    for m in METRICS:
-        if metric == m or metric.startswith(f"val_{m}_at_"):
-            values["early_stopping_metric"] = m
-    if params.get("split_method") in SPLIT_METHODS:
-        values["split"] = params["split_method"]
-    with contextlib.suppress(KeyError, ValueError):
-        values["split_fractions"] = tuple(float(params[f"split_{part}"]) for part in ("train", "validation", "test"))
-    dataset = params.get("dataset")
-    if dataset in ("movielens-100k", "synthetic"):
-        values["dataset"] = dataset
-    for key in ("n_users", "n_items", "n_interactions"):
-        with contextlib.suppress(KeyError, ValueError):
-            values[f"synthetic_{key}"] = int(float(params[f"dataset_{key}"]))
-    with contextlib.suppress(KeyError, ValueError):
-        values["min_rating"] = float(params["min_rating"])
-    for kind in ("user", "item"):  # side features: none, builtin, or a table file still there (else none)
-        spec = params.get(f"{kind}_features", "")
-        if spec:
-            values[f"{kind}_features"] = spec if spec in ("none", "builtin") or Path(spec).is_file() else "none"
-    return values
-
-
 # ---------------------------------------------------------------------------------------------------- uploads
-
-MAX_UPLOAD_BYTES = 100 * 2**20
-
 
 def save_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
     """Keep an uploaded table in the jobs dir (content-addressed, so re-uploads don't pile up) for a job to read."""
-    import hashlib
-
     if len(data) > max_bytes:
         raise JobError(f"{filename} is {len(data) / 2**20:,.1f} MB, over the {max_bytes / 2**20:,.0f} MB upload limit")
     if not data:
@@ -884,19 +690,4 @@ def save_upload(filename: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -
     return path
 
 
-def job_dataset(args: Sequence[str]) -> Any:
-    """The dataset a train job with these data arguments reads, loaded as the job loads it (the page checks an
-    uploaded feature table's IDs against it). ValueError (ConfigError, DatasetError, JobError) when it cannot."""
-    from recdash.datasets import load_dataset
 
-    config = parse_job_args("train", args)
-    return load_dataset(config.dataset, path=config.data_path, min_rating=config.min_rating, **config.dataset_options)
-
-
-def table_columns(path: str | Path) -> list[str]:
-    """Header of an uploaded CSV/TSV (for the column-mapping dropdowns); [] when it cannot be read."""
-    try:
-        head = pd.read_csv(path, sep=None, engine="python", nrows=5, encoding_errors="replace")
-    except Exception:  # any unreadable file: the page then says so, and load_table gives the precise reason
-        return []
-    return [str(c) for c in head.columns]

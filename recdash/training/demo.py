@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from recdash.config import TrainConfig
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, load_data, train
+from recdash.training.run import load_data, train
 
 DEMO_EXPERIMENT = "recdash-demo"
 # Small enough that six trainings take a few seconds, big enough that the hyperparameters visibly matter.
