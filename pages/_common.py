@@ -1,9 +1,10 @@
-"""What the pages share: the router guard and the cached store readers (one RunsLoader per store per process)."""
+"""What the pages share: the deep-link router fix, the store in use, and the cached store readers (one RunsLoader per
+store per process). Every page imports this module first."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pandas as pd
 import streamlit as st
@@ -16,22 +17,22 @@ from recdash.views.text import escape_markdown
 # A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.
 filestore.install()
 
+# Deep links on a fresh server. Streamlit starts every process in its legacy "pages/ folder" mode and leaves it only
+# once app.py's st.navigation has run; so when a process's first request is a page URL (/runs?runs=...), Streamlit
+# runs that page file directly: no wide layout, a sidebar of file names. This module is imported by every page before
+# it draws anything, and its body runs once per process: if that first run is such a direct one, leave the legacy mode
+# and rerun, which sends the same URL through app.py's router. Every later run of the process is routed already.
+if PagesManager.uses_pages_directory:
+    PagesManager.uses_pages_directory = False
+    st.rerun()  # raised from this import: the module is imported again, in the routed run
 
-def ensure_router() -> None:
-    """Make a deep link (``/runs?runs=...``) on a freshly started server go through app.py.
+URI = tracking.tracking_uri()  # the store this dashboard reads (MLFLOW_TRACKING_URI, else MLflow's default)
 
-    Streamlit starts every process in its legacy "pages/ folder" mode and leaves it only once app.py's
-    ``st.navigation`` has run; a first request for a page URL runs that page file directly: no wide layout, a
-    sidebar of file names. Leaving the legacy mode and rerunning sends the same URL through the router. Only a
-    session's first run is rerun: a rerun drops pending widget events (a button click), and later runs of a real
-    server are already routed (Streamlit's AppTest re-enters the legacy mode on every run).
-    """
-    first_run = not st.session_state.get("_recdash_routed")
-    st.session_state["_recdash_routed"] = True
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if first_run:
-            st.rerun()
+
+@st.cache_resource(show_spinner=False)
+def store_client(uri: str) -> Any:
+    """One MLflow client per store for the registry and annotation calls (made by recdash's one client factory)."""
+    return tracking.client(uri)
 
 
 @st.cache_resource(show_spinner=False)

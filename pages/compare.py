@@ -14,9 +14,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import ensure_router, experiments_table, runs_table, stop_on_store_error
+from pages._common import URI, experiments_table, runs_table, stop_on_store_error
 from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
+from recdash.errors import UserError
 from recdash.views import charts, tables
 from recdash.views.style import RunStyle
 from recdash.views.text import escape_markdown, parse_run_ids
@@ -32,7 +33,7 @@ def histories(uri: str, run_ids: tuple[str, ...], key: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=60, show_spinner="Estimating importance…")
 def importance(runs: pd.DataFrame, metric: str, params: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
-    return cmp.importance(runs, metric, params, contract.lower_is_better(metric))
+    return cmp.importance(runs, metric, params)
 
 
 @st.cache_resource(ttl=300, max_entries=64, show_spinner=False)
@@ -48,9 +49,8 @@ def pick_metric(label: str, metrics: list[str], key: str, default: str | None = 
     return st.selectbox(label, metrics, index=metrics.index(default), key=key)
 
 
-ensure_router()
 st.title("Compare runs")
-uri = tracking.tracking_uri()
+uri = URI
 
 from_url = parse_run_ids(st.query_params.get_all("runs"))
 if from_url:
@@ -174,7 +174,7 @@ with final_tab:
     if final_tab.open and not metrics:
         st.info("These runs have no metrics to compare.")
     elif final_tab.open:
-        bar_default = [m for m in metrics if m.startswith("test_") and m.endswith(("ndcg_at_10", "recall_at_10"))]
+        bar_default = cmp.own_metrics([f"metrics.{m}" for m in metrics], ("ndcg", "recall"))
         key_metric = contract.preferred_metric(metrics) or metrics[0]
         bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key_metric], key="bar_metrics")
         if bar_metrics and aggregate:
@@ -207,11 +207,11 @@ with final_tab:
 
 with segments_tab:
     if segments_tab.open:
-        bases = [b for b in cmp.SEGMENT_BASES if cmp.segment_metrics(runs, b) or cmp.segment_metrics(refs, b)]
+        bases = cmp.segment_bases([*runs.columns, *refs.columns])
         if not bases:
             st.info(
-                "These runs logged no per-segment metrics (recdash logs test_recall_at_10_q1 … _q4 and "
-                "test_ndcg_at_10_q1 … _q4 with every run it trains)."
+                "These runs logged no per-segment metrics (recdash logs test recall and NDCG at k per user-activity "
+                "quartile, test_recall_at_<k>_q1 … _q4, with every run it trains)."
             )
         else:
             base = st.selectbox("Metric", bases, key="segment_metric")
@@ -326,7 +326,7 @@ with sweep_tab:
         objective = str(parent.get("params.objective_metric") or "")
         target = f"best_{objective}" if f"metrics.best_{objective}" in trials.columns else objective
         space = list(cmp.search_space(parent)) or cmp.varying(trials, cmp.hyperparameters(trials))
-        study = cmp.study_from_runs(trials, target, space, contract.lower_is_better(target)) if target else None
+        study = cmp.study_from_runs(trials, target, space) if target else None
         if study is None:
             st.info("This sweep has fewer than two finished trials with its objective: nothing to plot yet.")
         else:
@@ -348,8 +348,8 @@ with sweep_tab:
             first = next(iter(plots))
             chosen = st.segmented_control("Optuna view", list(plots), default=first, key="sweep_view") or first
             try:
-                st.plotly_chart(plots[chosen](study), key="sweep_chart")
-            except (ValueError, RuntimeError) as exc:  # e.g. importance with one distinct value
+                st.plotly_chart(charts.optuna_figure(plots[chosen], study), key="sweep_chart")
+            except UserError as exc:  # e.g. importance with one distinct value
                 st.info(escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
 
 with differ_tab:

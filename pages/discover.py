@@ -13,22 +13,22 @@ from typing import Any
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from mlflow.tracking import MlflowClient
 
 from pages._common import (
+    URI,
     clear_run_caches,
-    ensure_router,
     experiments_table,
     read_only_notice,
     require_store,
     runs_loader,
     runs_table,
     stop_on_store_error,
+    store_client,
 )
-from recdash import annotations, catalog, registry, tracking
-from recdash import contract
+from recdash import annotations, catalog, contract, registry, tracking
+from recdash.data import load_dataset
+from recdash.errors import UserError
 from recdash.views import cards
-from recdash.data import DatasetError, load_dataset
 from recdash.views.text import escape_markdown
 
 FLASH = "discover_flash"
@@ -56,8 +56,8 @@ def load_catalog(uri: str) -> catalog.Catalog:
     runs = runs_table(uri, ids) if ids else pd.DataFrame(columns=tracking.BASE_COLUMNS)
     notes = []
     try:
-        models, versions = registry.snapshot(MlflowClient(tracking_uri=uri))
-    except (registry.RegistryError, ValueError) as exc:
+        models, versions = registry.snapshot(store_client(uri))
+    except UserError as exc:
         models = versions = None
         notes.append(f"Registered models are not listed: {exc}")
     return catalog.build(runs, experiments, models, versions, notes)
@@ -72,12 +72,12 @@ def dataset_data(name: str, options: dict[str, Any]) -> tuple[pd.DataFrame, pd.D
 
 @st.cache_data(ttl=300, show_spinner=False)
 def logged_dataset(uri: str, run_id: str, digest: str) -> cards.LoggedDataset | None:
-    return cards.logged_dataset(MlflowClient(tracking_uri=uri), run_id, digest)
+    return cards.logged_dataset(store_client(uri), run_id, digest)
 
 
 def refresh() -> None:
     """After an edit: tags of finished runs are cached by the runs loader until cleared, so clear it too."""
-    runs_loader(tracking.tracking_uri()).clear()
+    runs_loader(URI).clear()
     clear_run_caches()
     load_catalog.clear()
 
@@ -127,7 +127,7 @@ def act(action: Callable[[], str]) -> None:
     """Run one write from a button callback and remember its outcome for the run that follows."""
     try:
         st.session_state[FLASH] = ("success", action())
-    except (ValueError, tracking.TrackingError, registry.RegistryError) as exc:
+    except UserError as exc:
         st.session_state[FLASH] = ("error", str(exc))
     refresh()
 
@@ -359,7 +359,7 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
                 st.rerun()
             return logged_section(uri, runs, row)
         interactions, items, loaded_digest = dataset_data(name, options)
-    except (DatasetError, ValueError, OSError) as exc:
+    except UserError as exc:
         st.info(
             f"The data itself cannot be loaded here ({escape_markdown(exc)}), so this is what the runs logged "
             "about it.",
@@ -663,13 +663,12 @@ def person_view(cat: catalog.Catalog, user: str) -> None:
 
 # ---- page ----------------------------------------------------------------------------------------------------------
 
-ensure_router()
 st.title("Discover")
-uri = tracking.tracking_uri()
+uri = URI
 require_store(uri)
 try:
     cat = load_catalog(uri)
-except (tracking.TrackingError, tracking.FilterError) as exc:
+except UserError as exc:
     stop_on_store_error(exc, on_retry=refresh)
 show_flash()
 for note in cat.notes:

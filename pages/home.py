@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import (
+    URI,
     clear_run_caches,
-    ensure_router,
     experiments_table,
     read_only_notice,
     runs_table,
@@ -19,11 +19,10 @@ from recdash.training import demo
 from recdash.views import tables
 from recdash.views.text import escape_markdown
 
-ensure_router()
 st.title("recdash")
 st.caption("Train, compare and try rankfm recommender models tracked in MLflow.")
 
-uri = tracking.tracking_uri()
+uri = URI
 st.subheader("Tracking store")
 st.code(uri, language=None)
 st.caption(

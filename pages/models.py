@@ -11,12 +11,12 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from mlflow.tracking import MlflowClient
 
-from pages._common import ensure_router, read_only_notice, stop_on_store_error
+from pages._common import URI, read_only_notice, stop_on_store_error, store_client
 from recdash import catalog, registry, tracking
-from recdash.views import models as model_views
 from recdash import recommend as rx
+from recdash.errors import UserError
+from recdash.views import models as model_views
 from recdash.views.text import escape_markdown
 
 FLASH = "models_flash"
@@ -24,24 +24,19 @@ SELECT_NEXT = "models_select_next"
 PROMOTE = "models_promote_pending"  # (model name, challenger version) awaiting confirmation
 
 
-@st.cache_resource(show_spinner=False)
-def _client(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri)
-
-
 @st.cache_data(ttl=30, show_spinner=False)
 def registered_models(uri: str) -> pd.DataFrame:
-    return registry.list_registered_models(_client(uri))
+    return registry.list_registered_models(store_client(uri))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def model_info(uri: str, name: str) -> dict[str, Any]:
-    return registry.get_model(name, _client(uri))
+    return registry.get_model(name, store_client(uri))
 
 
 @st.cache_data(ttl=30, show_spinner="Loading versions…")
 def versions_table(uri: str, name: str) -> pd.DataFrame:
-    return registry.model_versions(name, _client(uri))
+    return registry.model_versions(name, store_client(uri))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -52,7 +47,7 @@ def model_sources(uri: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def run_versions(uri: str, run_id: str) -> list[tuple[str, int]]:
-    return registry.run_versions(run_id, _client(uri))
+    return registry.run_versions(run_id, store_client(uri))
 
 
 def _refresh() -> None:
@@ -65,7 +60,7 @@ def _act(action: Callable[[], str]) -> None:
     """Run one registry change from a callback; remember its outcome for the run that follows."""
     try:
         message = action()
-    except (ValueError, registry.RegistryError) as exc:
+    except UserError as exc:
         st.session_state[FLASH] = ("error", str(exc))
     else:
         st.session_state[FLASH] = ("success", message)
@@ -92,7 +87,7 @@ def _register(uri: str) -> None:
         sources = model_sources(uri)
         paths = sources.loc[sources["run_id"] == run_id, "model_name"].tolist()
         artifact_path = paths[0] if paths else registry.DEFAULT_ARTIFACT_PATH
-        version = registry.register_run_model(run_id, name, artifact_path, client=_client(uri))
+        version = registry.register_run_model(run_id, name, artifact_path, client=store_client(uri))
         st.session_state[SELECT_NEXT] = name.strip()
         return f"Registered run {run_id}'s model as {name.strip()} version {version}."
 
@@ -105,7 +100,7 @@ def _set_alias(uri: str, name: str) -> None:
         version = st.session_state.get("alias_version")
         if version is None:
             raise ValueError("choose a version for the alias")
-        previous = registry.set_alias(name, alias, version, client=_client(uri))
+        previous = registry.set_alias(name, alias, version, client=store_client(uri))
         if previous is None:
             return f"Alias {alias} now points to {name} version {version}."
         if int(previous) == int(version):
@@ -118,7 +113,7 @@ def _set_alias(uri: str, name: str) -> None:
 def _delete_alias(uri: str, name: str) -> None:
     def action() -> str:
         alias = st.session_state.get("delete_alias_name") or ""
-        version = registry.delete_alias(name, alias, client=_client(uri))
+        version = registry.delete_alias(name, alias, client=store_client(uri))
         return f"Deleted alias {alias} (was version {version}) of {name}."
 
     _act(action)
@@ -126,7 +121,7 @@ def _delete_alias(uri: str, name: str) -> None:
 
 def _save_description(uri: str, name: str) -> None:
     def action() -> str:
-        registry.update_description(name, st.session_state.get("description", ""), client=_client(uri))
+        registry.update_description(name, st.session_state.get("description", ""), client=store_client(uri))
         return f"Saved the description of {name}."
 
     _act(action)
@@ -135,7 +130,7 @@ def _save_description(uri: str, name: str) -> None:
 def _set_tag(uri: str, name: str) -> None:
     def action() -> str:
         key = str(st.session_state.get("tag_key", "")).strip()
-        registry.set_model_tag(name, key, st.session_state.get("tag_value", ""), client=_client(uri))
+        registry.set_model_tag(name, key, st.session_state.get("tag_value", ""), client=store_client(uri))
         return f"Set tag {key} on {name}."
 
     _act(action)
@@ -144,7 +139,7 @@ def _set_tag(uri: str, name: str) -> None:
 def _delete_tag(uri: str, name: str) -> None:
     def action() -> str:
         key = st.session_state.get("delete_tag_key") or ""
-        registry.delete_model_tag(name, key, client=_client(uri))
+        registry.delete_model_tag(name, key, client=store_client(uri))
         return f"Deleted tag {key} of {name}."
 
     _act(action)
@@ -246,7 +241,7 @@ def description_and_tags_section(uri: str, name: str, info: dict[str, Any]) -> N
 
 def _promote(uri: str, name: str, version: int) -> None:
     def action() -> str:
-        return registry.promote_challenger(name, version, client=_client(uri)).message
+        return registry.promote_challenger(name, version, client=store_client(uri)).message
 
     st.session_state.pop(PROMOTE, None)
     _act(action)
@@ -302,8 +297,8 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
         st.info(f"Set the aliases {registry.CHAMPION} and {registry.CHALLENGER} on two versions to compare them here.")
         return
     try:
-        frame = model_views.champion_vs_challenger(name, client=_client(uri))
-    except (ValueError, registry.RegistryError) as exc:
+        frame = model_views.champion_vs_challenger(name, client=store_client(uri))
+    except UserError as exc:
         st.error(escape_markdown(exc))
         return
     counts = frame["outcome"].value_counts()
@@ -350,17 +345,16 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
 
 # ---- page ----------------------------------------------------------------------------------------------------------
 
-ensure_router()
 st.title("Models")
 st.caption("The MLflow Model Registry: versions, aliases, where each version came from, and how good it was.")
-uri = tracking.tracking_uri()
+uri = URI
 READ_ONLY = read_only_notice(uri, "registering models and changing aliases, descriptions or tags")
 _show_flash()
 
 try:
     tracking.check_store(uri)
     models = registered_models(uri)
-except (tracking.TrackingError, registry.RegistryError) as exc:
+except UserError as exc:
     stop_on_store_error(exc, on_retry=_refresh)
 
 register_section(uri, models, st.query_params.get("run"))
@@ -389,7 +383,7 @@ name = st.selectbox("Model", names, key="model")
 try:
     info = model_info(uri, name)
     versions = versions_table(uri, name)
-except (ValueError, registry.RegistryError) as exc:
+except UserError as exc:
     st.error(escape_markdown(exc))
     st.stop()
 

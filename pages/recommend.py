@@ -6,16 +6,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._common import ensure_router, require_store
+from pages._common import URI, require_store
 from recdash import recommend as rx
-from recdash.views import recommend as rv
 from recdash.data.features import FeatureEncoding
+from recdash.errors import UserError
 from recdash.views import charts
+from recdash.views import recommend as rv
 from recdash.views.style import RunStyle, run_colors
 from recdash.views.text import escape_markdown as _md
 
@@ -39,7 +39,7 @@ def _model_label(model_uri: str, tracking_uri: str) -> str:
 
 def model_label(uri: str) -> str:
     """The picked model by run, experiment and registry name (escaped: it is store text)."""
-    return _md(_model_label(uri, mlflow.get_tracking_uri()))
+    return _md(_model_label(uri, URI))
 
 
 @st.cache_resource(ttl=3600, max_entries=8, show_spinner="Loading model…")
@@ -59,7 +59,7 @@ def pick_model(
     """Model source selector: a run with a logged model, a registered version/alias, or a pasted URI.
 
     ``avoid_uri`` makes the default another model than that one (the second model of a comparison)."""
-    tracking_uri = mlflow.get_tracking_uri()
+    tracking_uri = URI
     runs = _model_sources(tracking_uri)
     registered = _registered_sources(tracking_uri)
     choices = [SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI]
@@ -110,7 +110,7 @@ def load_model(uri: str | None) -> rx.LoadedModel | None:
     if not uri:
         return None
     try:
-        tracking_uri = mlflow.get_tracking_uri()
+        tracking_uri = URI
         return _load(rx.resolve_alias(uri, tracking_uri), tracking_uri)
     except rx.ModelLoadError as exc:  # the message echoes the URI, which may come from a shared ?model= link
         st.error(re.sub(r"([\\`*_\[\]<>])", r"\\\1", str(exc)), icon=":material/error:")
@@ -123,7 +123,7 @@ def run_context(loaded: rx.LoadedModel) -> rx.RunContext | None:
         st.info("This model is not linked to a run, so the user's history and test hits are not available.")
         return None
     try:
-        context = _context(loaded.run_id, mlflow.get_tracking_uri())
+        context = _context(loaded.run_id, URI)
     except rx.ContextError as exc:
         st.warning(f"History and hits are unavailable: {_md(exc)}")
         return None
@@ -138,7 +138,7 @@ def recommendations(
     """Top-k for display plus whether it is the popularity fallback; None after showing an error."""
     try:
         recs = rx.recommend(loaded, user, k, exclude)
-    except (ValueError, rx.PredictionError) as exc:
+    except UserError as exc:
         st.error(str(exc))
         return None
     test_items = context.test_items(user) if context is not None else None
@@ -239,7 +239,7 @@ def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: i
         (st.caption if attributes_matter else st.warning)(_md(note))
     try:
         recs = rx.recommend_new_user(loaded, values, k)
-    except (ValueError, rx.PredictionError) as exc:
+    except UserError as exc:
         st.error(_md(exc))
         return None
     table = rv.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context))
@@ -261,14 +261,13 @@ def known_user_attributes(loaded: rx.LoadedModel, context: rx.RunContext | None,
 
 # ---- page ---------------------------------------------------------------------------------------------------------
 
-ensure_router()
 st.title("Recommend")
 st.caption(
     "Top-k items for any user from any logged or registered model, next to what the user actually did; or for a new "
     "user described by attributes."
 )
 
-require_store(mlflow.get_tracking_uri())
+require_store(URI)
 
 params = st.query_params
 uri_a = pick_model("a", preselect_run=params.get("run"), preselect_uri=params.get("model"))
@@ -392,8 +391,8 @@ else:
                 if run_a and run_b and run_a != run_b:  # the colours the Runs and Compare pages draw these runs in
                     order = [*st.session_state.get("selected_runs", []), run_a, run_b]
                     key_style = RunStyle(
-                        labels={run_a: f"A: {_model_label(uri_a or '', mlflow.get_tracking_uri())}",
-                                run_b: f"B: {_model_label(uri_b or '', mlflow.get_tracking_uri())}"},
+                        labels={run_a: f"A: {_model_label(uri_a or '', URI)}",
+                                run_b: f"B: {_model_label(uri_b or '', URI)}"},
                         colors=run_colors(order), hover={}, groups={},
                     )  # fmt: skip
                     st.plotly_chart(charts.selection_figure(key_style, [run_a, run_b], per_row=2), key="ab_colours")
@@ -432,8 +431,8 @@ else:
     if item is not None:
         try:
             similar = rx.similar_items(loaded, item, k, items_meta)
-        except ValueError as exc:
-            st.error(str(exc))
+        except UserError as exc:
+            st.error(_md(exc))
         else:
             st.dataframe(
                 similar,

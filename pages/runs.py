@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import (
+    URI,
     clear_run_caches,
-    ensure_router,
     experiments_table,
     runs_loader,
     runs_table,
@@ -42,9 +42,8 @@ def store_selection(run_ids: list[str]) -> None:
         del st.query_params["runs"]
 
 
-ensure_router()
 st.title("Runs")
-uri = tracking.tracking_uri()
+uri = URI
 selection_from_url()
 
 try:

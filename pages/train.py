@@ -16,25 +16,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 import streamlit as st
 
-from pages._common import ensure_router, read_only_notice, require_store
+from pages._common import URI, read_only_notice, require_store
+from recdash import tracking
+from recdash.config import STOPPING_METRICS, TrainConfig
 from recdash.contract import run_label
-from recdash.data import Dataset, DatasetError, load_table
-from recdash.data.features import (
-    BUILTIN_ITEM_COLUMNS,
-    BUILTIN_USER_COLUMNS,
-    FeatureError,
-    FeatureTable,
-    read_feature_table,
-)
+from recdash.data import Dataset, load_table
+from recdash.data.features import BUILTIN_ITEM_COLUMNS, BUILTIN_USER_COLUMNS, FeatureTable, read_feature_table
+from recdash.data.files import table_header
 from recdash.data.split import SPLIT_METHODS
-from recdash.evaluation.metrics import METRICS
-from recdash.models import DEFAULT_MODEL, MODELS, REFERENCE_MODELS, all_hyperparameters, get_model
-from recdash.tracking import TrackingError
-from recdash.training.sweep import DEFAULT_SPACES, SAMPLERS, SWEEP_DEFAULTS
+from recdash.errors import UserError
+from recdash.models import DEFAULT_MODEL, MODELS, get_model, reference_models
+from recdash.training import jobs
+from recdash.training.references import ReferencesSpec
+from recdash.training.run import load_config_dataset
+from recdash.training.sweep import SAMPLERS, SWEEP_DEFAULTS, SweepSpec, parse_space
 from recdash.views import jobs as job_views
 from recdash.views.text import escape_markdown
 
@@ -45,26 +43,20 @@ NO_COLUMN = "(none)"
 BUILTIN_FEATURES = ("movielens-100k", "synthetic")  # the datasets with their own user and item attributes
 FEATURE_UPLOAD = "upload"
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "model": DEFAULT_MODEL,
-    "dataset": "movielens-100k",
-    "synthetic_n_users": 500,
-    "synthetic_n_items": 400,
-    "synthetic_n_interactions": 20_000,
-    "split": "random",
-    "split_fractions": "0.8,0.1,0.1",
-    "seed": 42,
-    "split_seed": 42,
+    **{k: v for k, v in TrainConfig().to_form().items() if k != "hparams"},
     "repeats": 1,
-    "epochs": 30,
-    "patience": 5,
-    "k": 10,
-    "early_stopping_metric": "ndcg",
-    "experiment": "recdash",
-    "run_name": "",
-    "user_features": "none",
-    "item_features": "none",
-    **{name: spec.default for name, spec in all_hyperparameters().items()},
 }
+
+
+def hp_key(prefix: str, model: str, name: str) -> str:
+    """A hyperparameter's widget key: per model, since two models may share a name with different ranges."""
+    return f"{prefix}_{model}__{name}"
+
+
+def _init_hyperparameters(prefix: str) -> None:
+    for model in MODELS.values():
+        for name, spec in model.hyperparameters().items():
+            st.session_state.setdefault(hp_key(prefix, model.name, name), spec.default)
 
 
 def choice_label(name: object, run_id: str) -> str:
@@ -75,47 +67,40 @@ def choice_label(name: object, run_id: str) -> str:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def recent_runs(uri: str) -> pd.DataFrame:
-    """Recent runs with params, for "Start from run"."""
-    client = mlflow.MlflowClient(uri)
-    ids = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(ids, "", max_results=200, order_by=["attributes.start_time DESC"]) if ids else []
-    rows = [
-        {"label": choice_label(r.info.run_name, r.info.run_id), "run_id": r.info.run_id, **r.data.params}
-        for r in runs
-        if r.data.params
-    ]
-    return pd.DataFrame(rows)
+    """Recent runs with params, for "Start from run", each with its picker label."""
+    runs = tracking.recent_runs(uri)
+    return runs.assign(label=[choice_label(n, r) for n, r in zip(runs["run_name"], runs["run_id"], strict=True)])
 
 
 def _init_state(prefix: str, defaults: dict[str, Any]) -> None:
     for name, value in defaults.items():
         st.session_state.setdefault(f"{prefix}_{name}", value)
+    _init_hyperparameters(prefix)
+
+
+def set_form(prefix: str, config: TrainConfig) -> None:
+    """Put a config's values into the form's widgets (the model's hyperparameters under its own keys)."""
+    values = config.to_form()
+    for name, value in values.pop("hparams").items():
+        st.session_state[hp_key(prefix, config.model, name)] = value
+    for name, value in values.items():
+        if name in TRAIN_DEFAULTS:
+            st.session_state[f"{prefix}_{name}"] = type(TRAIN_DEFAULTS[name])(value)
 
 
 def _prefill(prefix: str, uri: str) -> None:
-    """Button callback: copy the chosen run's params into the form's widgets."""
+    """Button callback: copy the chosen run's configuration into the form's widgets."""
     runs = recent_runs(uri)
     label = st.session_state.get(f"{prefix}_from_run")  # labels carry the short ID, so they are unique
     match = runs[runs["label"] == label] if len(runs) else runs
     if match.empty:
         return
-    params = {k: v for k, v in match.iloc[0].items() if isinstance(v, str)}
-    values = jobs.form_values_from_params(params)
-    if "split_fractions" in values:
-        values["split_fractions"] = ",".join(f"{x:g}" for x in values["split_fractions"])
-    for name, value in values.items():
-        key = f"{prefix}_{name}"
-        if key in st.session_state or name in TRAIN_DEFAULTS:
-            st.session_state[key] = type(TRAIN_DEFAULTS.get(name, value))(value)
-    gone = [
-        f"{kind} feature table {params[f'{kind}_features']}"
-        for kind in ("user", "item")
-        if values.get(f"{kind}_features") == "none" and params.get(f"{kind}_features", "none") != "none"
-    ]
-    if gone:
-        st.session_state[f"{prefix}_prefill_note"] = (
-            f"The run's {' and '.join(gone)} no longer exists here: set to none."
-        )
+    config, notes = TrainConfig.from_run_params(match.iloc[0]["params"])
+    if config.dataset not in ("movielens-100k", "synthetic"):  # an uploaded file is chosen again on the page
+        config = config.replace(dataset=TrainConfig().dataset, data_path=None, dataset_options={})
+    set_form(prefix, config)
+    if notes:
+        st.session_state[f"{prefix}_prefill_note"] = "Not restored from the run: " + "; ".join(notes) + "."
     st.session_state[f"{prefix}_prefilled"] = match.iloc[0]["run_id"]
 
 
@@ -154,7 +139,7 @@ def data_section(prefix: str) -> dict[str, Any] | None:
     except jobs.JobError as exc:
         st.error(str(exc))
         return None
-    columns = jobs.table_columns(path)
+    columns = table_header(path)
     if len(columns) < 2:
         st.error("Could not read a header with at least two columns from that file.")
         return None
@@ -175,9 +160,10 @@ def data_section(prefix: str) -> dict[str, Any] | None:
 
 
 @st.cache_resource(ttl=600, max_entries=2, show_spinner="Loading the dataset to check the table's IDs…")
-def job_dataset(args: tuple[str, ...]) -> Dataset:
-    """The form's dataset as the job will load it (cached: every rerun of the page checks the uploaded table)."""
-    return jobs.job_dataset(args)
+def job_dataset(argv: tuple[str, ...]) -> Dataset:
+    """The form's dataset as the job will load it (cached by the config's command line: every rerun of the page
+    checks the uploaded table)."""
+    return load_config_dataset(TrainConfig.from_argv(list(argv)))
 
 
 def features_section(prefix: str, data: dict[str, Any]) -> dict[str, str | None]:
@@ -255,17 +241,17 @@ def check_feature_table(prefix: str, kind: str, data: dict[str, Any], path: str,
 
     try:
         table = read_feature_table(path, kind)
-    except FeatureError as exc:
+    except UserError as exc:
         st.error(shown(exc))
         return None
     try:
-        dataset = job_dataset(tuple(data_args(prefix, data)))
-    except (ValueError, OSError) as exc:
+        dataset = job_dataset(tuple(form_config(prefix, data).to_argv()))
+    except UserError as exc:
         st.caption(f"IDs not checked against the data: {shown(exc)}")
     else:
         try:
             table = read_feature_table(path, kind, dataset)
-        except FeatureError as exc:
+        except UserError as exc:
             st.error(shown(exc))
             return None
     for warning in table.warnings:
@@ -274,16 +260,14 @@ def check_feature_table(prefix: str, kind: str, data: dict[str, Any], path: str,
     return table
 
 
-def feature_args(features: dict[str, str | None]) -> list[str] | None:
-    """``--user-features``/``--item-features`` for the job; None (after saying why) while an upload is missing."""
-    args: list[str] = []
+def feature_specs(features: dict[str, str | None]) -> dict[str, str] | None:
+    """The ``user_features``/``item_features`` values of the job; None (after saying why) while an upload is
+    missing or unusable."""
     for kind, spec in features.items():
         if spec is None:
             st.error(f"{kind.capitalize()} features: upload a usable table first, or choose none or built-in.")
             return None
-        if spec != "none":
-            args += [f"--{kind}-features", spec]
-    return args
+    return {f"{kind}_features": str(spec) for kind, spec in features.items()}
 
 
 def run_fields(prefix: str, dataset: str) -> None:
@@ -326,7 +310,7 @@ def run_fields(prefix: str, dataset: str) -> None:
     next(cols).number_input("k", 1, 1000, key=f"{prefix}_k", help="Cut-off of the ranking metrics (@k).")
     next(cols).selectbox(
         "Early-stopping metric" if iterative else "Validation metric",
-        METRICS,
+        STOPPING_METRICS,
         key=f"{prefix}_early_stopping_metric",
         help="Validation metric watched."
         if iterative
@@ -349,7 +333,7 @@ def run_fields(prefix: str, dataset: str) -> None:
     cols = st.columns(3)
     for i, spec in enumerate(specs.values()):
         col = cols[i % 3]
-        key = f"{prefix}_{spec.name}"
+        key = hp_key(prefix, model.name, spec.name)
         if spec.choices:
             col.selectbox(spec.name, spec.choices, key=key, help=spec.help)
         elif spec.kind is int:
@@ -364,59 +348,15 @@ def run_fields(prefix: str, dataset: str) -> None:
             )  # fmt: skip
 
 
-def build_args(prefix: str, data: dict[str, Any]) -> list[str]:
-    """The CLI arguments of the job from the form's values (the CLI validates them): the chosen model and only its
-    hyperparameters (epochs and patience only for models trained by epochs)."""
-    s = st.session_state
-
-    def v(name: str) -> Any:
-        return s[f"{prefix}_{name}"]
-
-    model = get_model(v("model"))
-    args = [] if model.name == DEFAULT_MODEL else ["--model", model.name]
-    args += data_args(prefix, data)
-    args += ["--seed", str(int(v("seed")))]
-    if model.iterative:
-        args += ["--epochs", str(int(v("epochs"))), "--patience", str(int(v("patience")))]
-    args += ["--k", str(int(v("k"))), "--early-stopping-metric", v("early_stopping_metric")]
-    args += ["--experiment", str(v("experiment")).strip()]
-    if str(v("run_name")).strip():
-        args += ["--run-name", str(v("run_name")).strip()]
-    for spec in model.hyperparameters().values():
-        args += [spec.flag, f"{v(spec.name)}"]
-    return args
-
-
-def data_args(prefix: str, data: dict[str, Any]) -> list[str]:
-    """Dataset and split arguments: what a run's data group is made of (references reuse them as they are)."""
-
-    def v(name: str) -> Any:
-        return st.session_state[f"{prefix}_{name}"]
-
-    dataset = v("dataset")
-    args: list[str] = []
-    if dataset == "csv upload":
-        args += ["--dataset", "csv", "--data-path", data["path"], "--user-col", data["user_col"]]
-        args += ["--item-col", data["item_col"]]
-        for flag in ("weight_col", "timestamp_col"):
-            if data.get(flag):
-                args += [f"--{flag.replace('_', '-')}", data[flag]]
-    else:
-        args += ["--dataset", dataset]
-    if dataset == "synthetic":
-        args += ["--synthetic-users", str(v("synthetic_n_users")), "--synthetic-items", str(v("synthetic_n_items"))]
-        args += ["--synthetic-interactions", str(v("synthetic_n_interactions"))]
-    args += ["--split", v("split"), "--split-fractions", str(v("split_fractions")).replace(" ", "")]
-    args += ["--split-seed", str(int(v("split_seed")))]
-    return args
-
-
-def references_args(prefix: str, data: dict[str, Any]) -> list[str]:
-    """A references job on the form's data and split, with its k, monitored metric and experiment."""
-    s = st.session_state
-    args = data_args(prefix, data)
-    args += ["--k", str(int(s[f"{prefix}_k"])), "--early-stopping-metric", s[f"{prefix}_early_stopping_metric"]]
-    return [*args, "--experiment", str(s[f"{prefix}_experiment"]).strip()]
+def form_config(prefix: str, data: dict[str, Any], features: dict[str, str] | None = None) -> TrainConfig:
+    """The training the form describes (ConfigError/HyperparameterError when a value cannot work): the chosen model
+    with its hyperparameters, the data (``data``: the uploaded table and its mapping, for a CSV upload) and
+    ``features`` (``user_features``/``item_features``; none by default)."""
+    values = {name: st.session_state[f"{prefix}_{name}"] for name in TRAIN_DEFAULTS if f"{prefix}_{name}" in st.session_state}
+    model = get_model(values["model"])
+    values["hparams"] = {name: st.session_state[hp_key(prefix, model.name, name)] for name in model.hyperparameters()}
+    values |= features or {"user_features": "none", "item_features": "none"}
+    return TrainConfig.from_form(values, data or None)
 
 
 def check_upload(data: dict[str, Any]) -> bool:
@@ -429,23 +369,24 @@ def check_upload(data: dict[str, Any]) -> bool:
             weight_col=data["weight_col"],
             timestamp_col=data["timestamp_col"],
         )
-    except DatasetError as exc:  # name the file the user uploaded, not its content-addressed copy
+    except UserError as exc:  # name the file the user uploaded, not its content-addressed copy
         st.error(str(exc).replace(Path(data["path"]).name, data.get("name") or Path(data["path"]).name))
         return False
     return True
 
 
-def submit(kind: str, batch: list[list[str]], slots: int = 1) -> None:
+def submit(batch: list[jobs.JobSpec]) -> None:
     """Queue each job of ``batch`` (one, or one per seed of a repeated configuration)."""
     queued = []
-    for args in batch:
+    for spec in batch:
         try:
-            queued.append(jobs.submit(kind, args, tracking_uri=URI, slots=slots))
-        except (ValueError, TrackingError) as exc:
+            queued.append(jobs.submit(spec, tracking_uri=URI))
+        except UserError as exc:
             st.error(escape_markdown(exc))
             break
     if not queued:
         return
+    kind = batch[0].kind
     st.session_state["job_select"] = queued[0]  # show the (first) new job in the live panel
     jobs.tick(URI)
     if len(queued) == 1:
@@ -454,15 +395,15 @@ def submit(kind: str, batch: list[list[str]], slots: int = 1) -> None:
         st.success(f"{len(queued)} {kind} jobs queued, one per seed: runs {', '.join(queued)}.")
 
 
-def request_job(kind: str, batch: list[list[str]], slots: int = 1) -> None:
+def request_job(batch: list[jobs.JobSpec]) -> None:
     """Queue the jobs, unless the same configuration is already queued or running: then ask first (a double
     click or a second tab must not train the same thing twice without the user saying so)."""
     st.session_state.pop("pending_job", None)
-    same = [job for args in batch for job in jobs.same_jobs(kind, args, URI)]
+    same = [job for spec in batch for job in jobs.same_jobs(spec, URI)]
     if same:
-        st.session_state["pending_job"] = {"kind": kind, "batch": batch, "slots": slots, "same": same[0]}
+        st.session_state["pending_job"] = {"kind": batch[0].kind, "batch": batch, "same": same[0]}
         return
-    submit(kind, batch, slots)
+    submit(batch)
 
 
 def confirm_pending(kind: str) -> None:
@@ -484,26 +425,18 @@ def confirm_pending(kind: str) -> None:
         st.session_state.pop("pending_job", None)
         box.empty()
         if again:
-            submit(kind, pending["batch"], pending["slots"])
+            submit(pending["batch"])
         else:
             st.caption("Nothing was queued.")
 
 
-def with_seeds(args: list[str], seed: int, repeats: int) -> list[list[str]]:
-    """The same job once per seed ``seed .. seed+repeats-1`` (run names get ``-s<seed>``): the split has its own
-    seed, so the repeats differ only in the model's initialisation and sampling, which is what Compare averages."""
+def with_seeds(config: TrainConfig, repeats: int) -> list[TrainConfig]:
+    """The same training once per seed ``seed .. seed+repeats-1`` (run names get ``-s<seed>``): the split has its
+    own seed, so the repeats differ only in the model's initialisation and sampling, which is what Compare
+    averages."""
     if repeats <= 1:
-        return [args]
-    batch = []
-    for s in range(seed, seed + repeats):
-        one = list(args)
-        one[one.index("--seed") + 1] = str(s)
-        if "--run-name" in one:
-            one[one.index("--run-name") + 1] += f"-s{s}"
-        else:
-            one += ["--run-name", f"repeat-s{s}"]
-        batch.append(one)
-    return batch
+        return [config]
+    return [config.with_seed(seed) for seed in range(config.seed, config.seed + repeats)]
 
 
 def start_from_run(prefix: str) -> None:
@@ -542,24 +475,25 @@ def train_tab() -> None:
         c1, c2 = st.columns([1, 3], vertical_alignment="center")
         references = c1.form_submit_button("Train references for this data", disabled=READ_ONLY)
         c2.caption(
-            f"Fits {', '.join(REFERENCE_MODELS)} on this dataset and split (train only; EASE's λ and ItemKNN's "
+            f"Fits {', '.join(reference_models())} on this dataset and split (train only; EASE's λ and ItemKNN's "
             "neighbours and shrinkage chosen on validation), each logged as a run tagged recdash.reference=true: "
             "what Compare measures every model on this data against."
         )
     if (clicked or references) and (not data or check_upload(data)):
-        if references:  # the reference models use no side features
-            request_job("references", [references_args("t", data)])
-        elif (extra := feature_args(features)) is not None:
-            args = build_args("t", data) + extra
-            seeds = with_seeds(args, int(st.session_state["t_seed"]), int(st.session_state["t_repeats"]))
-            request_job("train", seeds)
+        try:
+            if references:  # the reference models use no side features
+                request_job([ReferencesSpec(form_config("t", data))])
+            elif (chosen := feature_specs(features)) is not None:
+                request_job(with_seeds(form_config("t", data, chosen), int(st.session_state["t_repeats"])))
+        except UserError as exc:
+            st.error(escape_markdown(exc))
     confirm_pending("train")
     confirm_pending("references")
 
 
 def _default_space(key: str) -> None:
     """Model picker callback: the search space box shows the new model's default space."""
-    st.session_state["s_space"] = "\n".join(DEFAULT_SPACES.get(st.session_state[key], ()))
+    st.session_state["s_space"] = "\n".join(get_model(st.session_state[key]).default_space)
 
 
 def sweep_tab() -> None:
@@ -567,7 +501,7 @@ def sweep_tab() -> None:
     _init_state(
         "s",
         {
-            "space": "\n".join(DEFAULT_SPACES[DEFAULT_MODEL]),
+            "space": "\n".join(get_model(DEFAULT_MODEL).default_space),
             "n_trials": 20,
             "n_workers": 1,
             "sampler": "tpe",
@@ -576,7 +510,7 @@ def sweep_tab() -> None:
     )
     st.selectbox(
         "Model",
-        tuple(m for m, space in DEFAULT_SPACES.items() if space),
+        tuple(name for name, model in MODELS.items() if model.default_space),
         key="s_model",
         on_change=_default_space,
         args=("s_model",),
@@ -603,17 +537,23 @@ def sweep_tab() -> None:
         st.caption("The objective is the early-stopping metric below (validation, @k).")
         run_fields("s", st.session_state["s_dataset"])
         clicked = st.form_submit_button("Start sweep", type="primary", disabled=READ_ONLY)
-    extra = feature_args(features) if clicked and (not data or check_upload(data)) else None
-    if extra is not None:
-        args = build_args("s", data) + extra
-        for line in str(st.session_state["s_space"]).splitlines():
-            if line.strip():
-                args += ["--space", line.strip()]
-        args += ["--n-trials", str(int(st.session_state["s_n_trials"]))]
-        args += ["--n-workers", str(int(st.session_state["s_n_workers"])), "--sampler", st.session_state["s_sampler"]]
-        if not st.session_state["s_prune"]:
-            args.append("--no-prune")
-        request_job("sweep", [args], slots=int(st.session_state["s_n_workers"]))
+    chosen = feature_specs(features) if clicked and (not data or check_upload(data)) else None
+    if chosen is not None:
+        try:
+            config = form_config("s", data, chosen)
+            space = [line.strip() for line in str(st.session_state["s_space"]).splitlines() if line.strip()]
+            spec = SweepSpec(
+                config,
+                parse_space(space, config.model),
+                n_trials=int(st.session_state["s_n_trials"]),
+                n_workers=int(st.session_state["s_n_workers"]),
+                sampler=st.session_state["s_sampler"],
+                prune=bool(st.session_state["s_prune"]),
+            )
+        except UserError as exc:
+            st.error(escape_markdown(exc))
+        else:
+            request_job([spec])
     confirm_pending("sweep")
 
 
@@ -752,8 +692,6 @@ def jobs_section() -> None:
     (live_panel if any(j.active for j in all_jobs) else idle_panel)()
 
 
-URI = mlflow.get_tracking_uri()
-ensure_router()
 st.title("Train")
 st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
 require_store(URI)

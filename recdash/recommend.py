@@ -375,7 +375,7 @@ def recommend(loaded: LoadedModel, user_id: Any, k: int = 10, exclude_seen: bool
     k = validate_k(k)
     user = str(user_id).strip() if user_id is not None else ""
     if not user:
-        raise ValueError("Enter a user ID.")
+        raise PredictionError("Enter a user ID.")
     params: dict[str, Any] = {}
     if "k" in loaded.params:
         params["k"] = k
@@ -482,11 +482,11 @@ def similar_items(loaded: LoadedModel, item_id: Any, k: int = 10, items: pd.Data
     """The model's nearest items (cosine of rankfm's item factors, EASE's item weights, ItemKNN's neighbours); needs
     a recdash model, which exposes them. ValueError with a readable message otherwise (popularity has none)."""
     if loaded.recommender is None:
-        raise ValueError("Similar items need the model's item similarities; only recdash models expose them.")
+        raise PredictionError("Similar items need the model's item similarities; only recdash models expose them.")
     try:
         out = loaded.recommender.similar_items(str(item_id), k)
     except KeyError:
-        raise ValueError(f"Item {item_id!r} is not in this model's catalogue.") from None
+        raise PredictionError(f"Item {item_id!r} is not in this model's catalogue.") from None
     return with_metadata(out, items)
 
 

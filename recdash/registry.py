@@ -3,7 +3,7 @@
 Everything goes through one :class:`~mlflow.tracking.MlflowClient` (the caller's, or one for the current tracking
 URI). MLflow failures come back as two kinds of errors so the page can say something useful:
 :class:`RegistryError` when the registry itself is missing or refuses the call (a ``./mlruns`` file store, a server
-without the registry, no permission), and :class:`ValueError` for bad input (a bad alias, an unknown model or
+without the registry, no permission), and :class:`RegistryInputError` for bad input (a bad alias, an unknown model or
 version) with MLflow's own explanation.
 """
 
@@ -48,6 +48,11 @@ class RegistryError(UserError, RuntimeError):
     """The model registry is not available here (unsupported store, or the server refused the call)."""
 
 
+class RegistryInputError(UserError, ValueError):
+    """A bad name, alias or version, or one the registry does not have; the message says which (MLflow's own
+    explanation where it gave one)."""
+
+
 def _client(client: MlflowClient | None) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
@@ -60,7 +65,8 @@ def _registry_uri(client: MlflowClient) -> str:
 
 @contextmanager
 def _translated(client: MlflowClient, action: str) -> Iterator[None]:
-    """Turn MlflowException into RegistryError (registry unavailable) or ValueError (bad input), with context."""
+    """Turn MlflowException into RegistryError (registry unavailable) or RegistryInputError (bad input), with
+    context."""
     from mlflow.exceptions import MlflowException
 
     from recdash.tracking.filestore import ReadOnlyStoreError
@@ -80,7 +86,7 @@ def _translated(client: MlflowClient, action: str) -> Iterator[None]:
                 "Use a database-backed store (e.g. sqlite:///mlflow.db) or an MLflow server with the registry."
             ) from None
         if code in _USER_ERROR_CODES:
-            raise ValueError(f"Could not {action}: {message}") from None
+            raise RegistryInputError(f"Could not {action}: {message}") from None
         raise RegistryError(f"Could not {action}: {message or code}") from None
 
 
@@ -93,10 +99,10 @@ def validate_model_name(name: str) -> str:
     """A registered model name usable in ``models:/<name>@<alias>`` URIs (so no '/', ':' or '@')."""
     name = (name or "").strip()
     if not name:
-        raise ValueError("model name must not be empty")
+        raise RegistryInputError("model name must not be empty")
     bad = sorted({c for c in name if c in "/:@"})
     if bad:
-        raise ValueError(f"model name {name!r} must not contain {', '.join(repr(c) for c in bad)}")
+        raise RegistryInputError(f"model name {name!r} must not contain {', '.join(repr(c) for c in bad)}")
     return name
 
 
@@ -105,22 +111,22 @@ def validate_alias(alias: str) -> str:
     not 'latest' and not 'v<number>' (both would clash with version URIs)."""
     alias = (alias or "").strip()
     if not alias:
-        raise ValueError("alias must not be empty")
+        raise RegistryInputError("alias must not be empty")
     if not _ALIAS.match(alias):
-        raise ValueError(f"alias {alias!r} may only contain letters, digits, underscores (_) and dashes (-)")
+        raise RegistryInputError(f"alias {alias!r} may only contain letters, digits, underscores (_) and dashes (-)")
     if alias.lower() == "latest":
-        raise ValueError("alias 'latest' is reserved by MLflow (models:/<name>/latest); choose another")
+        raise RegistryInputError("alias 'latest' is reserved by MLflow (models:/<name>/latest); choose another")
     if _VERSION_LIKE.match(alias):
-        raise ValueError(f"alias {alias!r} looks like a version (v<number>) and is reserved by MLflow")
+        raise RegistryInputError(f"alias {alias!r} looks like a version (v<number>) and is reserved by MLflow")
     if len(alias) > _MAX_ALIAS:
-        raise ValueError(f"alias must be at most {_MAX_ALIAS} characters")
+        raise RegistryInputError(f"alias must be at most {_MAX_ALIAS} characters")
     return alias
 
 
 def _version(version: int | str) -> str:
     text = str(version).strip().lstrip("vV")
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"version must be a positive integer; got {version!r}")
+        raise RegistryInputError(f"version must be a positive integer; got {version!r}")
     return str(int(text))
 
 
@@ -277,7 +283,7 @@ def _model_source(client: MlflowClient, run_id: str, artifact_path: str) -> tupl
         return f"runs:/{run_id}/{artifact_path}", None
     names = sorted({m.name for m in found if logged_model_ready(m.status)} | set(legacy))
     hint = f"; it logged {', '.join(map(repr, names))}" if names else "; it logged no model"
-    raise ValueError(f"run {run_id!r} has no logged model named {artifact_path!r}{hint}")
+    raise RegistryInputError(f"run {run_id!r} has no logged model named {artifact_path!r}{hint}")
 
 
 def register_run_model(
@@ -293,7 +299,7 @@ def register_run_model(
     name = validate_model_name(name)
     run_id = (run_id or "").strip()
     if not run_id:
-        raise ValueError("choose a run to register")
+        raise RegistryInputError("choose a run to register")
     source, model_id = _model_source(client, run_id, artifact_path)
     from mlflow.exceptions import MlflowException
 
@@ -334,7 +340,7 @@ def delete_alias(name: str, alias: str, client: MlflowClient | None = None) -> i
     aliases = get_model(name, client)["aliases"]
     if alias not in aliases:
         known = ", ".join(sorted(aliases)) or "none"
-        raise ValueError(f"model {name!r} has no alias {alias!r} (aliases: {known})")
+        raise RegistryInputError(f"model {name!r} has no alias {alias!r} (aliases: {known})")
     _call(client, f"delete alias {alias!r} of {name!r}", lambda: client.delete_registered_model_alias(name, alias))
     return aliases[alias]
 
@@ -354,7 +360,7 @@ def set_model_tag(name: str, key: str, value: str, client: MlflowClient | None =
     client = _client(client)
     key = (key or "").strip()
     if not key:
-        raise ValueError("tag key must not be empty")
+        raise RegistryInputError("tag key must not be empty")
     _call(client, f"set tag {key!r} on {name!r}", lambda: client.set_registered_model_tag(name, key, str(value)))
 
 
@@ -362,7 +368,7 @@ def delete_model_tag(name: str, key: str, client: MlflowClient | None = None) ->
     """Remove one tag from the registered model."""
     client = _client(client)
     if key not in get_model(name, client)["tags"]:
-        raise ValueError(f"model {name!r} has no tag {key!r}")
+        raise RegistryInputError(f"model {name!r} has no tag {key!r}")
     _call(client, f"delete tag {key!r} of {name!r}", lambda: client.delete_registered_model_tag(name, key))
 
 
@@ -473,15 +479,15 @@ def promote_challenger(
     aliases = get_model(name, client)["aliases"]
     current = aliases.get(challenger)
     if current is None:
-        raise ValueError(f"model {name!r} has no {challenger!r} alias to promote")
+        raise RegistryInputError(f"model {name!r} has no {challenger!r} alias to promote")
     if current != int(version):
-        raise ValueError(
+        raise RegistryInputError(
             f"{challenger} of {name!r} now points to version {current}, not version {version} as confirmed; "
             "review the comparison again before promoting"
         )
     previous = aliases.get(champion)
     if previous == current:
-        raise ValueError(f"version {version} of {name!r} is already the {champion}")
+        raise RegistryInputError(f"version {version} of {name!r} is already the {champion}")
     _call(
         client,
         f"move alias {champion!r} of {name!r} to v{version}",
@@ -493,6 +499,6 @@ def promote_challenger(
             f"remove alias {challenger!r} of {name!r}",
             lambda: client.delete_registered_model_alias(name, challenger),
         )
-    except (ValueError, RegistryError) as exc:  # half done: say exactly which half
+    except UserError as exc:  # half done: say exactly which half
         raise RegistryError(f"{champion} now points to version {version}, but {exc}") from None
     return Promotion(name, int(version), previous, champion, challenger)

@@ -236,3 +236,13 @@ def _timestamps(s: pd.Series, col: str, fname: str, offset: int, unit: str) -> n
             f"dates, e.g. {examples} (first at {_where(bad, offset, unit)})."
         )
     return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
+
+
+def table_header(path: str | Path) -> list[str]:
+    """The column names of a CSV/TSV (for the Train page's column mapping); [] when it cannot be read (the page
+    says so, and :func:`load_table` gives the precise reason)."""
+    try:
+        head = pd.read_csv(path, sep=None, engine="python", nrows=5, encoding_errors="replace")
+    except Exception:  # any unreadable file: a header is a courtesy here, the real check is load_table's
+        return []
+    return [str(c) for c in head.columns]

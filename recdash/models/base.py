@@ -38,6 +38,11 @@ COLD_STRATEGIES = ("popular", "features", "blend")
 _BLOCK_SCORES = 1 << 18
 
 
+class InputError(UserError, ValueError):
+    """Bad input to a model (a k that is not a positive integer, an item outside the catalogue, a model asked for
+    something it does not have); the message is shown to users as it is."""
+
+
 class HyperparameterError(UserError, ValueError):
     """A hyperparameter outside its allowed range; the message names the parameter, its flag and the bound."""
 
@@ -338,13 +343,13 @@ class Recommender(ABC):
 
     def item_similarities(self, item_idx: int) -> np.ndarray:
         """Similarity of item ``item_idx`` to every item (for "similar items"); models without one raise."""
-        raise ValueError(f"the {self.name} model has no notion of item similarity")
+        raise InputError(f"the {self.name} model has no notion of item similarity")
 
     # ---- users the model never saw -----------------------------------------------------------------------------
     def feature_scores(self, user_x: np.ndarray) -> np.ndarray:
         """Scores of every item for users known only by their encoded features ``[n, width]``: float32 ``[n,
         n_items]``. Only models fitted with user side features have them."""
-        raise ValueError(f"this {self.name} model was not trained with user features")
+        raise InputError(f"this {self.name} model was not trained with user features")
 
     def set_cold_start(self, strategy: str, blend_weight: float | None = None, **info: Any) -> None:
         """How users the model never saw are served when their features are given: ``popular`` (the popular
@@ -577,7 +582,7 @@ def validate_k(k: Any) -> int:
     elif isinstance(k, str) and k.strip().isdigit():
         value = int(k.strip())
     if value is None or value < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}")
+        raise InputError(f"k must be a positive integer; got {k!r}")
     return value
 
 

@@ -13,7 +13,7 @@ This package is the public face: pages and the rest of recdash import from here.
 """
 
 from recdash.tracking.client import FilterError, TrackingError, all_pages, client, resolve, tracking_uri
-from recdash.tracking.experiments import list_experiments
+from recdash.tracking.experiments import list_experiments, recent_runs
 from recdash.tracking.filters import NUMERIC_FILTER_HELP, split_numeric_filter
 from recdash.tracking.frame import BASE_COLUMNS, runs_with_models
 from recdash.tracking.histories import metric_histories
@@ -34,6 +34,7 @@ __all__ = [
     "is_server",
     "list_experiments",
     "metric_histories",
+    "recent_runs",
     "resolve",
     "runs_with_models",
     "split_numeric_filter",

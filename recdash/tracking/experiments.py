@@ -71,3 +71,17 @@ def _run_counts(mlflow_client: Any, experiment_ids: list[str]) -> tuple[dict[str
             if stamp is not None:
                 last[exp_id] = max(last.get(exp_id, 0), stamp)
     return counts, last
+
+
+def recent_runs(uri: str | None = None, max_results: int = 200) -> pd.DataFrame:
+    """The newest runs that logged params, across active experiments: ``run_id``, ``run_name`` and ``params`` (a
+    dict) per row (the Train page's "start from run")."""
+    mlflow_client = client(resolve(uri))
+    ids = [e.experiment_id for e in mlflow_client.search_experiments()]
+    runs = (
+        mlflow_client.search_runs(ids, "", max_results=max_results, order_by=["attributes.start_time DESC"])
+        if ids
+        else []
+    )
+    rows = [(r.info.run_id, r.info.run_name, dict(r.data.params)) for r in runs if r.data.params]
+    return pd.DataFrame(rows, columns=["run_id", "run_name", "params"])

@@ -79,11 +79,15 @@ class TrainResult:
     params: Params | None = None  # the hyperparameters the model was fitted with (chosen on validation, if searched)
 
 
+def load_config_dataset(config: TrainConfig) -> Dataset:
+    """The dataset a config trains on, loaded as the job will load it (the Train page checks a feature table's IDs
+    against it)."""
+    return load_dataset(config.dataset, path=config.data_path, min_rating=config.min_rating, **config.dataset_options)
+
+
 def load_data(config: TrainConfig) -> tuple[Dataset, Split]:
     """The dataset and split a config asks for (sweeps call this once and share it across trials)."""
-    dataset = load_dataset(
-        config.dataset, path=config.data_path, min_rating=config.min_rating, **config.dataset_options
-    )
+    dataset = load_config_dataset(config)
     return dataset, split_dataset(dataset, config.split, config.split_fractions, config.split_seed)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from recdash import comparison, contract, registry
 from recdash.catalog.entities import Catalog, _col
+from recdash.errors import UserError
 
 BASELINE = "baseline_"
 # the metrics a model card and a leaderboard lead with, in this order (at the run's own k)
@@ -155,7 +156,7 @@ def dataset_arguments(runs: pd.DataFrame) -> tuple[str, dict[str, Any]]:
             return from_params(params)
         except ContextError:
             continue
-    raise ValueError("no run on this data logged how to load it (recdash's 'dataset' params)")
+    raise UserError("no run on this data logged how to load it (recdash's 'dataset' params)")
 
 
 def needs_download(name: str, options: Mapping[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 from recdash import comparison as cmp
 from recdash.comparison import as_float
 from recdash.contract import METRIC, MISSING, PARAM
+from recdash.errors import UserError
 from recdash.models import log_scale_params
 from recdash.views.style import RunStyle
 from recdash.views.text import plotly_text
@@ -640,6 +641,15 @@ def param_scatter_figure(runs: pd.DataFrame, param: str, metric: str, style: Run
                     legend_title_text="run", xaxis={"title": {"text": plotly_text(pname)}, "type": axis_type},
                     yaxis={"title": {"text": plotly_text(mname)}}),
     )  # fmt: skip
+
+
+def optuna_figure(plot: Callable[[object], go.Figure], study: object) -> go.Figure:
+    """One of Optuna's own plots of a study rebuilt from runs; UserError with Optuna's reason when it cannot be drawn
+    for this study (e.g. importance when a parameter took one value)."""
+    try:
+        return plot(study)
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
 
 
 def importance_figure(frame: pd.DataFrame, metric: str) -> go.Figure:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from recdash import contract
-from recdash.registry import CHALLENGER, CHAMPION, get_model, model_versions
+from recdash.registry import CHALLENGER, CHAMPION, RegistryInputError, get_model, model_versions
 
 BETTER, WORSE, EQUAL, UNKNOWN = "better", "worse", "equal", "unknown"
 
@@ -28,7 +28,7 @@ def champion_vs_challenger(
     aliases = get_model(name, client)["aliases"]
     missing = [alias for alias in (a, b) if alias not in aliases]
     if missing:
-        raise ValueError(f"model {name!r} has no version with alias {', '.join(map(repr, missing))}")
+        raise RegistryInputError(f"model {name!r} has no version with alias {', '.join(map(repr, missing))}")
     versions = model_versions(name, client).set_index("version")
     metrics = [c for c in versions.columns if contract.is_own_test_metric(str(c))]
     va, vb = aliases[a], aliases[b]
