@@ -26,7 +26,10 @@ if PagesManager.uses_pages_directory:
     PagesManager.uses_pages_directory = False
     st.rerun()  # raised from this import: the module is imported again, in the routed run
 
-URI = tracking.tracking_uri()  # the store this dashboard reads (MLFLOW_TRACKING_URI, else MLflow's default)
+
+def store_uri() -> str:
+    """The store this dashboard reads (MLFLOW_TRACKING_URI, else MLflow's default), read on every page run."""
+    return tracking.tracking_uri()
 
 
 @st.cache_resource(show_spinner=False)

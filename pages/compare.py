@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import URI, experiments_table, runs_table, stop_on_store_error
+from pages._common import experiments_table, runs_table, stop_on_store_error, store_uri
 from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
 from recdash.errors import UserError
@@ -50,7 +50,7 @@ def pick_metric(label: str, metrics: list[str], key: str, default: str | None = 
 
 
 st.title("Compare runs")
-uri = URI
+uri = store_uri()
 
 from_url = parse_run_ids(st.query_params.get_all("runs"))
 if from_url:

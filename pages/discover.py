@@ -15,7 +15,6 @@ import plotly.express as px
 import streamlit as st
 
 from pages._common import (
-    URI,
     clear_run_caches,
     experiments_table,
     read_only_notice,
@@ -24,6 +23,7 @@ from pages._common import (
     runs_table,
     stop_on_store_error,
     store_client,
+    store_uri,
 )
 from recdash import annotations, catalog, contract, registry, tracking
 from recdash.data import load_dataset
@@ -77,7 +77,7 @@ def logged_dataset(uri: str, run_id: str, digest: str) -> cards.LoggedDataset | 
 
 def refresh() -> None:
     """After an edit: tags of finished runs are cached by the runs loader until cleared, so clear it too."""
-    runs_loader(URI).clear()
+    runs_loader(uri).clear()
     clear_run_caches()
     load_catalog.clear()
 
@@ -169,7 +169,7 @@ def editor(uri: str, target: annotations.Target, description: str, tags: dict[st
 def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
     """Runs as a table, newest first, each linked to its view."""
     shown = runs.sort_values("start_time", ascending=False).head(limit)
-    metric = "metrics." + cards.KEY_METRICS[0]
+    key = cards.key_values(shown)
     table = pd.DataFrame(
         {
             "run": shown["label"],
@@ -177,7 +177,8 @@ def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
             "user": shown["user"],
             "dataset": shown["ds_name"],
             "status": shown["status"],
-            cards.KEY_METRICS[0]: shown[metric] if metric in shown.columns else None,
+            "key metric": key["key metric"],
+            "value": key["value"],
             "started": shown["start_time"],
             "link": links("run", shown["run_id"]),
         }
@@ -190,7 +191,7 @@ def runs_frame(runs: pd.DataFrame, key: str, limit: int = 50) -> None:
         column_config={
             "link": link_column(),
             "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
-            cards.KEY_METRICS[0]: st.column_config.NumberColumn(cards.KEY_METRICS[0], format="%.4f"),
+            "value": st.column_config.NumberColumn("value", format="%.4f"),
         },
     )
     if len(runs) > limit:
@@ -502,7 +503,8 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
         "run_link",
         "dataset",
         "data_link",
-        cards.KEY_METRICS[0],
+        "key metric",
+        "value",
         "created",
         "badges",
         "description",
@@ -515,7 +517,7 @@ def model_view(uri: str, cat: catalog.Catalog, name: str, read_only: bool) -> No
         key="model_versions",
         column_config={
             "version": st.column_config.NumberColumn("version", format="v%d", pinned=True),
-            cards.KEY_METRICS[0]: st.column_config.NumberColumn(cards.KEY_METRICS[0], format="%.4f"),
+            "value": st.column_config.NumberColumn("value", format="%.4f"),
             "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
             "run_link": link_column(""),
             "data_link": link_column(""),
@@ -664,7 +666,7 @@ def person_view(cat: catalog.Catalog, user: str) -> None:
 # ---- page ----------------------------------------------------------------------------------------------------------
 
 st.title("Discover")
-uri = URI
+uri = store_uri()
 require_store(uri)
 try:
     cat = load_catalog(uri)

@@ -6,12 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import (
-    URI,
     clear_run_caches,
     experiments_table,
     read_only_notice,
     runs_table,
     stop_on_store_error,
+    store_uri,
 )
 from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
@@ -22,13 +22,14 @@ from recdash.views.text import escape_markdown
 st.title("recdash")
 st.caption("Train, compare and try rankfm recommender models tracked in MLflow.")
 
-uri = URI
+uri = store_uri()
 st.subheader("Tracking store")
 st.code(uri, language=None)
 st.caption(
     "To use another store, set `MLFLOW_TRACKING_URI` before `make run`, "
     "e.g. `MLFLOW_TRACKING_URI=sqlite:///mlflow.db make run`."
 )
+
 
 try:
     tracking.check_store(uri)

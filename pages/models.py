@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import URI, read_only_notice, stop_on_store_error, store_client
+from pages._common import read_only_notice, stop_on_store_error, store_client, store_uri
 from recdash import catalog, registry, tracking
 from recdash import recommend as rx
 from recdash.errors import UserError
@@ -283,6 +283,8 @@ def _direction_caption(frame: pd.DataFrame) -> str:
     text += f"Higher is better for every metric except {names}, where lower is better"
     if any("popularity" in m for m in lower):
         text += " (mean popularity: recommending less popular items means more novel recommendations)"
+    if any("gini" in m for m in lower):
+        text += " (Gini: 0 means every item is recommended equally often)"
     return text + "."
 
 
@@ -347,7 +349,7 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
 
 st.title("Models")
 st.caption("The MLflow Model Registry: versions, aliases, where each version came from, and how good it was.")
-uri = URI
+uri = store_uri()
 READ_ONLY = read_only_notice(uri, "registering models and changing aliases, descriptions or tags")
 _show_flash()
 

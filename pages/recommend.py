@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._common import URI, require_store
+from pages._common import require_store, store_uri
 from recdash import recommend as rx
 from recdash.data.features import FeatureEncoding
 from recdash.errors import UserError
@@ -261,6 +261,7 @@ def known_user_attributes(loaded: rx.LoadedModel, context: rx.RunContext | None,
 
 # ---- page ---------------------------------------------------------------------------------------------------------
 
+URI = store_uri()  # read on every run of the page: tests and restarts may point it elsewhere
 st.title("Recommend")
 st.caption(
     "Top-k items for any user from any logged or registered model, next to what the user actually did; or for a new "

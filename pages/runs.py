@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import (
-    URI,
     clear_run_caches,
     experiments_table,
     runs_loader,
     runs_table,
     stop_on_store_error,
+    store_uri,
 )
 from recdash import catalog, tracking
 from recdash.views import charts, runs_view, tables
@@ -43,7 +43,7 @@ def store_selection(run_ids: list[str]) -> None:
 
 
 st.title("Runs")
-uri = URI
+uri = store_uri()
 selection_from_url()
 
 try:

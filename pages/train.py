@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import URI, read_only_notice, require_store
+from pages._common import read_only_notice, require_store, store_uri
 from recdash import tracking
 from recdash.config import STOPPING_METRICS, TrainConfig
 from recdash.contract import run_label
@@ -352,7 +352,9 @@ def form_config(prefix: str, data: dict[str, Any], features: dict[str, str] | No
     """The training the form describes (ConfigError/HyperparameterError when a value cannot work): the chosen model
     with its hyperparameters, the data (``data``: the uploaded table and its mapping, for a CSV upload) and
     ``features`` (``user_features``/``item_features``; none by default)."""
-    values = {name: st.session_state[f"{prefix}_{name}"] for name in TRAIN_DEFAULTS if f"{prefix}_{name}" in st.session_state}
+    values = {
+        name: st.session_state[f"{prefix}_{name}"] for name in TRAIN_DEFAULTS if f"{prefix}_{name}" in st.session_state
+    }
     model = get_model(values["model"])
     values["hparams"] = {name: st.session_state[hp_key(prefix, model.name, name)] for name in model.hyperparameters()}
     values |= features or {"user_features": "none", "item_features": "none"}
@@ -692,6 +694,7 @@ def jobs_section() -> None:
     (live_panel if any(j.active for j in all_jobs) else idle_panel)()
 
 
+URI = store_uri()  # read on every run of the page: tests and restarts may point it elsewhere
 st.title("Train")
 st.caption("Each job runs as its own process (`python -m recdash train|sweep`) and is tracked as an MLflow run.")
 require_store(URI)

@@ -19,7 +19,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from recdash import contract
 from recdash.data.split import SPLIT_METHODS
@@ -74,6 +74,9 @@ class TrainConfig:
     user_features: str = "none"  # none | builtin | path of a CSV/Parquet table (recdash.data.features)
     item_features: str = "none"
 
+    kind: ClassVar[str] = contract.KIND_TRAIN  # a job of the dashboard's queue (recdash.training.jobs)
+    slots: ClassVar[int] = 1
+
     def __post_init__(self) -> None:
         try:
             cls = get_model(self.model)
@@ -87,10 +90,18 @@ class TrainConfig:
                 f"--model {cls.name} takes {cls.Params.__name__} hyperparameters, not {type(self.hparams).__name__}"
             )
         object.__setattr__(self, "split_fractions", tuple(float(f) for f in self.split_fractions))
+        if not cls.iterative:  # fitted once: no epochs to count, nothing to stop early (one config, one spelling)
+            object.__setattr__(self, "epochs", TrainConfig.epochs)
+            object.__setattr__(self, "patience", TrainConfig.patience)
         checks = [
             (isinstance(self.epochs, int) and 1 <= self.epochs <= 10_000, "--epochs must be between 1 and 10000"),
             (isinstance(self.k, int) and 1 <= self.k <= 1000, "--k must be between 1 and 1000"),
             (isinstance(self.patience, int) and self.patience >= 0, "--patience must be 0 (off) or a positive integer"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**31, "--seed must be between 0 and 2147483647"),
+            (
+                isinstance(self.split_seed, int) and 0 <= self.split_seed < 2**31,
+                "--split-seed must be between 0 and 2147483647",
+            ),
             (
                 self.early_stopping_metric in STOPPING_METRICS,
                 f"--early-stopping-metric must be one of {', '.join(STOPPING_METRICS)}",
@@ -201,8 +212,10 @@ class TrainConfig:
             argv += ["--min-rating", f"{self.min_rating:g}"]
         argv += ["--split", self.split, "--split-fractions", ",".join(f"{f:g}" for f in self.split_fractions)]
         argv += ["--seed", str(self.seed), "--split-seed", str(self.split_seed)]
-        argv += ["--epochs", str(self.epochs), "--k", str(self.k), "--patience", str(self.patience)]
-        argv += ["--early-stopping-metric", self.early_stopping_metric, "--experiment", self.experiment]
+        if self.model_class.iterative:
+            argv += ["--epochs", str(self.epochs), "--patience", str(self.patience)]
+        argv += ["--k", str(self.k), "--early-stopping-metric", self.early_stopping_metric]
+        argv += ["--experiment", self.experiment]
         if self.run_name:
             argv += ["--run-name", self.run_name]
         if self.registered_model_name:
@@ -296,30 +309,30 @@ class TrainConfig:
                     hparams[name] = coerce_param(spec, params[name])
                 except HyperparameterError:
                     notes.append(f"{name}={params[name]!r} is out of range here; using {spec.default}")
-        values: dict[str, Any] = {"model": model, "hparams": hparams}
+        candidates: dict[str, Any] = {}
         for key in ("epochs", "k", "seed", "patience", "split_seed"):
             with contextlib.suppress(KeyError, ValueError):
-                values[key] = int(float(params[key]))
+                candidates[key] = int(float(params[key]))
         parsed = contract.MetricName.parse(params.get("early_stopping_metric", ""))
         metric = parsed.metric if parsed is not None else params.get("early_stopping_metric", "")
         if metric in STOPPING_METRICS:
-            values["early_stopping_metric"] = metric
+            candidates["early_stopping_metric"] = metric
         if params.get("split_method") in SPLIT_METHODS:
-            values["split"] = params["split_method"]
+            candidates["split"] = params["split_method"]
         with contextlib.suppress(KeyError, ValueError):
-            values["split_fractions"] = tuple(float(params[f"split_{p}"]) for p in ("train", "validation", "test"))
+            candidates["split_fractions"] = tuple(float(params[f"split_{p}"]) for p in ("train", "validation", "test"))
         with contextlib.suppress(KeyError, ValueError):
-            values["min_rating"] = float(params["min_rating"])
+            candidates["min_rating"] = float(params["min_rating"])
         dataset = params.get("dataset")
         if dataset == "synthetic":
-            values["dataset"] = dataset
             options = dict(SYNTHETIC_DEFAULTS)
             for key in SYNTHETIC_DEFAULTS:
                 with contextlib.suppress(KeyError, ValueError):
                     options[key] = int(float(params[f"dataset_{key}"]))
-            values["dataset_options"] = {**options, "seed": values.get("split_seed", 42)}
+            candidates["dataset"] = dataset
+            candidates["dataset_options"] = {**options, "seed": candidates.get("split_seed", 42)}
         elif dataset == "movielens-100k":
-            values["dataset"] = dataset
+            candidates["dataset"] = dataset
         elif dataset:
             notes.append(f"the run's data ({dataset}) must be chosen again")
         for kind in FEATURE_KINDS:  # side features: none, builtin, or a table file still there
@@ -327,15 +340,19 @@ class TrainConfig:
             if not spec or spec == "none" or not get_model(model).uses_features:
                 continue
             if spec == "builtin" or Path(spec).is_file():
-                values[f"{kind}_features"] = spec
+                candidates[f"{kind}_features"] = spec
             else:
                 notes.append(f"the run's {kind} feature table {spec} no longer exists here: set to none")
-        try:
-            return cls(**values), notes
-        except ConfigError as exc:  # e.g. features with data that has none: keep what validates
-            values.pop("user_features", None)
-            values.pop("item_features", None)
-            return cls(**values), [*notes, str(exc)]
+        # each value on its own: one out of range (a run logged by another tool) keeps its default, not the rest
+        values: dict[str, Any] = {"model": model, "hparams": hparams}
+        for key, value in candidates.items():
+            try:
+                cls(**{**values, key: value})
+            except ConfigError as exc:
+                notes.append(f"{key}={value!r}: {exc}")
+            else:
+                values[key] = value
+        return cls(**values), notes
 
     # ---- the Train page's form ---------------------------------------------------------------------------------
     def to_form(self) -> dict[str, Any]:
@@ -368,7 +385,7 @@ class TrainConfig:
         try:
             fractions = tuple(float(x) for x in str(values["split_fractions"]).replace(" ", "").split(","))
         except ValueError:
-            raise ConfigError("the split fractions must look like 0.8,0.1,0.1") from None
+            raise ConfigError("--split-fractions must look like 0.8,0.1,0.1") from None
         dataset, path, options = str(values["dataset"]), None, {}
         if dataset == "csv upload":
             if not upload:

@@ -307,12 +307,12 @@ def ks_of(names: Iterable[str]) -> list[int]:
     return sorted({m.k for m in parse_all(names)})
 
 
-_PREFERRED = (("best", "val"), ("", "val"), ("", "test"))
+_PREFERRED = (("", "val"), ("", "test"))
 
 
 def preferred_metric(names: Sequence[str]) -> str | None:
-    """A sensible metric to show first among ``names``: NDCG then recall, at the kept epoch on validation
-    (``best_val_*``), else validation, else test; never the baseline's; else the first name."""
+    """A sensible metric to show first among ``names``: NDCG then recall, on validation, else test; never the
+    baseline's; else the first name."""
     parsed = {n: MetricName.parse(n) for n in names}
     for metric in ("ndcg", "recall"):
         for family, split in _PREFERRED:

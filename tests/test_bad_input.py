@@ -41,6 +41,7 @@ from recdash.models.rankfm import HYPERPARAMS, Hyperparams
 from recdash.config import ConfigError, TrainConfig
 from recdash.training.run import train
 from recdash.training import jobs
+from recdash.data.files import table_header
 
 ROOT = Path(__file__).parents[1]
 APP = str(ROOT / "app.py")
@@ -147,7 +148,7 @@ def test_odd_user_ids_fall_back_to_popular_items(loaded: rx.LoadedModel, user: s
 
 @pytest.mark.parametrize("user", ["", "   ", None])
 def test_empty_user_id_is_refused(loaded: rx.LoadedModel, user: Any) -> None:
-    with pytest.raises(ValueError, match="Enter a user ID"):
+    with pytest.raises(rx.PredictionError, match="Enter a user ID"):
         rx.recommend(loaded, user, k=5)
 
 
@@ -269,7 +270,7 @@ def test_every_hyperparameter_out_of_range_names_its_flag(name: str, value: Any)
     with pytest.raises(HyperparameterError, match=re.escape(flag)):
         Hyperparams(**{name: value})
     with pytest.raises(ValueError, match=re.escape(flag)):
-        jobs.parse_job_args("train", ["--dataset", "synthetic", flag, str(value)])
+        jobs.parse_job("train", ["--dataset", "synthetic", flag, str(value)])
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
@@ -302,9 +303,9 @@ def test_train_page_hyperparameter_widgets_have_the_spec_bounds() -> None:
     at = run_ok(page("train"))
     for name, spec in HYPERPARAMS.items():
         if spec.choices:
-            assert list(at.selectbox(key=f"t_{name}").options) == list(spec.choices)
+            assert list(at.selectbox(key=f"t_rankfm__{name}").options) == list(spec.choices)
             continue
-        widget = at.number_input(key=f"t_{name}")
+        widget = at.number_input(key=f"t_rankfm__{name}")
         assert math.isclose(widget.min, spec.low) and math.isclose(widget.max, spec.high), name
 
 
@@ -336,7 +337,7 @@ def test_train_page_prefill_from_a_run_with_out_of_range_params() -> None:
     at.button(key="t_load").click()
     run_ok(at)
     assert 1 <= at.number_input(key="t_k").value <= 1000
-    assert at.number_input(key="t_factors").value == HYPERPARAMS["factors"].default
+    assert at.number_input(key="t_rankfm__factors").value == HYPERPARAMS["factors"].default
 
 
 # ---- uploaded CSVs -------------------------------------------------------------------------------------------------
@@ -410,7 +411,7 @@ def test_upload_helper_refuses_empty_and_oversized_files(tmp_path: Path) -> None
         jobs.save_upload("e.csv", b"")
     with pytest.raises(jobs.JobError, match="over the 1 MB upload limit"):
         jobs.save_upload("big.csv", b"x" * (2**20 + 1), max_bytes=2**20)
-    assert isinstance(jobs.table_columns(_write(tmp_path, "bin.csv", bytes(range(256)) * 8)), list)  # never raises
+    assert isinstance(table_header(_write(tmp_path, "bin.csv", bytes(range(256)) * 8)), list)  # never raises
 
 
 def _upload_page(name: str, data: bytes) -> AppTest:

@@ -9,7 +9,7 @@ import pytest
 from test_charts import make_runs
 
 from recdash import comparison as cmp
-from recdash.views import style
+from recdash.views import style as style_module
 from recdash.views.style import RunStyle
 
 
@@ -94,26 +94,26 @@ def test_importance_needs_ten_runs_and_finds_the_param_that_matters() -> None:
         params__factors=[str(v) for v in rng.choice([8, 16, 32], n)],
         metrics__val_ndcg_at_10=np.log10(lr) + 0.05 * (loss == "warp") + 0.01 * rng.normal(size=n),
     )  # fmt: skip
-    frame, note = cmp.importance(runs, "val_ndcg_at_10", ["learning_rate", "loss", "factors"], False)
+    frame, note = cmp.importance(runs, "val_ndcg_at_10", ["learning_rate", "loss", "factors"])
     assert frame["param"].iloc[0] == "learning_rate" and frame["importance"].iloc[0] > 0.8
     assert frame["importance"].sum() == pytest.approx(1.0) and "fANOVA" in note
-    few, note = cmp.importance(runs.head(7), "val_ndcg_at_10", ["learning_rate"], False)
+    few, note = cmp.importance(runs.head(7), "val_ndcg_at_10", ["learning_rate"])
     assert few.empty and "7 run(s)" in note and "3 more" in note  # says what is missing instead of drawing bars
-    flat, note = cmp.importance(runs.assign(**{"params.loss": "warp"}), "val_ndcg_at_10", ["loss"], False)
+    flat, note = cmp.importance(runs.assign(**{"params.loss": "warp"}), "val_ndcg_at_10", ["loss"])
     assert flat.empty and "none of the hyperparameters vary" in note
-    assert cmp.importance(runs, "absent", ["loss"], False)[0].empty
+    assert cmp.importance(runs, "absent", ["loss"])[0].empty
 
 
 def test_a_sweep_study_is_rebuilt_from_its_trial_runs() -> None:
     runs = make_runs(6, metrics__best_val=[0.1, 0.3, 0.2, np.nan, 0.5, 0.4])
-    study = cmp.study_from_runs(runs, "best_val", ["loss", "factors", "learning_rate"], lower_is_better=False)
+    study = cmp.study_from_runs(runs, "best_val", ["loss", "factors", "learning_rate"])
     assert study is not None and len(study.trials) == 5  # the trial without a value (pruned) is left out
     assert study.best_value == pytest.approx(0.5)
     best = runs.loc[4]
     assert (
         study.best_params["factors"] == int(best["params.factors"]) and study.best_params["loss"] == best["params.loss"]
     )
-    assert cmp.study_from_runs(runs.head(1), "best_val", ["loss"], False) is None
+    assert cmp.study_from_runs(runs.head(1), "best_val", ["loss"]) is None
 
 
 def test_trial_states_and_sweep_parents() -> None:
@@ -132,7 +132,7 @@ def test_trial_states_and_sweep_parents() -> None:
 def test_colours_follow_the_selection_and_labels_are_unique() -> None:
     runs = make_runs(3, run_name=["same", "same", None])
     style = RunStyle.of(runs, order=[runs.run_id[2], runs.run_id[0]])
-    palette = style.palette()
+    palette = style_module.palette()
     assert style.colors[runs.run_id[2]] == palette[0] and style.colors[runs.run_id[0]] == palette[1]
     assert len(set(palette)) == len(palette) > 40
     assert len(set(style.labels.values())) == 3
@@ -163,8 +163,8 @@ def test_references_are_the_newest_finished_reference_per_model_on_the_same_data
         ("popularity", 0.10),
     ]
     assert set(refs["data"]) == {groups[0]}  # the d2 reference failed: d2 has none
-    assert cmp.best_reference(refs, "test_ndcg_at_10", lower_is_better=False) == {groups[0]: ("ease", 0.24)}
-    ratio = cmp.reference_ratio(runs.iloc[:3], groups.iloc[:3], refs, "test_ndcg_at_10", False)
+    assert cmp.best_reference(refs, "test_ndcg_at_10") == {groups[0]: ("ease", 0.24)}
+    ratio = cmp.reference_ratio(runs.iloc[:3], groups.iloc[:3], refs, "test_ndcg_at_10")
     assert ratio.iloc[:2].tolist() == pytest.approx([0.30 / 0.24, 0.20 / 0.24])
     assert np.isnan(ratio.iloc[2])  # nothing to compare with on d2
     assert cmp.references_for(groups.iloc[2:3], runs).empty

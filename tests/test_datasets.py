@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recdash import data
 from recdash.data.movielens import ML100K_GENRES, _read_cache, _resolve_cache_dir
 from recdash.data.split import _recbole_split_counts
 from recdash.data.synthetic import _SYN_GENRES
@@ -468,7 +467,7 @@ def test_default_cache_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert _resolve_cache_dir(None) == tmp_path / "c"
     assert _resolve_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
     monkeypatch.delenv("RECDASH_CACHE_DIR")
-    assert _resolve_cache_dir(None) == data.DEFAULT_CACHE_DIR
+    assert _resolve_cache_dir(None) == Path("~/.cache/recdash").expanduser()
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -423,4 +423,4 @@ def test_profiling_asks_before_downloading_and_lineage_labels_are_escaped(
     assert any("not on this machine yet" in plain(i.value) for i in at.info)
     assert at.button(key="download_data") and not [df for df in at.dataframe if "what" in df.value.columns]
     assert not (tmp_path / "empty-cache").exists()  # nothing was downloaded without asking
-    assert catalog._dot_text('run "x" \\ y') == 'run \\"x\\" \\\\ y'
+    assert cards._dot_text('run "x" \\ y') == 'run \\"x\\" \\\\ y'

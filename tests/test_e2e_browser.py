@@ -205,7 +205,7 @@ def test_every_page_in_a_real_browser(
             ("t_synthetic_n_items", "80"),
             ("t_synthetic_n_interactions", "3000"),
             ("t_epochs", "3"),
-            ("t_factors", "8"),
+            ("t_rankfm__factors", "8"),
         ):
             type_into(page, key, value)
         type_into(page, "t_experiment", "e2e-a")
@@ -242,7 +242,7 @@ def test_every_page_in_a_real_browser(
             ("t_synthetic_n_interactions", "200000"),
             ("t_epochs", "5000"),
             ("t_patience", "0"),
-            ("t_factors", "32"),
+            ("t_rankfm__factors", "32"),
         ):
             type_into(page, key, value)
         type_into(page, "t_run_name", "browser-cancel")

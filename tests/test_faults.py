@@ -93,11 +93,9 @@ def test_sigkill_mid_epoch_and_exception_in_training_leave_failed_runs_with_reas
 ) -> None:
     csv = tmp_path / "interactions.csv"
     csv.write_text("user_id,item_id\n" + "".join(f"u{i % 40},i{(i * 7) % 30}\n" for i in range(1200)))
-    killed = jobs.submit("train", [*LONG, "--run-name", "killed"])
-    vanished = jobs.submit(
-        "train", ["--dataset", "csv", "--data-path", str(csv), "--epochs", "2", "--run-name", "gone"]
-    )
-    ok = jobs.submit("train", [*SHORT, "--run-name", "ok"])
+    killed = jobs.submit(jobs.parse_job("train", [*LONG, "--run-name", "killed"]))
+    vanished = jobs.submit(jobs.parse_job("train", ["--dataset", "csv", "--data-path", str(csv), "--epochs", "2", "--run-name", "gone"]))
+    ok = jobs.submit(jobs.parse_job("train", [*SHORT, "--run-name", "ok"]))
     csv.unlink()  # the dataset disappears after the job was accepted: the job fails inside training
     jobs.tick(limit=4)
     pids.extend(j.pid for j in jobs.list_jobs() if j.pid)
@@ -136,15 +134,15 @@ def test_exception_inside_in_process_training_ends_the_run_failed() -> None:
 
 def _launch_from_another_app(tracking_uri: str) -> None:
     """An "app" process that starts the queued jobs and exits: the jobs outlive it, as after an app restart."""
-    code = "from recdash import jobs; jobs.tick(limit=4)"
+    code = "from recdash.training import jobs; jobs.tick(limit=4)"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60, cwd=os.getcwd())
 
 
 def test_app_restarted_while_jobs_run(tracking_store: str, pids: list[int]) -> None:
-    short = jobs.submit("train", [*SHORT, "--epochs", "4", "--run-name", "short"])
-    long = jobs.submit("train", [*LONG, "--run-name", "long"])
-    queued = jobs.submit("train", [*SHORT, "--run-name", "queued"])
+    short = jobs.submit(jobs.parse_job("train", [*SHORT, "--epochs", "4", "--run-name", "short"]))
+    long = jobs.submit(jobs.parse_job("train", [*LONG, "--run-name", "long"]))
+    queued = jobs.submit(jobs.parse_job("train", [*SHORT, "--run-name", "queued"]))
     jobs.cancel(queued)  # a queued job cancelled before the restart ends KILLED at once
     _launch_from_another_app(tracking_store)  # the old app started the jobs and is gone
     long_pid = jobs.get_job(long).pid
@@ -181,7 +179,7 @@ def test_two_users_start_jobs_at_the_same_time(pids: list[int]) -> None:
     def user(name: str, factors: int) -> None:
         try:
             barrier.wait(timeout=30)
-            submitted[name] = jobs.submit("train", [*SHORT, "--factors", str(factors), "--run-name", name])
+            submitted[name] = jobs.submit(jobs.parse_job("train", [*SHORT, "--factors", str(factors), "--run-name", name]))
             barrier.wait(timeout=30)
             jobs.tick(limit=4)  # both pages tick at once: the launcher lock must start each job exactly once
         except BaseException as exc:

@@ -16,10 +16,13 @@ import pandas as pd
 import pytest
 
 from recdash import tracking
+from recdash.training import jobs
 from recdash.views import jobs as job_views
 from recdash.cli import main as cli_main
+from recdash.config import TrainConfig
 from recdash.contract import TAG_PROCESS_START
 from recdash.process import process_start
+from recdash.data.files import table_header
 
 pytestmark = pytest.mark.timeout(120)
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
@@ -56,7 +59,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 60.0, tick: bool = True
 
 
 def start_running(cleanup: list[int]) -> jobs.Job:
-    run_id = jobs.submit("train", LONG)
+    run_id = jobs.submit(jobs.parse_job("train", LONG))
     assert jobs.get_job(run_id).state == "queued"
     jobs.tick(limit=1)
     job = jobs.get_job(run_id)
@@ -91,8 +94,8 @@ def test_process_killed_from_outside_leaves_a_failed_run_with_a_reason(cleanup: 
 
 def test_queue_respects_the_limit_and_cancels_queued_jobs(cleanup: list[int]) -> None:
     first = start_running(cleanup)
-    second = jobs.submit("train", [*TINY, "--epochs", "2"])
-    third = jobs.submit("train", [*TINY, "--epochs", "2"])
+    second = jobs.submit(jobs.parse_job("train", [*TINY, "--epochs", "2"]))
+    third = jobs.submit(jobs.parse_job("train", [*TINY, "--epochs", "2"]))
     for _ in range(3):
         assert jobs.tick(limit=1) == []  # one slot, taken: the others wait
     assert jobs.get_job(second).state == "queued" and jobs.queue_position(second) == 1
@@ -112,9 +115,9 @@ def test_bad_arguments_are_refused_before_a_run_exists() -> None:
         (["--split", "sideways"], "invalid choice"),
     ]:
         with pytest.raises(ValueError, match=message):
-            jobs.submit("train", args)
+            jobs.submit(jobs.parse_job("train", args))
     with pytest.raises(ValueError, match="--space"):
-        jobs.submit("sweep", ["--space", "factors=9:1"])
+        jobs.submit(jobs.parse_job("sweep", ["--space", "factors=9:1"]))
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
@@ -131,23 +134,25 @@ def test_pid_alive_sees_reused_and_dead_pids() -> None:
 
 
 def test_form_values_and_uploads(jobs_dir: Path) -> None:
-    values = jobs.form_values_from_params(
+    config, notes = TrainConfig.from_run_params(
         {"factors": "24", "loss": "bpr", "alpha": "oops", "epochs": "7", "early_stopping_metric": "val_recall_at_10",
          "split_method": "temporal", "split_train": "0.7", "split_validation": "0.2", "split_test": "0.1",
          "dataset": "synthetic", "dataset_n_users": "50"}
     )  # fmt: skip
-    assert values["factors"] == 24 and values["loss"] == "bpr" and "alpha" not in values
-    assert values["early_stopping_metric"] == "recall" and values["split"] == "temporal"
-    assert values["split_fractions"] == (0.7, 0.2, 0.1) and values["synthetic_n_users"] == 50
+    values = config.to_form()
+    assert values["hparams"]["factors"] == 24 and values["hparams"]["loss"] == "bpr"
+    assert values["hparams"]["alpha"] == TrainConfig().params_.as_dict()["alpha"] and any("alpha" in n for n in notes)
+    assert values["early_stopping_metric"] == "recall" and values["split"] == "temporal" and values["epochs"] == 7
+    assert values["split_fractions"] == "0.7,0.2,0.1" and values["synthetic_n_users"] == 50
     path = jobs.save_upload("ratings.csv", b"u,i,r\n1,2,5\n")
-    assert path.parent == jobs_dir / "uploads" and jobs.table_columns(path) == ["u", "i", "r"]
+    assert path.parent == jobs_dir / "uploads" and table_header(path) == ["u", "i", "r"]
     with pytest.raises(jobs.JobError, match="upload limit"):
         jobs.save_upload("big.csv", b"x" * 100, max_bytes=10)
 
 
 def test_cancelling_a_sweep_stops_all_its_trials(cleanup: list[int], tmp_path: Path) -> None:
     args = [*TINY, "--epochs", "5000", "--patience", "0", "--n-trials", "4", "--n-workers", "2", "--no-prune"]
-    run_id = jobs.submit("sweep", [*args, "--storage", f"sqlite:///{tmp_path / 'o.db'}"], slots=2)
+    run_id = jobs.submit(jobs.parse_job("sweep", [*args, "--storage", f"sqlite:///{tmp_path / 'o.db'}"]))
     jobs.tick(limit=2)
     job = jobs.get_job(run_id)
     cleanup.append(job.pid)
@@ -224,7 +229,7 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(cleanup: list
         "--patience",
         "0",
     ]
-    run_id = jobs.submit("train", slow)
+    run_id = jobs.submit(jobs.parse_job("train", slow))
     jobs.tick(limit=1)
     cleanup.append(jobs.get_job(run_id).pid)
     wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)
@@ -239,7 +244,7 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(cleanup: list
 
 
 def test_a_job_cancelled_while_queued_has_no_duration() -> None:
-    run_id = jobs.submit("train", [*TINY, "--epochs", "2"])
+    run_id = jobs.submit(jobs.parse_job("train", [*TINY, "--epochs", "2"]))
     time.sleep(1.2)  # time spent in the queue is not time spent training
     assert jobs.cancel(run_id) == "killed"
     run = mlflow.get_run(run_id)
@@ -253,17 +258,17 @@ def test_a_job_cancelled_while_queued_has_no_duration() -> None:
 
 def test_same_configuration_is_found_while_it_is_queued_or_running() -> None:
     args = [*TINY, "--epochs", "2"]
-    first = jobs.submit("train", args)
-    assert [j.run_id for j in jobs.same_jobs("train", args)] == [first]
-    assert jobs.same_jobs("train", [*TINY, "--epochs", "3"]) == []
-    assert jobs.same_jobs("sweep", args) == []
+    first = jobs.submit(jobs.parse_job("train", args))
+    assert [j.run_id for j in jobs.same_jobs(jobs.parse_job("train", args))] == [first]
+    assert jobs.same_jobs(jobs.parse_job("train", [*TINY, "--epochs", "3"])) == []
+    assert jobs.same_jobs(jobs.parse_job("sweep", args)) == []
     jobs.cancel(first)
-    assert jobs.same_jobs("train", args) == []
+    assert jobs.same_jobs(jobs.parse_job("train", args)) == []
 
 
 def test_a_legacy_file_store_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     store = tmp_path / "mlruns"
     store.mkdir()
     with pytest.raises(tracking.TrackingError):
-        jobs.submit("train", [*TINY, "--epochs", "1"], tracking_uri=store.as_uri())
+        jobs.submit(jobs.parse_job("train", [*TINY, "--epochs", "1"]), tracking_uri=store.as_uri())
     assert list(store.iterdir()) == []

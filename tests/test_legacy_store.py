@@ -127,7 +127,7 @@ def test_writes_refused_with_what_to_do(store: Path) -> None:
     with pytest.raises(ConfigError, match="migrate-filestore"):
         train(TrainConfig(dataset="synthetic", epochs=1))
     with pytest.raises(tracking.TrackingError, match="Training is not possible here"):
-        jobs.submit("train", ["--dataset", "synthetic", "--epochs", "1"], tracking_uri=store.as_uri())
+        jobs.submit(jobs.parse_job("train", ["--dataset", "synthetic", "--epochs", "1"]), tracking_uri=store.as_uri())
     with pytest.raises(registry.RegistryError, match=r"legacy MLflow file store.*migrate-filestore"):
         registry.register_run_model(ids[MODEL_TRIAL], "old-model")
     at = page("models")

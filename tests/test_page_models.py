@@ -189,7 +189,10 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
         assert colours.get((row, 0)) is None
     assert {"green", "red"} & set(colours.values())
     captions = " ".join(_unescape(c.value) for c in at.caption)
-    assert "Higher is better for every metric except test_mean_popularity_at_10, where lower is better" in captions
+    assert (
+        "Higher is better for every metric except test_gini_at_10, test_mean_popularity_at_10, where lower is better"
+        in captions
+    )
     assert "more novel recommendations" in captions
     better = int((expected["outcome"] == model_views.BETTER).sum())
     worse = int((expected["outcome"] == model_views.WORSE).sum())

@@ -14,12 +14,13 @@ import mlflow
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from recdash.training import jobs
 from recdash.views import jobs as job_views
 from recdash.contract import run_label
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(180)
-TINY = {"t_synthetic_n_users": 120, "t_synthetic_n_items": 80, "t_synthetic_n_interactions": 3000, "t_factors": 8}
+TINY = {"t_synthetic_n_users": 120, "t_synthetic_n_items": 80, "t_synthetic_n_interactions": 3000, "t_rankfm__factors": 8}
 # about half a second an epoch on the 2-core machine: long enough to see a job between two epochs
 SLOW = {"t_synthetic_n_users": 3000, "t_synthetic_n_items": 2000, "t_synthetic_n_interactions": 200_000}
 START = "FormSubmitter:t_form-Start training"
@@ -172,8 +173,8 @@ def test_start_from_run_prefills_the_form() -> None:
     at.selectbox(key="t_from_run").select_index(0).run()
     at.button(key="t_load").click().run()
     assert not at.exception, at.exception
-    assert at.number_input(key="t_factors").value == 24
-    assert at.selectbox(key="t_loss").value == "bpr"
+    assert at.number_input(key="t_rankfm__factors").value == 24
+    assert at.selectbox(key="t_rankfm__loss").value == "bpr"
     assert at.number_input(key="t_epochs").value == 7
     assert at.selectbox(key="t_dataset").value == "synthetic"
 
@@ -192,7 +193,7 @@ def test_unnamed_runs_are_called_by_their_short_id(no_job_left: None) -> None:
     with mlflow.start_run() as unnamed:
         mlflow.log_params({"factors": 16})
     _unname(unnamed.info.run_id)
-    job = jobs.submit("train", ["--dataset", "synthetic", "--epochs", "1"])
+    job = jobs.submit(jobs.parse_job("train", ["--dataset", "synthetic", "--epochs", "1"]))
     _unname(job)
     at = _page()
     options = at.selectbox(key="t_from_run").options
@@ -244,7 +245,7 @@ def test_repeat_with_seeds_queues_one_job_per_seed_on_the_same_split(no_job_left
 
 def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(no_job_left: None) -> None:
     at = _page()
-    _fill(at, {**SLOW, "t_factors": 32, "t_epochs": 5000, "t_patience": 0}, t_run_name="to-cancel")
+    _fill(at, {**SLOW, "t_rankfm__factors": 32, "t_epochs": 5000, "t_patience": 0}, t_run_name="to-cancel")
     at.button(key=START).click().run()
     (job,) = jobs.list_jobs()
     _poll(at, lambda at: jobs.progress(job.run_id).epoch >= 2)
@@ -266,7 +267,7 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(no_job_left: 
 def test_sweep_shows_each_trial_with_its_hyperparameters_and_every_point(tmp_path: Path) -> None:
     args = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
     args += ["--synthetic-interactions", "3000", "--epochs", "2", "--no-model", "--n-trials", "4", "--no-prune"]
-    run_id = jobs.submit("sweep", [*args, "--space", "factors=4:16", "--space", "loss=bpr,warp"])
+    run_id = jobs.submit(jobs.parse_job("sweep", [*args, "--space", "factors=4:16", "--space", "loss=bpr,warp"]))
     jobs.tick()
     deadline = time.monotonic() + 120
     while jobs.get_job(run_id).active and time.monotonic() < deadline:
@@ -305,13 +306,13 @@ def test_model_picker_trains_that_model_and_references_run_on_the_same_form_data
     """EASE on the form: its λ instead of rankfm's fields and no epochs; the job is an ordinary run with model=ease.
     "Train references for this data" on the same form queues one job of three reference runs on that data."""
     at = _page()
-    assert at.selectbox(key="t_model").value == "rankfm" and at.number_input(key="t_factors")
+    assert at.selectbox(key="t_model").value == "rankfm" and at.number_input(key="t_rankfm__factors")
     at.selectbox(key="t_model").set_value("ease").run()
     keys = {w.key for w in at.number_input}
-    assert "t_l2" in keys and not keys & {"t_factors", "t_epochs", "t_patience", "t_neighbours"}
+    assert "t_ease__l2" in keys and not keys & {"t_rankfm__factors", "t_epochs", "t_patience", "t_itemknn__neighbours"}
     at.selectbox(key="t_dataset").set_value("synthetic").run()
-    for key, value in {**TINY, "t_l2": 50.0}.items():
-        if key != "t_factors":
+    for key, value in {**TINY, "t_ease__l2": 50.0}.items():
+        if key != "t_rankfm__factors":
             at.number_input(key=key).set_value(value)
     at.text_input(key="t_run_name").set_value("page-ease")
     at.button(key=START).click().run()
@@ -319,7 +320,7 @@ def test_model_picker_trains_that_model_and_references_run_on_the_same_form_data
     at.button(key="FormSubmitter:t_form-Train references for this data").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     refs, ease = jobs.list_jobs()  # newest first
-    assert ease.argv[:3] == ["train", "--model", "ease"] and ease.argv[ease.argv.index("--l2") + 1] == "50.0"
+    assert ease.argv[:3] == ["train", "--model", "ease"] and ease.argv[ease.argv.index("--l2") + 1] == "50"
     assert "--factors" not in ease.argv and "--epochs" not in ease.argv
     assert refs.kind == "references" and refs.argv[refs.argv.index("--synthetic-items") + 1] == "80"
 

@@ -75,7 +75,7 @@ def _last_json(log: Path) -> dict:
 JOIN_WHEN_QUEUED = """
 import sys, time
 import mlflow, optuna
-import recdash.sweep, recdash.train
+import recdash.training.sweep, recdash.training.run
 from recdash.cli import main
 storage, study, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -258,7 +258,7 @@ def test_workers_creating_optunas_tables_at_once_do_not_collide(team: TeamStack)
     for round_ in range(3):
         name = f"optuna_race_{round_}"
         team.cluster.create_database(name)
-        code = f"from recdash.sweep import _make_storage; _make_storage({team.cluster.url(name)!r}); print('opened')"
+        code = f"from recdash.training.sweep import _make_storage; _make_storage({team.cluster.url(name)!r}); print('opened')"
         procs = [
             subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(4)

@@ -127,7 +127,7 @@ def test_unknown_user_gets_the_popularity_fallback(shared: dict[str, object]) ->
     assert list(recs["score"]) == sorted(pop, reverse=True)[:3]
     with pytest.raises(ValueError, match="k must be a positive integer"):
         rx.recommend(loaded, "nobody", k=0)
-    with pytest.raises(ValueError, match="Enter a user ID"):
+    with pytest.raises(rx.PredictionError, match="Enter a user ID"):
         rx.recommend(loaded, "  ", k=3)
 
 
@@ -198,7 +198,7 @@ def test_model_logged_by_user_code_works_without_run_context() -> None:
     with pytest.raises(rx.ContextError, match="no 'dataset' param"):
         rx.run_context(loaded.run_id)  # type: ignore[arg-type]
     assert list(rx.similar_items(loaded, "i1", k=1)["item_id"]) == ["i2"]
-    with pytest.raises(ValueError, match="not in this model's catalogue"):
+    with pytest.raises(rx.PredictionError, match="not in this model's catalogue"):
         rx.similar_items(loaded, "nope")
     assert list(rx.known_users(loaded)) == ["u1", "u2", "u3"]
 
@@ -234,7 +234,7 @@ def test_foreign_contract_model_works() -> None:
     assert not loaded.is_recdash and loaded.params == {"k"}
     recs = rx.recommend(loaded, "anyone", k=1)
     assert list(recs["item_id"]) == ["x0"] and list(recs["source"]) == ["model"]
-    with pytest.raises(ValueError, match="only recdash models"):
+    with pytest.raises(rx.PredictionError, match="only recdash models"):
         rx.similar_items(loaded, "x0")
 
 

@@ -15,7 +15,8 @@ from recdash.cli import main as cli_main
 from recdash.comparison import data_groups
 from recdash.models.ease import EASEParams
 from recdash.models.rankfm import Hyperparams
-from recdash.training.references import GRIDS, train_references
+from recdash.models import get_model
+from recdash.training.references import train_references
 from recdash.config import ConfigError, TrainConfig
 from recdash.training.run import load_data, train
 
@@ -74,13 +75,13 @@ def test_regularisation_is_chosen_on_validation_from_the_grid(store: dict[str, o
         result = store["refs"].runs[name]  # type: ignore[attr-defined]
         run = client.get_run(result.run_id)
         searched = client.get_metric_history(result.run_id, "search_val_ndcg_at_10")
-        assert [h.step for h in searched] == list(range(1, len(GRIDS[name]) + 1))
+        assert [h.step for h in searched] == list(range(1, len(get_model(name).reference_grid) + 1))
         best = max(searched, key=lambda h: (h.value, -h.step))
-        chosen = GRIDS[name][best.step - 1]
+        chosen = get_model(name).reference_grid[best.step - 1]
         assert {key: float(run.data.params[key]) for key in chosen} == {k: float(v) for k, v in chosen.items()}
         assert run.data.metrics["val_ndcg_at_10"] == pytest.approx(best.value)
         assert json.loads(run.data.params["search_space"]) == [
-            {k: float(v) if isinstance(v, float) else v for k, v in c.items()} for c in GRIDS[name]
+            {k: float(v) if isinstance(v, float) else v for k, v in c.items()} for c in get_model(name).reference_grid
         ]
 
 

@@ -181,7 +181,8 @@ def test_champion_vs_challenger_side_by_side(store: dict[str, object]) -> None:
 
 
 def test_champion_vs_challenger_says_which_way_each_difference_goes(store: dict[str, object]) -> None:
-    """A bare difference does not say who is ahead: mean popularity is better lower (novelty), the rest higher."""
+    """A bare difference does not say who is ahead: mean popularity (novelty) and Gini (how unevenly items are
+    recommended) are better lower, the rest higher."""
     registry.register_run_model(str(store["a"]), "recs")
     registry.register_run_model(str(store["b"]), "recs")
     registry.set_alias("recs", "champion", 1)
@@ -190,13 +191,14 @@ def test_champion_vs_challenger_says_which_way_each_difference_goes(store: dict[
     assert list(frame.columns) == [
         "champion (v1)", "challenger (v2)", "difference", "better when", "verdict", "outcome"
     ]  # fmt: skip
-    assert frame.loc["test_mean_popularity_at_10", "better when"] == "lower"
-    assert set(frame.drop(index="test_mean_popularity_at_10")["better when"]) == {"higher"}
+    lower = ["test_mean_popularity_at_10", "test_gini_at_10"]
+    assert set(frame.loc[lower, "better when"]) == {"lower"}
+    assert set(frame.drop(index=lower)["better when"]) == {"higher"}
     client = MlflowClient()
     ma, mb = (client.get_run(str(store[k])).data.metrics for k in ("a", "b"))
     for metric, row in frame.iterrows():
         a, b = ma[metric], mb[metric]
-        ahead = b < a if metric == "test_mean_popularity_at_10" else b > a
+        ahead = b < a if metric in lower else b > a
         expected = "equal" if a == b else ("better" if ahead else "worse")
         assert row["outcome"] == expected, metric
         if expected != "equal":

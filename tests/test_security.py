@@ -26,6 +26,7 @@ from recdash.models.rankfm import Hyperparams
 from recdash.config import TrainConfig
 from recdash.training.run import train
 from recdash.training import jobs
+from recdash.data.files import table_header
 
 ROOT = Path(__file__).parents[1]
 APP = str(ROOT / "app.py")
@@ -290,7 +291,7 @@ def test_uploads_stay_in_the_jobs_folder(tmp_path: Path, monkeypatch: pytest.Mon
     path = jobs.save_upload(filename, data)
     assert path.resolve().parent == (tmp_path / "jobs" / "uploads").resolve()
     assert path.read_bytes() == data and path.suffix in (".csv", ".tsv")
-    assert jobs.table_columns(path) == ["user_id", "item_id"]  # read as data: the formula stays a string
+    assert table_header(path) == ["user_id", "item_id"]  # read as data: the formula stays a string
     frame = pd.read_csv(path, dtype=str)
     assert frame["user_id"].iloc[0].startswith("=cmd")
 

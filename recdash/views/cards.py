@@ -403,6 +403,13 @@ def version_table(catalog: Catalog, name: str) -> pd.DataFrame:
     )
 
 
+def key_values(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each run's key metric (test NDCG at its own k) as ``key metric`` (the name) and ``value``, row by row."""
+    indexed = runs.set_index("run_id", drop=False)
+    pairs = [_key_value(indexed, r) for r in runs["run_id"]]
+    return pd.DataFrame({"key metric": [p[0] for p in pairs], "value": [p[1] for p in pairs]}, index=runs.index)
+
+
 def _key_value(runs: pd.DataFrame, run_id: object) -> tuple[str | None, float]:
     """A run's key metric (test NDCG at its own k) and its value; (None, NaN) when it has none."""
     if run_id not in runs.index:
