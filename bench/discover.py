@@ -82,7 +82,7 @@ def _create(uri: str, n_runs: int, artifacts: Path) -> list[tuple[str, int]]:
     datasets, dataset_ids = [], {}
     for d in range(N_DIGESTS):
         dataset_ids[d] = uuid.uuid4().hex
-        data.append(
+        datasets.append(
             {
                 "dataset_uuid": dataset_ids[d],
                 "experiment_id": int(experiments[d % N_EXPERIMENTS]),

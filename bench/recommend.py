@@ -39,9 +39,9 @@ from _noop_model import log_noop
 from _timing import best_of
 
 from recdash import recommend as rx
+from recdash.config import TrainConfig
 from recdash.models import Interactions, RankFM
 from recdash.serving import log_model, model_signature
-from recdash.config import TrainConfig
 from recdash.training.run import load_data
 
 EPOCHS = 10

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from _timing import best_of
 
 from recdash.data import load_dataset, split_dataset
-from recdash.models import EASE, Interactions, ItemKNN, Recommender
 from recdash.evaluation.heldout import HeldOut
+from recdash.models import EASE, Interactions, ItemKNN, Recommender
 
 K = 10
 REPEATS = 3

@@ -41,9 +41,9 @@ from _noop_model import log_noop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from recdash.config import TrainConfig
 from recdash.models import Interactions, RankFM
 from recdash.serving import log_model, model_signature
-from recdash.config import TrainConfig
 from recdash.training.run import load_data
 
 EPOCHS = 10

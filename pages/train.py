@@ -29,7 +29,7 @@ from recdash.data.files import table_header
 from recdash.data.split import SPLIT_METHODS
 from recdash.errors import UserError
 from recdash.models import DEFAULT_MODEL, MODELS, get_model, reference_models
-from recdash.training import jobs
+from recdash.training import jobs, progress
 from recdash.training.references import ReferencesSpec
 from recdash.training.run import load_config_dataset
 from recdash.training.sweep import SAMPLERS, SWEEP_DEFAULTS, SweepSpec, parse_space
@@ -568,7 +568,7 @@ def _duration(seconds: float | None) -> str:
 
 def job_detail(job: jobs.Job) -> None:
     """Progress, chart and outcome of one job (drawn by the live fragment)."""
-    p = jobs.progress(job.run_id, URI)
+    p = progress.progress(job.run_id, URI)
     job = p.job  # as fresh as the progress read with it
     st.markdown(f"**{job.kind}** job")
     st.text(f"{job.name}  [{job.run_id}]  state: {job.state}")
@@ -610,7 +610,7 @@ def job_detail(job: jobs.Job) -> None:
         st.info(f"{job.state}: {escape_markdown(job.error)}")
     elif job.error and not job.active:
         st.error(f"{job.state}: {escape_markdown(job.error)}")
-    log = jobs.job_log(job.run_id, URI, max_chars=4000)
+    log = progress.job_log(job.run_id, URI, max_chars=4000)
     if log:
         with st.expander("Log (end)"):
             st.code(log, language=None)

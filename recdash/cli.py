@@ -22,7 +22,8 @@ from recdash.errors import UserError
 from recdash.process import check_stop, identity_tags, request_stop
 from recdash.training.references import ReferencesSpec, add_references_flags, train_references
 from recdash.training.run import TrainResult, train
-from recdash.training.sweep import add_sweep_flags
+from recdash.training.sweep import run_sweep, run_worker
+from recdash.training.sweep_spec import SweepSpec, add_sweep_flags
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -76,6 +77,32 @@ def _cmd_references(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    if args.worker:
+        done = run_worker(args.storage, args.study_name, args.worker_index, wait=args.wait)
+        print(json.dumps({"study_name": args.study_name, "trials_run": done}))
+        return 0
+    spec = SweepSpec.from_args(args)
+    print(f"sweep: {spec.n_trials} trials, {spec.n_workers} worker(s), sampler {spec.sampler}", flush=True)
+    result = run_sweep(spec)
+    print(
+        json.dumps(
+            {
+                "parent_run_id": result.parent_run_id,
+                "study_name": result.study_name,
+                "best_trial": result.best_trial_number,
+                "best_value": result.best_value,
+                "best_run_id": result.best_run_id,
+                "complete": result.n_complete,
+                "pruned": result.n_pruned,
+                "failed": result.n_failed,
+                **{k: round(v, 4) for k, v in result.best_metrics.items()},
+            }
+        )
+    )
+    return 0
+
+
 def _cmd_fetch(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, path=args.data_path)
     print(f"{ds.name}: {ds.n_interactions} interactions, {ds.n_users} users, {ds.n_items} items from {ds.source}")
@@ -112,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-workers local processes and any `sweep --worker` joining the same --storage and --study-name.",
     )
     add_sweep_flags(p_sweep)
+    p_sweep.set_defaults(handler=_cmd_sweep)
 
     p_fetch = sub.add_parser("fetch-data", help="Download/verify a dataset into the cache and describe it.")
     p_fetch.add_argument("--dataset", default="movielens-100k")

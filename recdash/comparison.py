@@ -505,9 +505,7 @@ def best_reference(refs: pd.DataFrame, metric: str) -> dict[str, tuple[str, floa
     return out
 
 
-def reference_ratio(
-    runs: pd.DataFrame, groups: pd.Series, refs: pd.DataFrame, metric: str
-) -> pd.Series:
+def reference_ratio(runs: pd.DataFrame, groups: pd.Series, refs: pd.DataFrame, metric: str) -> pd.Series:
     """Each run's ``metric`` divided by the best reference's on the same data (NaN where there is none): 1.10 is
     10% above the strongest simple model for a higher-is-better metric."""
     best = best_reference(refs, metric)

@@ -86,8 +86,12 @@ def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     if not names:
         return pd.DataFrame(columns=columns)
     ids = list(names)
-    models = tracking.all_pages(lambda t: client.search_logged_models(experiment_ids=ids, max_results=1000, page_token=t))
-    runs = {r.info.run_id: r for r in tracking.all_pages(lambda t: client.search_runs(ids, max_results=5000, page_token=t))}
+    models = tracking.all_pages(
+        lambda t: client.search_logged_models(experiment_ids=ids, max_results=1000, page_token=t)
+    )
+    runs = {
+        r.info.run_id: r for r in tracking.all_pages(lambda t: client.search_runs(ids, max_results=5000, page_token=t))
+    }
     rows: list[dict[str, Any]] = []
     covered: set[tuple[str, str]] = set()
     for m in models:

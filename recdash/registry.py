@@ -427,16 +427,7 @@ def update_version_description(name: str, version: int | str, text: str, client:
     )
 
 
-
-
 # ---- promoting ------------------------------------------------------------------------------------------------------
-
-
-
-
-
-
-
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
 from recdash import registry
-from recdash.models.rankfm import Hyperparams
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

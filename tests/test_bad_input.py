@@ -32,16 +32,16 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash import registry, tracking
 from recdash import recommend as rx
+from recdash import registry, tracking
 from recdash.cli import main as cli_main
+from recdash.config import ConfigError, TrainConfig
 from recdash.data import DatasetError, load_table
+from recdash.data.files import table_header
 from recdash.models import HyperparameterError, validate_k
 from recdash.models.rankfm import HYPERPARAMS, Hyperparams
-from recdash.config import ConfigError, TrainConfig
-from recdash.training.run import train
 from recdash.training import jobs
-from recdash.data.files import table_header
+from recdash.training.run import train
 
 ROOT = Path(__file__).parents[1]
 APP = str(ROOT / "app.py")

@@ -9,10 +9,9 @@ import pytest
 
 from recdash import comparison as cmp
 from recdash import contract
-from recdash.views import charts
-from recdash.views import tables
-from recdash.views.text import parse_run_ids
+from recdash.views import charts, tables
 from recdash.views.style import RunStyle
+from recdash.views.text import parse_run_ids
 
 
 def make_runs(n: int = 4, seed: int = 0, **columns: object) -> pd.DataFrame:

@@ -10,10 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recdash.data import (
+    Dataset,
+    DatasetError,
+    apply_min_rating,
+    lineage,
+    load_dataset,
+    load_movielens_100k,
+    load_table,
+    make_synthetic,
+    read_movielens_100k,
+    split_dataset,
+    verify_movielens_100k,
+)
 from recdash.data.movielens import ML100K_GENRES, _read_cache, _resolve_cache_dir
 from recdash.data.split import _recbole_split_counts
 from recdash.data.synthetic import _SYN_GENRES
-from recdash.data import Dataset, DatasetError, apply_min_rating, lineage, load_dataset, load_movielens_100k, load_table, make_synthetic, read_movielens_100k, split_dataset, verify_movielens_100k
 
 # --------------------------------------------------------------------------------------------------------
 # helpers

@@ -33,12 +33,12 @@ from browser import (
     wait_idle,
 )
 
-from recdash.models.rankfm import Hyperparams
-from recdash.training.references import train_references
-from recdash.training.sweep import SweepSpec, parse_space, run_sweep
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
+from recdash.training import jobs, progress
+from recdash.training.references import train_references
 from recdash.training.run import train
-from recdash.training import jobs
+from recdash.training.sweep import SweepSpec, parse_space, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -252,7 +252,7 @@ def test_every_page_in_a_real_browser(
             assert time.monotonic() < deadline, "the job was not queued"
             page.wait_for_timeout(200)
         (long_job,) = [j for j in jobs.list_jobs(tracking_store) if j.name == "browser-cancel"]
-        while jobs.progress(long_job.run_id, tracking_store).epoch < 2:
+        while progress.progress(long_job.run_id, tracking_store).epoch < 2:
             assert time.monotonic() < deadline, "the job did not train"
             page.wait_for_timeout(200)
         page.get_by_text("state: running").wait_for()

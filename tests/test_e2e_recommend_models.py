@@ -28,8 +28,8 @@ from browser import (
 from playwright.sync_api import Locator, Page
 
 from recdash import registry
-from recdash.models.rankfm import Hyperparams
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -19,12 +19,12 @@ from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
 from recdash import recommend as rx
-from recdash.process import proc_stat
-from recdash.models.rankfm import Hyperparams
-from recdash.contract import TAG_ERROR
 from recdash.config import TrainConfig
+from recdash.contract import TAG_ERROR
+from recdash.models.rankfm import Hyperparams
+from recdash.process import proc_stat
+from recdash.training import jobs, progress
 from recdash.training.run import train
-from recdash.training import jobs
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(240)
@@ -94,12 +94,14 @@ def test_sigkill_mid_epoch_and_exception_in_training_leave_failed_runs_with_reas
     csv = tmp_path / "interactions.csv"
     csv.write_text("user_id,item_id\n" + "".join(f"u{i % 40},i{(i * 7) % 30}\n" for i in range(1200)))
     killed = jobs.submit(jobs.parse_job("train", [*LONG, "--run-name", "killed"]))
-    vanished = jobs.submit(jobs.parse_job("train", ["--dataset", "csv", "--data-path", str(csv), "--epochs", "2", "--run-name", "gone"]))
+    vanished = jobs.submit(
+        jobs.parse_job("train", ["--dataset", "csv", "--data-path", str(csv), "--epochs", "2", "--run-name", "gone"])
+    )
     ok = jobs.submit(jobs.parse_job("train", [*SHORT, "--run-name", "ok"]))
     csv.unlink()  # the dataset disappears after the job was accepted: the job fails inside training
     jobs.tick(limit=4)
     pids.extend(j.pid for j in jobs.list_jobs() if j.pid)
-    wait_for(lambda: jobs.progress(killed).epoch >= 2, tick=False)  # mid-training
+    wait_for(lambda: progress.progress(killed).epoch >= 2, tick=False)  # mid-training
     os.killpg(jobs.get_job(killed).pid, signal.SIGKILL)
     wait_for(lambda: all(s != "RUNNING" for s in statuses([killed, vanished, ok]).values()))
     expected = {killed: "FAILED", vanished: "FAILED", ok: "FINISHED"}
@@ -107,7 +109,7 @@ def test_sigkill_mid_epoch_and_exception_in_training_leave_failed_runs_with_reas
     killed_job, vanished_job = jobs.get_job(killed), jobs.get_job(vanished)
     assert "is gone" in killed_job.error and str(killed_job.pid) in killed_job.error
     assert "interactions.csv" in vanished_job.error  # the reason names the missing file
-    assert jobs.progress(killed).epoch >= 2  # the epochs it finished are kept
+    assert progress.progress(killed).epoch >= 2  # the epochs it finished are kept
     assert_settled(MlflowClient())
     assert_model_intact(ok)
 
@@ -149,7 +151,7 @@ def test_app_restarted_while_jobs_run(tracking_store: str, pids: list[int]) -> N
     # this process (the restarted app) never started them and keeps no memory of them
     assert long_pid not in jobs._CHILDREN and jobs.get_job(short).pid not in jobs._CHILDREN
     pids.append(long_pid)
-    wait_for(lambda: jobs.progress(long).epoch >= 2, tick=False)
+    wait_for(lambda: progress.progress(long).epoch >= 2, tick=False)
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)  # the restarted app's Train page
     at.switch_page("pages/train.py")
@@ -179,7 +181,9 @@ def test_two_users_start_jobs_at_the_same_time(pids: list[int]) -> None:
     def user(name: str, factors: int) -> None:
         try:
             barrier.wait(timeout=30)
-            submitted[name] = jobs.submit(jobs.parse_job("train", [*SHORT, "--factors", str(factors), "--run-name", name]))
+            submitted[name] = jobs.submit(
+                jobs.parse_job("train", [*SHORT, "--factors", str(factors), "--run-name", name])
+            )
             barrier.wait(timeout=30)
             jobs.tick(limit=4)  # both pages tick at once: the launcher lock must start each job exactly once
         except BaseException as exc:

@@ -11,13 +11,21 @@ import pandas as pd
 import pytest
 from test_datasets import _grouplens_folder
 
+from recdash.config import ConfigError, TrainConfig
 from recdash.data import make_synthetic, read_movielens_100k, split_dataset
-from recdash.data.features import ColumnEncoding, FeatureEncoding, FeatureError, builtin_features, fit_column, load_features, read_feature_table
+from recdash.data.features import (
+    ColumnEncoding,
+    FeatureEncoding,
+    FeatureError,
+    builtin_features,
+    fit_column,
+    load_features,
+    read_feature_table,
+)
 from recdash.models import Interactions, RankFM, get_model, load
 from recdash.models.rankfm import Hyperparams
-from recdash.training.sweep import SweepError, parse_dimension
-from recdash.config import ConfigError, TrainConfig
 from recdash.training.run import train
+from recdash.training.sweep import SweepError, parse_dimension
 
 SMALL = {"n_users": 300, "n_items": 200, "n_interactions": 9000}
 

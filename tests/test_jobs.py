@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 
 from recdash import tracking
-from recdash.training import jobs
-from recdash.views import jobs as job_views
 from recdash.cli import main as cli_main
 from recdash.config import TrainConfig
 from recdash.contract import TAG_PROCESS_START
-from recdash.process import process_start
 from recdash.data.files import table_header
+from recdash.process import process_start
+from recdash.training import jobs, progress
+from recdash.views import jobs as job_views
 
 pytestmark = pytest.mark.timeout(120)
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
@@ -65,7 +65,7 @@ def start_running(cleanup: list[int]) -> jobs.Job:
     job = jobs.get_job(run_id)
     assert job.state == "running" and job.pid
     cleanup.append(job.pid)
-    wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)  # the subprocess trains and logs epochs
+    wait_for(lambda: progress.progress(run_id).epoch >= 2, tick=False)  # the subprocess trains and logs epochs
     run = mlflow.get_run(run_id)
     assert run.data.tags[TAG_PROCESS_START] == process_start(job.pid)  # recorded at launch and by the job itself
     return jobs.get_job(run_id)
@@ -73,9 +73,9 @@ def start_running(cleanup: list[int]) -> jobs.Job:
 
 def test_cancel_ends_the_run_killed_and_the_process_is_gone(cleanup: list[int]) -> None:
     job = start_running(cleanup)
-    progress = jobs.progress(job.run_id)
-    assert progress.epochs_total == 5000 and progress.elapsed_s and progress.remaining_s
-    assert set(progress.history["metric"]) >= {"val_ndcg_at_10", "val_recall_at_10"}
+    seen = progress.progress(job.run_id)
+    assert seen.epochs_total == 5000 and seen.elapsed_s and seen.remaining_s
+    assert set(seen.history["metric"]) >= {"val_ndcg_at_10", "val_recall_at_10"}
     assert jobs.cancel(job.run_id, wait=30) == "killed"
     assert not jobs.pid_alive(job.pid)
     assert mlflow.get_run(job.run_id).info.status == "KILLED"
@@ -156,7 +156,7 @@ def test_cancelling_a_sweep_stops_all_its_trials(cleanup: list[int], tmp_path: P
     jobs.tick(limit=2)
     job = jobs.get_job(run_id)
     cleanup.append(job.pid)
-    wait_for(lambda: jobs.progress(run_id).trials.shape[0] >= 1, tick=False)
+    wait_for(lambda: progress.progress(run_id).trials.shape[0] >= 1, tick=False)
     assert jobs.cancel(run_id, wait=40) == "killed"
     assert not jobs.pid_alive(job.pid)
     children = mlflow.search_runs(
@@ -232,15 +232,15 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(cleanup: list
     run_id = jobs.submit(jobs.parse_job("train", slow))
     jobs.tick(limit=1)
     cleanup.append(jobs.get_job(run_id).pid)
-    wait_for(lambda: jobs.progress(run_id).epoch >= 2, tick=False)
+    wait_for(lambda: progress.progress(run_id).epoch >= 2, tick=False)
     assert jobs.cancel(run_id) == "cancelling"  # at once, while the process finishes its epoch
-    signalled_at = jobs.progress(run_id).epoch
+    signalled_at = progress.progress(run_id).epoch
     # the process may already have finished its epoch and ended; it is never shown as still "running"
     assert jobs.list_jobs()[0].state in ("cancelling", "killed")
     assert jobs.cancel(run_id) in ("cancelling", "killed")  # a second click sends nothing more
     wait_for(lambda: not jobs.get_job(run_id).active, timeout=30)
     assert jobs.get_job(run_id).state == "killed"
-    assert jobs.progress(run_id).epoch <= signalled_at + 1
+    assert progress.progress(run_id).epoch <= signalled_at + 1
 
 
 def test_a_job_cancelled_while_queued_has_no_duration() -> None:
@@ -250,7 +250,7 @@ def test_a_job_cancelled_while_queued_has_no_duration() -> None:
     run = mlflow.get_run(run_id)
     assert run.info.status == "KILLED" and run.info.end_time is None
     assert pd.isna(job_views.jobs_frame(jobs.list_jobs())["duration_s"].iloc[0])
-    assert jobs.progress(run_id).elapsed_s is None
+    assert progress.progress(run_id).elapsed_s is None
     loaded = tracking.RunsLoader(mlflow.get_tracking_uri()).load([run.info.experiment_id])
     assert pd.isna(loaded.set_index("run_id").loc[run_id, "duration_s"])  # Runs and Home show no duration
     assert jobs.tick(limit=1) == []  # and it never starts

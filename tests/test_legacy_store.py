@@ -17,12 +17,12 @@ from legacy_store import MISSING_MODEL_TRIAL, MODEL_TRIAL, RUN_COUNT, build_lega
 from mlflow.tracking import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from recdash import registry, tracking
-from recdash.tracking import filestore
 from recdash import recommend as rx
+from recdash import registry, tracking
 from recdash.config import ConfigError, TrainConfig
-from recdash.training.run import train
+from recdash.tracking import filestore
 from recdash.training import jobs
+from recdash.training.run import train
 
 APP = str(Path(__file__).parents[1] / "app.py")
 PAGES = ["home", "runs", "compare", "train", "recommend", "models", "discover"]

@@ -17,11 +17,11 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
+from recdash.config import TrainConfig
 from recdash.models.rankfm import Hyperparams
 from recdash.training.references import train_references
-from recdash.training.sweep import SweepSpec, parse_space, run_sweep
-from recdash.config import TrainConfig
 from recdash.training.run import load_data, train
+from recdash.training.sweep import SweepSpec, parse_space, run_sweep
 
 APP = str(Path(__file__).parents[1] / "app.py")
 DATA_A = {"n_users": 120, "n_items": 80, "n_interactions": 3000, "seed": 1}

@@ -15,10 +15,10 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash import registry
-from recdash.views import models as model_views
-from recdash.models.rankfm import Hyperparams
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
+from recdash.views import models as model_views
 
 APP = str(Path(__file__).parents[1] / "app.py")
 TIMEOUT = 60

@@ -13,10 +13,10 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash.views.style import run_colors
-from recdash.models.rankfm import Hyperparams
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import TrainResult, train
+from recdash.views.style import run_colors
 
 APP = str(Path(__file__).parents[1] / "app.py")
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
@@ -292,8 +292,8 @@ def test_a_new_user_of_a_model_without_user_features_gets_the_popular_list(
 
 def test_cold_start_notes_and_a_known_users_decoded_attributes(featured: dict[str, object]) -> None:
     """What the page says for each cold-start strategy, and a user's attributes read back from the model alone."""
-    from recdash.views import recommend as rv
     from recdash.training.run import NOT_VALIDATED
+    from recdash.views import recommend as rv
 
     result = featured["result"]
     assert isinstance(result, TrainResult)

@@ -14,13 +14,18 @@ import mlflow
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from recdash.training import jobs
-from recdash.views import jobs as job_views
 from recdash.contract import run_label
+from recdash.training import jobs, progress
+from recdash.views import jobs as job_views
 
 ROOT = Path(__file__).parents[1]
 pytestmark = pytest.mark.timeout(180)
-TINY = {"t_synthetic_n_users": 120, "t_synthetic_n_items": 80, "t_synthetic_n_interactions": 3000, "t_rankfm__factors": 8}
+TINY = {
+    "t_synthetic_n_users": 120,
+    "t_synthetic_n_items": 80,
+    "t_synthetic_n_interactions": 3000,
+    "t_rankfm__factors": 8,
+}
 # about half a second an epoch on the 2-core machine: long enough to see a job between two epochs
 SLOW = {"t_synthetic_n_users": 3000, "t_synthetic_n_items": 2000, "t_synthetic_n_interactions": 200_000}
 START = "FormSubmitter:t_form-Start training"
@@ -126,7 +131,7 @@ def test_start_training_see_progress_and_finished_run() -> None:
 
 
 def test_live_chart_draws_a_single_epoch() -> None:
-    history = jobs.progress(_one_epoch_run()).history
+    history = progress.progress(_one_epoch_run()).history
     figure = json.loads(job_views.history_figure(history).to_json())
     assert figure["data"] and all(len(t["y"]) == 1 and "markers" in t["mode"] for t in figure["data"])
     low, high = figure["layout"]["yaxis"]["range"]
@@ -134,8 +139,8 @@ def test_live_chart_draws_a_single_epoch() -> None:
 
 
 def _one_epoch_run() -> str:
-    from recdash.models.rankfm import Hyperparams
     from recdash.config import TrainConfig
+    from recdash.models.rankfm import Hyperparams
     from recdash.training.run import train
 
     config = TrainConfig(
@@ -248,18 +253,18 @@ def test_cancel_shows_cancelling_at_once_and_stops_within_an_epoch(no_job_left: 
     _fill(at, {**SLOW, "t_rankfm__factors": 32, "t_epochs": 5000, "t_patience": 0}, t_run_name="to-cancel")
     at.button(key=START).click().run()
     (job,) = jobs.list_jobs()
-    _poll(at, lambda at: jobs.progress(job.run_id).epoch >= 2)
+    _poll(at, lambda at: progress.progress(job.run_id).epoch >= 2)
     assert _state(at) == "running"
 
     (cancel,) = [b for b in at.button if b.label == "Cancel" and str(b.key).startswith("cancel")]
     cancel.click().run()
     assert not at.exception, at.exception
-    at_click = jobs.progress(job.run_id).epoch  # epochs logged when the job was signalled (or later)
+    at_click = progress.progress(job.run_id).epoch  # epochs logged when the job was signalled (or later)
     assert "Cancel requested: cancelling." in [c.value for c in at.caption]
     assert _state(at) in ("cancelling", "killed")  # killed only if the job's epoch ended within this page run
     assert "Cancel" not in [b.label for b in at.button]  # no second SIGTERM: it would interrupt a write
     _poll(at, lambda at: _state(at) == "killed", timeout=60)
-    final = jobs.progress(job.run_id).epoch
+    final = progress.progress(job.run_id).epoch
     assert final <= at_click + 1, (at_click, final)  # the epoch in progress ends, no other starts
     assert mlflow.get_run(job.run_id).info.status == "KILLED"
 
@@ -272,7 +277,7 @@ def test_sweep_shows_each_trial_with_its_hyperparameters_and_every_point(tmp_pat
     deadline = time.monotonic() + 120
     while jobs.get_job(run_id).active and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert jobs.get_job(run_id).state == "finished", jobs.job_log(run_id)
+    assert jobs.get_job(run_id).state == "finished", progress.job_log(run_id)
 
     at = _page()
     trials = next(f.value for f in at.dataframe if "trial" in f.value.columns)

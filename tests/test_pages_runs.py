@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash.models.rankfm import Hyperparams
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
 
 APP = str(Path(__file__).parents[1] / "app.py")

@@ -258,7 +258,8 @@ def test_workers_creating_optunas_tables_at_once_do_not_collide(team: TeamStack)
     for round_ in range(3):
         name = f"optuna_race_{round_}"
         team.cluster.create_database(name)
-        code = f"from recdash.training.sweep import _make_storage; _make_storage({team.cluster.url(name)!r}); print('opened')"
+        url = team.cluster.url(name)
+        code = f"from recdash.training.sweep import _make_storage; _make_storage({url!r}); print('opened')"
         procs = [
             subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(4)

@@ -16,12 +16,12 @@ from mlflow.types import schema
 from stores import sqlite_store
 
 from recdash import recommend as rx
-from recdash.views import recommend as rv
+from recdash.config import TrainConfig
 from recdash.models import Recommender
 from recdash.models.rankfm import Hyperparams, RankFM
 from recdash.serving import log_model
-from recdash.config import TrainConfig
 from recdash.training.run import train
+from recdash.views import recommend as rv
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 

@@ -13,11 +13,11 @@ from stores import sqlite_store
 from recdash import tracking
 from recdash.cli import main as cli_main
 from recdash.comparison import data_groups
+from recdash.config import ConfigError, TrainConfig
+from recdash.models import get_model
 from recdash.models.ease import EASEParams
 from recdash.models.rankfm import Hyperparams
-from recdash.models import get_model
 from recdash.training.references import train_references
-from recdash.config import ConfigError, TrainConfig
 from recdash.training.run import load_data, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

@@ -12,12 +12,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
-from recdash import registry
-from recdash import contract
-from recdash.views import models as model_views
-from recdash.models.rankfm import Hyperparams
+from recdash import contract, registry
 from recdash.config import TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
+from recdash.views import models as model_views
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
@@ -211,7 +210,9 @@ def test_outcome_and_verdict_by_hand() -> None:
     assert model_views.outcome(0.20, 0.15, lower_is_better=False) == model_views.WORSE
     assert model_views.outcome(268.44, 266.09, lower_is_better=True) == model_views.BETTER  # less popular: more novel
     assert model_views.outcome(266.09, 268.44, lower_is_better=True) == model_views.WORSE
-    assert model_views.outcome(0.1 + 0.2, 0.3, lower_is_better=False) == model_views.EQUAL  # float noise is not a change
+    assert (
+        model_views.outcome(0.1 + 0.2, 0.3, lower_is_better=False) == model_views.EQUAL
+    )  # float noise is not a change
     assert model_views.outcome(float("nan"), 0.3, lower_is_better=False) == model_views.UNKNOWN
     assert model_views.verdict("challenger", model_views.BETTER, -2.355) == "challenger better by 2.3550"
     assert model_views.verdict("challenger", model_views.WORSE, -0.0056) == "challenger worse by 0.0056"

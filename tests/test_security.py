@@ -18,15 +18,15 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash import registry
 from recdash import recommend as rx
+from recdash import registry
+from recdash.config import TrainConfig
 from recdash.data import DatasetError, load_dataset
+from recdash.data.files import table_header
 from recdash.models import IDS_FILE, WEIGHTS_FILE
 from recdash.models.rankfm import Hyperparams
-from recdash.config import TrainConfig
-from recdash.training.run import train
 from recdash.training import jobs
-from recdash.data.files import table_header
+from recdash.training.run import train
 
 ROOT = Path(__file__).parents[1]
 APP = str(ROOT / "app.py")

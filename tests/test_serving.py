@@ -26,10 +26,10 @@ import pandas as pd
 import pytest
 from stores import sqlite_store
 
+from recdash.config import TrainConfig
 from recdash.models import MODELS
 from recdash.models.rankfm import Hyperparams
 from recdash.registry import register_run_model, set_alias
-from recdash.config import TrainConfig
 from recdash.training.run import load_data, train
 
 MODEL_NAME = "recs"

@@ -185,4 +185,3 @@ def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, m
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "cache"))
     cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"
     assert default_storage("http://127.0.0.1:5000") == default_storage("postgresql://u@db/mlflow") == cached
-

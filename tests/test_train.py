@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
 from recdash.cli import main as cli_main
-from recdash.models.rankfm import Hyperparams
 from recdash.config import ConfigError, TrainConfig
+from recdash.models.rankfm import Hyperparams
 from recdash.training.run import StopRun, train
 
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}

@@ -10,6 +10,7 @@ from recdash.data.dataset import Dataset
 if TYPE_CHECKING:  # pragma: no cover
     import mlflow.data.dataset
 
+
 def lineage(ds: Dataset) -> tuple[mlflow.data.dataset.Dataset, dict[str, str]]:
     """An MLflow dataset for ``mlflow.log_input`` plus flat tags, so every run records exactly what it saw."""
     import mlflow.data

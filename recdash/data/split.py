@@ -12,6 +12,7 @@ from recdash.data.dataset import Dataset, DatasetError, Split
 
 SPLIT_METHODS = ("random", "temporal", "cold-users")
 
+
 def _recbole_split_counts(tot: int, ratios: tuple[float, ...]) -> list[int]:
     """RecBole's ``_calcu_split_ids`` counts, verbatim, so our splits match RecBole's RS protocol."""
     cnt = [int(ratios[i] * tot) for i in range(len(ratios))]

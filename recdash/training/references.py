@@ -124,7 +124,9 @@ def train_references(
                 tags={**config.tags, contract.TAG_REFERENCE: "true"},
                 registered_model_name=None,
             )
-            run = train(child, data, nested=True, parent_run_id=result.parent_run_id, candidates=reference_candidates(name))
+            run = train(
+                child, data, nested=True, parent_run_id=result.parent_run_id, candidates=reference_candidates(name)
+            )
             result.runs[name] = run
             mlflow.set_tag(f"{contract.TAG_REFERENCE_RUN_PREFIX}{name}", run.run_id)
             if on_model is not None:

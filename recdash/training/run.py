@@ -34,6 +34,7 @@ from recdash.serving import log_model
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
+
 class StopRun(Exception):
     """Raised by an epoch callback to end the run early with an MLflow status (e.g. a pruned sweep trial)."""
 

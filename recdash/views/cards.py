@@ -21,6 +21,7 @@ BASELINE = "baseline_"
 # the metrics a model card and a leaderboard lead with, in this order (at the run's own k)
 KEY_METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate", "coverage")
 
+
 def digest_history(catalog: Catalog, digest: str) -> pd.DataFrame:
     """Every digest the dataset of ``digest`` has had (same name; for generated data also the same generator
     options), oldest first: when each was first and last used, its runs, the

@@ -14,9 +14,7 @@ from recdash.registry import CHALLENGER, CHAMPION, RegistryInputError, get_model
 BETTER, WORSE, EQUAL, UNKNOWN = "better", "worse", "equal", "unknown"
 
 
-def champion_vs_challenger(
-    name: str, a: str = CHAMPION, b: str = CHALLENGER, client: Any = None
-) -> pd.DataFrame:
+def champion_vs_challenger(name: str, a: str = CHAMPION, b: str = CHALLENGER, client: Any = None) -> pd.DataFrame:
     """Test metrics of the versions behind aliases ``a`` and ``b`` side by side, ``b - a``, and what it means.
 
     Rows are metrics; columns are ``"<a> (v<n>)"``, ``"<b> (v<m>)"``, ``difference`` (``b - a``), ``better when``

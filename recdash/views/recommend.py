@@ -15,6 +15,7 @@ from recdash.data.features import FeatureEncoding
 from recdash.models import Recommender
 from recdash.recommend import is_fallback, with_metadata
 
+
 def model_label(model_uri: str, tracking_uri: str | None = None) -> str:
     """What a model is called on the page: its run (label, short ID) and experiment, and for a registered model
     also its name, version and aliases -- ``models:/m-a6002…`` alone does not tell two models apart.
@@ -173,10 +174,6 @@ def overlap(a: pd.DataFrame | Iterable[Any], b: pd.DataFrame | Iterable[Any]) ->
 def _item_set(x: pd.DataFrame | Iterable[Any]) -> set[str]:
     values = x["item_id"] if isinstance(x, pd.DataFrame) else x
     return {str(v) for v in values}
-
-
-
-
 
 
 def decorate(

@@ -156,7 +156,9 @@ def sweep_tree(runs: pd.DataFrame, expanded: Collection[str]) -> pd.DataFrame:
         if run_id in parents:
             n = len(children.get(run_id, []))
             mark = "▾" if run_id in expanded else "▸"
-            unit = "trial" if row.get(TAG + contract.TAG_KIND) in (contract.KIND_SWEEP, None) else "run"  # e.g. references' parent
+            unit = (
+                "trial" if row.get(TAG + contract.TAG_KIND) in (contract.KIND_SWEEP, None) else "run"
+            )  # e.g. references' parent
             labels.append(f"{mark} {names[i]} ({n} {unit}{'s' if n != 1 else ''})")
             space = cmp.search_space(row)
             spaces.append(", ".join(f"{k}={v}" for k, v in space.items()) or None)

@@ -55,7 +55,9 @@ def reference_table(
         refs[name] = as_float(references[METRIC + name]) if METRIC + name in references.columns else np.nan
     if key:
         rows[f"× best reference ({key})"] = cmp.reference_ratio(runs, groups, references, key).to_numpy()
-        refs[f"× best reference ({key})"] = cmp.reference_ratio(references, references["data"], references, key).to_numpy()
+        refs[f"× best reference ({key})"] = cmp.reference_ratio(
+            references, references["data"], references, key
+        ).to_numpy()
     out = pd.concat([rows, refs], ignore_index=True)
     return out[[c for c in out.columns if c != "data"] + ["data"]]  # the long data name last: numbers stay in view
 
