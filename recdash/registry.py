@@ -284,9 +284,10 @@ def register_run_model(
 ) -> int:
     """Register the model run ``run_id`` logged as ``artifact_path`` under ``name``; returns the new version.
 
-    Creates the registered model on first use. The version's source is the logged model (``models:/m-...``), which
-    is what MLflow 3 itself does for ``runs:/<id>/model``, or for a model logged by MLflow 2 its ``runs:/`` URI;
-    either way it keeps the run id so lineage stays visible.
+    Does what ``mlflow.register_model`` does: creates the registered model on first use, creates the version from
+    the logged model (source ``models:/m-...``, its run id and model id; for a model logged by MLflow 2, its
+    ``runs:/`` URI) and appends ``{"name", "version"}`` to the logged model's ``mlflow.modelVersions`` tag, which
+    MLflow's UI reads to show the logged model as registered.
     """
     client = _client(client)
     name = validate_model_name(name)
@@ -307,7 +308,28 @@ def register_run_model(
         f"register run {run_id!r} as {name!r}",
         lambda: client.create_model_version(name, source=source, run_id=run_id, model_id=model_id),
     )
+    if model_id:
+        _call(
+            client,
+            f"link logged model {model_id!r} to {name!r} v{version.version}",
+            lambda: _link_logged_model(client, model_id, name, version.version),
+        )
     return int(version.version)
+
+
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: JSON [{"name", "version"}], what MLflow's UI reads
+
+
+def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: Any) -> None:
+    """Append ``{"name", "version"}`` to the logged model's ``mlflow.modelVersions`` tag, exactly as
+    ``mlflow.register_model`` does (``mlflow/tracking/_model_registry/fluent.py``)."""
+    import json
+
+    entries = [{"name": name, "version": version}]
+    existing = client.get_logged_model(model_id).tags.get(MODEL_VERSIONS_TAG)
+    if existing:
+        entries = json.loads(existing) + entries
+    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(entries)})
 
 
 def set_alias(name: str, alias: str, version: int | str, client: MlflowClient | None = None) -> int | None:
