@@ -284,10 +284,11 @@ def register_run_model(
 ) -> int:
     """Register the model run ``run_id`` logged as ``artifact_path`` under ``name``; returns the new version.
 
-    Does what ``mlflow.register_model`` does: creates the registered model on first use, creates the version from
-    the logged model (source ``models:/m-...``, its run id and model id; for a model logged by MLflow 2, its
-    ``runs:/`` URI) and appends ``{"name", "version"}`` to the logged model's ``mlflow.modelVersions`` tag, which
-    MLflow's UI reads to show the logged model as registered.
+    Does what ``mlflow.register_model`` does, on ``client``'s store only: creates the registered model on first
+    use, creates the version from the logged model (source ``models:/m-...``, its run id and model id; for a model
+    logged by MLflow 2, its ``runs:/`` URI) and appends ``{"name", "version"}`` to the logged model's
+    ``mlflow.modelVersions`` tag, which MLflow's UI reads to show the logged model as registered. A registration
+    that fails leaves the store as it was: a registered model this call created is deleted again, with the version.
     """
     client = _client(client)
     name = validate_model_name(name)
@@ -300,24 +301,47 @@ def register_run_model(
     with _translated(client, f"create registered model {name!r}"):
         try:
             client.create_registered_model(name)
+            created = True
         except MlflowException as exc:
             if str(exc.error_code) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise
-    version = _call(
-        client,
-        f"register run {run_id!r} as {name!r}",
-        lambda: client.create_model_version(name, source=source, run_id=run_id, model_id=model_id),
-    )
-    if model_id:
-        _call(
+            created = False
+    version = None
+    try:
+        version = _call(
             client,
-            f"link logged model {model_id!r} to {name!r} v{version.version}",
-            lambda: _link_logged_model(client, model_id, name, version.version),
+            f"register run {run_id!r} as {name!r}",
+            lambda: client.create_model_version(
+                name, source=_version_source(client, source, model_id), run_id=run_id, model_id=model_id
+            ),
         )
+        if model_id:
+            _call(
+                client,
+                f"link logged model {model_id!r} to {name!r} v{version.version}",
+                lambda: _link_logged_model(client, model_id, name, version.version),
+            )
+    except BaseException:
+        _undo_registration(client, name, version, created)
+        raise
     return int(version.version)
 
 
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: JSON [{"name", "version"}], what MLflow's UI reads
+
+
+def _version_source(client: MlflowClient, source: str, model_id: str | None) -> str:
+    """The source to create the version with. MLflow's SQL registry resolves a ``models:/m-...`` source with the
+    process-wide tracking URI (``MlflowClient()`` inside ``SqlAlchemyStore.create_model_version``), not with this
+    client's: when that is another store (or unset: ``./mlflow.db``, created on the spot) the logged model is "not
+    found". Then the source is the logged model's artifact location, which is what MLflow stores as the version's
+    storage location anyway. A server (``http(s)://``) resolves the URI against its own store."""
+    import mlflow
+
+    registry_scheme = _registry_uri(client).partition(":")[0].lower()
+    if not model_id or registry_scheme in ("http", "https") or mlflow.get_tracking_uri() == client.tracking_uri:
+        return source
+    return client.get_logged_model(model_id).artifact_location
 
 
 def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: Any) -> None:
@@ -330,6 +354,20 @@ def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: 
     if existing:
         entries = json.loads(existing) + entries
     client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(entries)})
+
+
+def _undo_registration(client: MlflowClient, name: str, version: Any, created: bool) -> None:
+    """Remove what a failed registration made: its version, and the registered model if this call created it and
+    no other version has appeared in it meanwhile. Best effort: the original error is the one raised."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if version is not None:
+            client.delete_model_version(name, version.version)
+        if created and not client.search_model_versions(f"name = '{_quote(name)}'"):
+            client.delete_registered_model(name)
+    except MlflowException:
+        pass
 
 
 def set_alias(name: str, alias: str, version: int | str, client: MlflowClient | None = None) -> int | None:

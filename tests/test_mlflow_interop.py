@@ -6,7 +6,9 @@ opens on, and the saved format the running recdash checks. Real SQLite stores, r
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import mlflow
@@ -14,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
-from recdash import registry
+from recdash import annotations, registry
 from recdash.models.rankfm import Hyperparams
 from recdash.train import TrainConfig, load_data, train
 
@@ -48,6 +50,15 @@ def _model_id(client: MlflowClient, run_id: str) -> str:
     return client.get_run(run_id).data.tags["recdash.model_id"]
 
 
+def _registry_state(client: MlflowClient) -> list[object]:
+    """Everything the registry holds, and the logged models' tags, as plain values to compare before and after."""
+    models = [(m.name, m.description, dict(m.tags), dict(m.aliases)) for m in client.search_registered_models()]
+    versions = [(v.name, v.version, v.source, v.run_id, dict(v.tags)) for v in client.search_model_versions()]
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    logged = [(m.model_id, dict(m.tags)) for m in client.search_logged_models(experiments)]
+    return sorted(map(repr, models)) + sorted(map(repr, versions)) + sorted(map(repr, logged))
+
+
 def test_registering_links_the_logged_model_the_way_mlflow_register_model_does(store: dict[str, object]) -> None:
     """MLflow's UI shows a logged model as registered, with its versions, from the logged model's
     ``mlflow.modelVersions`` tag; recdash must leave it exactly as ``mlflow.register_model`` does."""
@@ -69,3 +80,94 @@ def test_registering_links_the_logged_model_the_way_mlflow_register_model_does(s
     theirs = client.get_model_version("first-by-mlflow", "1")
     assert (ours.source, ours.run_id, ours.status) == (f"models:/{_model_id(client, b)}", b, "READY")
     assert (theirs.source, theirs.run_id, theirs.status) == (f"models:/{_model_id(client, a)}", a, "READY")
+
+
+def test_registry_and_annotations_touch_only_the_store_they_are_given(
+    store: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No MLFLOW_TRACKING_URI, the working folder somewhere else: every call goes to the given store and nothing
+    appears in the working folder (MLflow's default store there is ./mlflow.db)."""
+    uri, a, b = str(store["uri"]), str(store["a"]), str(store["b"])
+    mlflow.set_tracking_uri(None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    client = MlflowClient(uri)
+
+    assert registry.register_run_model(a, "recs", client=client) == 1
+    assert registry.register_run_model(b, "recs", client=client) == 2
+    registry.set_alias("recs", "champion", 1, client=client)
+    registry.set_alias("recs", "challenger", 2, client=client)
+    registry.update_description("recs", "top-10", client=client)
+    registry.set_model_tag("recs", "owner", "team", client=client)
+    registry.update_version_description("recs", 2, "seed 7", client=client)
+    assert not registry.champion_vs_challenger("recs", client=client).empty
+    registry.promote_challenger("recs", 2, client=client)
+    registry.delete_model_tag("recs", "owner", client=client)
+    assert registry.run_versions(a, client=client) == [("recs", 1)]
+    assert registry.list_registered_models(client)["name"].tolist() == ["recs"]
+    assert len(registry.snapshot(client)[1]) == 2
+    experiment = client.get_run(a).info.experiment_id
+    annotations.set_description(uri, annotations.Target("run", a), "note")
+    annotations.set_tag(uri, annotations.Target("run", a), "k", "v")
+    annotations.delete_tag(uri, annotations.Target("run", a), "k")
+    annotations.set_description(uri, annotations.Target("experiment", experiment), "exp note")
+    annotations.set_description(uri, annotations.Target("model", "recs"), "model note")
+    annotations.set_description(uri, annotations.Target("version", "recs/1"), "v1 note")
+    annotations.set_tag(uri, annotations.Target("model", "recs"), "team", "recs")
+    dataset = annotations.Target("dataset", "synthetic", (experiment,))
+    annotations.set_description(uri, dataset, "generated")
+    annotations.set_tag(uri, dataset, "kind", "synthetic")
+
+    assert sorted(os.listdir(elsewhere)) == []
+    assert registry.get_model("recs", client)["aliases"] == {"champion": 2}
+    assert client.get_run(a).data.tags["mlflow.note.content"] == "note"
+    assert client.get_model_version("recs", "1").description == "v1 note"
+    assert client.get_experiment(experiment).tags[annotations.dataset_key("synthetic", "description")] == "generated"
+
+
+def test_a_registration_that_fails_leaves_the_store_and_the_folder_as_they_were(
+    store: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, a, bare = str(store["uri"]), str(store["a"]), str(store["bare"])
+    mlflow.set_tracking_uri(None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    client = MlflowClient(uri)
+    before = _registry_state(client)
+
+    with pytest.raises(ValueError, match="logged no model"):
+        registry.register_run_model(bare, "recs", client=client)
+    with pytest.raises(ValueError, match="not found"):
+        registry.register_run_model("0" * 32, "recs", client=client)
+    assert _registry_state(client) == before
+
+    # the database refuses the version after the registered model was created (as a lost connection, a full disk
+    # or a constraint would): the registered model this call created goes again
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse_versions BEFORE INSERT ON model_versions "
+            "BEGIN SELECT RAISE(ABORT, 'versions refused by this test'); END"
+        )
+    with pytest.raises((ValueError, registry.RegistryError), match="Model Version creation error"):
+        registry.register_run_model(a, "recs", client=client)
+    assert _registry_state(client) == before
+    assert client.search_registered_models() == []
+
+    # a model that already has versions keeps them, and stays
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute("DROP TRIGGER refuse_versions")
+    registry.register_run_model(a, "recs", client=client)
+    before = _registry_state(client)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse_versions BEFORE INSERT ON model_versions "
+            "BEGIN SELECT RAISE(ABORT, 'versions refused by this test'); END"
+        )
+    with pytest.raises((ValueError, registry.RegistryError), match="Model Version creation error"):
+        registry.register_run_model(str(store["b"]), "recs", client=client)
+    assert _registry_state(client) == before
+    assert sorted(os.listdir(elsewhere)) == []
