@@ -27,8 +27,10 @@ DEFAULT_ARTIFACT_PATH = "model"  # where recdash.train logs the model (runs:/<id
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LINEAGE_PARAMS = ("dataset_name", "dataset_digest")
-# test_precision_at_10 etc.; baseline_test_* are the popularity baseline, not the model
-_TEST_METRIC = re.compile(r"^test_[a-z_]+_at_\d+$")
+# The model's own test metrics: test_<metric>_at_<k> over the whole test set (accuracy and beyond-accuracy), what
+# a run's logged model carries (recdash.train) and the Models page compares. Not the model's: baseline_test_* (the
+# popularity baseline), the segments *_q1.._q4, features_test_* and cold_start_val_* (cold-start comparisons).
+MODEL_METRIC = re.compile(r"^test_[a-z_]+_at_\d+$")
 _ALIAS = re.compile(r"^[\w\-]+$")
 _VERSION_LIKE = re.compile(r"^[vV]\d+$")
 _MAX_ALIAS = 255
@@ -212,7 +214,7 @@ def model_versions(name: str, client: MlflowClient | None = None) -> pd.DataFram
             "description": mv.description or "",
         }
         metrics = run.data.metrics if run else {}
-        row.update({key: metrics[key] for key in sorted(metrics) if _TEST_METRIC.match(key)})
+        row.update({key: metrics[key] for key in sorted(metrics) if MODEL_METRIC.match(key)})
         params = run.data.params if run else {}
         row.update({key: params.get(key, "") for key in LINEAGE_PARAMS})
         row["model_uri"] = f"models:/{name}/{mv.version}"
@@ -497,7 +499,7 @@ def champion_vs_challenger(
     if missing:
         raise ValueError(f"model {name!r} has no version with alias {', '.join(map(repr, missing))}")
     versions = model_versions(name, client).set_index("version")
-    metrics = [c for c in versions.columns if _TEST_METRIC.match(str(c))]
+    metrics = [c for c in versions.columns if MODEL_METRIC.match(str(c))]
     va, vb = aliases[a], aliases[b]
     col_a, col_b = f"{a} (v{va})", f"{b} (v{vb})"
     frame = pd.DataFrame(

@@ -538,16 +538,39 @@ def _train_in_run(
     metrics |= _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
     metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
     metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best_value}
-    mlflow.log_metrics(metrics)
-    model_uri = None
+    model_uri = model_id = None
     if config.log_model:
         from recdash.serving import log_model
 
         example = str(split.test["user_id"].iloc[0])
-        info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
+        try:  # before the step-0 metrics: log_model links every metric its run has at step 0 to the logged model
+            info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
+        except BaseException:
+            log_final_metrics(run_id, metrics, None)  # the figures stay on the failed run
+            raise
         model_uri = f"runs:/{run_id}/model"
-        mlflow.set_tag("recdash.model_id", getattr(info, "model_id", "") or "")
+        model_id = getattr(info, "model_id", None) or None
+        mlflow.set_tag("recdash.model_id", model_id or "")
+    log_final_metrics(run_id, metrics, model_id)
     return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri, chosen)
+
+
+def log_final_metrics(run_id: str, metrics: dict[str, float], model_id: str | None) -> None:
+    """Log a run's final metrics (step 0), linking to its logged model ``model_id`` only the model's own test
+    metrics (:data:`recdash.registry.MODEL_METRIC`); the baseline, segments, cold-start figures and training facts
+    stay on the run alone. ``MlflowClient.log_batch``, not ``mlflow.log_metrics``: the fluent call links a metric
+    logged at the step of a run's logged model to that model."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from recdash.registry import MODEL_METRIC
+
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(key, float(value), now, 0, model_id=model_id if MODEL_METRIC.match(key) else None, run_id=run_id)
+        for key, value in metrics.items()
+    ]
+    MlflowClient().log_batch(run_id, metrics=batch)
 
 
 NOT_VALIDATED = "not validated: no cold users in this split (train on the cold-users split to choose)"

@@ -22,6 +22,14 @@ from recdash.train import TrainConfig, load_data, train
 
 TINY = {"n_users": 60, "n_items": 40, "n_interactions": 900}
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # what mlflow.register_model writes on the logged model
+# the metrics a run's logged model carries: the model's own test metrics on the whole test set
+OWN_METRICS = {
+    f"test_{name}_at_10"
+    for name in (
+        *("precision", "recall", "ndcg", "mrr", "map", "hit_rate", "coverage", "mean_popularity"),
+        *("tail_hit_share", "novelty", "gini", "tail_share", "personalization", "ild"),
+    )
+}
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +179,18 @@ def test_a_registration_that_fails_leaves_the_store_and_the_folder_as_they_were(
         registry.register_run_model(str(store["b"]), "recs", client=client)
     assert _registry_state(client) == before
     assert sorted(os.listdir(elsewhere)) == []
+
+
+def test_the_logged_model_carries_exactly_the_models_own_test_metrics(store: dict[str, object]) -> None:
+    client: MlflowClient = store["client"]  # type: ignore[assignment]
+    run = client.get_run(str(store["a"]))
+    logged = client.get_logged_model(_model_id(client, str(store["a"])))
+    on_model = {m.key: m.value for m in logged.metrics}
+    assert set(on_model) == OWN_METRICS
+    assert all(on_model[key] == pytest.approx(run.data.metrics[key], nan_ok=True) for key in on_model)
+    # the run keeps every figure: baseline, segments, training facts, validation
+    for key in ("baseline_test_ndcg_at_10", "test_ndcg_at_10_q1", "baseline_test_recall_at_10_q4", "best_epoch",
+                "train_seconds", "best_val_ndcg_at_10", "val_ndcg_at_10"):  # fmt: skip
+        assert key in run.data.metrics, key
+    assert set(run.data.metrics) - set(on_model), "the run has more than its model's metrics"
+    assert not any(m.model_id for m in client.get_metric_history(run.info.run_id, "baseline_test_ndcg_at_10"))
