@@ -33,7 +33,7 @@ import pandas as pd
 from recdash.datasets import SPLIT_METHODS
 from recdash.flags import TAG_PROCESS_START, proc_stat, process_start
 from recdash.tracking import check_writable, is_file_store, metric_histories, run_label
-from recdash.train import TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
+from recdash.train import NEW_EXPERIMENT_TAGS, TAG_END_REASON, TAG_ERROR, TAG_HOST, TAG_KIND, TAG_PID
 
 TAG_JOB_STATE = "recdash.job_state"
 TAG_ARGV = "recdash.argv"
@@ -150,7 +150,10 @@ def submit(
     config = parsed if kind in ("train", "references") else parsed.config
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(config.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
+    if experiment is None:
+        experiment_id = client.create_experiment(config.experiment, tags=NEW_EXPERIMENT_TAGS)
+    else:
+        experiment_id = experiment.experiment_id
     if experiment is not None and experiment.lifecycle_stage != "active":
         raise JobError(f"experiment {config.experiment!r} is deleted; restore it or pick another name")
     tags = {

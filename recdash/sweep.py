@@ -40,7 +40,16 @@ from recdash.flags import (
     train_config_from_args,
 )
 from recdash.models import DEFAULT_MODEL, HyperparameterError, all_hyperparameters, coerce_param, get_model, params_for
-from recdash.train import TAG_HOST, TAG_KIND, TAG_PID, ConfigError, TrainConfig, config_dict, run_outcome
+from recdash.train import (
+    TAG_HOST,
+    TAG_KIND,
+    TAG_PID,
+    ConfigError,
+    TrainConfig,
+    config_dict,
+    experiment_id_for,
+    run_outcome,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -545,7 +554,7 @@ def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
     storage = _make_storage(spec.storage)  # fail on a bad URL before any run exists
     config = spec.config
     if not os.environ.get("MLFLOW_RUN_ID"):  # a dashboard job resumes the run it queued
-        mlflow.set_experiment(config.experiment)
+        mlflow.set_experiment(experiment_id=experiment_id_for(config.experiment))  # created with its kind tag
     tags = {
         "recdash.created_by": "recdash",
         TAG_KIND: "sweep",

@@ -47,6 +47,12 @@ TAG_PID = "recdash.pid"
 TAG_HOST = "recdash.host"
 TAG_MODEL = "recdash.model"
 TAG_REFERENCE = "recdash.reference"
+# MLflow 3's UI opens an experiment on the page its kind says: with no kind it guesses, and opens an experiment of
+# training runs on an empty GenAI "Traces" page. "custom_model_development" is the UI's "Model training" kind
+# (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT in mlflow/server/js), set only on the experiments recdash creates.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT_KIND = "custom_model_development"
+NEW_EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: TRAINING_EXPERIMENT_KIND}
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -373,7 +379,8 @@ def evaluate_recommender(
 
 
 def experiment_id_for(name: str) -> str:
-    """The id of experiment ``name``, created if missing (safe when several processes race to create it)."""
+    """The id of experiment ``name``, created if missing (safe when several processes race to create it) with
+    :data:`NEW_EXPERIMENT_TAGS`; an existing experiment is left as it is."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -384,7 +391,7 @@ def experiment_id_for(name: str) -> str:
             raise ConfigError(f"experiment {name!r} is deleted; restore it in MLflow or choose another --experiment")
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=NEW_EXPERIMENT_TAGS)
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:

@@ -16,9 +16,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 
-from recdash import annotations, registry
+from recdash import annotations, jobs, registry
 from recdash.models.rankfm import Hyperparams
-from recdash.train import TrainConfig, load_data, train
+from recdash.train import EXPERIMENT_KIND_TAG, TrainConfig, experiment_id_for, load_data, train
 
 TINY = {"n_users": 60, "n_items": 40, "n_interactions": 900}
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # what mlflow.register_model writes on the logged model
@@ -194,3 +194,22 @@ def test_the_logged_model_carries_exactly_the_models_own_test_metrics(store: dic
         assert key in run.data.metrics, key
     assert set(run.data.metrics) - set(on_model), "the run has more than its model's metrics"
     assert not any(m.model_id for m in client.get_metric_history(run.info.run_id, "baseline_test_ndcg_at_10"))
+
+
+def test_experiments_recdash_creates_open_on_training_runs(store: dict[str, object]) -> None:
+    """MLflow 3's UI opens an experiment tagged ``mlflow.experimentKind=custom_model_development`` on its runs
+    ("Model training"); without the tag it opened recdash's experiments on an empty GenAI "Traces" page."""
+    client: MlflowClient = store["client"]  # type: ignore[assignment]
+    made_by_train = client.get_experiment(client.get_run(str(store["a"])).info.experiment_id)
+    assert made_by_train.tags.get(EXPERIMENT_KIND_TAG) == "custom_model_development"
+    assert client.get_experiment(experiment_id_for("made-by-references-or-demo")).tags[EXPERIMENT_KIND_TAG] == (
+        "custom_model_development"
+    )
+    jobs.submit("train", ["--experiment", "made-by-a-job", "--dataset", "synthetic"], tracking_uri=str(store["uri"]))
+    assert client.get_experiment_by_name("made-by-a-job").tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # an experiment someone else created is left as it is
+    theirs = client.create_experiment("theirs", tags={"team": "x"})
+    assert experiment_id_for("theirs") == theirs
+    assert client.get_experiment(theirs).tags == {"team": "x"}
+    jobs.submit("train", ["--experiment", "theirs", "--dataset", "synthetic"], tracking_uri=str(store["uri"]))
+    assert client.get_experiment(theirs).tags == {"team": "x"}
