@@ -213,3 +213,29 @@ def test_experiments_recdash_creates_open_on_training_runs(store: dict[str, obje
     assert client.get_experiment(theirs).tags == {"team": "x"}
     jobs.submit("train", ["--experiment", "theirs", "--dataset", "synthetic"], tracking_uri=str(store["uri"]))
     assert client.get_experiment(theirs).tags == {"team": "x"}
+
+
+def test_the_mlmodel_says_which_recdash_wrote_the_model_and_its_format(store: dict[str, object]) -> None:
+    import recdash
+    from recdash.models.base import FORMAT_VERSION
+
+    client: MlflowClient = store["client"]  # type: ignore[assignment]
+    info = mlflow.models.get_model_info(f"models:/{_model_id(client, str(store['a']))}")
+    assert info.metadata == {"recdash_version": recdash.__version__, "recdash_model_format": FORMAT_VERSION}
+
+
+def test_the_running_recdash_refuses_a_model_in_a_format_it_cannot_read(
+    store: dict[str, object], tmp_path: Path
+) -> None:
+    """In one process every recdash model runs the first ``recdash`` imported there (here: this checkout), not the
+    copy it ships; that code must refuse a format it does not know, saying who wrote it and what to do."""
+    client: MlflowClient = store["client"]  # type: ignore[assignment]
+    uri = f"models:/{_model_id(client, str(store['a']))}"
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "copy")))
+    assert mlflow.pyfunc.load_model(str(local)) is not None  # today's format loads
+    ids = next(local.rglob("ids.json"))
+    meta = json.loads(ids.read_text())
+    ids.write_text(json.dumps({**meta, "format_version": 3, "recdash_version": "9.0.0"}))
+    with pytest.raises(Exception, match=r"model format 3, written by recdash 9\.0\.0.*reads formats 1, 2") as err:
+        mlflow.pyfunc.load_model(str(local))
+    assert "process of its own" in str(err.value)
