@@ -182,6 +182,7 @@ def evaluate(
     user_activity: np.ndarray | None = None,
     item_genres: np.ndarray | None = None,
     seed: int = 0,
+    n_catalogue: int | None = None,
 ) -> dict[str, float]:
     """Full-catalogue top-k metrics averaged over every user with at least one truth item.
 
@@ -190,8 +191,9 @@ def evaluate(
     already-seen items can neither take a slot nor count as hits. Users are processed
     ``block_size`` at a time so peak memory stays at a few block_size x n_items arrays.
 
-    Returns ``{metric}_at_{k}`` for every name in :data:`METRICS`, ``coverage_at_{k}`` (fraction of
-    the catalogue appearing in any top-k list), ``mean_popularity_at_{k}`` (mean ``item_popularity``
+    Returns ``{metric}_at_{k}`` for every name in :data:`METRICS`, ``coverage_at_{k}`` (the share of the
+    first ``n_catalogue`` columns, the items the model can recommend, that appear in any top-k list; default every
+    column), ``mean_popularity_at_{k}`` (mean ``item_popularity``
     of recommended items; NaN when ``item_popularity`` is None, so the key set is stable for
     logging) and ``n_users_evaluated``. With no evaluable user the averages are NaN.
 
@@ -228,6 +230,9 @@ def evaluate(
         activity = np.asarray(user_activity, dtype=np.float64).ravel()
         if activity.size != truth.shape[0]:
             raise ValueError(f"user_activity has {activity.size} entries, expected n_users={truth.shape[0]}")
+    catalogue = n_items if n_catalogue is None else int(n_catalogue)
+    if not 0 <= catalogue <= n_items:
+        raise ValueError(f"n_catalogue must be between 0 and n_items={n_items}, got {n_catalogue!r}")
     genres = None
     if item_genres is not None:
         genres = np.asarray(item_genres, dtype=np.float32)
@@ -300,7 +305,7 @@ def evaluate(
 
     n_eval = int(users.size)
     result: dict[str, float] = {f"{name}_at_{k}": (sums[name] / n_eval if n_eval else float("nan")) for name in METRICS}
-    result[f"coverage_at_{k}"] = float(recommended.sum()) / n_items if n_items else float("nan")
+    result[f"coverage_at_{k}"] = float(recommended[:catalogue].sum()) / catalogue if catalogue else float("nan")
     result[f"mean_popularity_at_{k}"] = pop_sum / pop_count if pop_count else float("nan")
     if extra is not None:
         assert activity is not None

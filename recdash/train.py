@@ -337,7 +337,11 @@ class HeldOut:
         extended: dict[str, Any] = {}
         if segments:
             extended = {"segments": True, "user_activity": self.activity, "item_genres": self.genres}
-        out = evaluate(score, self.truth, self.exclude, k=k, item_popularity=self.popularity, **extended)
+        # coverage over the model's catalogue (its training items), not the held-out-only items appended after it
+        n_catalogue = self.truth.shape[1] - self.n_extra_items
+        out = evaluate(
+            score, self.truth, self.exclude, k=k, item_popularity=self.popularity, n_catalogue=n_catalogue, **extended
+        )
         if self.cold:
             out = {name: v for name, v in out.items() if not re.search(r"_q[1-4]$", name)}
         return out
