@@ -183,6 +183,7 @@ def evaluate(
     item_genres: np.ndarray | None = None,
     seed: int = 0,
     n_catalogue: int | None = None,
+    user_order: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Full-catalogue top-k metrics averaged over every user with at least one truth item.
 
@@ -200,7 +201,9 @@ def evaluate(
     ``segments=True`` adds the segment and beyond-accuracy metrics (``docs/metrics.md``): it needs
     ``item_popularity`` (training interactions per item; items with none are outside the training
     catalogue) and ``user_activity`` (training interactions per user row of ``truth``); ``item_genres``
-    (bool [n_items, n_genres]) adds ``ild_at_{k}``; ``seed`` fixes the personalization pair sample.
+    (bool [n_items, n_genres]) adds ``ild_at_{k}``; ``seed`` fixes the personalization pair sample;
+    ``user_order`` (one number per row of ``truth``) orders users of equal activity for the quartiles (default: the
+    row index).
 
     Notes: precision always divides by k, also when k > n_items (RecBole's convention). A list
     slot whose score is -inf or NaN (an excluded item, reached only when fewer than k items remain
@@ -233,6 +236,11 @@ def evaluate(
     catalogue = n_items if n_catalogue is None else int(n_catalogue)
     if not 0 <= catalogue <= n_items:
         raise ValueError(f"n_catalogue must be between 0 and n_items={n_items}, got {n_catalogue!r}")
+    tiebreak = np.zeros(truth.shape[0], dtype=np.uint64)
+    if user_order is not None:
+        tiebreak = np.asarray(user_order).ravel()
+        if tiebreak.size != truth.shape[0]:
+            raise ValueError(f"user_order has {tiebreak.size} entries, expected n_users={truth.shape[0]}")
     genres = None
     if item_genres is not None:
         genres = np.asarray(item_genres, dtype=np.float32)
@@ -309,7 +317,7 @@ def evaluate(
     result[f"mean_popularity_at_{k}"] = pop_sum / pop_count if pop_count else float("nan")
     if extra is not None:
         assert activity is not None
-        result |= extra.finish(activity)
+        result |= extra.finish(activity, tiebreak)
     result["n_users_evaluated"] = n_eval
     return result
 
@@ -399,13 +407,13 @@ class _Extended:
             self.ild_sum += float(per_list.sum())
             self.ild_users += int(has.sum())
 
-    def finish(self, activity: np.ndarray) -> dict[str, float]:
+    def finish(self, activity: np.ndarray, tiebreak: np.ndarray) -> dict[str, float]:
         k, nan = self.k, float("nan")
         out: dict[str, float] = {}
         n = self.users.size
-        # quartiles of training activity among the evaluated users, by rank (ties broken by user index) so the
-        # four groups are equal in size however many users share an activity count
-        order = np.lexsort((self.users, activity[self.users]))
+        # quartiles of training activity among the evaluated users, by rank (equal activity ordered by ``tiebreak``,
+        # then the row index) so the four groups differ in size by at most one however many users share a count
+        order = np.lexsort((self.users, tiebreak[self.users], activity[self.users]))
         quartile = np.empty(n, dtype=np.int64)
         quartile[order] = (4 * np.arange(n)) // max(n, 1)
         for name in SEGMENTED:
