@@ -384,6 +384,7 @@ def set_alias(name: str, alias: str, version: int | str, client: MlflowClient | 
         f"set alias {alias!r} on {name!r} v{version}",
         lambda: client.set_registered_model_alias(name, alias, version),
     )
+    _mirror_aliases(client, name)
     return previous
 
 
@@ -397,7 +398,46 @@ def delete_alias(name: str, alias: str, client: MlflowClient | None = None) -> i
         known = ", ".join(sorted(aliases)) or "none"
         raise ValueError(f"model {name!r} has no alias {alias!r} (aliases: {known})")
     _call(client, f"delete alias {alias!r} of {name!r}", lambda: client.delete_registered_model_alias(name, alias))
+    _mirror_aliases(client, name)
     return aliases[alias]
+
+
+ALIASES_TAG = "recdash.aliases"  # on a model version: the aliases pointing at it, comma-separated
+
+
+def _mirror_aliases(client: MlflowClient, name: str) -> None:
+    """Keep every version's ``recdash.aliases`` tag equal to the aliases pointing at it (removed when none), so
+    catalogs see them: MLflow's ``search_model_versions`` returns versions without their aliases, and DataHub's MLflow
+    source reads versions only through it (aliases never reach DataHub), while it does read version tags. Every
+    alias change recdash makes rewrites the tags of the whole model, so one set by MLflow meanwhile is caught up."""
+    pointed: dict[int, list[str]] = {}
+    for alias, version in get_model(name, client)["aliases"].items():
+        pointed.setdefault(version, []).append(alias)
+
+    def fetch() -> list[Any]:
+        versions, token = [], None
+        while True:
+            page = client.search_model_versions(f"name = '{_quote(name)}'", page_token=token)
+            versions.extend(page)
+            token = page.token
+            if not token:
+                return versions
+
+    for mv in _call(client, f"list versions of {name!r}", fetch):
+        want = ", ".join(sorted(pointed.get(int(mv.version), [])))
+        have = (mv.tags or {}).get(ALIASES_TAG)
+        if want and want != have:
+            _call(
+                client,
+                f"tag {name!r} v{mv.version} with its aliases",
+                lambda mv=mv, want=want: client.set_model_version_tag(name, str(mv.version), ALIASES_TAG, want),
+            )
+        elif not want and have is not None:
+            _call(
+                client,
+                f"untag {name!r} v{mv.version}",
+                lambda mv=mv: client.delete_model_version_tag(name, str(mv.version), ALIASES_TAG),
+            )
 
 
 def update_description(name: str, text: str, client: MlflowClient | None = None) -> None:
@@ -618,4 +658,5 @@ def promote_challenger(
         )
     except (ValueError, RegistryError) as exc:  # half done: say exactly which half
         raise RegistryError(f"{champion} now points to version {version}, but {exc}") from None
+    _mirror_aliases(client, name)
     return Promotion(name, int(version), previous, champion, challenger)

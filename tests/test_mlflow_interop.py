@@ -239,3 +239,31 @@ def test_the_running_recdash_refuses_a_model_in_a_format_it_cannot_read(
     with pytest.raises(Exception, match=r"model format 3, written by recdash 9\.0\.0.*reads formats 1, 2") as err:
         mlflow.pyfunc.load_model(str(local))
     assert "process of its own" in str(err.value)
+
+
+def test_aliases_are_mirrored_as_version_tags_for_catalogs(store: dict[str, object]) -> None:
+    """DataHub's MLflow source lists versions with ``search_model_versions``, which returns no aliases; it maps
+    version tags to the model's properties. recdash keeps ``recdash.aliases`` on each version equal to its aliases."""
+    client: MlflowClient = store["client"]  # type: ignore[assignment]
+    registry.register_run_model(str(store["a"]), "recs", client=client)
+    registry.register_run_model(str(store["b"]), "recs", client=client)
+
+    def seen_by_a_catalog() -> dict[int, tuple[list[str], str | None]]:
+        return {
+            int(v.version): (list(v.aliases), v.tags.get(registry.ALIASES_TAG))
+            for v in client.search_model_versions("name = 'recs'")
+        }
+
+    registry.set_alias("recs", "champion", 1, client=client)
+    registry.set_alias("recs", "challenger", 2, client=client)
+    assert seen_by_a_catalog() == {1: ([], "champion"), 2: ([], "challenger")}  # the aliases only as tags
+    registry.set_alias("recs", "champion", 2, client=client)  # moved: version 1 loses its tag
+    assert seen_by_a_catalog() == {1: ([], None), 2: ([], "challenger, champion")}
+    registry.delete_alias("recs", "challenger", client=client)
+    assert seen_by_a_catalog() == {1: ([], None), 2: ([], "champion")}
+    registry.set_alias("recs", "challenger", 1, client=client)
+    registry.promote_challenger("recs", 1, client=client)
+    assert seen_by_a_catalog() == {1: ([], "champion"), 2: ([], None)}
+    client.set_registered_model_alias("recs", "shadow", "2")  # set outside recdash: caught up at the next change
+    registry.set_alias("recs", "challenger", 2, client=client)
+    assert seen_by_a_catalog() == {1: ([], "champion"), 2: ([], "challenger, shadow")}
