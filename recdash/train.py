@@ -48,9 +48,10 @@ TAG_PID = "recdash.pid"
 TAG_HOST = "recdash.host"
 TAG_MODEL = "recdash.model"
 TAG_REFERENCE = "recdash.reference"
-# MLflow 3's UI opens an experiment on the page its kind says: with no kind it guesses, and opens an experiment of
-# training runs on an empty GenAI "Traces" page. "custom_model_development" is the UI's "Model training" kind
-# (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT in mlflow/server/js), set only on the experiments recdash creates.
+# An experiment's kind, MLflow's tag: "custom_model_development" is what MLflow's UI writes for "Machine learning"
+# (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT in mlflow/server/js). MLflow 3.4-3.8's UIs take the kind, its tabs and
+# landing page from it; 3.17's decides by a per-browser switch instead (recdash.charts.MLFLOW_UI_TRAINING_MODE).
+# Set only on the experiments recdash creates.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT_KIND = "custom_model_development"
 NEW_EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: TRAINING_EXPERIMENT_KIND}

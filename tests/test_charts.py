@@ -363,7 +363,7 @@ def test_best_per_experiment_is_per_dataset_too() -> None:
     assert charts.top_runs(runs, "val_ndcg_at_10", 2)["metrics.val_ndcg_at_10"].tolist() == [0.9, 0.4]
     assert len(charts.top_runs(runs, "val_ndcg_at_10", 10)) == 4
     links = charts.run_ui_links(runs.iloc[:1], "http://ui:5000/")
-    assert links.iloc[0] == f"http://ui:5000/#/experiments/1/runs/{runs.run_id[0]}"
+    assert links.iloc[0] == f"http://ui:5000/#/experiments/1/runs/{runs.run_id[0]}?workflowType=machine_learning"
     assert charts.parse_run_ids(" a,b ,,a,<x>") == ["a", "b"]
     assert charts.parse_run_ids(["a,b", "c"]) == ["a", "b", "c"]
     assert charts.preferred_metric(["train_seconds", "baseline_test_ndcg_at_10", "test_ndcg_at_10"]) == (

@@ -197,8 +197,8 @@ def test_the_logged_model_carries_exactly_the_models_own_test_metrics(store: dic
 
 
 def test_experiments_recdash_creates_open_on_training_runs(store: dict[str, object]) -> None:
-    """MLflow 3's UI opens an experiment tagged ``mlflow.experimentKind=custom_model_development`` on its runs
-    ("Model training"); without the tag it opened recdash's experiments on an empty GenAI "Traces" page."""
+    """``mlflow.experimentKind=custom_model_development``: the kind MLflow's UI writes for "Machine learning" (MLflow
+    3.4-3.8's UIs take tabs and landing page from it; 3.17's switch is covered by tests/test_e2e_mlflow_ui.py)."""
     client: MlflowClient = store["client"]  # type: ignore[assignment]
     made_by_train = client.get_experiment(client.get_run(str(store["a"])).info.experiment_id)
     assert made_by_train.tags.get(EXPERIMENT_KIND_TAG) == "custom_model_development"
