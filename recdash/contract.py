@@ -32,7 +32,13 @@ MLFLOW_RUN_NAME = "mlflow.runName"
 MLFLOW_NOTE = "mlflow.note.content"  # a run's, experiment's or model's description in MLflow's UI
 MLFLOW_USER = "mlflow.user"
 MLFLOW_LOG_MODEL_HISTORY = "mlflow.log-model.history"  # MLflow 2's list of a run's logged models
-MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"  # which view MLflow 3's UI opens an experiment on
+# An experiment's kind: "custom_model_development" is what MLflow's UI writes for "Machine learning"
+# (ExperimentKind.CUSTOM_MODEL_DEVELOPMENT in mlflow/server/js). MLflow 3.4-3.8's UIs take the kind, its tabs and
+# landing page from it; 3.17's decides by a per-browser switch instead (recdash.views.tables.MLFLOW_UI_TRAINING_MODE).
+# Set only on the experiments recdash creates.
+MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_EXPERIMENT_KIND = "custom_model_development"
+NEW_EXPERIMENT_TAGS = {MLFLOW_EXPERIMENT_KIND: TRAINING_EXPERIMENT_KIND}
 
 # ---------------------------------------------------------------------------------------------------- recdash's tags
 TAG_CREATED_BY = "recdash.created_by"  # "recdash" on every run and experiment recdash made

@@ -291,9 +291,11 @@ def register_run_model(
 ) -> int:
     """Register the model run ``run_id`` logged as ``artifact_path`` under ``name``; returns the new version.
 
-    Creates the registered model on first use. The version's source is the logged model (``models:/m-...``), which
-    is what MLflow 3 itself does for ``runs:/<id>/model``, or for a model logged by MLflow 2 its ``runs:/`` URI;
-    either way it keeps the run id so lineage stays visible.
+    Does what ``mlflow.register_model`` does, on ``client``'s store only: creates the registered model on first
+    use, creates the version from the logged model (source ``models:/m-...``, its run id and model id; for a model
+    logged by MLflow 2, its ``runs:/`` URI) and appends ``{"name", "version"}`` to the logged model's
+    ``mlflow.modelVersions`` tag, which MLflow's UI reads to show the logged model as registered. A registration
+    that fails leaves the store as it was: a registered model this call created is deleted again, with the version.
     """
     client = _client(client)
     name = validate_model_name(name)
@@ -306,15 +308,73 @@ def register_run_model(
     with _translated(client, f"create registered model {name!r}"):
         try:
             client.create_registered_model(name)
+            created = True
         except MlflowException as exc:
             if str(exc.error_code) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise
-    version = _call(
-        client,
-        f"register run {run_id!r} as {name!r}",
-        lambda: client.create_model_version(name, source=source, run_id=run_id, model_id=model_id),
-    )
+            created = False
+    version = None
+    try:
+        version = _call(
+            client,
+            f"register run {run_id!r} as {name!r}",
+            lambda: client.create_model_version(
+                name, source=_version_source(client, source, model_id), run_id=run_id, model_id=model_id
+            ),
+        )
+        if model_id:
+            _call(
+                client,
+                f"link logged model {model_id!r} to {name!r} v{version.version}",
+                lambda: _link_logged_model(client, model_id, name, version.version),
+            )
+    except BaseException:
+        _undo_registration(client, name, version, created)
+        raise
     return int(version.version)
+
+
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: JSON [{"name", "version"}], what MLflow's UI reads
+
+
+def _version_source(client: MlflowClient, source: str, model_id: str | None) -> str:
+    """The source to create the version with. MLflow's SQL registry resolves a ``models:/m-...`` source with the
+    process-wide tracking URI (``MlflowClient()`` inside ``SqlAlchemyStore.create_model_version``), not with this
+    client's: when that is another store (or unset: ``./mlflow.db``, created on the spot) the logged model is "not
+    found". Then the source is the logged model's artifact location, which is what MLflow stores as the version's
+    storage location anyway. A server (``http(s)://``) resolves the URI against its own store."""
+    import mlflow
+
+    registry_scheme = _registry_uri(client).partition(":")[0].lower()
+    if not model_id or registry_scheme in ("http", "https") or mlflow.get_tracking_uri() == client.tracking_uri:
+        return source
+    return client.get_logged_model(model_id).artifact_location
+
+
+def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: Any) -> None:
+    """Append ``{"name", "version"}`` to the logged model's ``mlflow.modelVersions`` tag, exactly as
+    ``mlflow.register_model`` does (``mlflow/tracking/_model_registry/fluent.py``)."""
+    import json
+
+    entries = [{"name": name, "version": version}]
+    existing = client.get_logged_model(model_id).tags.get(MODEL_VERSIONS_TAG)
+    if existing:
+        entries = json.loads(existing) + entries
+    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps(entries)})
+
+
+def _undo_registration(client: MlflowClient, name: str, version: Any, created: bool) -> None:
+    """Remove what a failed registration made: its version, and the registered model if this call created it and
+    no other version has appeared in it meanwhile. Best effort: the original error is the one raised."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if version is not None:
+            client.delete_model_version(name, version.version)
+        if created and not client.search_model_versions(f"name = '{_quote(name)}'"):
+            client.delete_registered_model(name)
+    except MlflowException:
+        pass
 
 
 def set_alias(name: str, alias: str, version: int | str, client: MlflowClient | None = None) -> int | None:
@@ -329,6 +389,7 @@ def set_alias(name: str, alias: str, version: int | str, client: MlflowClient | 
         f"set alias {alias!r} on {name!r} v{version}",
         lambda: client.set_registered_model_alias(name, alias, version),
     )
+    _mirror_aliases(client, name)
     return previous
 
 
@@ -342,7 +403,46 @@ def delete_alias(name: str, alias: str, client: MlflowClient | None = None) -> i
         known = ", ".join(sorted(aliases)) or "none"
         raise RegistryInputError(f"model {name!r} has no alias {alias!r} (aliases: {known})")
     _call(client, f"delete alias {alias!r} of {name!r}", lambda: client.delete_registered_model_alias(name, alias))
+    _mirror_aliases(client, name)
     return aliases[alias]
+
+
+ALIASES_TAG = "recdash.aliases"  # on a model version: the aliases pointing at it, comma-separated
+
+
+def _mirror_aliases(client: MlflowClient, name: str) -> None:
+    """Keep every version's ``recdash.aliases`` tag equal to the aliases pointing at it (removed when none), so
+    catalogs see them: MLflow's ``search_model_versions`` returns versions without their aliases, and DataHub's MLflow
+    source reads versions only through it (aliases never reach DataHub), while it does read version tags. Every
+    alias change recdash makes rewrites the tags of the whole model, so one set by MLflow meanwhile is caught up."""
+    pointed: dict[int, list[str]] = {}
+    for alias, version in get_model(name, client)["aliases"].items():
+        pointed.setdefault(version, []).append(alias)
+
+    def fetch() -> list[Any]:
+        versions, token = [], None
+        while True:
+            page = client.search_model_versions(f"name = '{_quote(name)}'", page_token=token)
+            versions.extend(page)
+            token = page.token
+            if not token:
+                return versions
+
+    for mv in _call(client, f"list versions of {name!r}", fetch):
+        want = ", ".join(sorted(pointed.get(int(mv.version), [])))
+        have = (mv.tags or {}).get(ALIASES_TAG)
+        if want and want != have:
+            _call(
+                client,
+                f"tag {name!r} v{mv.version} with its aliases",
+                lambda mv=mv, want=want: client.set_model_version_tag(name, str(mv.version), ALIASES_TAG, want),
+            )
+        elif not want and have is not None:
+            _call(
+                client,
+                f"untag {name!r} v{mv.version}",
+                lambda mv=mv: client.delete_model_version_tag(name, str(mv.version), ALIASES_TAG),
+            )
 
 
 def update_description(name: str, text: str, client: MlflowClient | None = None) -> None:
@@ -492,4 +592,5 @@ def promote_challenger(
         )
     except UserError as exc:  # half done: say exactly which half
         raise RegistryError(f"{champion} now points to version {version}, but {exc}") from None
+    _mirror_aliases(client, name)
     return Promotion(name, int(version), previous, champion, challenger)

@@ -76,7 +76,17 @@ def log_model(
             input_example=pd.DataFrame({"user_id": [str(example_user)]}),
             pip_requirements=model_requirements(recommender),
             registered_model_name=registered_model_name,
+            metadata=model_metadata(),
         )
+
+
+def model_metadata() -> dict[str, Any]:
+    """What the MLmodel file's ``metadata`` says about the saved files, so MLflow and catalogs show it without
+    opening them: the recdash version that wrote the model and its saved model format (as in ``ids.json``)."""
+    from recdash import __version__
+    from recdash.models.base import FORMAT_VERSION
+
+    return {"recdash_version": __version__, "recdash_model_format": FORMAT_VERSION}
 
 
 def model_requirements(recommender: Recommender | None = None) -> list[str]:

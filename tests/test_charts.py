@@ -366,7 +366,7 @@ def test_best_per_experiment_is_per_dataset_too() -> None:
     assert tables.top_runs(runs, "val_ndcg_at_10", 2)["metrics.val_ndcg_at_10"].tolist() == [0.9, 0.4]
     assert len(tables.top_runs(runs, "val_ndcg_at_10", 10)) == 4
     links = tables.run_ui_links(runs.iloc[:1], "http://ui:5000/")
-    assert links.iloc[0] == f"http://ui:5000/#/experiments/1/runs/{runs.run_id[0]}"
+    assert links.iloc[0] == f"http://ui:5000/#/experiments/1/runs/{runs.run_id[0]}?workflowType=machine_learning"
     assert parse_run_ids(" a,b ,,a,<x>") == ["a", "b"]
     assert parse_run_ids(["a,b", "c"]) == ["a", "b", "c"]
     assert contract.preferred_metric(["train_seconds", "baseline_test_ndcg_at_10", "test_ndcg_at_10"]) == (

@@ -269,6 +269,7 @@ def test_model_artifacts_hold_no_pickle(use_store: dict[str, Any], tmp_path: Pat
     meta = json.loads(ids.read_text())
     assert set(meta) - {"user_encoding", "item_encoding"} == {
         "format_version",
+        "recdash_version",
         "model",
         "params",
         "user_ids",

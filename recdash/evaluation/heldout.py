@@ -3,6 +3,7 @@ candidate: full-ranking metrics, segments and beyond-accuracy metrics of :mod:`r
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ class HeldOut:
     n_extra_items: int
     activity: np.ndarray  # training items per user (the segments' quartiles)
     genres: np.ndarray | None  # bool catalogue x genres, when the items have genres
+    tiebreak: np.ndarray | None = None  # order of users of equal activity (user_order), see user_order()
     # cold users (the cold-users split): rows are users the model never saw, scored by rec.cold_scores on these
     # encoded features (None: no user features, only the popular list can serve them)
     cold: bool = False
@@ -56,6 +58,7 @@ class HeldOut:
             n_extra,
             activity,
             genre_matrix(items, catalogue),
+            user_order(rec.user_ids),
         )
 
     @classmethod
@@ -82,6 +85,7 @@ class HeldOut:
             n_extra,
             np.zeros(len(users), dtype=np.int64),
             genre_matrix(items, catalogue),
+            None,
             cold=True,
             user_x=user_x,
         )
@@ -116,10 +120,27 @@ class HeldOut:
         extended: dict[str, Any] = {}
         if segments:
             extended = {"segments": True, "user_activity": self.activity, "item_genres": self.genres}
-        out = evaluate(score, self.truth, self.exclude, k=k, item_popularity=self.popularity, **extended)
+            extended["user_order"] = self.tiebreak
+        # coverage over the model's catalogue (its training items), not the held-out-only items appended after it
+        n_catalogue = self.truth.shape[1] - self.n_extra_items
+        out = evaluate(
+            score, self.truth, self.exclude, k=k, item_popularity=self.popularity, n_catalogue=n_catalogue, **extended
+        )
         if self.cold:
             out = {name: v for name, v in out.items() if not re.search(r"_q[1-4]$", name)}
         return out
+
+
+def user_order(user_ids: Any) -> np.ndarray:
+    """The order of users of equal training activity in the segment quartiles: the first 8 bytes of the BLAKE2b
+    hash of each user ID (UTF-8), as an unsigned integer. A fixed pseudo-random order, the same in every process
+    and for every model on the same data, that does not follow how the IDs are numbered or spelled (string order
+    would put "10" before "9")."""
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(str(u).encode(), digest_size=8).digest(), "big") for u in user_ids),
+        dtype=np.uint64,
+        count=len(user_ids),
+    )
 
 
 def _catalogue(rec: Recommender, truth: pd.DataFrame) -> tuple[pd.Index, int, np.ndarray]:

@@ -182,6 +182,8 @@ def evaluate(
     user_activity: np.ndarray | None = None,
     item_genres: np.ndarray | None = None,
     seed: int = 0,
+    n_catalogue: int | None = None,
+    user_order: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Full-catalogue top-k metrics averaged over every user with at least one truth item.
 
@@ -190,15 +192,18 @@ def evaluate(
     already-seen items can neither take a slot nor count as hits. Users are processed
     ``block_size`` at a time so peak memory stays at a few block_size x n_items arrays.
 
-    Returns ``{metric}_at_{k}`` for every name in :data:`METRICS`, ``coverage_at_{k}`` (fraction of
-    the catalogue appearing in any top-k list), ``mean_popularity_at_{k}`` (mean ``item_popularity``
+    Returns ``{metric}_at_{k}`` for every name in :data:`METRICS`, ``coverage_at_{k}`` (the share of the
+    first ``n_catalogue`` columns, the items the model can recommend, that appear in any top-k list; default every
+    column), ``mean_popularity_at_{k}`` (mean ``item_popularity``
     of recommended items; NaN when ``item_popularity`` is None, so the key set is stable for
     logging) and ``n_users_evaluated``. With no evaluable user the averages are NaN.
 
     ``segments=True`` adds the segment and beyond-accuracy metrics (``docs/metrics.md``): it needs
     ``item_popularity`` (training interactions per item; items with none are outside the training
     catalogue) and ``user_activity`` (training interactions per user row of ``truth``); ``item_genres``
-    (bool [n_items, n_genres]) adds ``ild_at_{k}``; ``seed`` fixes the personalization pair sample.
+    (bool [n_items, n_genres]) adds ``ild_at_{k}``; ``seed`` fixes the personalization pair sample;
+    ``user_order`` (one number per row of ``truth``) orders users of equal activity for the quartiles (default: the
+    row index).
 
     Notes: precision always divides by k, also when k > n_items (RecBole's convention). A list
     slot whose score is -inf or NaN (an excluded item, reached only when fewer than k items remain
@@ -228,6 +233,14 @@ def evaluate(
         activity = np.asarray(user_activity, dtype=np.float64).ravel()
         if activity.size != truth.shape[0]:
             raise ValueError(f"user_activity has {activity.size} entries, expected n_users={truth.shape[0]}")
+    catalogue = n_items if n_catalogue is None else int(n_catalogue)
+    if not 0 <= catalogue <= n_items:
+        raise ValueError(f"n_catalogue must be between 0 and n_items={n_items}, got {n_catalogue!r}")
+    tiebreak = np.zeros(truth.shape[0], dtype=np.uint64)
+    if user_order is not None:
+        tiebreak = np.asarray(user_order).ravel()
+        if tiebreak.size != truth.shape[0]:
+            raise ValueError(f"user_order has {tiebreak.size} entries, expected n_users={truth.shape[0]}")
     genres = None
     if item_genres is not None:
         genres = np.asarray(item_genres, dtype=np.float32)
@@ -300,11 +313,11 @@ def evaluate(
 
     n_eval = int(users.size)
     result: dict[str, float] = {f"{name}_at_{k}": (sums[name] / n_eval if n_eval else float("nan")) for name in METRICS}
-    result[f"coverage_at_{k}"] = float(recommended.sum()) / n_items if n_items else float("nan")
+    result[f"coverage_at_{k}"] = float(recommended[:catalogue].sum()) / catalogue if catalogue else float("nan")
     result[f"mean_popularity_at_{k}"] = pop_sum / pop_count if pop_count else float("nan")
     if extra is not None:
         assert activity is not None
-        result |= extra.finish(activity)
+        result |= extra.finish(activity, tiebreak)
     result["n_users_evaluated"] = n_eval
     return result
 
@@ -394,13 +407,13 @@ class _Extended:
             self.ild_sum += float(per_list.sum())
             self.ild_users += int(has.sum())
 
-    def finish(self, activity: np.ndarray) -> dict[str, float]:
+    def finish(self, activity: np.ndarray, tiebreak: np.ndarray) -> dict[str, float]:
         k, nan = self.k, float("nan")
         out: dict[str, float] = {}
         n = self.users.size
-        # quartiles of training activity among the evaluated users, by rank (ties broken by user index) so the
-        # four groups are equal in size however many users share an activity count
-        order = np.lexsort((self.users, activity[self.users]))
+        # quartiles of training activity among the evaluated users, by rank (equal activity ordered by ``tiebreak``,
+        # then the row index) so the four groups differ in size by at most one however many users share a count
+        order = np.lexsort((self.users, tiebreak[self.users], activity[self.users]))
         quartile = np.empty(n, dtype=np.int64)
         quartile[order] = (4 * np.arange(n)) // max(n, 1)
         for name in SEGMENTED:

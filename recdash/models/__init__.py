@@ -16,8 +16,10 @@ import numpy as np
 
 from recdash.errors import UserError
 from recdash.models.base import (
+    FORMAT_VERSION,
     IDS_FILE,
     OUTPUT_COLUMNS,
+    READABLE_FORMATS,
     WEIGHTS_FILE,
     HyperparameterError,
     InputError,
@@ -98,13 +100,42 @@ def params_for(model: str, values: dict[str, Any] | None = None) -> Params:
     return get_model(model).Params.from_mapping(values or {})
 
 
+class ModelFormatError(UserError, ValueError):
+    """A saved model in a format this recdash cannot read; the message says which recdash wrote it and what to do."""
+
+
+def check_format(meta: dict[str, Any], where: str | Path) -> None:
+    """Refuse ``ids.json`` metadata in a format outside :data:`READABLE_FORMATS` (a model saved by a newer recdash,
+    or loaded by an older one: in one process every model runs the first ``recdash`` imported there)."""
+    found = meta.get("format_version", 1)
+    if found in READABLE_FORMATS:
+        return
+    import recdash
+
+    wrote = meta.get("recdash_version") or "an unknown version"
+    raise ModelFormatError(
+        f"the recdash model in {where} is in model format {found!r}, written by recdash {wrote}; the recdash "
+        f"running here ({recdash.__version__}, {Path(recdash.__file__).parent}) reads formats "
+        f"{', '.join(map(str, READABLE_FORMATS))}. Load it with recdash {wrote} or newer: in a Python process of its "
+        "own (mlflow.pyfunc.load_model runs the recdash the model ships with when no other recdash was imported "
+        "first; `mlflow models serve` does that), or after upgrading the recdash installed here."
+    )
+
+
 def load(directory: str | Path) -> Recommender:
-    """Read a directory written by :meth:`Recommender.save`; raises ValueError on a missing or corrupt file.
+    """Read a directory written by :meth:`Recommender.save`; raises :class:`ModelFormatError` for a format this
+    code cannot read and ValueError on a missing or corrupt file.
 
     Format 1 (before there were several algorithms) has no ``model`` key: it is rankfm's factor arrays."""
     directory = Path(directory)
     try:
         meta = json.loads((directory / IDS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"not a readable recdash model in {directory}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ValueError(f"not a readable recdash model in {directory}: {IDS_FILE} is not a JSON object")
+    check_format(meta, directory)
+    try:
         with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
         return get_model(meta.get("model", "rankfm")).from_export(arrays, meta)
@@ -115,20 +146,24 @@ def load(directory: str | Path) -> Recommender:
 __all__ = [
     "DEFAULT_MODEL",
     "EASE",
+    "FORMAT_VERSION",
     "IDS_FILE",
     "MODELS",
     "OUTPUT_COLUMNS",
+    "READABLE_FORMATS",
     "WEIGHTS_FILE",
     "HyperparameterError",
     "InputError",
     "Interactions",
     "ItemKNN",
+    "ModelFormatError",
     "ParamSpec",
     "Params",
     "Popularity",
     "RankFM",
     "Recommender",
     "UnknownModelError",
+    "check_format",
     "coerce_param",
     "empty_recommendations",
     "get_model",

@@ -23,11 +23,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from recdash import __version__
 from recdash.data.features import FeatureEncoding, FeatureTable
 from recdash.errors import UserError
 from recdash.evaluation.metrics import top_k
 
-FORMAT_VERSION = 2  # 1: rankfm factor arrays only (no "model" key); still loadable
+# The saved model format (docs/serving.md, "Saved model format"): ids.json's "format_version" is the format, and
+# "recdash_version" the recdash that wrote it. A change that a reader of the previous format would misread bumps
+# FORMAT_VERSION; new optional keys do not. A reader refuses a format outside READABLE_FORMATS (recdash.models.load).
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1: rankfm factor arrays only (no "model" key)
 WEIGHTS_FILE = "weights.npz"
 IDS_FILE = "ids.json"
 OUTPUT_COLUMNS = ["user_id", "rank", "item_id", "score", "source"]
@@ -528,6 +533,7 @@ class Recommender(ABC):
         }
         meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
+            "recdash_version": __version__,
             "model": self.name,
             "params": self.params.as_dict(),
             "user_ids": self.user_ids.tolist(),

@@ -125,7 +125,10 @@ def submit(spec: JobSpec, *, tracking_uri: str | None = None) -> str:
     experiment = client.get_experiment_by_name(config.experiment)
     if experiment is not None and experiment.lifecycle_stage != "active":
         raise JobError(f"experiment {config.experiment!r} is deleted; restore it or pick another name")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
+    if experiment is None:  # made by recdash: it opens on its training runs in MLflow's UI
+        experiment_id = client.create_experiment(config.experiment, tags=contract.NEW_EXPERIMENT_TAGS)
+    else:
+        experiment_id = experiment.experiment_id
     tags = {
         contract.TAG_CREATED_BY: "recdash",
         TAG_KIND: spec.kind,

@@ -20,6 +20,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import IntegrityError
 
@@ -128,7 +129,8 @@ def run_tags(kind: str, epochs_total: int, extra: dict[str, str] | None = None) 
 
 
 def experiment_id_for(name: str) -> str:
-    """The id of experiment ``name``, created if missing (safe when several processes race to create it)."""
+    """The id of experiment ``name``, created if missing (safe when several processes race to create it) with
+    :data:`recdash.contract.NEW_EXPERIMENT_TAGS`; an existing experiment is left as it is."""
     client = tracking.client()
     found = client.get_experiment_by_name(name)
     if found is not None:
@@ -136,7 +138,7 @@ def experiment_id_for(name: str) -> str:
             raise ConfigError(f"experiment {name!r} is deleted; restore it in MLflow or choose another --experiment")
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=contract.NEW_EXPERIMENT_TAGS)
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -269,14 +271,32 @@ def _train_in_run(
     metrics |= _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
     metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
     metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best_value}
-    mlflow.log_metrics(metrics)
-    model_uri = None
+    model_uri = model_id = None
     if config.log_model:
         example = str(split.test["user_id"].iloc[0])
-        info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
+        try:  # before the step-0 metrics: log_model links every metric its run has at step 0 to the logged model
+            info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
+        except BaseException:
+            log_final_metrics(run_id, metrics, None)  # the figures stay on the failed run
+            raise
         model_uri = f"runs:/{run_id}/model"
-        mlflow.set_tag(contract.TAG_MODEL_ID, getattr(info, "model_id", "") or "")
+        model_id = getattr(info, "model_id", None) or None
+        mlflow.set_tag(contract.TAG_MODEL_ID, model_id or "")
+    log_final_metrics(run_id, metrics, model_id)
     return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri, chosen)
+
+
+def log_final_metrics(run_id: str, metrics: dict[str, float], model_id: str | None) -> None:
+    """Log a run's final metrics (step 0), linking to its logged model ``model_id`` only the model's own test
+    metrics (:func:`recdash.contract.is_own_test_metric`); the baseline, segments, cold-start figures and training
+    facts stay on the run alone. ``MlflowClient.log_batch``, not ``mlflow.log_metrics``: the fluent call links a
+    metric logged at the step of a run's logged model to that model."""
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(key, float(v), now, 0, model_id=model_id if contract.is_own_test_metric(key) else None, run_id=run_id)
+        for key, v in metrics.items()
+    ]
+    tracking.client().log_batch(run_id, metrics=batch)
 
 
 NOT_VALIDATED = "not validated: no cold users in this split (train on the cold-users split to choose)"

@@ -158,11 +158,18 @@ def top_runs(runs: pd.DataFrame, metric: str, n: int) -> pd.DataFrame:
     return runs.loc[order[: max(int(n), 0)]]
 
 
+# MLflow 3.17's UI shows every page in one of two modes, "GenAI" or "Model training", chosen per browser (GenAI until
+# the user switches) or by this query parameter; the experiment tag mlflow.experimentKind no longer decides it.
+MLFLOW_UI_TRAINING_MODE = "?workflowType=machine_learning"
+
+
 def run_ui_links(runs: pd.DataFrame, ui_url: str) -> pd.Series:
-    """Links to each run in the MLflow UI at ``ui_url`` (e.g. http://localhost:5000)."""
+    """Links to each run in the MLflow UI at ``ui_url`` (e.g. http://localhost:5000), in its "Model training" mode
+    (the run's experiment, one click away, then opens on its training runs)."""
     base = ui_url.rstrip("/")
+    pairs = zip(runs["experiment_id"], runs["run_id"], strict=True)
     return pd.Series(
-        [f"{base}/#/experiments/{e}/runs/{r}" for e, r in zip(runs["experiment_id"], runs["run_id"], strict=True)],
+        [f"{base}/#/experiments/{e}/runs/{r}{MLFLOW_UI_TRAINING_MODE}" for e, r in pairs],
         index=runs.index,
         dtype=object,
     )
