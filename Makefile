@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
+
+test-fast: install  # between edits: everything but the browser (tests/e2e) and PostgreSQL (tests/team) tests
+	$(PY) -m pytest -n 2 --dist loadfile -m "not e2e and not postgres"
 
 lint: install
 	$(PY) -m ruff check .

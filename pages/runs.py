@@ -3,8 +3,6 @@ runs go to Compare and into the URL, so a comparison can be shared as a link."""
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import streamlit as st
 
@@ -16,7 +14,7 @@ from pages._common import (
     stop_on_store_error,
     store_uri,
 )
-from recdash import catalog, tracking
+from recdash import catalog, settings, tracking
 from recdash.views import charts, runs_view, tables
 from recdash.views.style import RunStyle
 from recdash.views.text import escape_markdown, parse_run_ids
@@ -152,7 +150,7 @@ column_config: dict[str, object] = {
 }
 table["discover"] = [catalog.link("run", r) for r in view_ids]
 column_config["discover"] = st.column_config.LinkColumn("Discover", display_text="open", help="The run's catalog page")
-ui_url = os.environ.get("RECDASH_MLFLOW_UI_URL", "").strip()
+ui_url = settings.MLFLOW_UI_URL.get().strip()
 if ui_url:
     table["mlflow_ui"] = tables.run_ui_links(view, ui_url)
     column_config["mlflow_ui"] = st.column_config.LinkColumn("MLflow UI", display_text="open")

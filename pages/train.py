@@ -32,7 +32,7 @@ from recdash.models import DEFAULT_MODEL, MODELS, get_model, reference_models
 from recdash.training import jobs, progress
 from recdash.training.references import ReferencesSpec
 from recdash.training.run import load_config_dataset
-from recdash.training.sweep import SAMPLERS, SWEEP_DEFAULTS, SweepSpec, parse_space
+from recdash.training.sweep_spec import SAMPLERS, SWEEP_DEFAULTS, SweepSpec, parse_space
 from recdash.views import jobs as job_views
 from recdash.views.text import escape_markdown
 

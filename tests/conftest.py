@@ -76,3 +76,15 @@ def repo_stays_clean() -> Iterator[None]:
     yield
     after = {name for name in stray if (repo / name).exists()}
     assert after <= before, f"tests wrote {sorted(after - before)} into {repo}"
+
+
+# Folders that need more than Python: a real Chromium (e2e/) or a PostgreSQL server (team/). `make test` runs every
+# test; `pytest -m "not e2e and not postgres"` is the fast part a developer runs between edits.
+_FOLDER_MARKERS = {"e2e": "e2e", "team": "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for folder, marker in _FOLDER_MARKERS.items():
+            if folder in Path(str(item.path)).relative_to(Path(__file__).parent).parts[:1]:
+                item.add_marker(getattr(pytest.mark, marker))

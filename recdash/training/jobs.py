@@ -51,7 +51,7 @@ from recdash.contract import (
 from recdash.errors import UserError
 from recdash.process import proc_stat, process_start, start_epoch
 from recdash.training.references import ReferencesSpec
-from recdash.training.sweep import SweepSpec
+from recdash.training.sweep_spec import SweepSpec
 
 STATES = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 ACTIVE_STATES = ("queued", "running", "cancelling")  # "cancelling": RUNNING with a cancel requested

@@ -209,13 +209,18 @@ def test_experiments_recdash_creates_open_on_training_runs(store: dict[str, obje
     assert client.get_experiment(experiment_id_for("made-by-references-or-demo")).tags[MLFLOW_EXPERIMENT_KIND] == (
         "custom_model_development"
     )
-    jobs.submit("train", ["--experiment", "made-by-a-job", "--dataset", "synthetic"], tracking_uri=str(store["uri"]))
+    jobs.submit(
+        jobs.parse_job("train", ["--experiment", "made-by-a-job", "--dataset", "synthetic"]),
+        tracking_uri=str(store["uri"]),
+    )
     assert client.get_experiment_by_name("made-by-a-job").tags[MLFLOW_EXPERIMENT_KIND] == "custom_model_development"
     # an experiment someone else created is left as it is
     theirs = client.create_experiment("theirs", tags={"team": "x"})
     assert experiment_id_for("theirs") == theirs
     assert client.get_experiment(theirs).tags == {"team": "x"}
-    jobs.submit("train", ["--experiment", "theirs", "--dataset", "synthetic"], tracking_uri=str(store["uri"]))
+    jobs.submit(
+        jobs.parse_job("train", ["--experiment", "theirs", "--dataset", "synthetic"]), tracking_uri=str(store["uri"])
+    )
     assert client.get_experiment(theirs).tags == {"team": "x"}
 
 

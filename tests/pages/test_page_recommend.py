@@ -18,7 +18,7 @@ from recdash.models.rankfm import Hyperparams
 from recdash.training.run import TrainResult, train
 from recdash.views.style import run_colors
 
-APP = str(Path(__file__).parents[1] / "app.py")
+APP = str(Path(__file__).parents[2] / "app.py")
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 
 

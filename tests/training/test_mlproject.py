@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # the smallest settings each entry point might declare; only the ones it declares are passed
 TINY = {"dataset": "synthetic", "epochs": "2", "factors": "8", "max_samples": "10", "patience": "0"}
 SWEEP_TINY = {**TINY, "n_trials": "2", "n_workers": "1"}

@@ -43,7 +43,7 @@ from recdash.models.rankfm import HYPERPARAMS, Hyperparams
 from recdash.training import jobs
 from recdash.training.run import train
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 APP = str(ROOT / "app.py")
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 PAGES = ("home", "runs", "compare", "train", "recommend", "models")

@@ -26,7 +26,7 @@ from recdash.process import proc_stat
 from recdash.training import jobs, progress
 from recdash.training.run import train
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.timeout(240)
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
 TINY += ["--synthetic-interactions", "3000", "--factors", "8"]

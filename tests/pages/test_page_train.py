@@ -18,7 +18,7 @@ from recdash.contract import run_label
 from recdash.training import jobs, progress
 from recdash.views import jobs as job_views
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.timeout(180)
 TINY = {
     "t_synthetic_n_users": 120,

@@ -38,7 +38,8 @@ from recdash.models.rankfm import Hyperparams
 from recdash.training import jobs, progress
 from recdash.training.references import train_references
 from recdash.training.run import train
-from recdash.training.sweep import SweepSpec, parse_space, run_sweep
+from recdash.training.sweep import run_sweep
+from recdash.training.sweep_spec import SweepSpec, parse_space
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -24,7 +24,7 @@ from recdash.tracking import filestore
 from recdash.training import jobs
 from recdash.training.run import train
 
-APP = str(Path(__file__).parents[1] / "app.py")
+APP = str(Path(__file__).parents[2] / "app.py")
 PAGES = ["home", "runs", "compare", "train", "recommend", "models", "discover"]
 
 

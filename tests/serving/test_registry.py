@@ -310,7 +310,7 @@ def test_a_store_without_registry_gives_a_clear_error(tracking_store: str, tmp_p
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PYTHONPATH"] = str(Path(__file__).parents[1])
+    env["PYTHONPATH"] = str(Path(__file__).parents[2])
     registry_uri = f"file://{tmp_path / 'mlruns'}"
     out = subprocess.run(
         [sys.executable, "-c", _NO_REGISTRY, tracking_store, registry_uri],

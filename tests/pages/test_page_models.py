@@ -20,7 +20,7 @@ from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
 from recdash.views import models as model_views
 
-APP = str(Path(__file__).parents[1] / "app.py")
+APP = str(Path(__file__).parents[2] / "app.py")
 TIMEOUT = 60
 SMALL = {"n_users": 120, "n_items": 80, "n_interactions": 3000}
 

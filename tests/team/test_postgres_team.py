@@ -25,7 +25,7 @@ from pg_helpers import TeamStack, find_pg_bin, team_stack, terminate_group
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 N_TRIALS = 6
 STUDY = "team-sweep"
 EXPERIMENT = "team"

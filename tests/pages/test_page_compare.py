@@ -21,9 +21,10 @@ from recdash.config import TrainConfig
 from recdash.models.rankfm import Hyperparams
 from recdash.training.references import train_references
 from recdash.training.run import load_data, train
-from recdash.training.sweep import SweepSpec, parse_space, run_sweep
+from recdash.training.sweep import run_sweep
+from recdash.training.sweep_spec import SweepSpec, parse_space
 
-APP = str(Path(__file__).parents[1] / "app.py")
+APP = str(Path(__file__).parents[2] / "app.py")
 DATA_A = {"n_users": 120, "n_items": 80, "n_interactions": 3000, "seed": 1}
 DATA_B = {"n_users": 100, "n_items": 80, "n_interactions": 2500, "seed": 1}
 SEEDS = (1, 2, 3)

@@ -17,7 +17,7 @@ from recdash.models import FORMAT_VERSION, IDS_FILE, READABLE_FORMATS, ModelForm
 from recdash.models.base import Interactions
 from recdash.serving import PYFUNC_FILE, model_requirements, model_signature
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 FORMAT_2 = FIXTURES / "model-format-2"
 ALGORITHMS = ("ease", "itemknn", "popularity", "rankfm")
 

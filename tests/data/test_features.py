@@ -25,7 +25,7 @@ from recdash.data.features import (
 from recdash.models import Interactions, RankFM, get_model, load
 from recdash.models.rankfm import Hyperparams
 from recdash.training.run import train
-from recdash.training.sweep import SweepError, parse_dimension
+from recdash.training.sweep_spec import SweepError, parse_dimension
 
 SMALL = {"n_users": 300, "n_items": 200, "n_interactions": 9000}
 

@@ -14,7 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 from recdash.cli import build_parser
-from recdash.training.sweep import SweepError, SweepSpec, grid_points, parse_dimension, parse_space, run_sweep
+from recdash.training.sweep import run_sweep
+from recdash.training.sweep_spec import SweepError, SweepSpec, grid_points, parse_dimension, parse_space
 
 TINY = ["--dataset", "synthetic", "--synthetic-users", "120", "--synthetic-items", "80"]
 TINY += ["--synthetic-interactions", "3000", "--factors", "8"]
@@ -180,7 +181,7 @@ def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, m
     assert parent.data.params["storage"] == f"sqlite:///{beside}"
     assert optuna.load_study(study_name=result.study_name, storage=f"sqlite:///{beside}").trials
     # a store that is not a SQLite file: the recdash cache folder, never the working directory
-    from recdash.training.sweep import default_storage
+    from recdash.training.sweep_spec import default_storage
 
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "cache"))
     cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"

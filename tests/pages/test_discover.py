@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from recdash import annotations, catalog, registry, tracking
 from recdash.views import cards
 
-APP = str(Path(__file__).parents[1] / "app.py")
+APP = str(Path(__file__).parents[2] / "app.py")
 pytestmark = pytest.mark.timeout(300)
 
 
