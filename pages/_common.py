@@ -3,6 +3,7 @@ store per process). Every page imports this module first."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -70,9 +71,36 @@ def clear_run_caches() -> None:
     runs_table.clear()
 
 
+def with_commands(message: object) -> str:
+    """A store message as Markdown: its prose escaped (it names paths and URIs, which are not formatting) and each
+    command in it (a `code span` of the message) as code: a block of its own to copy where it ends a sentence,
+    inline code inside one. Punctuation left alone after a block is dropped."""
+    parts = re.split(r"`([^`\n]+)`", str(message))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            text = part if i == 0 or not _ends_sentence(part) else part.lstrip(" .,;:")
+            block_follows = i + 1 < len(parts) and _ends_sentence(_after(parts, i + 1))
+            out.append(escape_markdown(text.rstrip() if block_follows else text))
+        elif _ends_sentence(_after(parts, i)):
+            out.append(f"\n\n```\n{part}\n```\n\n")
+        else:
+            out.append(f"`{part}`")
+    return "".join(out).strip()
+
+
+def _after(parts: list[str], i: int) -> str:
+    return parts[i + 1] if i + 1 < len(parts) else ""
+
+
+def _ends_sentence(text: str) -> bool:
+    """Does the prose after a command start a new sentence (or is there none)?"""
+    return re.match(r"[\s.,;:]*($|[A-Z])", text) is not None
+
+
 def stop_on_store_error(exc: Exception, on_retry: Callable[[], None] = clear_run_caches) -> NoReturn:
     """End the page with which store failed and why (no stack trace) and a Retry button that reads it again."""
-    st.error(escape_markdown(exc))
+    st.error(with_commands(exc))
     if st.button("Retry", key="retry"):
         on_retry()
         st.rerun()
@@ -93,6 +121,6 @@ def read_only_notice(uri: str, action: str) -> bool:
     try:
         tracking.check_writable(uri, action)
     except tracking.TrackingError as exc:
-        st.info(escape_markdown(exc), icon=":material/lock:")
+        st.info(with_commands(exc), icon=":material/lock:")
         return True
     return False
