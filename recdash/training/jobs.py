@@ -131,6 +131,8 @@ def submit(spec: JobSpec, *, tracking_uri: str | None = None) -> str:
         experiment_id = experiment.experiment_id
     tags = {
         contract.TAG_CREATED_BY: "recdash",
+        # the owner, as on every run the job makes (run.run_tags); MLflow takes the run's user from this tag
+        contract.MLFLOW_USER: settings.USER.get(),
         TAG_KIND: spec.kind,
         TAG_JOB_STATE: "queued",
         TAG_ARGV: json.dumps([spec.kind, *spec.to_argv()]),

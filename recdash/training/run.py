@@ -24,7 +24,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import IntegrityError
 
-from recdash import __version__, contract, tracking
+from recdash import __version__, contract, settings, tracking
 from recdash.config import ConfigError, TrainConfig
 from recdash.data import Dataset, Split, lineage, load_dataset, split_dataset
 from recdash.data.features import FeatureError, FeatureTable, feature_dataset, load_features
@@ -114,10 +114,13 @@ def require_writable() -> None:
 
 
 def run_tags(kind: str, epochs_total: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The tags every run a recdash process starts carries (a training, a sweep's or the references' parent):
-    who made it and which process owns it (so a later process reusing its PID is never taken for it)."""
+    """The tags every run a recdash process starts carries (a training, a sweep's parent and trials, the references'
+    parent and runs): who made it, its owner (``RECDASH_USER``, default the user running it: MLflow takes the
+    run's user from ``mlflow.user``, and a dashboard job's process runs with the dashboard's environment), and
+    which process owns it (so a later process reusing its PID is never taken for it)."""
     return {
         contract.TAG_CREATED_BY: "recdash",
+        contract.MLFLOW_USER: settings.USER.get(),
         contract.TAG_VERSION: __version__,
         contract.TAG_KIND: kind,
         contract.TAG_PID: str(os.getpid()),
