@@ -422,7 +422,7 @@ def confirm_pending(kind: str) -> None:
         )
         c1, c2, _ = st.columns([1, 1, 3])
         again = c1.button("Queue another anyway", key=f"{kind}_dup_queue")
-        dropped = c2.button("Cancel", key=f"{kind}_dup_cancel")
+        dropped = c2.button("Don't queue", key=f"{kind}_dup_cancel")
     if again or dropped:
         st.session_state.pop("pending_job", None)
         box.empty()

@@ -228,6 +228,21 @@ def _launch_lock(wait: bool = False) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+STOPPED_UNEXPECTEDLY = (
+    "The job stopped before it finished (its process ended without ending the run: it crashed, ran out of memory "
+    "or was killed, or the machine restarted)."
+)
+
+
+def _note_in_log(path: str | None, text: str) -> None:
+    """Append the dashboard's own note to a job's log: the details (process id, host) stay there, out of the
+    reason a user reads."""
+    if not path:
+        return
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"[recdash {time.strftime('%Y-%m-%d %H:%M:%S')}] {text}\n")
+
+
 def _log_tail(path: str | None, lines: int = 3) -> str:
     if not path:
         return ""
@@ -418,11 +433,12 @@ def reconcile(tracking_uri: str | None = None) -> list[str]:
                 _signal_job(pid, signal.SIGKILL, started, run_start)
             continue
         if cancel_at or tags.get(MLFLOW_PARENT_RUN) in cancelled_parents:
-            reason = f"cancelled; process {pid} on {host} ended"
-            _end(client, run.info.run_id, "KILLED", reason, job_tagged)
+            _note_in_log(tags.get(TAG_LOG), f"process {pid} on {host} ended after the cancel; run ended KILLED")
+            _end(client, run.info.run_id, "KILLED", "cancelled", job_tagged)
         else:
             tail = _log_tail(tags.get(TAG_LOG))
-            reason = f"process {pid} on {host} is gone" + (f"; last output: {tail}" if tail else "")
+            _note_in_log(tags.get(TAG_LOG), f"process {pid} on {host} is gone; run ended FAILED")
+            reason = STOPPED_UNEXPECTEDLY + (f" Its last output: {tail}" if tail else " It left no output.")
             _end(client, run.info.run_id, "FAILED", reason, job_tagged)
         ended.append(run.info.run_id)
     return ended
@@ -517,8 +533,10 @@ def _finish_cancel(client: Any, run_id: str, pid: int, host: str, started: str |
     reap()
     if pid_alive(pid, started, run_start):
         return
-    if client.get_run(run_id).info.status == "RUNNING":
-        _end(client, run_id, "KILLED", f"cancelled; process {pid} on {host} was stopped")
+    run = client.get_run(run_id)
+    if run.info.status == "RUNNING":
+        _note_in_log(run.data.tags.get(TAG_LOG), f"process {pid} on {host} was stopped by the cancel; run ended KILLED")
+        _end(client, run_id, "KILLED", "cancelled")
     for child in _search(client, f"tags.`{MLFLOW_PARENT_RUN}` = '{run_id}' and attributes.status = 'RUNNING'"):
         _end(client, child.info.run_id, "KILLED", "cancelled with its sweep", state_tag=False)
 
