@@ -13,6 +13,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from recdash import tracking
 from recdash.tracking import filestore
+from recdash.training import jobs
 from recdash.views.text import escape_markdown
 
 # A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.
@@ -59,10 +60,13 @@ def runs_table(
     statuses: tuple[str, ...] = (),
     include_deleted: bool = False,
 ) -> pd.DataFrame:
-    return runs_loader(uri).load(
+    """The runs the pages list and compare: a refused job's run holds no result and is left out (the Jobs panel
+    shows it, with why)."""
+    runs = runs_loader(uri).load(
         list(experiment_ids), filter_string=filter_string, statuses=list(statuses) or None,
         include_deleted=include_deleted,
     )  # fmt: skip
+    return jobs.without_refused(runs)
 
 
 def clear_run_caches() -> None:
