@@ -87,10 +87,19 @@ def with_commands(message: object) -> str:
             block_follows = i + 1 < len(parts) and _ends_sentence(_after(parts, i + 1))
             out.append(escape_markdown(text.rstrip() if block_follows else text))
         elif _ends_sentence(_after(parts, i)):
-            out.append(f"\n\n```\n{part}\n```\n\n")
+            out.append(f"\n\n```\n{_folded(part)}\n```\n\n")
         else:
             out.append(f"`{part}`")
     return "".join(out).strip()
+
+
+def _folded(command: str, width: int = 60) -> str:
+    """A long shell command over several lines (an option or the command after an environment variable on each),
+    so a narrow block shows all of it and a paste still runs it."""
+    if len(command) <= width:
+        return command
+    command = re.sub(r"^(\w+=\S+) ", "\\1 \\\n    ", command)
+    return command.replace(" --", " \\\n    --")
 
 
 def _after(parts: list[str], i: int) -> str:
