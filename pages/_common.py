@@ -49,7 +49,8 @@ def runs_loader(uri: str) -> tracking.RunsLoader:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def experiments_table(uri: str) -> pd.DataFrame:
-    return tracking.list_experiments(uri)
+    """The experiments with their run counts, refused jobs' runs not counted (:func:`runs_table` leaves them out)."""
+    return jobs.without_refused_counts(tracking.list_experiments(uri), uri)
 
 
 @st.cache_data(ttl=15, show_spinner="Loading runs…")

@@ -491,7 +491,8 @@ def untrained_seeds(batch: list[TrainConfig]) -> list[TrainConfig]:
     done = jobs.finished_seeds(batch[0], URI)
     skipped = [config.seed for config in batch if config.seed in done]
     if skipped:
-        runs = ", ".join(f"seed {seed}: run {done[seed][:8]}" for seed in skipped)
+        runs = ", ".join(f"seed {seed}: run {done[seed][:8]}" for seed in skipped) if len(skipped) > 1 else ""
+        runs = runs or f"run {done[skipped[0]][:8]}"
         st.info(
             f"Skipped seed{'s' * (len(skipped) > 1)} {', '.join(map(str, skipped))}: this configuration already has "
             f"a finished run on the same data with {'those seeds' if len(skipped) > 1 else 'that seed'} in "
@@ -644,6 +645,8 @@ def job_detail(job: jobs.Job) -> None:
     st.text(f"{job.name}  [{job.run_id}]  state: {job.state}")
     if job.state == "queued":
         st.text(f"Queued: position {jobs.queue_position(job.run_id, URI) or '?'}; starts when a slot frees up.")
+    elif job.state == "refused":
+        st.text("Refused before training (reason below): nothing was trained; Runs and Compare leave it out.")
     elif job.kind == "sweep":
         best = "-" if p.best_value is None else f"{p.best_value:.4f}"
         st.text(f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}")

@@ -623,6 +623,22 @@ def without_refused(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs[column].isna()].reset_index(drop=True)
 
 
+def without_refused_counts(experiments: pd.DataFrame, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The experiments table (:func:`recdash.tracking.list_experiments`) with refused jobs' runs taken out of each
+    ``run_count``, so a count matches the runs the pages list."""
+    if experiments.empty or tracking.is_file_store(tracking.resolve(tracking_uri)):
+        return experiments  # no job of recdash's can be in a store it only reads
+    client = tracking.client(tracking_uri)
+    ids = experiments.loc[experiments["lifecycle_stage"] == "active", "experiment_id"].astype(str).tolist()
+    refused: dict[str, int] = {}
+    for run in search_runs(client, ids, f"tags.`{TAG_REFUSED}` LIKE '%'") if ids else ():
+        refused[run.info.experiment_id] = refused.get(run.info.experiment_id, 0) + 1
+    if not refused:
+        return experiments
+    less = experiments["experiment_id"].astype(str).map(refused).fillna(0).astype("int64")
+    return experiments.assign(run_count=experiments["run_count"] - less)
+
+
 # ---------------------------------------------------------------------------------------------------- uploads
 
 

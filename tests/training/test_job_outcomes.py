@@ -65,6 +65,8 @@ def test_a_job_its_process_refuses_is_marked_refused_and_hidden_from_the_runs_pa
 
     at = page("runs")
     assert at.dataframe(key="runs_table").value["run_name"].tolist() == ["good"]
+    at = page("home")  # the experiment's run count matches the runs listed
+    assert next(f.value for f in at.dataframe if "run_count" in f.value.columns)["run_count"].tolist() == [1]
     at = page("compare", runs=f"{good.run_id},{run_id}")
     assert "Comparing 1 run(s)" in " ".join(str(m.value) for m in at.caption)
     at = page("train")  # the Jobs panel still shows it, with why
