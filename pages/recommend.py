@@ -175,8 +175,8 @@ def recommendations(
 # rows are tall enough for a title to wrap onto three lines instead of being cut off.
 COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", width=40),
-    "item": st.column_config.TextColumn("item", width=120, help="Title (item ID)"),
-    "year": st.column_config.NumberColumn("year", format="%d", width=48),
+    "item": st.column_config.TextColumn("item", width=140, help="Title (item ID)"),
+    "year": st.column_config.NumberColumn("year", format="%d", width=44),
     "score": st.column_config.NumberColumn(
         "score", format="%.3f", width=58, help="The model's ranking score: higher ranks first (not a probability)."
     ),
@@ -191,8 +191,8 @@ COLUMNS = {
     ),
     "hit": st.column_config.TextColumn("hit", width=38, help="One of the user's held-out test items."),
     "in both": st.column_config.TextColumn("in both", width=60, help="Model A and model B both recommend it."),
-    "weight": st.column_config.NumberColumn("weight", width=58),
-    "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD", width=88),
+    "weight": st.column_config.NumberColumn("weight", width=50),
+    "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD", width=84),
 }
 
 
@@ -208,11 +208,17 @@ def narrow_table(frame: pd.DataFrame, config: dict[str, Any], order: list[str] |
     )
 
 
-def show_recs(table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True) -> None:
+def show_recs(
+    table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True, narrow: bool = True
+) -> None:
+    """A top-k table; ``narrow`` for one beside another (wrapping titles), else full width (one line a row)."""
     shown = rv.display_recs(table, shared, popularity=popularity)
     labels = shown.attrs["labels"]
     config = {c: COLUMNS[labels.get(c, c)] for c in shown.columns if labels.get(c, c) in COLUMNS}
-    narrow_table(shown, config, shown.attrs["shown"])
+    if narrow:
+        narrow_table(shown, config, shown.attrs["shown"])
+    else:
+        st.dataframe(shown, hide_index=True, column_order=shown.attrs["shown"], column_config=config)
     if rv.FALLBACK_SCORE in labels.values():
         st.caption(
             f"Ranked by {rv.FALLBACK_SCORE}: how often each item occurs in the model's training data. "
@@ -283,7 +289,7 @@ def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: i
     sources = sorted(set(recs["source"].astype(str)))
     st.subheader("Popular items" if rx.is_fallback(recs) else f"Top {k} for this new user")
     st.caption(f"Source: {_md(', '.join(sources))}. " + SOURCES.get(sources[0], "") if sources else "No items.")
-    show_recs(table)
+    show_recs(table, narrow=False)
     return table
 
 
