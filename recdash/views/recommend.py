@@ -4,6 +4,7 @@ recommendations decorated with titles, popularity and held-out hits, and how a m
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,28 @@ from recdash import contract, tracking
 from recdash.data.features import FeatureEncoding
 from recdash.models import Recommender
 from recdash.recommend import is_fallback, with_metadata
+
+
+def literal(text: object) -> str:
+    """``text`` as a Markdown code span, shown exactly as typed: Streamlit's Markdown turns `` -- `` into a dash and
+    ``->`` into an arrow even when they are escaped, and an ID (a user's, a run's, a model URI) is data, not prose."""
+    value = " ".join(str(text).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    # CommonMark strips one space from each end of a code span that starts and ends with one: pad to keep them
+    pad = " " if value[:1] == "`" or value[-1:] == "`" or (value[:1] == value[-1:] == " " and value.strip()) else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def data_groups_in_order(sources: pd.DataFrame) -> list[str]:
+    """The data groups of :func:`recdash.recommend.model_sources` (newest model first), the newest group first:
+    models are picked within one, since their key metrics compare only there."""
+    return list(dict.fromkeys(str(g) for g in sources["data_group"]))
+
+
+def data_group_label(group: str, sources: pd.DataFrame) -> str:
+    """A data group as a choice: its full name and how many models it holds."""
+    n = int((sources["data_group"] == group).sum())
+    return f"{group} ({n} model{'s' if n != 1 else ''})"
 
 
 def model_label(model_uri: str, tracking_uri: str | None = None) -> str:
