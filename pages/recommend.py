@@ -18,6 +18,7 @@ from recdash.views import charts
 from recdash.views import recommend as rv
 from recdash.views.style import RunStyle, run_colors
 from recdash.views.text import escape_markdown as _md
+from recdash.views.text import literal
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
 MAX_K = 500  # the page's longest list
@@ -82,9 +83,9 @@ def pick_model(
             if len(matches):
                 default = str(matches.iat[0])
             elif rx.run_exists(preselect_run, tracking_uri):
-                st.warning(f"Run {rv.literal(preselect_run)} has no logged model; pick another.")
+                st.warning(f"Run {literal(preselect_run)} has no logged model; pick another.")
             else:
-                st.warning(f"There is no run {rv.literal(preselect_run)} in this tracking store; pick a model below.")
+                st.warning(f"There is no run {literal(preselect_run)} in this tracking store; pick a model below.")
         groups = rv.data_groups_in_order(runs)
         if len(groups) > 1:  # key metrics compare only on the same data: one data group at a time
             group = st.selectbox(
@@ -321,7 +322,7 @@ if loaded is None:
 assert loaded is not None
 label_a = model_label(uri_a or "")
 st.markdown(f"**Model A:** {label_a}")
-st.caption(rv.literal(loaded.uri) + (f" · run {rv.literal(loaded.run_id)}" if loaded.run_id else ""))
+st.caption(literal(loaded.uri) + (f" · run {literal(loaded.run_id)}" if loaded.run_id else ""))
 if loaded.run_id:
     c1, c2 = st.columns(2)
     c1.page_link(
@@ -397,7 +398,7 @@ else:
     table, fallback, test_items = result
     if fallback:
         st.warning(
-            f"User {rv.literal(user)} is not in this model's training data; showing the most popular items instead.",
+            f"User {literal(user)} is not in this model's training data; showing the most popular items instead.",
             icon=":material/person_off:",
         )
     else:

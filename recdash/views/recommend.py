@@ -4,7 +4,6 @@ recommendations decorated with titles, popularity and held-out hits, and how a m
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,16 +14,6 @@ from recdash import contract, tracking
 from recdash.data.features import FeatureEncoding
 from recdash.models import Recommender
 from recdash.recommend import is_fallback, with_metadata
-
-
-def literal(text: object) -> str:
-    """``text`` as a Markdown code span, shown exactly as typed: Streamlit's Markdown turns `` -- `` into a dash and
-    ``->`` into an arrow even when they are escaped, and an ID (a user's, a run's, a model URI) is data, not prose."""
-    value = " ".join(str(text).splitlines())
-    fence = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
-    # CommonMark strips one space from each end of a code span that starts and ends with one: pad to keep them
-    pad = " " if value[:1] == "`" or value[-1:] == "`" or (value[:1] == value[-1:] == " " and value.strip()) else ""
-    return f"{fence}{pad}{value}{pad}{fence}"
 
 
 def data_groups_in_order(sources: pd.DataFrame) -> list[str]:
