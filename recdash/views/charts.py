@@ -110,18 +110,20 @@ def _has_finite(values: object) -> bool:
     return bool(np.isfinite(array).any())
 
 
-def legend_below(names: Iterable[str], title: str | None = None) -> tuple[dict, int]:
+def legend_below(names: Iterable[str]) -> tuple[dict, int]:
     """A horizontal legend under the plot (outside it: long names never take the plot's width or cover a facet),
-    and the height it needs: its entries laid out in rows of :data:`LEGEND_WIDTH` px, about 6.5 px a character."""
+    and the height it needs: its entries laid out in rows of :data:`LEGEND_WIDTH` px, about 6.5 px a character.
+    No legend title: plotly indents a horizontal legend's entries by its title's width but wraps its rows as if it
+    did not, which cut the last entry of a full row off at the figure's edge. The entries name themselves."""
     rows, used = 1, 0.0
     for name in names:
         width = 40 + 6.5 * len(re.sub(r"<[^>]+>|&[a-z#0-9]+;", "x", name))
         if used and used + width > LEGEND_WIDTH:
             rows, used = rows + 1, 0.0
         used += width
-    legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0, "xanchor": "left",
-              "title": {"text": plotly_text(title or ""), "side": "top left"}}  # fmt: skip
-    return legend, LEGEND_ROW * rows + (LEGEND_ROW if title else 0) + 16
+    legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "xref": "container", "x": 0,
+              "xanchor": "left"}  # fmt: skip
+    return legend, LEGEND_ROW * rows + 16
 
 
 def empty_figure(message: str) -> go.Figure:
@@ -182,8 +184,9 @@ class _Builder:
             group, counts=False,
         )  # fmt: skip
 
-    def figure(self, height_each: int = 320, *, title: str = "", legend_title: str | None = None,
-               showlegend: bool = True, **layout: object) -> go.Figure:  # fmt: skip
+    def figure(
+        self, height_each: int = 320, *, title: str = "", showlegend: bool = True, **layout: object
+    ) -> go.Figure:
         shown = [g for g in self.groups if g in self.drawn]
         notes = list(self.notes)
         notes += [f"Not drawn: {g} ({self.empty_reason.get(g, 'nothing logged')})" for g in self.groups
@@ -193,7 +196,7 @@ class _Builder:
         row = {g: i + 1 for i, g in enumerate(shown)}
         traces = [trace for group, trace in self.traces if group in row]
         names = [str(t.get("name") or "") for t in traces if t.get("showlegend", True) is not False and t.get("name")]
-        legend, legend_height = legend_below(names, legend_title)
+        legend, legend_height = legend_below(names)
         showlegend = showlegend and bool(names)
         subtitle = "<br>".join(plotly_text(n) for n in notes)
         top = 70 + 18 * len(notes)
@@ -312,7 +315,7 @@ def metric_history_figure(
     build = _Builder(style.group_names(order))
     if configs is not None:
         _history_bands(build, by_run, order, style, configs, smoothing)
-        legend = {"legend_title": "configuration: mean ± std"}
+        legend = {"title": plotly_text(f"{key}: mean ± std per configuration (n = runs)")}
     else:
         trace_type = _scatter_type(len(data))
         for run_id in order:
@@ -332,9 +335,9 @@ def metric_history_figure(
                 dict(type=trace_type, x=xs, y=ys, mode=mode, name=name, legendgroup=run_id, line={"color": color},
                      hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), group,
             )  # fmt: skip
-        legend = {"showlegend": len(order) <= MAX_LEGEND_RUNS, "legend_title": "run"}
+        legend = {"showlegend": len(order) <= MAX_LEGEND_RUNS, "title": plotly_text(key)}
     _reference_lines(build, references, key)
-    fig = build.figure(title=plotly_text(key), hovermode="closest", **legend)
+    fig = build.figure(hovermode="closest", **legend)
     titles = {"step": "step", "wall_time": "wall time (UTC)", "relative_time": "seconds since first point"}
     fig.update_xaxes(title_text=titles[x], row=len(build.drawn) if len(build.drawn) > 1 else None)
     fig.update_yaxes(title_text=plotly_text(key))
@@ -470,7 +473,7 @@ def metric_bars_figure(
     title = "Final metrics (★ = best run of each metric on the same data)"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS, legend_title="run")
+    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS)
 
 
 def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], group_of: pd.Series) -> None:
@@ -565,8 +568,7 @@ def segment_bars_figure(
     title = f"{base} by user activity (quartiles of training interactions)"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    fig = build.figure(barmode="group", title=plotly_text(title), showlegend=len(drawn) <= MAX_LEGEND_RUNS,
-                       legend_title="run")  # fmt: skip
+    fig = build.figure(barmode="group", title=plotly_text(title), showlegend=len(drawn) <= MAX_LEGEND_RUNS)
     fig.update_yaxes(title_text=plotly_text(base))
     return fig
 
@@ -617,7 +619,7 @@ def config_bars_figure(
     _baseline_marks(build, runs, names, group_of)
     _reference_marks(build, references, names)
     return build.figure(barmode="group", scattermode="group", title="Mean ± std per configuration (n = runs; dots: "
-                        "each run in its colour)", legend_title="configuration", uniformtext={"minsize": 9,
+                        "each run in its colour)", uniformtext={"minsize": 9,
                         "mode": "hide"})  # fmt: skip
 
 

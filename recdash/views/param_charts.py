@@ -95,7 +95,7 @@ def parallel_coordinates_figure(runs: pd.DataFrame, params: Sequence[str], metri
     if len(groups) > 1:
         title += "; one panel per dataset/split"
     showlegend = len(ids) <= MAX_LEGEND_RUNS
-    legend, legend_height = legend_below([plotly_text(style.label(r)) for r in ids], "run")
+    legend, legend_height = legend_below([plotly_text(style.label(r)) for r in ids])
     n_axes = len(names) + 1
     return go.Figure(
         data=traces,
@@ -187,7 +187,7 @@ def param_scatter_figure(runs: pd.DataFrame, param: str, metric: str, style: Run
     log = numeric is not None and use_log_axis(pname, numeric[keep])
     axis_type = "log" if log else ("category" if numeric is None else "linear")
     fig = build.figure(height_each=340, title=plotly_text(f"{mname} vs {pname}"), hovermode="closest",
-                       showlegend=len(ids) <= MAX_LEGEND_RUNS, legend_title="run")  # fmt: skip
+                       showlegend=len(ids) <= MAX_LEGEND_RUNS)  # fmt: skip
     fig.update_xaxes(type=axis_type)
     fig.update_xaxes(title_text=plotly_text(pname), row=len(build.drawn) if len(build.drawn) > 1 else None)
     fig.update_yaxes(title_text=plotly_text(mname))
