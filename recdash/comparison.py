@@ -212,16 +212,26 @@ def _short_number(value: object) -> str:
 
 def short_data_labels(labels: Iterable[str]) -> dict[str, str]:
     """Data group -> a short name for narrow places (a table column): the dataset and split method
-    ("synthetic · cold-users split"), or the full group where two groups would share a short name."""
+    ("synthetic · cold-users split"), with the digest's first 8 characters where two datasets share a name
+    ("synthetic e115d2b1 · random split"), or the full group where even that would not tell two groups apart."""
     full = list(dict.fromkeys(map(str, labels)))
-    short = {}
+    candidates = []
     for label in full:
         parts = label.split(" · ")
-        name = parts[0].split(" ")[0] if parts else label
+        words = parts[0].split(" ")
         method = next((p.split(",")[0].split(" ")[0] for p in parts[1:] if " split" in p), None)
-        short[label] = f"{name} · {method} split" if method and method != "split" else label
-    counts = pd.Series(list(short.values())).value_counts()
-    return {label: text if counts[text] == 1 else label for label, text in short.items()}
+        if len(words) != 2 or not method or method == "split":
+            candidates.append((label, label))  # no dataset digest or no split method: nothing to shorten safely
+            continue
+        candidates.append((f"{words[0]} · {method} split", f"{words[0]} {words[1][:8]} · {method} split"))
+    out = {}
+    for level in (0, 1):
+        chosen = [c[level] for c in candidates]
+        counts = pd.Series(chosen).value_counts()
+        for label, text in zip(full, chosen, strict=True):
+            if label not in out and counts[text] == 1:
+                out[label] = text
+    return {label: out.get(label, label) for label in full}
 
 
 def mixed_data_warning(groups: pd.Series) -> str | None:

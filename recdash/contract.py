@@ -331,12 +331,12 @@ def ks_of(names: Iterable[str]) -> list[int]:
     return sorted({m.k for m in parse_all(names)})
 
 
-_PREFERRED = (("", "val"), ("", "test"))
+_PREFERRED = (("best", "val"), ("", "val"), ("", "test"))
 
 
 def preferred_metric(names: Sequence[str]) -> str | None:
-    """A sensible metric to show first among ``names``: NDCG then recall, on validation, else test; never the
-    baseline's; else the first name."""
+    """A sensible metric to show first among ``names``: NDCG then recall, on validation at the epoch the run kept
+    (``best_val_*``), else on validation, else test; never the baseline's; else the first name."""
     parsed = {n: MetricName.parse(n) for n in names}
     for metric in ("ndcg", "recall"):
         for family, split in _PREFERRED:

@@ -119,6 +119,8 @@ class RunStyle:
         return [g for g in dict.fromkeys(self.groups.values()) if g in wanted]
 
     def config_styles(self, configs: Mapping[str, str]) -> dict[str, ConfigStyle]:
-        """:func:`config_styles` for run id -> configuration, lettered in the page's run order (every chart and table
-        of the page agrees)."""
-        return config_styles(configs[r] for r in self.labels if r in configs)
+        """:func:`config_styles` for run id -> configuration, lettered facet by facet (data groups in the page's
+        order), then in the page's run order: every chart and table of the page agrees, and reads A, B, C..."""
+        facet = {group: i for i, group in enumerate(self.group_names())}
+        ordered = sorted((r for r in self.labels if r in configs), key=lambda r: facet.get(self.groups.get(r), 0))
+        return config_styles(configs[r] for r in ordered)

@@ -397,6 +397,8 @@ def test_best_per_experiment_is_per_dataset_too() -> None:
     assert contract.preferred_metric(["train_seconds", "baseline_test_ndcg_at_10", "test_ndcg_at_10"]) == (
         "test_ndcg_at_10"
     )
+    # validation at the kept epoch before the last epoch's (which early stopping ran past)
+    assert contract.preferred_metric(["val_ndcg_at_10", "best_val_ndcg_at_10"]) == "best_val_ndcg_at_10"
 
 
 def test_importance_figure_orders_bars() -> None:

@@ -243,5 +243,9 @@ def test_configurations_get_letters_and_data_groups_a_short_name() -> None:
             "synthetic f39 · cold-users split 0.8/0.1/0.1, seed 42", "exp: data not recorded"]  # fmt: skip
     assert cmp.short_data_labels(full) == {full[0]: "synthetic · random split", full[1]: "synthetic · cold-users split",
                                            full[2]: "exp: data not recorded"}  # fmt: skip
-    clash = ["synthetic a1 · random split 0.8/0.1/0.1, seed 42", "synthetic b2 · random split 0.8/0.1/0.1, seed 42"]
-    assert cmp.short_data_labels(clash) == {c: c for c in clash}  # the short names would say the same: full names
+    clash = ["synthetic a1b2c3d4e5 · random split 0.8/0.1/0.1, seed 42",
+             "synthetic b2c3d4e5f6 · random split 0.8/0.1/0.1, seed 42",
+             "synthetic b2c3d4e5f6 · random split 0.7/0.2/0.1, seed 42"]  # fmt: skip
+    assert cmp.short_data_labels(clash) == {  # two datasets called synthetic: their digests tell them apart
+        clash[0]: "synthetic a1b2c3d4 · random split", clash[1]: clash[1], clash[2]: clash[2]
+    }  # fmt: skip
