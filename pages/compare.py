@@ -331,7 +331,7 @@ with importance_tab:
         )  # fmt: skip
         with c2:
             target = pick_metric("Metric", metrics, "importance_metric")
-        members = runs[groups == data_group]
+        members = runs[(groups == data_group) & counted]  # a seed run twice is one draw, not two
         frame, note = importance(members, target, tuple(cmp.default_group_params(members)))
         if frame.empty:
             st.info(escape_markdown(note))
