@@ -46,8 +46,11 @@ def figure(builder: str, *args: Any, **kwargs: Any) -> go.Figure:
     return getattr(param_charts if builder in PARAM_FIGURES else charts, builder)(*args, **kwargs)
 
 
-def pick_metric(label: str, metrics: list[str], key: str, default: str | None = None) -> str:
-    default = default if default in metrics else contract.preferred_metric(metrics) or metrics[0]
+def pick_metric(
+    label: str, metrics: list[str], key: str, default: str | None = None, among: list[str] | None = None
+) -> str:
+    """A metric picker; by default the preferred metric ``among`` those (the ones most of the runs logged)."""
+    default = default if default in metrics else contract.preferred_metric(among or metrics) or metrics[0]
     return st.selectbox(label, metrics, index=metrics.index(default), key=key)
 
 
@@ -104,7 +107,9 @@ else:
         st.warning("No run has logged a metric on this data, so there is nothing to rank.")
         st.stop()
     with middle:
-        top_metric = pick_metric("Rank by", group_metrics, "top_metric")
+        top_metric = pick_metric(
+            "Rank by", group_metrics, "top_metric", among=cmp.most_logged(candidates, group_metrics)
+        )
     top_n = int(right.number_input("Top N", min_value=1, max_value=MAX_COMPARE, value=5, key="top_n"))
     runs = tables.top_runs(candidates, top_metric, top_n).reset_index(drop=True)
 
@@ -122,6 +127,7 @@ run_ids = runs["run_id"].astype(str).tolist()
 style = RunStyle.of(runs, order=requested or run_ids, context=all_runs, context_groups=groups_all)
 groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = cmp.metric_names(runs)
+covered = cmp.most_logged(runs, metrics)  # a default every run (or the most runs) can be drawn on
 hyper = cmp.hyperparameters(runs)
 refs = cmp.references_for(groups, all_runs, groups_all)  # popularity, EASE, ItemKNN fitted on the same data and split
 
@@ -193,7 +199,7 @@ with final_tab:
         st.info("These runs have no metrics to compare.")
     elif final_tab.open:
         bar_default = cmp.own_metrics([f"metrics.{m}" for m in metrics], ("ndcg", "recall"))
-        key_metric = contract.preferred_metric(metrics) or metrics[0]
+        key_metric = contract.preferred_metric(covered or metrics) or metrics[0]
         bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key_metric], key="bar_metrics")
         if bar_metrics and aggregate:
             summary = pd.concat(
@@ -298,7 +304,7 @@ with params_tab:
     elif params_tab.open:
         c1, c2 = st.columns([1, 3])
         with c1:
-            color_metric = pick_metric("Metric", metrics, "color_metric")
+            color_metric = pick_metric("Metric", metrics, "color_metric", among=covered)
         with_metric = runs[runs[f"metrics.{color_metric}"].notna()]  # what the charts below can draw
         settings = cmp.default_axes(with_metric)  # the hyperparameters that vary, seeds aside
         views = ["All hyperparameters", "One hyperparameter"]
@@ -330,7 +336,7 @@ with importance_tab:
             key="importance_data", help="Importance is estimated over runs on one dataset and split only.",
         )  # fmt: skip
         with c2:
-            target = pick_metric("Metric", metrics, "importance_metric")
+            target = pick_metric("Metric", metrics, "importance_metric", among=covered)
         members = runs[(groups == data_group) & counted]  # a seed run twice is one draw, not two
         frame, note = importance(members, target, tuple(cmp.default_group_params(members)))
         if frame.empty:

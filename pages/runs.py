@@ -143,9 +143,12 @@ visible += [c for c in extra if c not in visible and c != runs_view.TRIAL_STATE]
 table = runs_view.display_frame(view, visible).assign(run_name=view[runs_view.RUN].to_numpy())
 numbers = {c: st.column_config.NumberColumn(c.split(".", 1)[1], format="%.4g") for c in table.columns
            if str(c).startswith(("metrics.", "params.")) and pd.api.types.is_numeric_dtype(table[c])}  # fmt: skip
+texts = {c: st.column_config.TextColumn(c.split(".", 1)[1]) for c in table.columns
+         if str(c).startswith("params.") and c not in numbers}  # fmt: skip
 column_config: dict[str, object] = {
     **numbers,
-    "run_name": st.column_config.TextColumn("Run", pinned=True),
+    **texts,
+    "run_name": st.column_config.TextColumn("Run", pinned=True, width="medium"),
     runs_view.TRIAL_STATE: st.column_config.TextColumn("Status", width="small"),
     "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
     "end_time": st.column_config.DatetimeColumn("Ended", format="YYYY-MM-DD HH:mm"),

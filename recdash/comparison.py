@@ -265,6 +265,14 @@ def metric_names(runs: pd.DataFrame) -> list[str]:
     return sorted(names)
 
 
+def most_logged(runs: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """The metrics among ``names`` that the most runs have a finite value for (in ``names``' order): a default a
+    chart can draw for every run it can, rather than one run's metric and a legend of empty entries."""
+    counts = {n: int(np.isfinite(as_float(runs[METRIC + n])).sum()) for n in names if METRIC + n in runs.columns}
+    top = max(counts.values(), default=0)
+    return [n for n in names if counts.get(n) == top and top > 0]
+
+
 def _metric_columns(columns: Iterable[object]) -> list[str]:
     return [str(c) for c in columns if str(c).startswith(METRIC)]
 

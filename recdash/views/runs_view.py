@@ -109,11 +109,14 @@ def _most_useful(runs: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 
 
 def _cover(runs: pd.DataFrame, ranked: Sequence[str], limit: int) -> list[str]:
-    """The first ``limit`` of ``ranked``, plus one more for runs that have none of those (another tool's)."""
+    """The first ``limit`` of ``ranked``, plus one more for finished runs that have none of those (another tool's;
+    not a pruned trial, which stopped before its kept-epoch values were logged)."""
     chosen = list(ranked[:limit])
     if not chosen:
         return chosen
     uncovered = ~(runs[chosen].notna() & (runs[chosen].astype(str) != "")).any(axis=1)
+    if "status" in runs.columns:
+        uncovered &= runs["status"].astype(str).eq("FINISHED")
     rest = [c for c in ranked if c not in chosen and runs.loc[uncovered, c].notna().any()]
     return chosen + rest[:1]
 

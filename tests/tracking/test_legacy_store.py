@@ -237,6 +237,11 @@ def test_compare_says_what_to_do_instead_of_training_references_here(store: Path
     assert "on the Train page" not in shown
     assert "not possible here" in shown and "migrate-filestore" in shown
 
-    spec = json.loads(next(e for e in at.get("plotly_chart") if e.key == "bars_chart").proto.spec)
-    assert [t["name"] for t in spec["data"]] == ["3"]  # only run 3 logged val_auc
-    assert "Not drawn, no value for val_auc: 7" in spec["layout"]["title"]["subtitle"]["text"]
+    def bars() -> dict:
+        return json.loads(next(e for e in at.get("plotly_chart") if e.key == "bars_chart").proto.spec)
+
+    assert at.multiselect(key="bar_metrics").value == ["value"]  # the metric every one of them logged
+    assert [t["name"] for t in bars()["data"]] == ["3", "7"]
+    at.multiselect(key="bar_metrics").set_value(["val_auc"]).run()  # only run 3 logged it
+    assert [t["name"] for t in bars()["data"]] == ["3"]
+    assert "Not drawn, no value for val_auc: 7" in bars()["layout"]["title"]["subtitle"]["text"]
