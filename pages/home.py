@@ -101,7 +101,10 @@ else:
     default = contract.preferred_metric(metrics)
     metric = st.selectbox("Metric", metrics, index=metrics.index(default) if default else 0, key="best_metric")
     direction = "lowest" if contract.lower_is_better(metric) else "highest"
-    st.caption(f"The run with the {direction} value of this metric in each experiment.")
+    st.caption(
+        f"The run with the {direction} value of this metric in each experiment, per dataset and split (runs on "
+        "other data are never ranked together)."
+    )
     st.dataframe(
         tables.best_runs_per_experiment(runs, metric), hide_index=True, key="best_runs", placeholder=tables.MISSING_TEXT
     )
