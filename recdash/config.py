@@ -153,6 +153,9 @@ class TrainConfig:
         return self.epochs if self.model_class.iterative else 1
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes``; another model starts from its own default hyperparameters unless given some."""
+        if "model" in changes and "hparams" not in changes and changes["model"] != self.model:
+            changes["hparams"] = None
         return dataclasses.replace(self, **changes)
 
     def with_seed(self, seed: int) -> TrainConfig:
