@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from recdash import tracking
+from recdash.evaluation import per_user
 from recdash.tracking import filestore
 from recdash.views.text import escape_markdown
 
@@ -62,6 +63,13 @@ def runs_table(
         list(experiment_ids), filter_string=filter_string, statuses=list(statuses) or None,
         include_deleted=include_deleted,
     )  # fmt: skip
+
+
+@st.cache_data(ttl=60, show_spinner="Reading per-user results…", max_entries=8)
+def per_user_results(uri: str, run_ids: tuple[str, ...]) -> dict[str, pd.DataFrame | None]:
+    """Each run's per-user test results, None for a run that has none (not logged, or not finished yet: hence the
+    short ttl). What Compare, Models and Recommend put intervals on."""
+    return per_user.read_many(run_ids, uri)
 
 
 def clear_run_caches() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import read_only_notice, stop_on_store_error, store_client, store_uri
+from pages._common import per_user_results, read_only_notice, stop_on_store_error, store_client, store_uri
 from recdash import catalog, registry, tracking
 from recdash import recommend as rx
 from recdash.errors import UserError
@@ -43,6 +43,11 @@ def versions_table(uri: str, name: str) -> pd.DataFrame:
 def model_sources(uri: str) -> pd.DataFrame:
     """The same list of logged models the Recommend page offers: one definition of "a run has a model"."""
     return rx.model_sources(uri)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def data_difference(uri: str, run_ids: tuple[tuple[str, str], ...]) -> str | None:
+    return model_views.data_difference(dict(run_ids), store_client(uri))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -266,17 +271,27 @@ def _styled(frame: pd.DataFrame) -> Any:
     """The comparison with each difference and verdict green where the challenger is better, red where worse."""
     shown = frame.drop(columns=["outcome"])
     css = [_OUTCOME_CSS.get(o, "") for o in frame["outcome"]]
-    values = [c for c in shown.columns if c not in ("difference", "better when", "verdict")]  # the two versions
+    words = ("difference", model_views.INTERVAL, model_views.P_VALUE, "better when", "verdict")
+    values = [c for c in shown.columns if c not in words]  # the two versions
     return (
         shown.style.format("{:.4f}", subset=values, na_rep="–")
         .format("{:+.4f}", subset=["difference"], na_rep="–")
+        .format(lambda p: "–" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}"), subset=[model_views.P_VALUE])
+        .format(lambda t: t or "–", subset=[model_views.INTERVAL])
         .apply(lambda _: css, subset=["difference", "verdict"])
     )
 
 
 def _direction_caption(frame: pd.DataFrame) -> str:
     lower = [str(m) for m, way in frame["better when"].items() if way == "lower"]
-    text = "difference = challenger − champion. Green: the challenger is better on that metric, red: worse. "
+    text = (
+        "difference = challenger − champion, with its 95% interval (paired bootstrap over the test users both "
+        "versions' runs evaluated, 2,000 resamples, seed 0) and the paired t-test's p-value. Green: the challenger is "
+        "better beyond noise (p < 0.05), red: worse beyond noise; uncoloured: within noise. p-values are per metric, "
+        "not corrected across metrics: the key metric alone decides the promotion. Coverage, Gini and the other "
+        "list-level metrics describe all lists together: they have no per-user values, so no interval, and are "
+        "coloured by their difference alone. "
+    )
     if not lower:
         return text + "Higher is better for every metric here."
     names = ", ".join(escape_markdown(m) for m in lower)
@@ -303,10 +318,17 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
     except UserError as exc:
         st.error(escape_markdown(exc))
         return
+    runs = frame.attrs["runs"]
+    pair = ((registry.CHAMPION, runs[registry.CHAMPION]), (registry.CHALLENGER, runs[registry.CHALLENGER]))
+    results = per_user_results(uri, tuple(r for _, r in pair))
+    per_user = {alias: results.get(run_id) for alias, run_id in pair}
+    frame = model_views.with_intervals(frame, per_user, data_difference(uri, pair))
+    key_text = frame.attrs["key_text"]
+    st.markdown(escape_markdown(key_text))
     counts = frame["outcome"].value_counts()
-    st.markdown(
-        f"The challenger is **better on {counts.get(model_views.BETTER, 0)}** and **worse on "
-        f"{counts.get(model_views.WORSE, 0)}** of {len(frame)} test metrics."
+    st.caption(
+        f"Of {len(frame)} test metrics, the challenger is better on {counts.get(model_views.BETTER, 0)}, worse on "
+        f"{counts.get(model_views.WORSE, 0)} and within noise on {counts.get(model_views.NOISE, 0)}."
     )
     st.dataframe(_styled(frame), key="champion_table")
     st.caption(_direction_caption(frame))
@@ -335,7 +357,8 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
             f"Move alias {registry.CHAMPION} of {escape_markdown(name)} from version {champion} to version "
             f"{challenger}? Anything serving models:/{escape_markdown(name)}@{registry.CHAMPION} gets version "
             f"{challenger} from its next load. The {registry.CHALLENGER} alias is then removed (it would point to "
-            f"the champion itself). To roll back later, set {registry.CHAMPION} on version {champion} again.",
+            f"the champion itself). To roll back later, set {registry.CHAMPION} on version {champion} again.\n\n"
+            + escape_markdown(key_text),
             icon=":material/swap_vert:",
         )
         c1, c2, _ = st.columns([1, 1, 3])

@@ -87,6 +87,15 @@ def against(frames: Frames, metric: str, reference: str, *, correction: sig.Corr
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def pair(frames: Frames, metric: str, reference: str, candidate: str) -> sig.Comparison | None:
+    """``candidate`` against ``reference`` alone on ``metric`` (one comparison: no correction), or None when either
+    has no per-user results for it or they share fewer than two users: Models' champion against challenger."""
+    m = matrix({reference: frames.get(reference), candidate: frames.get(candidate)}, metric)
+    if m.missing or len(m.users) < 2:
+        return None
+    return sig.compare_to_reference(m.column(reference), m.column(candidate)[:, None], correction="none")[0]
+
+
 def verdict(c: sig.Comparison, higher_is_better: bool) -> str:
     """'better beyond noise', 'worse beyond noise' or 'within noise', by the metric's direction."""
     if not c.beyond_noise():

@@ -13,7 +13,8 @@ difference means the candidate scores higher. Values must be finite: a NaN is a 
 
 Everything is vectorised over runs: one bootstrap weight matrix and one set of sign flips, drawn from a fixed seed,
 are shared by all runs (the same resampled users for every run, so the comparisons are paired and consistent), and
-each run's statistics come from one matrix product. Method and formulas: ``docs/metrics.md`` ("Is the difference real?").
+each run's statistics come from one matrix product. Method and formulas: ``docs/metrics.md``, "Is the difference
+real?".
 
 Only numpy and ``scipy.special`` (the Student t distribution function that ``scipy.stats.ttest_rel`` itself uses)
 are imported, so pages pay no ``scipy.stats`` import.
