@@ -24,6 +24,7 @@ import mlflow
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from recdash import contract, tracking
 
@@ -35,15 +36,30 @@ NOT_LOGGED = "per-user results not logged; retrain to get intervals"
 
 def log(frame: pd.DataFrame, run_id: str, prefix: str = "test_") -> None:
     """Write ``frame`` (:meth:`recdash.evaluation.heldout.HeldOut.evaluate_users`' per-user results) as the run's
-    per-user artifact, its metric columns named as the run logs them (``prefix`` + ``ndcg_at_10``...)."""
-    named = frame.rename(columns={c: prefix + c for c in frame.columns if c not in ("user_id", "quartile")})
-    table = pa.Table.from_pandas(named, preserve_index=False)
-    meta = {"format": FORMAT_VERSION, "metrics": [c for c in named.columns if c not in ("user_id", "quartile")]}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
+    per-user artifact, its metric columns named as the run logs them (``prefix`` + ``ndcg_at_10``...).
+
+    Built from the columns' arrays (not ``Table.from_pandas``, which adds pandas metadata and a third of the cost):
+    every run pays this once, so it is kept to a few milliseconds (``bench/significance.py``)."""
+    columns = {(c if c in ("user_id", "quartile") else prefix + c): frame[c].to_numpy() for c in frame.columns}
+    meta = {"format": FORMAT_VERSION, "metrics": [c for c in columns if c not in ("user_id", "quartile")]}
+    table = pa.table(columns, metadata={_META_KEY: json.dumps(meta).encode()})
+    folder, name = contract.PER_USER_ARTIFACT.rsplit("/", 1)
     with tempfile.TemporaryDirectory(prefix="recdash-per-user-") as tmp:
-        path = Path(tmp) / Path(contract.PER_USER_ARTIFACT).name
+        path = Path(tmp) / name
         pq.write_table(table, path, compression="zstd")
-        tracking.client().log_artifact(run_id, str(path), str(Path(contract.PER_USER_ARTIFACT).parent))
+        _log_file(run_id, path, folder)
+
+
+def _log_file(run_id: str, path: Path, folder: str) -> None:
+    """Log ``path`` under ``folder`` of ``run_id``. Inside that run (training), straight to the active run's artifact
+    URI: MLflow's ``log_artifact`` first reads the run back from the store to learn it, a query as slow as the
+    write itself."""
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        repository = get_artifact_repository(active.info.artifact_uri, tracking_uri=mlflow.get_tracking_uri())
+        repository.log_artifact(str(path), folder)
+    else:
+        tracking.client().log_artifact(run_id, str(path), folder)
 
 
 def read(run_id: str, uri: str | None = None) -> pd.DataFrame | None:
