@@ -11,6 +11,7 @@ from scipy import stats
 
 from recdash.evaluation.significance import (
     Comparison,
+    Method,
     align_users,
     best_vs_runner_up,
     bootstrap_interval,
@@ -237,7 +238,7 @@ def sweep_with_known_answer(rng: np.random.Generator, n_users: int = 600) -> np.
 @pytest.mark.parametrize("test", ["t", "randomization"])
 def test_within_noise_of_best_on_constructed_sweep(test: str) -> None:
     values = sweep_with_known_answer(np.random.default_rng(9))
-    found = within_noise_of_best(values, test=test)
+    found = within_noise_of_best(values, method=Method(test=test))
     assert found.best == 0
     assert found.within_noise == (0, 3, 1)  # best first, then by mean: column 3 is shifted less than column 1
     assert set(found.comparisons) == {1, 2, 3}
@@ -307,8 +308,8 @@ def test_auto_test_uses_randomization_for_few_users() -> None:
     rng = np.random.default_rng(1)
     few = recall_like(rng, 60, [0.0, 0.1])
     many = recall_like(rng, 400, [0.0, 0.1])
-    assert compare_to_reference(few[:, 0], few[:, 1], test="auto")[0].test == "paired randomization"
-    assert compare_to_reference(many[:, 0], many[:, 1], test="auto")[0].test == "paired t"
+    assert compare_to_reference(few[:, 0], few[:, 1], method=Method(test="auto"))[0].test == "paired randomization"
+    assert compare_to_reference(many[:, 0], many[:, 1], method=Method(test="auto"))[0].test == "paired t"
 
 
 def test_summary_text() -> None:
