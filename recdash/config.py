@@ -417,6 +417,16 @@ class TrainConfig:
             item_features=str(values.get("item_features") or "none"),
         )
 
+    def same_training_params(self) -> dict[str, str]:
+        """The params (as MLflow keeps them: text) that a run of this config logs and that say what was trained on
+        which data: :meth:`params` but the seed, and the dataset and split of :meth:`data_key`. A finished run
+        with all of them is this training with its own seed ("Repeat with seeds" skips the seeds it has)."""
+        dataset, _, _, _, method, fractions, split_seed = self.data_key()
+        split = {"split_method": method, "split_seed": split_seed}
+        split |= {f"split_{part}": float(f) for part, f in zip(("train", "validation", "test"), fractions, strict=True)}
+        values = {**self.params(), "dataset": dataset, **split}
+        return {key: str(value) for key, value in values.items() if key not in contract.SEED_PARAMS}
+
     def data_key(self) -> tuple[Any, ...]:
         """What the data and split are made of: runs with equal keys saw the same data (repeats of a seed are
         compared on this)."""

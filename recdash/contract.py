@@ -72,6 +72,9 @@ TAG_TRIALS_TOTAL = "recdash.trials_total"
 TAG_BEST_RUN = "recdash.best_run_id"
 # descriptions of datasets live as experiment tags under this prefix (recdash.annotations)
 TAG_DATASET_PREFIX = "recdash.dataset/"
+# on a job's run whose process refused its data or options before training: why (the run ends FAILED, the Jobs
+# panel shows it, Runs, Compare, Home and Discover leave it out: it is no result)
+TAG_REFUSED = "recdash.refused"
 # recdash's bookkeeping tags: not words anyone searches for, not notes anyone reads
 BOOKKEEPING_TAG_PREFIXES = (
     "mlflow.",

@@ -24,7 +24,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import IntegrityError
 
-from recdash import __version__, contract, tracking
+from recdash import __version__, contract, settings, tracking
 from recdash.config import ConfigError, TrainConfig
 from recdash.data import Dataset, Split, lineage, load_dataset, split_dataset
 from recdash.data.features import FeatureError, FeatureTable, feature_dataset, load_features
@@ -115,10 +115,13 @@ def require_writable() -> None:
 
 
 def run_tags(kind: str, epochs_total: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The tags every run a recdash process starts carries (a training, a sweep's or the references' parent):
-    who made it and which process owns it (so a later process reusing its PID is never taken for it)."""
+    """The tags every run a recdash process starts carries (a training, a sweep's parent and trials, the references'
+    parent and runs): who made it, its owner (``RECDASH_USER``, default the user running it: MLflow takes the
+    run's user from ``mlflow.user``, and a dashboard job's process runs with the dashboard's environment), and
+    which process owns it (so a later process reusing its PID is never taken for it)."""
     return {
         contract.TAG_CREATED_BY: "recdash",
+        contract.MLFLOW_USER: settings.USER.get(),
         contract.TAG_VERSION: __version__,
         contract.TAG_KIND: kind,
         contract.TAG_PID: str(os.getpid()),
@@ -167,19 +170,8 @@ def train(
     on train and scored on validation; the run keeps the best by the monitored metric and logs its params.
     """
     require_writable()
-    dataset, split = data if data is not None else load_data(config)
-    if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
-        raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")
-    user_table, item_table = load_side_features(config, dataset)  # refused before any run exists
-    interactions = Interactions.from_frame(split.train, user_table, item_table)
-    model_class = config.model_class
-    candidates = list(candidates or [config.params_])
-    if model_class.iterative and len(candidates) > 1:
-        raise ConfigError(f"{model_class.name} trains by epochs; sweep its hyperparameters instead of candidates")
-    for params in candidates:
-        if not isinstance(params, model_class.Params):
-            raise ConfigError(f"candidate {params!r} is not a {model_class.name} hyperparameter set")
-        model_class.check(params, interactions)  # refused before any run exists
+    ready = prepare(config, data, candidates)  # everything refused about the data is refused before any run exists
+    dataset, split, interactions, candidates = ready.dataset, ready.split, ready.interactions, ready.candidates
     # Under `mlflow run` (MLFLOW_RUN_ID set) the project's run and experiment are used. Otherwise the experiment is
     # passed explicitly: mlflow.set_experiment would change process-wide state (and MLFLOW_EXPERIMENT_ID) under the
     # feet of a dashboard or a sweep running other code in the same process.
@@ -197,6 +189,57 @@ def train(
     with run_outcome():
         result = _train_in_run(config, dataset, split, interactions, candidates, on_epoch, run.info.run_id)
     return result
+
+
+@dataclass
+class Prepared:
+    """What a training needs once every check before its run has passed (:func:`prepare`)."""
+
+    dataset: Dataset
+    split: Split
+    interactions: Interactions  # the training part, with its side features
+    candidates: list[Params]
+
+
+def prepare(
+    config: TrainConfig,
+    data: tuple[Dataset, Split] | None = None,
+    candidates: list[Params] | None = None,
+    *,
+    model_check: bool = True,
+) -> Prepared:
+    """Every check :func:`train` makes before its run exists, in its order: load the data, split it, a non-empty
+    train, validation and test part, the side-feature tables, and the model's own check of the training
+    interactions (each candidate's; ``model_check=False`` leaves that to each run, for a sweep whose trials change
+    the hyperparameters). The one place these checks live: train() calls it, and so does the Train page before it
+    queues a job, so what a job would refuse about its data is refused before it is queued. Raises a UserError."""
+    dataset, split = data if data is not None else load_data(config)
+    check_split(dataset, split)
+    user_table, item_table = load_side_features(config, dataset)
+    interactions = Interactions.from_frame(split.train, user_table, item_table)
+    model_class = config.model_class
+    candidates = list(candidates or [config.params_])
+    if model_class.iterative and len(candidates) > 1:
+        raise ConfigError(f"{model_class.name} trains by epochs; sweep its hyperparameters instead of candidates")
+    for params in candidates:
+        if not isinstance(params, model_class.Params):
+            raise ConfigError(f"candidate {params!r} is not a {model_class.name} hyperparameter set")
+        if model_check:
+            model_class.check(params, interactions)
+    return Prepared(dataset, split, interactions, candidates)
+
+
+def check_split(dataset: Dataset, split: Split) -> None:
+    """Refuse a split with an empty part (too little data for the fractions), saying how it came out."""
+    sizes = (len(split.train), len(split.validation), len(split.test))
+    if min(sizes) > 0:
+        return
+    raise ConfigError(
+        f"{dataset.name} is too small for a {split.method} split: its {dataset.n_interactions:,} interactions "
+        f"({dataset.n_users:,} users, {dataset.n_items:,} items) left {sizes[0]:,} for training, {sizes[1]:,} for "
+        f"validation and {sizes[2]:,} for test, and each part needs at least one. Use more data (with the random "
+        "split, users with several interactions each) or other split fractions."
+    )
 
 
 def _log_input(dataset: Any, context: str = "training", attempts: int = 3) -> None:
