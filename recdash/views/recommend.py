@@ -16,6 +16,18 @@ from recdash.models import Recommender
 from recdash.recommend import is_fallback, with_metadata
 
 
+def data_groups_in_order(sources: pd.DataFrame) -> list[str]:
+    """The data groups of :func:`recdash.recommend.model_sources` (newest model first), the newest group first:
+    models are picked within one, since their key metrics compare only there."""
+    return list(dict.fromkeys(str(g) for g in sources["data_group"]))
+
+
+def data_group_label(group: str, sources: pd.DataFrame) -> str:
+    """A data group as a choice: its full name and how many models it holds."""
+    n = int((sources["data_group"] == group).sum())
+    return f"{group} ({n} model{'s' if n != 1 else ''})"
+
+
 def model_label(model_uri: str, tracking_uri: str | None = None) -> str:
     """What a model is called on the page: its run (label, short ID) and experiment, and for a registered model
     also its name, version and aliases -- ``models:/m-a6002…`` alone does not tell two models apart.
