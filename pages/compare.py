@@ -14,16 +14,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import experiments_table, runs_table, stop_on_store_error, store_uri
+from pages._common import experiments_table, read_only_notice, runs_table, stop_on_store_error, store_uri
 from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
 from recdash.errors import UserError
-from recdash.views import charts, tables
+from recdash.views import charts, param_charts, tables
 from recdash.views.style import RunStyle
 from recdash.views.text import escape_markdown, parse_run_ids
 
 MAX_COMPARE = 100  # beyond this, learning curves and bars stop being readable and the URL gets long
 X_AXES = {"step": "Step", "wall_time": "Wall time", "relative_time": "Relative time"}
+PARAM_FIGURES = ("parallel_coordinates_figure", "param_scatter_figure", "importance_figure")
 
 
 @st.cache_data(ttl=15, show_spinner="Loading metric histories…")
@@ -38,14 +39,18 @@ def importance(runs: pd.DataFrame, metric: str, params: tuple[str, ...]) -> tupl
 
 @st.cache_resource(ttl=300, max_entries=64, show_spinner=False)
 def figure(builder: str, *args: Any, **kwargs: Any) -> go.Figure:
-    """A ``recdash.charts`` figure, built once per inputs: a rerun (a widget change elsewhere, a second visit)
-    redraws it without rebuilding and re-validating hundreds of plotly traces. cache_resource hands back the same
-    object (a pickled figure would be validated again on load); st.plotly_chart only reads it."""
-    return getattr(charts, builder)(*args, **kwargs)
+    """A ``recdash.views.charts`` (or ``param_charts``) figure, built once per inputs: a rerun (a widget change
+    elsewhere, a second visit) redraws it without rebuilding and re-validating hundreds of plotly traces.
+    cache_resource hands back the same object (a pickled figure would be validated again on load); st.plotly_chart
+    only reads it."""
+    return getattr(param_charts if builder in PARAM_FIGURES else charts, builder)(*args, **kwargs)
 
 
-def pick_metric(label: str, metrics: list[str], key: str, default: str | None = None) -> str:
-    default = default if default in metrics else contract.preferred_metric(metrics) or metrics[0]
+def pick_metric(
+    label: str, metrics: list[str], key: str, default: str | None = None, among: list[str] | None = None
+) -> str:
+    """A metric picker; by default the preferred metric ``among`` those (the ones most of the runs logged)."""
+    default = default if default in metrics else contract.preferred_metric(among or metrics) or metrics[0]
     return st.selectbox(label, metrics, index=metrics.index(default), key=key)
 
 
@@ -72,10 +77,12 @@ if all_runs.empty:
 groups_all = cmp.data_groups(all_runs)  # every run's data group, worked out once for the page
 if requested:
     found = all_runs.set_index("run_id", drop=False)
-    known = [r for r in requested if r in found.index]
-    if len(known) < len(requested):
+    known, expanded_notes = cmp.expand_parents(all_runs, [r for r in requested if r in found.index], "compared")
+    for note in expanded_notes:  # a sweep or the references: their finished runs, not the parent alone
+        st.info(escape_markdown(note))
+    if len(set(requested) - set(found.index)):
         st.warning(
-            f"{len(requested) - len(known)} selected run(s) were not found in this store "
+            f"{len(set(requested) - set(found.index))} selected run(s) were not found in this store "
             "(deleted, or a link from another store)."
         )
     runs = found.loc[known].reset_index(drop=True)
@@ -100,7 +107,9 @@ else:
         st.warning("No run has logged a metric on this data, so there is nothing to rank.")
         st.stop()
     with middle:
-        top_metric = pick_metric("Rank by", group_metrics, "top_metric")
+        top_metric = pick_metric(
+            "Rank by", group_metrics, "top_metric", among=cmp.most_logged(candidates, group_metrics)
+        )
     top_n = int(right.number_input("Top N", min_value=1, max_value=MAX_COMPARE, value=5, key="top_n"))
     runs = tables.top_runs(candidates, top_metric, top_n).reset_index(drop=True)
 
@@ -118,6 +127,7 @@ run_ids = runs["run_id"].astype(str).tolist()
 style = RunStyle.of(runs, order=requested or run_ids, context=all_runs, context_groups=groups_all)
 groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = cmp.metric_names(runs)
+covered = cmp.most_logged(runs, metrics)  # a default every run (or the most runs) can be drawn on
 hyper = cmp.hyperparameters(runs)
 refs = cmp.references_for(groups, all_runs, groups_all)  # popularity, EASE, ItemKNN fitted on the same data and split
 
@@ -138,6 +148,7 @@ with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=Fal
         ),
         hide_index=True,
         key="compared_runs",
+        placeholder=tables.MISSING_TEXT,
         column_config={
             "run_page": st.column_config.LinkColumn("run in Discover", display_text="open"),
             "data_page": st.column_config.LinkColumn("data in Discover", display_text="open"),
@@ -155,13 +166,26 @@ group_by = st.multiselect(
     "configuration: their mean ± std (and n) says whether a difference between configurations is real.",
 )  # fmt: skip
 configs = cmp.config_groups(runs, group_by)
-repeats = cmp.has_repeats(groups + " | " + configs)
+duplicate = cmp.duplicate_runs(runs, groups)  # the same seed, configuration and data again: one draw, counted once
+counted = ~duplicate
+repeats = cmp.has_repeats((groups + " | " + configs)[counted])
 aggregate = st.toggle(
     "Show each configuration as mean ± std over its repeats", value=repeats, key="aggregate", disabled=not repeats,
     help=None if repeats else "No configuration was run more than once on the same data: nothing to average.",
 )  # fmt: skip
 aggregate = aggregate and repeats
-config_of = dict(zip(run_ids, configs, strict=True))
+config_of = {r: c for r, c, keep in zip(run_ids, configs, counted, strict=True) if keep}  # the runs averaged
+if aggregate and duplicate.any():
+    keys = cmp.run_keys(runs, groups).tolist()
+    first = {k: r for r, k, dup in zip(run_ids, keys, duplicate, strict=True) if not dup}  # the run that counts
+    pairs = [f"{style.label(r)} (same as {style.label(first.get(k, r))})"
+             for r, k, dup in zip(run_ids, keys, duplicate, strict=True) if dup]  # fmt: skip
+    st.caption(
+        escape_markdown(
+            f"Counted once: {len(pairs)} run(s) repeat another run's configuration, seed and data exactly (the same "
+            f"draw twice would shrink the spread): {'; '.join(pairs)}."
+        )
+    )
 
 TABS = ["Final metrics", "Segments", "Learning curves", "Hyperparameters", "Importance", "Sweep", "What differs"]
 # Only the open tab runs and is drawn (Streamlit's lazy tabs): 100 runs' worth of every chart at once made the page
@@ -175,17 +199,20 @@ with final_tab:
         st.info("These runs have no metrics to compare.")
     elif final_tab.open:
         bar_default = cmp.own_metrics([f"metrics.{m}" for m in metrics], ("ndcg", "recall"))
-        key_metric = contract.preferred_metric(metrics) or metrics[0]
+        key_metric = contract.preferred_metric(covered or metrics) or metrics[0]
         bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key_metric], key="bar_metrics")
         if bar_metrics and aggregate:
             summary = pd.concat(
                 [cmp.aggregate(runs.loc[idx], bar_metrics, configs.loc[idx]).assign(data=data)
-                 for data, idx in groups.groupby(groups, sort=False).groups.items()],
+                 for data, idx in groups[counted].groupby(groups[counted], sort=False).groups.items()],
                 ignore_index=True,
             )  # fmt: skip
             drawn = figure("config_bars_figure", summary, bar_metrics, runs, style, config_of, references=refs)
             st.plotly_chart(drawn, key="bars_chart")
-            st.dataframe(tables.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
+            st.dataframe(
+                tables.summary_table(summary, bar_metrics, style.config_styles(config_of), config_of, style),
+                hide_index=True, key="summary_table", placeholder=tables.MISSING_TEXT,
+            )  # fmt: skip
         elif bar_metrics:
             st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style, references=refs), key="bars_chart")
         if any(charts.baseline_metric(m) for m in bar_metrics):
@@ -197,13 +224,18 @@ with final_tab:
                 "× best reference: the run's value over the best reference's (above 1: better, for this metric)."
             )
             st.container(key="reference_box").dataframe(
-                tables.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True, key="reference_table"
+                tables.reference_table(runs, groups, refs, bar_metrics, style),
+                hide_index=True,
+                key="reference_table",
+                placeholder=tables.MISSING_TEXT,
             )  # the box's key names it in the page
         elif bar_metrics:
-            st.caption(
-                "No reference runs on this data yet: **Train references for this data** on the Train page (or "
-                "`python -m recdash references`) fits popularity, EASE and ItemKNN on the same split to compare with."
-            )
+            st.caption("No reference runs on this data yet.")
+            if not read_only_notice(uri, "training references to compare with"):  # a read-only store says why
+                st.caption(
+                    "**Train references for this data** on the Train page (or `python -m recdash references`) fits "
+                    "popularity, EASE and ItemKNN on the same split to compare with."
+                )
 
 with segments_tab:
     if segments_tab.open:
@@ -228,7 +260,7 @@ with segments_tab:
                 "(0 = evenly), share of slots and of hits on long-tail items, personalization (1 − overlap between "
                 "users' lists) and intra-list diversity on genres. Definitions: docs/metrics.md."
             )
-            st.dataframe(beyond, hide_index=True, key="beyond_table")
+            st.dataframe(beyond, hide_index=True, key="beyond_table", placeholder=tables.MISSING_TEXT)
 
 with curves_tab:
     if curves_tab.open and not metrics:
@@ -272,7 +304,7 @@ with params_tab:
     elif params_tab.open:
         c1, c2 = st.columns([1, 3])
         with c1:
-            color_metric = pick_metric("Metric", metrics, "color_metric")
+            color_metric = pick_metric("Metric", metrics, "color_metric", among=covered)
         with_metric = runs[runs[f"metrics.{color_metric}"].notna()]  # what the charts below can draw
         settings = cmp.default_axes(with_metric)  # the hyperparameters that vary, seeds aside
         views = ["All hyperparameters", "One hyperparameter"]
@@ -304,8 +336,8 @@ with importance_tab:
             key="importance_data", help="Importance is estimated over runs on one dataset and split only.",
         )  # fmt: skip
         with c2:
-            target = pick_metric("Metric", metrics, "importance_metric")
-        members = runs[groups == data_group]
+            target = pick_metric("Metric", metrics, "importance_metric", among=covered)
+        members = runs[(groups == data_group) & counted]  # a seed run twice is one draw, not two
         frame, note = importance(members, target, tuple(cmp.default_group_params(members)))
         if frame.empty:
             st.info(escape_markdown(note))
@@ -348,7 +380,7 @@ with sweep_tab:
             first = next(iter(plots))
             chosen = st.segmented_control("Optuna view", list(plots), default=first, key="sweep_view") or first
             try:
-                st.plotly_chart(charts.optuna_figure(plots[chosen], study), key="sweep_chart")
+                st.plotly_chart(param_charts.optuna_figure(plots[chosen], study), key="sweep_chart")
             except UserError as exc:  # e.g. importance with one distinct value
                 st.info(escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
 
@@ -362,8 +394,14 @@ with differ_tab:
                 else "Select two or more runs to see what differs."
             )
         else:
-            st.caption("The data and split each run used are its data group above, not a hyperparameter.")
-            st.container(key="param_diff_box").dataframe(diff, key="param_diff")  # the box's key names it
+            st.caption(
+                "The data and split each run used are its data group above, not a hyperparameter; values a run chose "
+                "itself (how it serves new users) are marked as chosen by the run."
+            )
+            st.container(key="param_diff_box").dataframe(
+                diff, key="param_diff", placeholder=tables.MISSING_TEXT,
+                column_config={"_index": st.column_config.TextColumn("param", width="medium")},
+            )  # fmt: skip
 
 table = tables.comparison_table(runs, cmp.param_names(runs), metrics, style)
 st.download_button(

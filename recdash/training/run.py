@@ -294,10 +294,10 @@ def _train_in_run(
     started = time.perf_counter()
     if config.model_class.iterative:
         mlflow.log_params(base_params)
-        best_value, best_epoch, best_rec = _fit_by_epochs(config, interactions, validation, on_epoch)
+        best_val, best_epoch, best_rec = _fit_by_epochs(config, interactions, validation, on_epoch)
         chosen = config.params_
     else:
-        best_value, best_rec = _fit_closed_form(config, interactions, validation, candidates, base_params, on_epoch)
+        best_val, best_rec = _fit_closed_form(config, interactions, validation, candidates, base_params, on_epoch)
         best_epoch, chosen = 1, best_rec.params
     train_seconds = time.perf_counter() - started
 
@@ -315,7 +315,9 @@ def _train_in_run(
     test_metrics, test_users = test.evaluate_users(best_rec, config.k, segments=True)
     metrics |= _prefixed("test_", test_metrics)
     metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
-    metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best_value}
+    # every validation metric at the kept epoch (val_* steps run on past it until early stopping): best_val_*
+    kept = {name: value for name, value in best_val.items() if contract.MetricName.parse(name) is not None}
+    metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, **_prefixed("best_", kept)}
     model_uri = model_id = None
     if config.log_model:
         example = str(split.test["user_id"].iloc[0])
@@ -376,7 +378,7 @@ def _choose_cold_start(rec: Recommender, validation: HeldOut, config: TrainConfi
 
 def _fit_by_epochs(
     config: TrainConfig, interactions: Interactions, validation: HeldOut, on_epoch: EpochCallback | None
-) -> tuple[float, int, Recommender]:
+) -> tuple[dict[str, float], int, Recommender]:
     """Iterative models: one epoch at a time, validated and logged after each, early stopping on the monitor.
     On cold validation users a model with user features is validated on its features alone (what the epochs
     change); the cold-start strategy is chosen after training."""
@@ -385,7 +387,7 @@ def _fit_by_epochs(
     strategy = (
         "features" if validation.cold and model.user_encoding is not None and validation.user_x is not None else None
     )
-    best: tuple[float, int, Recommender] | None = None
+    best: tuple[float, int, Recommender, dict[str, float]] | None = None
     stale = 0
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -397,7 +399,7 @@ def _fit_by_epochs(
         mlflow.log_metrics(val, step=epoch)
         value = val[config.monitor]
         if best is None or value > best[0]:
-            best, stale = (value, epoch, model.snapshot()), 0
+            best, stale = (value, epoch, model.snapshot(), val), 0
         else:
             stale += 1
         if on_epoch is not None:
@@ -409,7 +411,7 @@ def _fit_by_epochs(
             )
             break
     assert best is not None  # epochs >= 1 is validated
-    return best
+    return best[3], best[1], best[2]
 
 
 def _fit_closed_form(
@@ -419,9 +421,10 @@ def _fit_closed_form(
     candidates: list[Params],
     base_params: dict[str, Any],
     on_epoch: EpochCallback | None,
-) -> tuple[float, Recommender]:
+) -> tuple[dict[str, float], Recommender]:
     """Closed-form models: fit each candidate on train, keep the best on validation, log it as the run's one
-    validation step (and every candidate's value as ``search_<monitor>`` by candidate number)."""
+    validation step (and every candidate's value as ``search_<monitor>`` by candidate number); returns the kept
+    candidate's validation metrics and model."""
     best: tuple[float, Recommender, dict[str, float]] | None = None
     for number, params in enumerate(candidates, start=1):
         t0 = time.perf_counter()
@@ -435,7 +438,7 @@ def _fit_closed_form(
         if best is None or val[config.monitor] > best[0]:
             best = (val[config.monitor], model, val)
     assert best is not None
-    value, model, val = best
+    _, model, val = best
     params = {**base_params, **model.params.as_dict()}
     if len(candidates) > 1:
         params["search_space"] = json.dumps([c.as_dict() for c in candidates])
@@ -444,4 +447,4 @@ def _fit_closed_form(
     mlflow.log_metrics(val, step=1)
     if on_epoch is not None:
         on_epoch(1, val)
-    return value, model
+    return val, model

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,6 +44,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 config = replace(base, hparams=Hyperparams(factors=8, loss=loss, max_samples=10), seed=seed,
                                  run_name=f"{loss}-s{seed}")  # fmt: skip
                 repeats[loss].append(train(config, data).run_id)
+        # warp with seed 1 again, as "Repeat with seeds" after a first run made it: the same draw twice
+        again = replace(base, hparams=Hyperparams(factors=8, loss="warp", max_samples=10), seed=1,
+                        run_name="warp-s1-again")  # fmt: skip
+        duplicate = train(again, data).run_id
         other = replace(base, dataset_options=DATA_B, run_name="other-data",
                         hparams=Hyperparams(factors=8, max_samples=10))  # fmt: skip
         other_id = train(other).run_id
@@ -63,7 +68,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             foreign.append(run.info.run_id)
     references = {name: result.run_id for name, result in refs.items()}
     return {"uri": uri, "repeats": repeats, "other": other_id, "sweep": sweep, "foreign": foreign,
-            "references": references}  # fmt: skip
+            "references": references, "duplicate": duplicate}  # fmt: skip
 
 
 @pytest.fixture
@@ -124,6 +129,11 @@ def table(at: AppTest, *columns: str) -> pd.DataFrame:
     return next(f.value for f in at.dataframe if set(columns) <= {*f.value.columns, f.value.index.name})
 
 
+def unescaped(texts: Iterable[str]) -> str:
+    """What Markdown shows of escaped text (escape_markdown puts a backslash before punctuation)."""
+    return re.sub(r"\\(.)", r"\1", " ".join(texts))
+
+
 def all_ids(store: dict[str, object]) -> list[str]:
     return [*store["repeats"]["warp"], *store["repeats"]["bpr"], store["other"]]  # type: ignore[index]
 
@@ -173,10 +183,10 @@ def test_repeats_show_mean_std_and_n_that_match_numpy(use_store: dict[str, objec
     at = compare(all_ids(use_store))
     assert at.toggle(key="aggregate").value  # repeats found: mean ± std is the default view
     assert at.multiselect(key="group_by").value == ["loss"]  # every hyperparameter but the seed that varies
-    summary = table(at, "data", "configuration", "test_ndcg_at_10")
+    summary = table(at, "data", "configuration", "hyperparameters", "test_ndcg_at_10")
     other_data = summary[summary["test_ndcg_at_10"].str.endswith("(n=1)")]
-    assert len(other_data) == 1 and other_data["configuration"].iloc[0] == "loss=warp"  # its own dataset's row
-    summary = summary.drop(other_data.index).set_index("configuration")
+    assert len(other_data) == 1 and other_data["hyperparameters"].iloc[0] == "loss=warp"  # its own dataset's row
+    summary = summary.drop(other_data.index).set_index("hyperparameters")
     client = MlflowClient()
     for loss, ids in use_store["repeats"].items():  # type: ignore[union-attr]
         values = np.array([client.get_run(r).data.metrics["test_ndcg_at_10"] for r in ids])
@@ -184,7 +194,7 @@ def test_repeats_show_mean_std_and_n_that_match_numpy(use_store: dict[str, objec
         assert text == f"{values.mean():.4f} ± {values.std(ddof=1):.4f} (n=3)"
     bands = figures(open_tab(at, "Learning curves"))["history_chart"]
     names = {t["name"] for t in bands["data"] if t.get("showlegend") is not False}
-    assert {"loss=warp (n=3)", "loss=bpr (n=3)"} <= names
+    assert {"A: loss=warp (n=3)", "B: loss=bpr (n=3)"} <= names
 
 
 def test_default_axes_are_the_hyperparameters_that_vary(use_store: dict[str, object]) -> None:
@@ -276,3 +286,93 @@ def test_runs_are_measured_against_the_references_on_their_data(use_store: dict[
         refs["popularity"]["test_gini_at_10"]
     )
     assert beyond.loc["warp-s1", "test_personalization_at_10"] == pytest.approx(run["test_personalization_at_10"])
+
+
+def test_a_seed_run_twice_on_the_same_configuration_and_data_counts_once(use_store: dict[str, object]) -> None:
+    warp = list(use_store["repeats"]["warp"])  # type: ignore[index]
+    at = compare([*warp, str(use_store["duplicate"])])
+    summary = table(at, "configuration", "hyperparameters", "test_ndcg_at_10")
+    client = MlflowClient()
+    values = np.array([client.get_run(r).data.metrics["test_ndcg_at_10"] for r in warp])
+    again = client.get_run(str(use_store["duplicate"])).data.metrics["test_ndcg_at_10"]
+    assert again == values[0]  # the same seed, configuration and data: the same draw
+    assert summary["test_ndcg_at_10"].tolist() == [f"{values.mean():.4f} ± {values.std(ddof=1):.4f} (n=3)"]
+    assert "warp-s1-again (same as warp-s1)" in unescaped(c.value for c in at.caption)
+    bars = figures(at)["bars_chart"]
+    dots = {t["name"] for t in bars["data"] if t["type"] == "scatter" and t.get("mode") == "markers"}
+    assert "warp-s1-again" not in dots and {"warp-s1", "warp-s2", "warp-s3"} <= dots  # counted runs, their colours
+
+
+def test_a_selected_sweep_compares_its_finished_trials(use_store: dict[str, object]) -> None:
+    at = compare([str(use_store["sweep"])])
+    compared = table(at, "run", "status", "run_id")
+    client = MlflowClient()
+    trials = client.search_runs(
+        [client.get_run(str(use_store["sweep"])).info.experiment_id],
+        f"tags.mlflow.parentRunId = '{use_store['sweep']}'",
+    )
+    finished = {t.info.run_id for t in trials if t.info.status == "FINISHED"}
+    assert set(compared["run_id"]) == finished and str(use_store["sweep"]) not in set(compared["run_id"])
+    note = unescaped(i.value for i in at.info)
+    assert f"sw is a sweep: its {len(finished)} finished trials are compared instead" in note
+    key = figures(at)["colour_key"]["data"][0]["text"]
+    assert "sw" not in key and len(key) == len(finished)  # the parent has no colour, no legend entry
+
+
+def runs_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_selecting_a_sweep_on_the_runs_page_selects_its_finished_trials(use_store: dict[str, object]) -> None:
+    at = runs_page()
+    ids = list(at.session_state["runs_table_ids"])
+    sweep = str(use_store["sweep"])
+    assert at.multiselect(key="expanded_sweeps").placeholder == "Expand: 1 sweep and 1 set of references"
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index(sweep)], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    selected = list(at.session_state["selected_runs"])
+    client = MlflowClient()
+    trials = [r.info.run_id for r in client.search_runs([client.get_run(sweep).info.experiment_id],
+                                                        f"tags.mlflow.parentRunId = '{sweep}'")]  # fmt: skip
+    finished = {t for t in trials if client.get_run(t).info.status == "FINISHED"}
+    assert set(selected) == finished and sweep not in selected
+    assert at.multiselect(key="expanded_sweeps").value == [sweep]  # listed under it, ticked
+    shown = list(at.session_state["runs_table_ids"])
+    assert sorted(at.session_state["runs_table"]["selection"]["rows"]) == sorted(shown.index(t) for t in finished)
+    assert f"sw is a sweep: its {len(finished)} finished trials are selected instead" in unescaped(
+        c.value for c in at.caption
+    )
+
+
+def test_runs_table_names_each_runs_data_and_its_kept_epoch(use_store: dict[str, object]) -> None:
+    at = runs_page()
+    table = at.dataframe(key="runs_table").value
+    assert list(table.columns[:3]) == ["run_name", "data", "metrics.best_val_ndcg_at_10"]
+    rows = table.set_index("run_name")
+    assert rows.loc["other-data", "data"] != rows.loc["warp-s1", "data"]
+    client = MlflowClient()
+    run = client.get_run(str(use_store["repeats"]["warp"][0]))  # type: ignore[index]
+    history = client.get_metric_history(run.info.run_id, "val_ndcg_at_10")
+    kept = next(h.value for h in history if h.step == run.data.metrics["best_epoch"])
+    assert rows.loc["warp-s1", "metrics.best_val_ndcg_at_10"] == pytest.approx(kept)
+    assert "different datasets or splits" in unescaped(c.value for c in at.caption)
+
+
+def test_an_experiment_without_runs_is_not_called_a_filter_miss(use_store: dict[str, object]) -> None:
+    import streamlit as st
+
+    client = MlflowClient()
+    empty = client.get_experiment_by_name("no runs yet")
+    empty = empty or client.get_experiment(client.create_experiment("no runs yet"))
+    st.cache_data.clear()  # the experiments list is cached for 30 s
+    at = runs_page()
+    at.multiselect(key="experiments").set_value([empty.experiment_id]).run()
+    assert not at.exception
+    text = unescaped(i.value for i in at.info)
+    assert "have no runs yet" in text and "Clear the filter" not in text
