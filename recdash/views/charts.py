@@ -468,7 +468,7 @@ def metric_bars_figure(
                 type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
                 marker={"color": style.color(run_id), "line": {"width": [3 if b else 0 for b in is_best],
                                                                 "color": "black"}},
-                text=[("★ best (within noise)" if "within noise" in note else "★ best") if b else ""
+                text=[("★ best?" if "within noise" in note else "★ best") if b else ""
                       for b, note in zip(is_best, notes, strict=True)],
                 textposition="outside", customdata=[plotly_text(note) for note in notes],
                 hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}} %{{customdata}}<extra></extra>",
@@ -480,10 +480,12 @@ def metric_bars_figure(
     if baselines:
         _baseline_marks(build, runs, names, group_of)
     _reference_marks(build, references, names)
-    title = "Final metrics (★ = best run of each metric on the same data)"
+    title = "Final metrics (★ = best run of each metric on the same data"
+    title += "; ★ best? = within noise of the runner-up)" if best_notes else ")"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS)
+    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS,
+                        uniformtext={"minsize": 10, "mode": "show"})  # fmt: skip
 
 
 Intervals = Mapping[str, Mapping[str, tuple[float, float]]]  # metric -> run id -> (low, high)
