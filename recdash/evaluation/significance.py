@@ -61,6 +61,7 @@ Test = Literal["t", "randomization", "auto"]
 Correction = Literal["holm", "none"]
 
 _TEST_LABELS = {"t": "paired t", "randomization": "paired randomization"}
+_BOOTSTRAP_CELLS = 2_000_000  # weight-matrix cells per block of resamples: 16 MB at any number of users
 _SIGN_FLIP_CELLS = 2_000_000  # sign-flip matrix cells drawn per block: bounded memory (16 MB) for any R and n
 
 
@@ -208,17 +209,35 @@ def bootstrap_weights(n_users: int, resamples: int = RESAMPLES, seed: int = SEED
     """
     if n_users < 1 or resamples < 1:
         raise ValueError(f"n_users and resamples must be >= 1, got {n_users} and {resamples}")
-    rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, n_users, size=(resamples, n_users), dtype=np.int64)
-    drawn += np.arange(resamples, dtype=np.int64)[:, None] * n_users  # one bincount over all rows
-    counts = np.bincount(drawn.ravel(), minlength=resamples * n_users)
-    return counts.reshape(resamples, n_users).astype(np.float64)
+    return _weights(np.random.default_rng(seed), n_users, resamples)
+
+
+def _weights(rng: np.random.Generator, n_users: int, rows: int) -> np.ndarray:
+    """The next ``rows`` resamples' user counts from ``rng`` (drawn row after row: blocks of rows give the same
+    counts as one draw of them all)."""
+    drawn = rng.integers(0, n_users, size=(rows, n_users), dtype=np.int64)
+    drawn += np.arange(rows, dtype=np.int64)[:, None] * n_users  # one bincount over all rows
+    counts = np.bincount(drawn.ravel(), minlength=rows * n_users)
+    return counts.reshape(rows, n_users).astype(np.float64)
 
 
 def bootstrap_means(values: ArrayLike, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """``(resamples, n_runs)`` bootstrap means of each column: one matrix product, weights @ values / n_users."""
+    """``(resamples, n_runs)`` bootstrap means of each column: weights @ values / n_users, the weights made a block
+    of resamples at a time so memory stays bounded at any number of users (138k users x 2,000 resamples would be a
+    2 GB weight matrix); the result is the one :func:`bootstrap_weights` gives in one piece."""
     matrix = _columns(values)
-    return bootstrap_weights(matrix.shape[0], resamples, seed) @ matrix / matrix.shape[0]
+    n_users = matrix.shape[0]
+    if n_users < 1 or resamples < 1:
+        raise ValueError(f"n_users and resamples must be >= 1, got {n_users} and {resamples}")
+    rng = np.random.default_rng(seed)
+    # an even number of rows per block: numpy draws these small integers two per 64-bit word and drops a
+    # leftover half at the end of a call, so only blocks with an even count of draws continue the same stream
+    rows = max(2, _BOOTSTRAP_CELLS // n_users // 2 * 2)
+    out = np.empty((resamples, matrix.shape[1]))
+    for start in range(0, resamples, rows):
+        block = min(rows, resamples - start)
+        out[start : start + block] = _weights(rng, n_users, block) @ matrix / n_users
+    return out
 
 
 def bootstrap_interval(

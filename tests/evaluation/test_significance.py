@@ -365,3 +365,16 @@ def test_non_finite_values_are_refused() -> None:
     for call in (paired_t_test, randomization_test, bootstrap_interval):
         with pytest.raises(ValueError, match="align_users"):
             call(d)
+
+
+def test_the_bootstrap_in_blocks_is_the_bootstrap_in_one_piece() -> None:
+    """Bounded memory at 138k users must not change a number: blocks of resamples draw the same users."""
+    import recdash.evaluation.significance as significance
+
+    # even and odd user counts, in blocks of 100, 98 and 2 resamples (the last block shorter each time)
+    for n_users, resamples in ((20_000, 301), (20_001, 301), (2_000_001, 5)):
+        assert significance._BOOTSTRAP_CELLS // n_users < resamples  # several blocks
+        values = np.random.default_rng(4).random((n_users, 2))
+        whole = bootstrap_weights(n_users, resamples, seed=2) @ values / n_users
+        blocked = significance.bootstrap_means(values, resamples=resamples, seed=2)
+        np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=0)  # same draws; BLAS may sum in another order
