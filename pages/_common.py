@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from recdash import tracking
+from recdash.evaluation import per_user
 from recdash.tracking import filestore
 from recdash.training import jobs
 from recdash.views.text import escape_markdown
@@ -68,6 +69,13 @@ def runs_table(
         include_deleted=include_deleted,
     )  # fmt: skip
     return jobs.without_refused(runs)
+
+
+@st.cache_data(ttl=60, show_spinner="Reading per-user results…", max_entries=8)
+def per_user_results(uri: str, run_ids: tuple[str, ...]) -> dict[str, pd.DataFrame | None]:
+    """Each run's per-user test results, None for a run that has none (not logged, or not finished yet: hence the
+    short ttl). What Compare, Models and Recommend put intervals on."""
+    return per_user.read_many(run_ids, uri)
 
 
 def clear_run_caches() -> None:

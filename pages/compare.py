@@ -14,11 +14,20 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import experiments_table, read_only_notice, runs_table, stop_on_store_error, store_uri
+from pages._common import (
+    experiments_table,
+    per_user_results,
+    read_only_notice,
+    runs_table,
+    stop_on_store_error,
+    store_uri,
+)
 from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
 from recdash.errors import UserError
+from recdash.evaluation.per_user import NOT_LOGGED
 from recdash.views import charts, param_charts, tables
+from recdash.views import significance as sv
 from recdash.views.style import RunStyle
 from recdash.views.text import escape_markdown, parse_run_ids
 
@@ -44,6 +53,24 @@ def figure(builder: str, *args: Any, **kwargs: Any) -> go.Figure:
     cache_resource hands back the same object (a pickled figure would be validated again on load); st.plotly_chart
     only reads it."""
     return getattr(param_charts if builder in PARAM_FIGURES else charts, builder)(*args, **kwargs)
+
+
+@st.cache_data(ttl=60, show_spinner="Computing intervals over users…", max_entries=32)
+def whiskers(uri: str, pool: tuple[str, ...], metrics: tuple[str, ...], run_ids: tuple[str, ...]) -> dict:
+    return sv.interval_map(per_user_results(uri, pool), metrics, run_ids)
+
+
+@st.cache_data(ttl=60, show_spinner="Computing intervals over users…", max_entries=32)
+def quartile_whiskers(uri: str, pool: tuple[str, ...], base: str, run_ids: tuple[str, ...]) -> dict:
+    return sv.quartile_interval_map(per_user_results(uri, pool), base, run_ids)
+
+
+def not_logged_note(frames: dict[str, pd.DataFrame | None], ids: list[str], label: Any) -> None:
+    """Name the runs shown without intervals: older runs, other tools' runs, legacy stores."""
+    missing = [label(r) for r in ids if frames.get(r) is None]
+    if missing:
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        st.caption(escape_markdown(f"No intervals for {', '.join(missing[:8])}{more}: {NOT_LOGGED}."))
 
 
 def pick_metric(
@@ -130,6 +157,13 @@ metrics = cmp.metric_names(runs)
 covered = cmp.most_logged(runs, metrics)  # a default every run (or the most runs) can be drawn on
 hyper = cmp.hyperparameters(runs)
 refs = cmp.references_for(groups, all_runs, groups_all)  # popularity, EASE, ItemKNN fitted on the same data and split
+ref_names = {str(r): f"reference: {m}" for r, m in zip(refs["run_id"], refs["reference"], strict=True)}
+pool = tuple(dict.fromkeys([*run_ids, *ref_names]))  # the runs whose per-user results intervals are computed from
+
+
+def label(run_id: str) -> str:
+    return ref_names.get(run_id) or style.label(run_id)
+
 
 st.plotly_chart(figure("selection_figure", style, run_ids), key="colour_key")
 with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=False):
@@ -187,6 +221,101 @@ if aggregate and duplicate.any():
         )
     )
 
+
+def differences_section(choices: list[str], preferred: list[str]) -> None:
+    """Each run's difference to one run of its data group, with a paired interval and p-value over the users."""
+    st.subheader("Is the difference real?", help=sv.METHOD)
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        metric = pick_metric("Metric", choices, "sig_metric", default=(preferred or [None])[0])
+    defaults = sv.default_references(runs, groups, refs, metric)
+    options = ["default", *pool]
+    chosen = c2.selectbox(
+        "Measure every run against", options, key="sig_reference",
+        format_func=lambda r: "the best reference on each data (default)" if r == "default" else label(r),
+        help="Default: on each dataset and split, the best reference model fitted on it (popularity, EASE, "
+        "ItemKNN) by this metric, else the best run there. Pick any run: the runs on its data are measured against "
+        "it; runs on other data keep their default (runs are only ever paired on the same test users).",
+    )  # fmt: skip
+    reference_of = dict(defaults)
+    if chosen != "default":
+        group_of = dict(zip(run_ids, groups, strict=True)) | dict(zip(refs["run_id"], refs["data"], strict=True))
+        reference_of[group_of[chosen]] = chosen
+    frames = per_user_results(uri, pool)
+    table = sv.difference_table(runs, groups, frames, metric, reference_of, label)
+    if table.empty or table["p"].isna().all():
+        st.info(escape_markdown(f"No run here has per-user results for {metric} to pair: {NOT_LOGGED}."))
+        return
+    not_logged_note(frames, run_ids, label)
+    st.caption(
+        "difference = run − the run it is measured against (the first row of its data), with its 95% interval over "
+        "the users both evaluated; p from the paired t-test, p (Holm) corrected over the runs compared with the same "
+        "run. The verdict follows p (Holm): beyond noise when below 0.05."
+    )
+    st.dataframe(
+        sv.shown_differences(table, several_groups=groups.nunique() > 1), hide_index=True, key="difference_table",
+        placeholder=tables.MISSING_TEXT,
+        column_config={
+            "value": st.column_config.NumberColumn(format="%.4f"),
+            "difference": st.column_config.NumberColumn(format="%+.4f"),
+            "users": st.column_config.NumberColumn(format="%d"),
+        },
+    )  # fmt: skip
+
+
+def repeats_section(metrics_shown: list[str]) -> None:
+    """Seed noise and user sampling of each repeated configuration: two different questions, each named."""
+    paired_metrics = [m for m in metrics_shown if sv.has_per_user(m)]
+    if not paired_metrics:
+        return
+    frames = per_user_results(uri, pool)
+    parts = [
+        sv.repeat_spreads(runs[counted], groups[counted], configs[counted], frames, m).assign(metric=m)
+        for m in paired_metrics
+    ]
+    spread = pd.concat(parts, ignore_index=True)
+    if spread.empty:
+        return
+    st.markdown("**Where the spread comes from**")
+    st.caption(
+        "Seed noise: how far a configuration's repeats (other seeds, the same test users) are apart: would "
+        "retraining move it? User sampling: the standard error over users of its seed-averaged values: would other "
+        "test users from the same population move it? Different questions; a small seed noise with a large user "
+        "sampling error means the reruns agree but the test set is too small to pin the level down."
+    )
+    looks = style.config_styles(config_of)
+    spread["configuration"] = [looks[c].name if c in looks else c for c in spread["configuration"]]
+    first = ["metric", "configuration"] + (["data"] if groups.nunique() > 1 else [])
+    rest = [c for c in spread.columns if c not in (*first, "data", "note")]
+    shown = spread[first + rest + (["note"] if spread["note"].astype(bool).any() else [])]
+    st.dataframe(
+        shown, hide_index=True, key="spread_table", placeholder=tables.MISSING_TEXT,
+        column_config={c: st.column_config.NumberColumn(format="%.4f") for c in
+                       ("mean", "seed noise (std over seeds)", "user sampling (SE over users)")},
+    )  # fmt: skip
+
+
+def sweep_noise_section(trials: pd.DataFrame, objective: str, names: dict[str, str]) -> None:
+    """Which trials the test users cannot tell from the best: so nobody over-reads the winner."""
+    metric = sv.test_metric_of(objective)
+    finished = trials[cmp.trial_state(trials) == "FINISHED"]
+    if metric is None or finished.empty:
+        return
+    st.markdown("**Is the best trial really the best?**", help=sv.METHOD)
+    frames = per_user_results(uri, tuple(finished["run_id"].astype(str)))
+
+    def label_of(run_id: str) -> str:
+        return names.get(run_id, run_id[:8])
+
+    close, sentence = sv.within_noise_sentence(finished, frames, metric, label_of)
+    st.caption(escape_markdown(sentence))
+    if close:
+        st.dataframe(
+            sv.sweep_table(finished, metric, close, label_of), hide_index=True, key="sweep_noise_table",
+            column_config={metric: st.column_config.NumberColumn(format="%.4f")},
+        )  # fmt: skip
+
+
 TABS = ["Final metrics", "Segments", "Learning curves", "Hyperparameters", "Importance", "Sweep", "What differs"]
 # Only the open tab runs and is drawn (Streamlit's lazy tabs): 100 runs' worth of every chart at once made the page
 # take seconds to draw. The open tab is in the URL (?view=...), so a shared link opens the same view.
@@ -213,8 +342,21 @@ with final_tab:
                 tables.summary_table(summary, bar_metrics, style.config_styles(config_of), config_of, style),
                 hide_index=True, key="summary_table", placeholder=tables.MISSING_TEXT,
             )  # fmt: skip
+            repeats_section(bar_metrics)
         elif bar_metrics:
-            st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style, references=refs), key="bars_chart")
+            paired_metrics = tuple(m for m in bar_metrics if sv.has_per_user(m))
+            intervals = whiskers(uri, pool, paired_metrics, tuple(run_ids)) if paired_metrics else None
+            frames = per_user_results(uri, pool) if paired_metrics else {}
+            marks, lines = sv.best_note_map(runs, groups, frames, paired_metrics, label)
+            drawn = figure("metric_bars_figure", runs, bar_metrics, style, references=refs, intervals=intervals,
+                           best_notes=marks)  # fmt: skip
+            st.plotly_chart(drawn, key="bars_chart")
+            if intervals:
+                st.caption(
+                    "Whiskers: each run's 95% interval over its test users (bootstrap). ★ says whether the best run "
+                    "is distinguishable from the runner-up on the same data: "
+                    + escape_markdown(" ".join(lines) or "fewer than two runs with per-user results.")
+                )
         if any(charts.baseline_metric(m) for m in bar_metrics):
             st.caption("Black dashes: the popularity baseline every recdash run logs for its own data and split.")
         if bar_metrics and not refs.empty:
@@ -236,6 +378,9 @@ with final_tab:
                     "**Train references for this data** on the Train page (or `python -m recdash references`) fits "
                     "popularity, EASE and ItemKNN on the same split to compare with."
                 )
+        paired_choices = [m for m in metrics if sv.has_per_user(m)]
+        if paired_choices:
+            differences_section(paired_choices, [m for m in bar_metrics if m in paired_choices])
 
 with segments_tab:
     if segments_tab.open:
@@ -247,11 +392,17 @@ with segments_tab:
             )
         else:
             base = st.selectbox("Metric", bases, key="segment_metric")
-            st.plotly_chart(figure("segment_bars_figure", runs, base, style, refs), key="segment_chart")
+            quartiles = quartile_whiskers(uri, pool, base, tuple(run_ids)) if sv.has_per_user(base) else None
+            drawn = figure("segment_bars_figure", runs, base, style, refs, intervals=quartiles)
+            st.plotly_chart(drawn, key="segment_chart")
             st.caption(
                 "Users are split into quartiles by how many training interactions they have (q1: the least "
-                "active); grey lines are the references on the same data."
-            )
+                "active); grey lines are the references on the same data. "
+                + ("Whiskers: each run's 95% interval over that quartile's users (bootstrap): a quartile has a "
+                   "quarter of the users, so its intervals are wider than the overall ones." if quartiles else "")
+            )  # fmt: skip
+            if quartiles:
+                not_logged_note(per_user_results(uri, pool), run_ids, label)
         beyond = tables.beyond_accuracy_table(runs, groups, refs, style)
         if len(beyond.columns) > 3:
             st.subheader("Beyond accuracy")
@@ -383,6 +534,7 @@ with sweep_tab:
                 st.plotly_chart(param_charts.optuna_figure(plots[chosen], study), key="sweep_chart")
             except UserError as exc:  # e.g. importance with one distinct value
                 st.info(escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
+            sweep_noise_section(trials, objective, names)
 
 with differ_tab:
     if differ_tab.open:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._common import require_store, store_uri
+from pages._common import per_user_results, require_store, store_uri
 from recdash import recommend as rx
 from recdash.data.features import FeatureEncoding
 from recdash.errors import UserError
@@ -456,6 +456,20 @@ else:
                         colors=run_colors(order), hover={}, groups={},
                     )  # fmt: skip
                     st.plotly_chart(charts.selection_figure(key_style, [run_a, run_b], per_row=2), key="ab_colours")
+                if run_a and run_b:
+                    found = per_user_results(URI, (run_a, run_b))
+                    mine, note = rv.user_results({"A": found.get(run_a), "B": found.get(run_b)}, user)
+                    if not mine.empty and mine.notna().any().any():
+                        st.caption(
+                            "This user's test metrics in each model's run (the runs' per-user results: what each "
+                            "model's own evaluation scored for this user, on the run's test items)."
+                        )
+                        st.dataframe(
+                            mine, key="ab_user_metrics",
+                            column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in mine.columns},
+                        )  # fmt: skip
+                    if note:
+                        st.caption(_md(note))
                 col_a, col_b = st.columns(2)
                 for column, name, label, ranked, is_fallback in (
                     (col_a, "A", label_a, table, fallback),

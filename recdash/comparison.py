@@ -347,7 +347,18 @@ def config_groups(runs: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     if not shown:
         return pd.Series(["all runs"] * len(runs), index=runs.index, dtype=object)
     columns = {name: normalized(runs[PARAM + name]).map(_short_number) for name in shown}
-    labels = [", ".join(f"{name}={columns[name][idx]}" for name in shown) for idx in runs.index]
+    # runs of different models (rankfm against EASE): each is named by its model and by what varies among that
+    # model's runs, values it did not log left out, so EASE is not "alpha=(missing), beta=(missing), ..."; every
+    # param that tells two configurations apart is still in one of their labels
+    by_model = MODEL_PARAM in shown
+    models = columns[MODEL_PARAM] if by_model else pd.Series("", index=runs.index)
+    named = {m: [n for n in varying(runs[models == m], shown) if n != MODEL_PARAM] for m in models.unique()}
+    labels = []
+    for idx in runs.index:
+        model = models[idx]
+        parts = [f"{MODEL_PARAM}={model}"] if by_model else []
+        parts += [f"{n}={columns[n][idx]}" for n in named[model] if columns[n][idx] != MISSING]
+        labels.append(", ".join(parts) or "(none of these params logged)")
     return pd.Series(labels, index=runs.index, dtype=object)
 
 

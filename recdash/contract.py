@@ -88,6 +88,9 @@ BOOKKEEPING_TAG_PREFIXES = (
     "recdash.job",
 )
 
+# artifacts recdash writes into a run besides the model
+PER_USER_ARTIFACT = "per_user/test.parquet"  # each evaluated test user's metric values (recdash.evaluation.per_user)
+
 KIND_TRAIN = "train"
 KIND_SWEEP = "sweep"
 KIND_REFERENCES = "references"

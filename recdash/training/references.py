@@ -56,9 +56,7 @@ class ReferencesSpec:
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> ReferencesSpec:
-        parser = argparse.ArgumentParser(prog="recdash references", add_help=False)
-        add_references_flags(parser)
-        return cls.from_args(parse_flags(parser, argv))
+        return cls.from_args(parse_flags("references", add_references_flags, argv))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ReferencesSpec:

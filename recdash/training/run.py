@@ -28,6 +28,7 @@ from recdash import __version__, contract, settings, tracking
 from recdash.config import ConfigError, TrainConfig
 from recdash.data import Dataset, Split, lineage, load_dataset, split_dataset
 from recdash.data.features import FeatureError, FeatureTable, feature_dataset, load_features
+from recdash.evaluation import per_user
 from recdash.evaluation.heldout import HeldOut
 from recdash.models import Interactions, Params, Popularity, Recommender
 from recdash.process import identity_tags
@@ -311,7 +312,8 @@ def _train_in_run(
             best_rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
             mlflow.log_params({"cold_start_strategy": "popular"})
         test = HeldOut.build(best_rec, split.test, [split.train, split.validation], dataset.items)
-    metrics |= _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
+    test_metrics, test_users = test.evaluate_users(best_rec, config.k, segments=True)
+    metrics |= _prefixed("test_", test_metrics)
     metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
     # every validation metric at the kept epoch (val_* steps run on past it until early stopping): best_val_*
     kept = {name: value for name, value in best_val.items() if contract.MetricName.parse(name) is not None}
@@ -328,6 +330,7 @@ def _train_in_run(
         model_id = getattr(info, "model_id", None) or None
         mlflow.set_tag(contract.TAG_MODEL_ID, model_id or "")
     log_final_metrics(run_id, metrics, model_id)
+    per_user.log(test_users, run_id)  # what paired comparisons of runs on this data read (the means are metrics)
     return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri, chosen)
 
 

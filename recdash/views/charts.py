@@ -433,12 +433,16 @@ def metric_bars_figure(
     max_runs: int = MAX_BAR_RUNS,
     baselines: bool = True,
     references: pd.DataFrame | None = None,
+    intervals: Intervals | None = None,
+    best_notes: Mapping[str, Mapping[str, str]] | None = None,
 ) -> go.Figure:
     """Final metric values as grouped bars (one group per metric, one bar per run, in the run's colour), one facet
     per data group; the best run of each metric *within its data group* is outlined and marked "★ best"; each
     run's popularity baseline (``baseline_test_*``) is drawn as a dashed line across its metric, and the reference
     runs on the same data (:func:`recdash.comparison.references_for`) as dotted grey lines. Runs without any of the
-    metrics get no bar and are named under the title."""
+    metrics get no bar and are named under the title. ``intervals`` (metric -> run -> (low, high)) draws each bar's
+    95% interval over users as a whisker; ``best_notes`` (metric -> data group -> "best, but within noise of X")
+    says on the ★ whether the best is distinguishable from the runner-up."""
     cols = [c for c in (_col(m, METRIC) for m in metrics) if c in runs.columns]
     if runs.empty or not cols:
         return empty_figure("No metrics to compare")
@@ -455,14 +459,20 @@ def metric_bars_figure(
             continue
         group = style.groups.get(run_id)
         is_best = [best[n].get(group) == run_id for n in names]
+        notes = [
+            (best_notes or {}).get(n, {}).get(str(group), "") if b else "" for n, b in zip(names, is_best, strict=True)
+        ]
         hover = plotly_text(style.hover.get(run_id, run_id))
         build.trace(
             dict(
                 type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
                 marker={"color": style.color(run_id), "line": {"width": [3 if b else 0 for b in is_best],
                                                                 "color": "black"}},
-                text=["★ best" if b else "" for b in is_best], textposition="outside",
-                hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                text=[("★ best?" if "within noise" in note else "★ best") if b else ""
+                      for b, note in zip(is_best, notes, strict=True)],
+                textposition="outside", customdata=[plotly_text(note) for note in notes],
+                hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}} %{{customdata}}<extra></extra>",
+                error_y=whiskers(intervals, names, run_id, values[i]),
             ),
             group,
         )  # fmt: skip
@@ -470,10 +480,26 @@ def metric_bars_figure(
     if baselines:
         _baseline_marks(build, runs, names, group_of)
     _reference_marks(build, references, names)
-    title = "Final metrics (★ = best run of each metric on the same data)"
+    title = "Final metrics (★ = best run of each metric on the same data"
+    title += "; ★ best? = within noise of the runner-up)" if best_notes else ")"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS)
+    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS,
+                        uniformtext={"minsize": 10, "mode": "show"})  # fmt: skip
+
+
+Intervals = Mapping[str, Mapping[str, tuple[float, float]]]  # metric -> run id -> (low, high)
+
+
+def whiskers(intervals: Intervals | None, names: Sequence[str], run_id: str, values: np.ndarray) -> dict | None:
+    """A bar trace's ``error_y``: the run's 95% interval of each metric in ``names`` (none where it has none)."""
+    bounds = [(intervals or {}).get(n, {}).get(run_id) for n in names]
+    if not any(bounds):
+        return None
+    up = [None if b is None else max(0.0, b[1] - v) for b, v in zip(bounds, values, strict=True)]
+    down = [None if b is None else max(0.0, v - b[0]) for b, v in zip(bounds, values, strict=True)]
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": "#333333",
+            "thickness": 1.2, "width": 3}  # fmt: skip
 
 
 def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], group_of: pd.Series) -> None:
@@ -533,12 +559,18 @@ COLD_USERS = "cold-users"
 
 
 def segment_bars_figure(
-    runs: pd.DataFrame, base: str, style: RunStyle, references: pd.DataFrame | None = None, max_runs: int = MAX_BAR_RUNS
+    runs: pd.DataFrame,
+    base: str,
+    style: RunStyle,
+    references: pd.DataFrame | None = None,
+    max_runs: int = MAX_BAR_RUNS,
+    intervals: Intervals | None = None,
 ) -> go.Figure:
     """``base`` (e.g. test_recall_at_10) per user-activity quartile as grouped bars, one bar per run in its colour,
     one facet per data group, with the references on the same data as grey lines: for which users a model wins.
     A data group with no per-quartile values says why (a cold-users split's test users have no training activity
-    to rank them by) instead of drawing an empty axis."""
+    to rank them by) instead of drawing an empty axis. ``intervals`` (``<base>_q<n>`` -> run -> (low, high)): each
+    bar's 95% interval over that quartile's users, as a whisker."""
     names = cmp.segment_metrics(runs, base)
     if runs.empty or not names:
         return empty_figure(f"No run logged {base} per user-activity quartile")
@@ -554,7 +586,8 @@ def segment_bars_figure(
         hover = plotly_text(style.hover.get(run_id, run_id))
         build.trace(
             dict(type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
-                 marker={"color": style.color(run_id)}, hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
+                 marker={"color": style.color(run_id)}, hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                 error_y=whiskers(intervals, names, run_id, values[i])),
             style.groups.get(run_id),
         )  # fmt: skip
     method = shown.get(PARAM + "split_method", pd.Series(None, index=shown.index)).astype(str).tolist()

@@ -14,16 +14,20 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from apps import run_ok, texts
 from mlflow.tracking import MlflowClient
+from scipy import stats
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.config import TrainConfig
+from recdash.evaluation import per_user
 from recdash.models.rankfm import Hyperparams
 from recdash.training.references import train_references
 from recdash.training.run import load_data, train
 from recdash.training.sweep import run_sweep
 from recdash.training.sweep_spec import SweepSpec, parse_space
+from recdash.views import significance as sv
 
 APP = str(Path(__file__).parents[2] / "app.py")
 DATA_A = {"n_users": 120, "n_items": 80, "n_interactions": 3000, "seed": 1}
@@ -172,7 +176,7 @@ def test_no_best_across_datasets_and_the_warning_names_each_in_full(use_store: d
     groups = table(at, "run", "data (dataset · split)")["data (dataset · split)"].unique()
     assert len(groups) == 2 and all(g.replace(".", "\\.") in warning or g in warning.replace("\\", "") for g in groups)
     bars = figures(at)["bars_chart"]
-    best = [(t["name"], t["yaxis"]) for t in bars["data"] if "★ best" in (t.get("text") or [])]
+    best = [(t["name"], t["yaxis"]) for t in bars["data"] if any(x.startswith("★ best") for x in t.get("text") or [])]
     facet = {t["name"]: t["yaxis"] for t in bars["data"] if t["name"] == "other-data"}["other-data"]
     assert best and {axis for _, axis in best} == ({"y", "y2"} - {facet})  # bests only among the 6 repeats
     assert "other-data" not in {name for name, _ in best}  # alone on its dataset: it beats nobody
@@ -376,3 +380,116 @@ def test_an_experiment_without_runs_is_not_called_a_filter_miss(use_store: dict[
     assert not at.exception
     text = unescaped(i.value for i in at.info)
     assert "have no runs yet" in text and "Clear the filter" not in text
+
+
+# ---- is the difference real? (issue 24) ---------------------------------------------------------------------------
+
+
+def test_each_run_is_measured_against_the_best_reference_with_a_paired_interval(
+    use_store: dict[str, object],
+) -> None:
+    repeats = use_store["repeats"]
+    ids = [*repeats["warp"], *repeats["bpr"], use_store["other"]]  # type: ignore[index]
+    at = compare(ids)
+    shown = table(at, "verdict", "95% interval")
+    metric = at.selectbox(key="sig_metric").value
+    assert metric == "test_ndcg_at_10"
+    uri = str(use_store["uri"])
+    references = use_store["references"]
+    logged = {name: MlflowClient(uri).get_run(r).data.metrics[metric] for name, r in references.items()}  # type: ignore[union-attr]
+    best = max(logged, key=logged.get)
+    on_a = shown[shown["data"] == shown["data"].iloc[0]]
+    assert on_a["run"].iloc[0] == f"reference: {best}" and on_a["verdict"].iloc[0].startswith("reference")
+    # each difference is the paired statistic over the users, recomputed here from the artifacts
+    ref_users = per_user.read(references[best], uri).set_index("user_id")[metric]  # type: ignore[index]
+    run = repeats["warp"][0]  # type: ignore[index]
+    mine = per_user.read(run, uri).set_index("user_id")[metric]
+    row = on_a.set_index("run").loc[use_store_label(at, run)]
+    assert row["difference"] == pytest.approx(float((mine - ref_users.loc[mine.index]).mean()), abs=1e-12)
+    expected = stats.ttest_rel(mine, ref_users.loc[mine.index]).pvalue
+    assert row["p"] == ("< 0.001" if expected < 0.001 else f"{expected:.3f}")  # never "0.0000"
+
+    def number(text: str) -> float:
+        return 0.0 if text == "< 0.001" else float(text)
+
+    compared = on_a.dropna(subset=["p"])
+    assert len(compared) == len(on_a) - 1
+    assert all(number(h) >= number(p) for p, h in zip(compared["p"], compared["p (Holm)"], strict=True))
+    assert set(on_a["verdict"].iloc[1:]) <= {"better beyond noise", "worse beyond noise", "within noise"}
+    # the run on other data is never paired with DATA_A's reference: its own data, its own first row
+    on_b = shown[shown["data"] != shown["data"].iloc[0]]
+    assert list(on_b["run"]) == ["other-data"] and on_b["verdict"].iloc[0].startswith("reference")
+    # any run can be the one measured against
+    at.selectbox(key="sig_reference").set_value(run)
+    run_ok(at)
+    again = table(at, "verdict", "95% interval")
+    assert again["run"].iloc[0] == use_store_label(at, run)
+    (heading,) = [h for h in at.subheader if h.value == "Is the difference real?"]
+    assert heading.proto.help == sv.METHOD and "bootstrap over users" in sv.METHOD  # the method, as help text
+
+
+def use_store_label(at: AppTest, run_id: str) -> str:
+    """The label the page gives ``run_id`` (its run name, as the colour key shows it)."""
+    return MlflowClient().get_run(run_id).info.run_name
+
+
+def test_bars_have_interval_whiskers_and_the_best_says_if_it_is_within_noise(use_store: dict[str, object]) -> None:
+    repeats = use_store["repeats"]
+    ids = [*repeats["warp"], *repeats["bpr"]]  # type: ignore[index]
+    at = compare(ids)
+    at.toggle(key="aggregate").set_value(False)
+    run_ok(at)
+    spec = figures(at)["bars_chart"]
+    bars = [t for t in spec["data"] if t.get("type") == "bar"]
+    assert bars and all("error_y" in t for t in bars)
+    frames = per_user.read_many(ids, str(use_store["uri"]))
+    expected = sv.interval_whiskers(frames, "test_ndcg_at_10", ids).set_index("run_id")
+    names = {MlflowClient().get_run(r).info.run_name: r for r in ids}
+    for trace in bars:
+        run = names[trace["name"]]
+        x = list(trace["x"]).index("test_ndcg_at_10")
+        value = decoded(trace["y"])[x]
+        assert value + decoded(trace["error_y"]["array"])[x] == pytest.approx(expected.at[run, "high"], abs=1e-9)
+        assert value - decoded(trace["error_y"]["arrayminus"])[x] == pytest.approx(expected.at[run, "low"], abs=1e-9)
+    stars = [text for t in bars for text in t["text"] if text]
+    assert stars and all(s in ("★ best", "★ best?") for s in stars)
+    assert re.search(r"★ test_ndcg_at_10: \S+ is best, (but within|beyond) noise of \S+", unescaped(
+        [c.value for c in at.caption]))  # fmt: skip
+
+
+def test_repeats_name_seed_noise_and_user_sampling(use_store: dict[str, object]) -> None:
+    repeats = use_store["repeats"]
+    ids = [*repeats["warp"], *repeats["bpr"], use_store["duplicate"]]  # type: ignore[index]
+    at = compare(ids)
+    spread = table(at, "seed noise (std over seeds)", "user sampling (SE over users)")
+    logged = {r: MlflowClient().get_run(r).data.metrics["test_ndcg_at_10"] for r in repeats["warp"]}  # type: ignore[index]
+    warp = spread[(spread["metric"] == "test_ndcg_at_10") & spread["configuration"].str.contains("loss=warp")]
+    assert len(warp) == 1 and warp["repeats"].iloc[0] == 3  # the duplicate seed counted once
+    assert warp["seed noise (std over seeds)"].iloc[0] == pytest.approx(np.std(list(logged.values()), ddof=1))
+    assert warp["user sampling (SE over users)"].iloc[0] > 0
+
+
+def test_segments_have_per_quartile_whiskers(use_store: dict[str, object]) -> None:
+    ids = list(use_store["repeats"]["warp"])  # type: ignore[index]
+    at = compare(ids, view="Segments")
+    spec = figures(at)["segment_chart"]
+    bars = [t for t in spec["data"] if t.get("type") == "bar"]
+    assert bars and all("error_y" in t and len(decoded(t["error_y"]["array"])) == 4 for t in bars)
+    assert "a quartile has a quarter of the users" in texts(at, "caption").replace("\n", " ")
+
+
+def test_the_sweep_view_marks_the_trials_within_noise_of_the_best(use_store: dict[str, object]) -> None:
+    at = compare([str(use_store["sweep"])], view="Sweep")
+    marked = table(at, "within noise of the best")
+    assert marked["within noise of the best"].iloc[0] == "★ the best"
+    assert marked["test_ndcg_at_10"].is_monotonic_decreasing
+    sentence = unescaped([c.value for c in at.caption])
+    assert re.search(r"The top \d+ trials are within noise|is beyond noise of all \d+ other trials", sentence)
+
+
+def test_runs_without_per_user_results_get_a_plain_note(use_store: dict[str, object]) -> None:
+    ids = [*use_store["foreign"], *use_store["repeats"]["warp"]]  # type: ignore[misc]
+    at = compare(ids)
+    captions = unescaped([c.value for c in at.caption])
+    assert "No intervals for xgb-0, xgb-1" in captions and per_user.NOT_LOGGED in captions
+    assert not at.error

@@ -14,6 +14,7 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.config import TrainConfig
+from recdash.evaluation import per_user
 from recdash.models.rankfm import Hyperparams
 from recdash.training.run import TrainResult, train
 from recdash.views.style import run_colors
@@ -408,3 +409,26 @@ def test_history_and_top_k_rows_wrap_whole_titles(page: AppTest) -> None:
     for column in ("weight", "score"):  # the history, the top-k
         (frame,) = [d for d in page.dataframe if column in d.value.columns]
         assert frame.proto.row_height > 64
+
+
+def test_compare_shows_the_users_own_test_metrics_from_each_run(page: AppTest, store: dict[str, object]) -> None:
+    alpha, beta = run_of(store, "alpha"), run_of(store, "beta")
+    results_a = per_user.read(alpha.run_id, str(store["uri"]))
+    results_b = per_user.read(beta.run_id, str(store["uri"]))
+    user = str(results_a["user_id"].iloc[3])  # a test user of both runs (same data and split)
+    page.query_params["run"] = alpha.run_id
+    page.session_state["user_id"] = user
+    page.session_state["compare"] = True
+    page.run()
+    assert not page.exception and not page.error
+    (shown,) = [d.value for d in page.dataframe if list(d.value.columns) == ["A", "B"]]
+    for column, results in (("A", results_a), ("B", results_b)):
+        row = results.set_index("user_id").loc[user]
+        assert shown.loc["test_ndcg_at_10", column] == pytest.approx(row["test_ndcg_at_10"], abs=0)
+        assert shown.loc["test_recall_at_10", column] == pytest.approx(row["test_recall_at_10"], abs=0)
+    assert list(shown.index[:2]) == ["test_precision_at_10", "test_recall_at_10"]  # the logged order
+    # a user without test interactions in the runs: said plainly, no numbers
+    page.session_state["user_id"] = "no-such-user"
+    page.run()
+    assert not [d for d in page.dataframe if list(d.value.columns) == ["A", "B"]]
+    assert any("no test interactions in its evaluation" in text for text in markdown(page))

@@ -249,3 +249,20 @@ def test_configurations_get_letters_and_data_groups_a_short_name() -> None:
     assert cmp.short_data_labels(clash) == {  # two datasets called synthetic: their digests tell them apart
         clash[0]: "synthetic a1b2c3d4 · random split", clash[1]: clash[1], clash[2]: clash[2]
     }  # fmt: skip
+
+
+def test_configurations_of_different_models_are_named_by_their_own_params() -> None:
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d"],
+            "params.model": ["rankfm", "rankfm", "rankfm", "ease"],
+            "params.loss": ["warp", "warp", "bpr", None],
+            "params.factors": ["64", "64", "64", None],
+            "params.seed": ["1", "2", "1", None],
+            "params.l2": [None, None, None, "300"],
+        }
+    )
+    labels = cmp.config_groups(runs, ["model", "loss", "factors", "l2"]).tolist()
+    # factors is the same for every rankfm run and l2 for the one EASE run: they tell nothing apart; no "(missing)"
+    assert labels == ["model=rankfm, loss=warp", "model=rankfm, loss=warp", "model=rankfm, loss=bpr", "model=ease"]
+    assert len(set(labels)) == 3  # still one label per configuration
