@@ -383,7 +383,8 @@ class Recommender(ABC):
     # ---- scoring -----------------------------------------------------------------------------------------------
     @abstractmethod
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        """Scores of every item for the given internal user indices: float32 ``[len(user_idx), n_items]``."""
+        """Scores of every item for the given internal user indices: float32 ``[len(user_idx), n_items]``, a new
+        array the caller may change (evaluation masks seen items in it in place)."""
 
     def item_similarities(self, item_idx: int) -> np.ndarray:
         """Similarity of item ``item_idx`` to every item (for "similar items"); models without one raise."""
