@@ -249,11 +249,12 @@ def _normalise(
         out["timestamp"] = _timestamps(raw["timestamp"], wanted["timestamp"], fname, offset, unit)
     inter = pd.DataFrame(out)
     notes: list[str] = []
-    dups = int(inter.duplicated(["user_id", "item_id"]).sum())
+    repeated = _repeated_pairs(inter)
+    dups = int(repeated.sum())
     if dups:
         notes.append(
             f"{dups:,} duplicate (user_id, item_id) row(s) kept as repeated interactions "
-            f"(first at {_where(inter.duplicated(['user_id', 'item_id']).to_numpy(), offset, unit)})."
+            f"(first at {_where(repeated, offset, unit)})."
         )
     return inter, notes
 
@@ -282,6 +283,16 @@ def _id_codes(s: pd.Series, role: str, wanted: dict[str, str], fname: str, offse
             f"'{wanted[role]}' (first at {_where(null, offset, unit)}). Remove or fill those rows."
         )
     return coded
+
+
+def _repeated_pairs(inter: pd.DataFrame) -> np.ndarray:
+    """Rows whose (user, item) pair came before (``DataFrame.duplicated``), on one integer per pair of codes."""
+    users, items = inter["user_id"].cat.codes.to_numpy(), inter["item_id"].cat.codes.to_numpy()
+    pairs = users.astype(np.int64) * len(inter["item_id"].cat.categories) + items
+    ordered = np.sort(pairs)  # a sort finds out whether any pair repeats several times faster than a hash table
+    if not (ordered[1:] == ordered[:-1]).any():
+        return np.zeros(len(pairs), dtype=bool)
+    return pd.Series(pairs).duplicated().to_numpy()
 
 
 def _timestamps(s: pd.Series, col: str, fname: str, offset: int, unit: str) -> np.ndarray:

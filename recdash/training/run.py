@@ -275,7 +275,7 @@ def _train_in_run(
     if cold:
         validation = HeldOut.build_cold(baseline, split.validation, user_table)
     else:
-        validation = HeldOut.build(baseline, split.validation, [split.train])
+        validation = HeldOut.build(baseline, split.validation, [], exclude_seen=True)  # seen: split.train
     # every validation of the run (each epoch, each candidate) on one fixed, seeded sample of the validation users
     available = validation.n_users
     validation = validation.sample(config.validation_users, config.split_seed)
@@ -304,7 +304,7 @@ def _train_in_run(
         if best_rec.user_encoding is not None:
             best_rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
             mlflow.log_params({"cold_start_strategy": "popular"})
-        test = HeldOut.build(best_rec, split.test, [split.train, split.validation], dataset.items)
+        test = HeldOut.build(best_rec, split.test, [split.validation], dataset.items, exclude_seen=True)
     progress = partial(stages.report_count, "evaluating test users")
     test_metrics, test_users = test.evaluate_users(best_rec, config.k, segments=True, on_block=progress)
     metrics |= _prefixed("test_", test_metrics)
