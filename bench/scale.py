@@ -116,7 +116,7 @@ def in_process(shape: tuple[int, int, int], tmp: Path) -> dict[str, Any]:
 
     baseline = Popularity().fit(train)
     t0 = time.perf_counter()
-    full_validation = HeldOut.build(baseline, split.validation, [split.train])
+    full_validation = HeldOut.build(baseline, split.validation, [], exclude_seen=True)  # as a run builds it
     validation = full_validation.sample(config.validation_users, config.split_seed)
     out["validation_build_s"] = round(time.perf_counter() - t0, 2)
     model = RankFM(config.params_, seed=config.seed)
@@ -138,7 +138,7 @@ def in_process(shape: tuple[int, int, int], tmp: Path) -> dict[str, Any]:
     del full_validation, validation
 
     t0 = time.perf_counter()
-    test = HeldOut.build(model, split.test, [split.train, split.validation], ds.items)
+    test = HeldOut.build(model, split.test, [split.validation], ds.items, exclude_seen=True)
     built = time.perf_counter()
     metrics, per_user = test.evaluate_users(model, K, segments=True)
     ours = time.perf_counter() - built
