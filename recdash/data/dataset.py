@@ -87,7 +87,11 @@ def is_coded(column: pd.Series) -> bool:
     if not isinstance(column.dtype, pd.CategoricalDtype):
         return False
     categories = column.cat.categories
-    return pd.api.types.is_string_dtype(categories.dtype) and categories.is_monotonic_increasing
+    if not pd.api.types.is_string_dtype(categories.dtype):
+        return False
+    if categories.dtype == object and pd.api.types.infer_dtype(categories) not in ("string", "empty"):
+        return False  # object categories that are not all text (7 and "7"): coded again, as text
+    return categories.is_monotonic_increasing
 
 
 def coded_ids(column: pd.Series | pd.Categorical | np.ndarray) -> pd.Categorical:
