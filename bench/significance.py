@@ -31,6 +31,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the browser tests' server and Chromium helpers
+sys.path.insert(0, str(ROOT / "bench"))
 
 from recdash import contract  # noqa: E402
 from recdash.config import TrainConfig  # noqa: E402
@@ -82,6 +83,89 @@ def overhead(config: TrainConfig, repeats: int) -> dict[str, float]:
     return out
 
 
+N_USERS = 943
+RANKING = ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")
+
+
+def make_compare_runs(uri: str, n: int, with_per_user: bool, experiment: str) -> list[str]:
+    """``n`` runs on one data group (ML-100K-sized: 943 test users), each a different configuration, with test
+    metrics that are the means of per-user values; ``with_per_user`` also logs those values as the run's per-user
+    artifact (what recdash's evaluation writes), so Compare draws intervals for them."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = MlflowClient(uri)
+    exp = client.create_experiment(experiment)
+    rng = np.random.default_rng(0)
+    users = np.array([str(u) for u in range(1, N_USERS + 1)], dtype=object)
+    quartile = (np.arange(N_USERS) * 4 // N_USERS).astype(np.int8)
+    hardness = rng.beta(2, 5, size=N_USERS)  # a user's difficulty, shared by every run (what pairing cancels)
+    ids = []
+    for i in range(n):
+        run = client.create_run(exp, run_name=f"run-{i:03d}")
+        skill = 0.2 + 0.1 * i / n
+        values = {}
+        for m in RANKING:
+            raw = np.clip(hardness * skill * 3 + rng.normal(0, 0.15, N_USERS), 0, 1)
+            values[f"{m}_at_{K}"] = (raw > 0.5).astype(float) if m == "hit_rate" else raw
+        frame = pd.DataFrame({"user_id": users, "quartile": quartile, **values})
+        params = {"dataset": "movielens-100k", "dataset_name": "movielens-100k", "dataset_digest": "14f31e851eb44e5a",
+                  "split_method": "random", "split_train": "0.8", "split_validation": "0.1", "split_test": "0.1",
+                  "split_seed": "42", "model": "rankfm", "factors": str(8 + i), "k": str(K)}  # fmt: skip
+        metrics = [Metric(f"test_{name}", float(np.mean(v)), 0, 0) for name, v in values.items()]
+        for q in range(4):
+            for m in ("recall", "ndcg"):
+                v = values[f"{m}_at_{K}"][quartile == q]
+                metrics.append(Metric(f"test_{m}_at_{K}_q{q + 1}", float(np.mean(v)), 0, 0))
+        client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()],
+                         tags=[RunTag("recdash.kind", "train")])  # fmt: skip
+        if with_per_user:
+            per_user.log(frame, run.info.run_id)
+        client.set_terminated(run.info.run_id)
+        ids.append(run.info.run_id)
+    return ids
+
+
+def compare_extra_seconds(loads: int, n_runs: int = 100) -> dict[str, float]:
+    """Compare's Final metrics tab on ``n_runs`` runs with per-user results (whiskers, ★ notes, the differences
+    table) against the same runs without (plain bars), in Chromium; medians of ``loads`` warm loads, and the first
+    (cold) load of each."""
+    from browser import browser_page, chromium_path, streamlit_server
+    from compare_page import page_done  # the same "page is done" as the Compare benchmark
+
+    with tempfile.TemporaryDirectory(prefix="recdash-bench-compare-") as tmp:
+        work = Path(tmp)
+        os.chdir(work)  # MLflow puts a SQLite store's artifacts under the working folder
+        uri = f"sqlite:///{work / 'mlflow.db'}"
+        mlflow.set_tracking_uri(uri)
+        with_ids = make_compare_runs(uri, n_runs, True, "with-per-user")
+        without_ids = make_compare_runs(uri, n_runs, False, "without-per-user")
+        env = {"MLFLOW_TRACKING_URI": uri, "RECDASH_CACHE_DIR": str(work / "cache")}
+        times: dict[str, list[float]] = {"with": [], "without": []}
+        first: dict[str, float] = {}
+        with streamlit_server(work, env) as url, browser_page(chromium_path()) as page:
+            links = {"with": f"{url}/compare?runs={','.join(with_ids)}",
+                     "without": f"{url}/compare?runs={','.join(without_ids)}"}  # fmt: skip
+            for name, link in links.items():
+                page.goto(link)
+                first[name] = page_done(page, 2)
+            for _ in range(loads):
+                for name, link in links.items():
+                    page.goto(link)
+                    times[name].append(page_done(page, 2))
+            drawn = page.locator("text=Is the difference real?").count()
+        os.chdir(ROOT)
+    with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
+    return {
+        "compare_100_runs_with_intervals_s": round(with_s, 3),
+        "compare_100_runs_without_intervals_s": round(without_s, 3),
+        "compare_100_runs_with_intervals_extra_s": round(with_s - without_s, 3),
+        "compare_first_load_with_s": round(first["with"], 3),
+        "compare_first_load_without_s": round(first["without"], 3),
+        "differences_section_drawn": bool(drawn),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
@@ -96,9 +180,8 @@ def main() -> None:
         config = TrainConfig(dataset="movielens-100k", epochs=10, patience=0, experiment="bench-significance", k=K)
         figures |= overhead(config, args.repeats)
         print(json.dumps(figures), flush=True)
+        os.chdir(ROOT)  # out of the folder before it is removed
     if not args.no_browser:
-        from _significance_browser import compare_extra_seconds
-
         figures |= compare_extra_seconds(loads=args.loads)
     print(json.dumps(figures))
 

@@ -268,16 +268,18 @@ _OUTCOME_CSS = {
 
 
 def _styled(frame: pd.DataFrame) -> Any:
-    """The comparison with each difference and verdict green where the challenger is better, red where worse."""
-    shown = frame.drop(columns=["outcome"])
+    """The comparison as it is read: each difference and verdict green where the challenger is better beyond noise,
+    red where worse; which way each metric is better is said in the caption under it (a column of it did not fit)."""
+    shown = frame.drop(columns=["outcome", "better when"])
+    shown[model_views.INTERVAL] = shown[model_views.INTERVAL].fillna("–")
+    shown[model_views.P_VALUE] = [
+        "–" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}") for p in shown[model_views.P_VALUE]
+    ]
     css = [_OUTCOME_CSS.get(o, "") for o in frame["outcome"]]
-    words = ("difference", model_views.INTERVAL, model_views.P_VALUE, "better when", "verdict")
-    values = [c for c in shown.columns if c not in words]  # the two versions
+    values = [c for c in shown.columns if c not in ("difference", model_views.INTERVAL, model_views.P_VALUE, "verdict")]
     return (
         shown.style.format("{:.4f}", subset=values, na_rep="–")
         .format("{:+.4f}", subset=["difference"], na_rep="–")
-        .format(lambda p: "–" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}"), subset=[model_views.P_VALUE])
-        .format(lambda t: t or "–", subset=[model_views.INTERVAL])
         .apply(lambda _: css, subset=["difference", "verdict"])
     )
 
@@ -330,7 +332,16 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
         f"Of {len(frame)} test metrics, the challenger is better on {counts.get(model_views.BETTER, 0)}, worse on "
         f"{counts.get(model_views.WORSE, 0)} and within noise on {counts.get(model_views.NOISE, 0)}."
     )
-    st.dataframe(_styled(frame), key="champion_table")
+    versions = [c for c in frame.columns if str(c).startswith((registry.CHAMPION, registry.CHALLENGER))]
+    widths: dict[str, Any] = {
+        "_index": st.column_config.TextColumn("metric", width=190),
+        **{c: st.column_config.Column(width=100) for c in versions},
+        "difference": st.column_config.Column(width=75),
+        model_views.INTERVAL: st.column_config.Column(width=130),
+        model_views.P_VALUE: st.column_config.Column("p", width=62),
+        "verdict": st.column_config.Column(width=150),
+    }  # every column in view at 1280 px: nothing of the verdict hides behind a scroll
+    st.dataframe(_styled(frame), key="champion_table", column_config=widths)
     st.caption(_direction_caption(frame))
     uris = frame.attrs["uris"]
     st.page_link(

@@ -16,7 +16,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -248,9 +248,7 @@ class TrainConfig:
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> TrainConfig:
         """The config ``python -m recdash train <argv>`` trains (ConfigError/HyperparameterError when invalid)."""
-        parser = argparse.ArgumentParser(prog="recdash train", add_help=False)
-        add_train_flags(parser)
-        return cls.from_args(parse_flags(parser, argv))
+        return cls.from_args(parse_flags("train", add_train_flags, argv))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -380,6 +378,7 @@ class TrainConfig:
             "split_seed": self.split_seed,
             "epochs": self.epochs,
             "patience": self.patience,
+            "validation_users": self.validation_users,
             "k": self.k,
             "early_stopping_metric": self.early_stopping_metric,
             "experiment": self.experiment,
@@ -420,6 +419,7 @@ class TrainConfig:
             epochs=int(values.get("epochs", defaults.epochs)) if model.iterative else defaults.epochs,
             patience=int(values.get("patience", defaults.patience)) if model.iterative else defaults.patience,
             k=int(values["k"]),
+            validation_users=int(values.get("validation_users", defaults.validation_users)),
             early_stopping_metric=str(values["early_stopping_metric"]),
             experiment=str(values["experiment"]).strip(),
             run_name=str(values.get("run_name") or "").strip() or None,
@@ -428,6 +428,16 @@ class TrainConfig:
             item_features=str(values.get("item_features") or "none"),
         )
 
+    def same_training_params(self) -> dict[str, str]:
+        """The params (as MLflow keeps them: text) that a run of this config logs and that say what was trained on
+        which data: :meth:`params` but the seed, and the dataset and split of :meth:`data_key`. A finished run
+        with all of them is this training with its own seed ("Repeat with seeds" skips the seeds it has)."""
+        dataset, _, _, _, method, fractions, split_seed = self.data_key()
+        split = {"split_method": method, "split_seed": split_seed}
+        split |= {f"split_{part}": float(f) for part, f in zip(("train", "validation", "test"), fractions, strict=True)}
+        values = {**self.params(), "dataset": dataset, **split}
+        return {key: str(value) for key, value in values.items() if key not in contract.SEED_PARAMS}
+
     def data_key(self) -> tuple[Any, ...]:
         """What the data and split are made of: runs with equal keys saw the same data (repeats of a seed are
         compared on this)."""
@@ -435,8 +445,13 @@ class TrainConfig:
                 self.split, self.split_fractions, self.split_seed)  # fmt: skip
 
 
-def parse_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
-    """``parser.parse_args(argv)``, with argparse's complaint as a :class:`ConfigError` instead of an exit."""
+def parse_flags(
+    command: str, add_flags: Callable[[argparse.ArgumentParser], Any], argv: Sequence[str]
+) -> argparse.Namespace:
+    """``argv`` parsed by a parser of ``recdash <command>`` with ``add_flags``'s flags, argparse's complaint raised
+    as a :class:`ConfigError` instead of an exit: how a job's stored arguments are read back."""
+    parser = argparse.ArgumentParser(prog=f"recdash {command}", add_help=False)
+    add_flags(parser)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_ARTIFACT_PATH = "model"  # where recdash.train logs the model (runs:/<id>/model)
+DEFAULT_ARTIFACT_PATH = "model"  # where recdash.training.run logs the model (runs:/<id>/model)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LINEAGE_PARAMS = ("dataset_name", "dataset_digest")

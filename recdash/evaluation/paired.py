@@ -106,17 +106,30 @@ def verdict(c: sig.Comparison, higher_is_better: bool) -> str:
 
 def mean_intervals(frames: Frames, metric: str, quartile: int | None = None) -> pd.DataFrame:
     """Each run's mean of ``metric`` over its own evaluated users (its logged value) with a 95% bootstrap interval
-    over those users: the whiskers of a bar. Rows ``run_id, mean, low, high, n_users``."""
-    rows = []
+    over those users: the whiskers of a bar. Rows ``run_id, mean, low, high, n_users``.
+
+    Runs evaluated on the same users (a data group) are resampled together, one matrix product for all of them: the
+    bootstrap weights depend only on the number of users, so each run's interval is the one it gets alone."""
+    by_users: dict[bytes, tuple[list[str], list[np.ndarray]]] = {}
     for run_id, frame in frames.items():
         if frame is None or metric not in frame.columns:
             continue
-        values = frame.loc[frame["quartile"] == quartile, metric] if quartile is not None else frame[metric]
-        values = values.to_numpy(dtype=np.float64)
-        if values.size < 2:
+        if quartile is not None:
+            frame = frame[frame["quartile"] == quartile]
+        if len(frame) < 2:
             continue
+        key = "\0".join(frame["user_id"].astype(str)).encode()
+        ids, columns = by_users.setdefault(key, ([], []))
+        ids.append(run_id)
+        columns.append(frame[metric].to_numpy(dtype=np.float64))
+    rows = []
+    for ids, columns in by_users.values():
+        values = np.column_stack(columns)
         low, high = sig.bootstrap_interval(values)
-        rows.append((run_id, float(np.mean(values)), float(low[0]), float(high[0]), int(values.size)))
+        means = values.mean(axis=0)
+        rows += [(r, float(means[j]), float(low[j]), float(high[j]), values.shape[0]) for j, r in enumerate(ids)]
+    order = {r: i for i, r in enumerate(frames)}
+    rows.sort(key=lambda row: order[row[0]])
     return pd.DataFrame(rows, columns=["run_id", "mean", "low", "high", "n_users"])
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from recdash import contract, tracking
+from recdash.tracking import filestore
 
 _log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -63,16 +64,26 @@ def _log_file(run_id: str, path: Path, folder: str) -> None:
 
 
 def read(run_id: str, uri: str | None = None) -> pd.DataFrame | None:
-    """The run's per-user results (see the module doc), or None when the run has none (or they cannot be read)."""
+    """The run's per-user results (see the module doc), or None when the run has none (or they cannot be read).
+
+    A run whose artifacts are on this machine (a local artifact root) is read in place; others are downloaded the
+    way MLflow downloads any artifact (a server's proxied artifacts, S3...)."""
     try:
+        location = filestore.local_path(tracking.client(uri).get_run(run_id).info.artifact_uri)
+        if location is not None and location.is_dir():
+            path = location / contract.PER_USER_ARTIFACT
+            return _frame(pq.read_table(path)) if path.is_file() else None
         with tempfile.TemporaryDirectory(prefix="recdash-per-user-") as tmp:
             local = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=contract.PER_USER_ARTIFACT, dst_path=tmp, tracking_uri=uri
             )
-            table = pq.read_table(local)
+            return _frame(pq.read_table(local))
     except Exception as exc:  # absent (older runs, other tools'), or an artifact store this machine cannot reach
         _log.debug("no per-user results for run %s (%s)", run_id, exc)
         return None
+
+
+def _frame(table: pa.Table) -> pd.DataFrame | None:
     meta = json.loads((table.schema.metadata or {}).get(_META_KEY, b"{}") or b"{}")
     if meta.get("format") != FORMAT_VERSION:
         return None

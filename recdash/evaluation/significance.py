@@ -32,6 +32,7 @@ from scipy import special
 
 __all__ = [
     "Comparison",
+    "Method",
     "NoiseSet",
     "RunnerUp",
     "SpreadParts",
@@ -60,7 +61,22 @@ Test = Literal["t", "randomization", "auto"]
 Correction = Literal["holm", "none"]
 
 _TEST_LABELS = {"t": "paired t", "randomization": "paired randomization"}
+_BOOTSTRAP_CELLS = 2_000_000  # weight-matrix cells per block of resamples: 16 MB at any number of users
 _SIGN_FLIP_CELLS = 2_000_000  # sign-flip matrix cells drawn per block: bounded memory (16 MB) for any R and n
+
+
+@dataclass(frozen=True)
+class Method:
+    """How every comparison is made: interval ``level`` from ``resamples`` bootstrap resamples of the users, the
+    ``test`` ("t", "randomization" with ``permutations`` sign flips, or "auto": randomization below
+    ``SMALL_SAMPLE_USERS`` users, e.g. an activity quartile of a small dataset, where the t-test's normal
+    approximation of the mean is least trustworthy), all drawn from ``seed``."""
+
+    level: float = LEVEL
+    resamples: int = RESAMPLES
+    seed: int = SEED
+    test: Test = "t"
+    permutations: int = PERMUTATIONS
 
 
 @dataclass(frozen=True)
@@ -193,17 +209,35 @@ def bootstrap_weights(n_users: int, resamples: int = RESAMPLES, seed: int = SEED
     """
     if n_users < 1 or resamples < 1:
         raise ValueError(f"n_users and resamples must be >= 1, got {n_users} and {resamples}")
-    rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, n_users, size=(resamples, n_users), dtype=np.int64)
-    drawn += np.arange(resamples, dtype=np.int64)[:, None] * n_users  # one bincount over all rows
-    counts = np.bincount(drawn.ravel(), minlength=resamples * n_users)
-    return counts.reshape(resamples, n_users).astype(np.float64)
+    return _weights(np.random.default_rng(seed), n_users, resamples)
+
+
+def _weights(rng: np.random.Generator, n_users: int, rows: int) -> np.ndarray:
+    """The next ``rows`` resamples' user counts from ``rng`` (drawn row after row: blocks of rows give the same
+    counts as one draw of them all)."""
+    drawn = rng.integers(0, n_users, size=(rows, n_users), dtype=np.int64)
+    drawn += np.arange(rows, dtype=np.int64)[:, None] * n_users  # one bincount over all rows
+    counts = np.bincount(drawn.ravel(), minlength=rows * n_users)
+    return counts.reshape(rows, n_users).astype(np.float64)
 
 
 def bootstrap_means(values: ArrayLike, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """``(resamples, n_runs)`` bootstrap means of each column: one matrix product, weights @ values / n_users."""
+    """``(resamples, n_runs)`` bootstrap means of each column: weights @ values / n_users, the weights made a block
+    of resamples at a time so memory stays bounded at any number of users (138k users x 2,000 resamples would be a
+    2 GB weight matrix); the result is the one :func:`bootstrap_weights` gives in one piece."""
     matrix = _columns(values)
-    return bootstrap_weights(matrix.shape[0], resamples, seed) @ matrix / matrix.shape[0]
+    n_users = matrix.shape[0]
+    if n_users < 1 or resamples < 1:
+        raise ValueError(f"n_users and resamples must be >= 1, got {n_users} and {resamples}")
+    rng = np.random.default_rng(seed)
+    # an even number of rows per block: numpy draws these small integers two per 64-bit word and drops a
+    # leftover half at the end of a call, so only blocks with an even count of draws continue the same stream
+    rows = max(2, _BOOTSTRAP_CELLS // n_users // 2 * 2)
+    out = np.empty((resamples, matrix.shape[1]))
+    for start in range(0, resamples, rows):
+        block = min(rows, resamples - start)
+        out[start : start + block] = _weights(rng, n_users, block) @ matrix / n_users
+    return out
 
 
 def bootstrap_interval(
@@ -300,17 +334,11 @@ def _resolve_test(test: Test, n_users: int) -> Literal["t", "randomization"]:
     return test
 
 
-def _compare(
-    differences: np.ndarray,
-    *,
-    level: float,
-    resamples: int,
-    seed: int,
-    test: Test,
-    permutations: int,
-    correction: Correction,
-) -> list[Comparison]:
+def _compare(differences: np.ndarray, method: Method | None, correction: Correction) -> list[Comparison]:
     """Comparisons for every column of a (n_users, m) difference matrix, corrected over the m columns."""
+    method = method or Method()
+    level, resamples, seed, permutations = method.level, method.resamples, method.seed, method.permutations
+    test = method.test
     if correction not in ("holm", "none"):
         raise ValueError(f"correction must be 'holm' or 'none', got {correction!r}")
     n, m = differences.shape
@@ -327,7 +355,7 @@ def _compare(
     n_comparisons = m if corrected else 1
     correction_text = f"Holm over {m} comparisons" if corrected else "no correction for multiple comparisons"
     bootstrap_text = f"{level:.0%} percentile bootstrap over {n} users ({resamples} resamples, seed {seed})"
-    method = f"{test_text}; {bootstrap_text}; {correction_text}"
+    text = f"{test_text}; {bootstrap_text}; {correction_text}"
     mean = differences.mean(axis=0)
     return [
         Comparison(
@@ -337,7 +365,7 @@ def _compare(
             p_value=float(p[j]),
             p_adjusted=float(p_adjusted[j]),
             n_users=n,
-            method=method,
+            method=text,
             test=_TEST_LABELS[chosen],
             level=level,
             n_comparisons=n_comparisons,
@@ -350,18 +378,13 @@ def compare_to_reference(
     reference: ArrayLike,
     runs: ArrayLike,
     *,
-    level: float = LEVEL,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-    test: Test = "t",
-    permutations: int = PERMUTATIONS,
+    method: Method | None = None,
     correction: Correction = "holm",
 ) -> list[Comparison]:
     """Each run (a column of ``runs``) against ``reference`` on the same users: difference, interval, p-values.
 
-    The family for the Holm correction is the columns given, so leave the reference's own column out. ``test``:
-    "t" (default), "randomization", or "auto" (randomization below ``SMALL_SAMPLE_USERS`` users, e.g. an activity
-    quartile of a small dataset, where the t-test's normal approximation of the mean is least trustworthy).
+    The family for the Holm correction is the columns given, so leave the reference's own column out; ``method``
+    (default :class:`Method`) says which interval and test.
     """
     ref = _columns(reference, "reference")
     if ref.shape[1] != 1:
@@ -369,15 +392,7 @@ def compare_to_reference(
     matrix = _columns(runs, "runs")
     if matrix.shape[0] != ref.shape[0]:
         raise ValueError(f"runs have {matrix.shape[0]} users but the reference has {ref.shape[0]}")
-    return _compare(
-        matrix - ref,
-        level=level,
-        resamples=resamples,
-        seed=seed,
-        test=test,
-        permutations=permutations,
-        correction=correction,
-    )
+    return _compare(matrix - ref, method, correction)
 
 
 def _best_index(means: np.ndarray, higher_is_better: bool) -> int:
@@ -390,11 +405,7 @@ def within_noise_of_best(
     best: int | None = None,
     higher_is_better: bool = True,
     alpha: float = ALPHA,
-    level: float = LEVEL,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-    test: Test = "t",
-    permutations: int = PERMUTATIONS,
+    method: Method | None = None,
 ) -> NoiseSet:
     """Which runs (columns, e.g. sweep trials) are statistically indistinguishable from the best one.
 
@@ -414,15 +425,7 @@ def within_noise_of_best(
     others = [j for j in range(m) if j != best]
     comparisons: dict[int, Comparison] = {}
     if others:
-        found = _compare(
-            matrix[:, others] - matrix[:, [best]],
-            level=level,
-            resamples=resamples,
-            seed=seed,
-            test=test,
-            permutations=permutations,
-            correction="holm",
-        )
+        found = _compare(matrix[:, others] - matrix[:, [best]], method, "holm")
         comparisons = dict(zip(others, found, strict=True))
     sign = -1.0 if higher_is_better else 1.0
     close = sorted((j for j in others if not comparisons[j].beyond_noise(alpha)), key=lambda j: (sign * means[j], j))
@@ -434,11 +437,7 @@ def best_vs_runner_up(
     *,
     higher_is_better: bool = True,
     alpha: float = ALPHA,
-    level: float = LEVEL,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-    test: Test = "t",
-    permutations: int = PERMUTATIONS,
+    method: Method | None = None,
 ) -> RunnerUp:
     """The best run by mean against the second best, one paired test (no correction: a single comparison)."""
     matrix = _columns(values)
@@ -448,15 +447,7 @@ def best_vs_runner_up(
     best = _best_index(means, higher_is_better)
     rest = np.delete(np.arange(matrix.shape[1]), best)
     runner_up = int(rest[_best_index(means[rest], higher_is_better)])
-    (comparison,) = _compare(
-        matrix[:, [best]] - matrix[:, [runner_up]],
-        level=level,
-        resamples=resamples,
-        seed=seed,
-        test=test,
-        permutations=permutations,
-        correction="none",
-    )
+    (comparison,) = _compare(matrix[:, [best]] - matrix[:, [runner_up]], method, "none")
     return RunnerUp(best=best, runner_up=runner_up, comparison=comparison, beyond_noise=comparison.beyond_noise(alpha))
 
 

@@ -87,9 +87,7 @@ def difference_table(
         ref_value = values.get(reference, np.nan)
         if ref_frame is not None and metric in ref_frame.columns:  # a reference outside the selection
             ref_value = float(np.mean(ref_frame[metric].to_numpy(dtype=np.float64)))  # = its logged value
-        rows.append(
-            _row(group, reference, label, ref_value, verdict="reference: the runs below are measured against it")
-        )
+        rows.append(_row(group, reference, label, ref_value, verdict="reference (the rows below: run − it)"))
         for run_id in candidates:
             value = float(values.get(run_id, np.nan))
             if run_id in found.index:
@@ -200,7 +198,7 @@ def repeat_spreads(
     )
 
 
-def sweep_within_noise(
+def within_noise_sentence(
     trials: pd.DataFrame, frames: Frames, metric: str, label: Callable[[str], str]
 ) -> tuple[list[str], str]:
     """The trials the test users cannot tell from the best on ``metric`` (the best first) and the sentence that
@@ -218,4 +216,85 @@ def sweep_within_noise(
     return close, (
         f"The top {len(close)} trials are within noise on {metric}: the test users cannot tell the best, "
         f"{label(best)}, from {names} (paired t, Holm over {others}). Do not over-read the winner."
+    )
+
+
+# ---- what the Compare page shows ---------------------------------------------------------------------------------
+
+
+def interval_map(frames: Frames, metrics: Sequence[str], run_ids: Sequence[str]) -> dict[str, dict[str, tuple]]:
+    """metric -> run id -> (low, high) of the runs' 95% intervals over users: the bars' whiskers."""
+    out: dict[str, dict[str, tuple]] = {}
+    for metric in metrics:
+        found = interval_whiskers(frames, metric, run_ids)
+        out[metric] = {r: (lo, hi) for r, lo, hi in found[["run_id", "low", "high"]].itertuples(index=False)}
+    return out
+
+
+def quartile_interval_map(frames: Frames, base: str, run_ids: Sequence[str]) -> dict[str, dict[str, tuple]]:
+    """``<base>_q<n>`` -> run id -> (low, high): the Segments bars' whiskers, over each quartile's users."""
+    found = quartile_intervals(frames, base, run_ids)
+    out: dict[str, dict[str, tuple]] = {}
+    for r, segment, lo, hi in found[["run_id", "segment", "low", "high"]].itertuples(index=False):
+        out.setdefault(f"{base}_{segment}", {})[r] = (lo, hi)
+    return out
+
+
+def best_note_map(
+    runs: pd.DataFrame, groups: pd.Series, frames: Frames, metrics: Sequence[str], label: Callable[[str], str]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """For the bars' ★: metric -> data group -> "best, but within noise of X" / "best, beyond noise of X", and the
+    same as sentences naming the best run, for the caption under the chart."""
+    marks: dict[str, dict[str, str]] = {}
+    lines = []
+    several = groups.nunique() > 1
+    for metric in metrics:
+        for group, (best, text) in best_notes(runs, groups, frames, metric, label).items():
+            marks.setdefault(metric, {})[group] = text
+            where = f" on {group}" if several else ""
+            lines.append(f"★ {metric}{where}: {label(best)} is {text}.")
+    return marks, lines
+
+
+def shown_differences(table: pd.DataFrame, several_groups: bool) -> pd.DataFrame:
+    """:func:`difference_table` for reading: the interval as one column, the data column only when it varies."""
+    interval = [
+        f"{lo:+.4f} … {hi:+.4f}" if np.isfinite(lo) and np.isfinite(hi) else None
+        for lo, hi in zip(table["low"], table["high"], strict=True)
+    ]
+    p_text = {c: [_p_text(p) for p in table[c]] for c in ("p", "p (Holm)")}
+    out = table.drop(columns=["low", "high"]).assign(**{"95% interval": interval, **p_text})
+    columns = ["data", "run", "value", "difference", "95% interval", "p", "p (Holm)", "verdict", "users"]
+    return out[columns if several_groups else columns[1:]]
+
+
+def _p_text(p: float) -> str | None:
+    """A p-value as read: three decimals, "< 0.001" below that (0.0000 would claim a certainty nobody has)."""
+    if not np.isfinite(p):
+        return None
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def test_metric_of(objective: str) -> str | None:
+    """The test metric a sweep's validation objective stands for (``val_ndcg_at_10`` -> ``test_ndcg_at_10``)."""
+    parsed = contract.MetricName.parse(objective.removeprefix("best_"))
+    if parsed is None:
+        return None
+    name = parsed.with_(split="test").format()
+    return name if has_per_user(name) else None
+
+
+def sweep_table(trials: pd.DataFrame, metric: str, close: Sequence[str], label: Callable[[str], str]) -> pd.DataFrame:
+    """The finished trials by ``metric`` (test), best first, each marked when the test users cannot tell it from
+    the best."""
+    values = _values(trials, metric)
+    values = values[np.isfinite(values.to_numpy(dtype=float))]
+    values = values.sort_values(ascending=contract.lower_is_better(metric))
+    marks = {r: "✓" for r in close[1:]} | ({close[0]: "★ the best"} if close else {})
+    return pd.DataFrame(
+        {
+            "trial": [label(r) for r in values.index],
+            metric: values.to_numpy(),
+            "within noise of the best": [marks.get(r, "") for r in values.index],
+        }
     )

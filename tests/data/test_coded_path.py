@@ -118,7 +118,9 @@ def test_rankings_and_test_metrics_are_the_recorded_ones(ml100k: Dataset, name: 
     split = split_dataset(ml100k, "random", seed=42)
     users = sorted(split.test["user_id"].astype(str).unique())
     if name == "rankfm_features":
-        featured = Interactions.from_frame(split.train, builtin_features(ml100k, "user"), builtin_features(ml100k, "item"))
+        featured = Interactions.from_frame(
+            split.train, builtin_features(ml100k, "user"), builtin_features(ml100k, "item")
+        )
         model: Any = RankFM(RankFM.Params(factors=16), seed=7).fit(featured, epochs=2)
     else:
         plain = Interactions.from_frame(split.train)

@@ -50,7 +50,9 @@ def test_blocks_give_exactly_the_numbers_of_one_block() -> None:
 def test_progress_is_reported_after_each_block() -> None:
     truth = interaction_matrix(np.arange(10), np.zeros(10, dtype=np.int64), 10, 4)
     seen: list[tuple[int, int]] = []
-    evaluate_users(lambda users: np.ones((len(users), 4)), truth, None, 2, block_size=4, on_block=lambda *a: seen.append(a))
+    evaluate_users(
+        lambda users: np.ones((len(users), 4)), truth, None, 2, block_size=4, on_block=lambda *a: seen.append(a)
+    )
     assert seen == [(4, 10), (8, 10), (10, 10)]
 
 

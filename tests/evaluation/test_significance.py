@@ -11,6 +11,7 @@ from scipy import stats
 
 from recdash.evaluation.significance import (
     Comparison,
+    Method,
     align_users,
     best_vs_runner_up,
     bootstrap_interval,
@@ -237,7 +238,7 @@ def sweep_with_known_answer(rng: np.random.Generator, n_users: int = 600) -> np.
 @pytest.mark.parametrize("test", ["t", "randomization"])
 def test_within_noise_of_best_on_constructed_sweep(test: str) -> None:
     values = sweep_with_known_answer(np.random.default_rng(9))
-    found = within_noise_of_best(values, test=test)
+    found = within_noise_of_best(values, method=Method(test=test))
     assert found.best == 0
     assert found.within_noise == (0, 3, 1)  # best first, then by mean: column 3 is shifted less than column 1
     assert set(found.comparisons) == {1, 2, 3}
@@ -307,8 +308,8 @@ def test_auto_test_uses_randomization_for_few_users() -> None:
     rng = np.random.default_rng(1)
     few = recall_like(rng, 60, [0.0, 0.1])
     many = recall_like(rng, 400, [0.0, 0.1])
-    assert compare_to_reference(few[:, 0], few[:, 1], test="auto")[0].test == "paired randomization"
-    assert compare_to_reference(many[:, 0], many[:, 1], test="auto")[0].test == "paired t"
+    assert compare_to_reference(few[:, 0], few[:, 1], method=Method(test="auto"))[0].test == "paired randomization"
+    assert compare_to_reference(many[:, 0], many[:, 1], method=Method(test="auto"))[0].test == "paired t"
 
 
 def test_summary_text() -> None:
@@ -364,3 +365,16 @@ def test_non_finite_values_are_refused() -> None:
     for call in (paired_t_test, randomization_test, bootstrap_interval):
         with pytest.raises(ValueError, match="align_users"):
             call(d)
+
+
+def test_the_bootstrap_in_blocks_is_the_bootstrap_in_one_piece() -> None:
+    """Bounded memory at 138k users must not change a number: blocks of resamples draw the same users."""
+    import recdash.evaluation.significance as significance
+
+    # even and odd user counts, in blocks of 100, 98 and 2 resamples (the last block shorter each time)
+    for n_users, resamples in ((20_000, 301), (20_001, 301), (2_000_001, 5)):
+        assert significance._BOOTSTRAP_CELLS // n_users < resamples  # several blocks
+        values = np.random.default_rng(4).random((n_users, 2))
+        whole = bootstrap_weights(n_users, resamples, seed=2) @ values / n_users
+        blocked = significance.bootstrap_means(values, resamples=resamples, seed=2)
+        np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=0)  # same draws; BLAS may sum in another order

@@ -174,9 +174,8 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     frames = [df for df in at.dataframe if "difference" in df.value.columns]
     assert len(frames) == 1
     side = frames[0].value
-    assert list(side.columns) == [
-        "champion (v1)", "challenger (v2)", "difference", "95% interval", "p-value", "better when", "verdict"
-    ]  # fmt: skip
+    columns = ["champion (v1)", "challenger (v2)", "difference", "95% interval", "p-value", "verdict"]
+    assert list(side.columns) == columns
     metrics = MlflowClient().get_run(str(store["a"])).data.metrics
     assert side.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(metrics["test_ndcg_at_10"])
     plain = model_views.champion_vs_challenger("recs")
@@ -184,9 +183,8 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     expected = model_views.with_intervals(
         plain, {registry.CHAMPION: results[str(store["a"])], registry.CHALLENGER: results[str(store["b"])]}
     )
-    assert side["95% interval"].notna().sum() == len(contract.RANKING)  # every ranking metric has its interval
+    assert (side["95% interval"] != "–").sum() == len(contract.RANKING)  # every ranking metric has its interval
     assert side["verdict"].tolist() == expected["verdict"].tolist()
-    assert side.loc["test_mean_popularity_at_10", "better when"] == "lower"
     # better (beyond noise) green, worse red, on the difference and the verdict; within noise, equal, unknown plain
     colours = _cell_colours(frames[0])
     columns = list(side.columns)

@@ -45,7 +45,9 @@ def test_the_validation_sample_is_seeded_and_stated_on_the_run() -> None:
 
 
 def test_early_stopping_works_on_the_sample() -> None:
-    result = train(config(epochs=40, patience=2, validation_users=100, hparams=Hyperparams(factors=8, learning_rate=0.5)))
+    result = train(
+        config(epochs=40, patience=2, validation_users=100, hparams=Hyperparams(factors=8, learning_rate=0.5))
+    )
     history = val_history(result.run_id)
     assert len(history) < 40
     run = MlflowClient().get_run(result.run_id)

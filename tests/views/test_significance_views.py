@@ -144,9 +144,9 @@ def test_sweep_trials_within_noise_of_the_best(store: dict[str, object]) -> None
     runs, _, _, names = _setup(store)
     ids = store["ids"]
     trials = runs[runs["run_id"].isin([ids[k] for k in ("f4-s1", "f4-s2", "f8-s1", "f8-s2", "ease")])]
-    close, text = sv.sweep_within_noise(trials, store["frames"], METRIC, names.get)
+    close, text = sv.within_noise_sentence(trials, store["frames"], METRIC, names.get)
     best = runs.set_index("run_id").loc[trials["run_id"], f"metrics.{METRIC}"].idxmax()
     assert close[0] == best
     assert (f"The top {len(close)} trials are within noise" in text) or ("is beyond noise of all" in text)
-    none, why = sv.sweep_within_noise(runs[runs["run_id"] == ids["foreign"]], store["frames"], METRIC, names.get)
+    none, why = sv.within_noise_sentence(runs[runs["run_id"] == ids["foreign"]], store["frames"], METRIC, names.get)
     assert none == [] and per_user.NOT_LOGGED in why
