@@ -304,7 +304,7 @@ def run_fields(prefix: str, dataset: str) -> None:
         c3.number_input(
             "Interactions", 100, 5_000_000, step=100, key=f"{prefix}_synthetic_n_interactions", help="Total rows."
         )
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.selectbox(
         "Split",
         SPLIT_METHODS,
@@ -318,6 +318,11 @@ def run_fields(prefix: str, dataset: str) -> None:
     c3.number_input(
         "Split seed", 0, 2**31 - 1, key=f"{prefix}_split_seed",
         help="Seed of the train/validation/test split (and of synthetic data). Runs compared together must share it.",
+    )  # fmt: skip
+    c4.number_input(
+        "Validation users", 0, 100_000_000, step=1_000, key=f"{prefix}_validation_users",
+        help="Validation users scored after each epoch: a fixed sample (seeded by the split seed) when the validation "
+        "set has more; 0 scores them all. The test set is always scored in full.",
     )  # fmt: skip
     iterative = get_model(st.session_state[f"{prefix}_model"]).iterative
     # closed-form models are fitted once: no epochs to count, nothing to stop early
@@ -647,13 +652,8 @@ def job_detail(job: jobs.Job) -> None:
         st.text(f"Queued: position {jobs.queue_position(job.run_id, URI) or '?'}; starts when a slot frees up.")
     elif job.state == "refused":
         st.text("Refused before training (reason below): nothing was trained; Runs and Compare leave it out.")
-    elif job.kind == "sweep":
-        best = "-" if p.best_value is None else f"{p.best_value:.4f}"
-        st.text(f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}")
-    elif job.kind == "references":
-        st.text(f"Reference model {p.epoch} of {p.epochs_total or '?'} finished")
     else:
-        st.text(f"Epoch {p.epoch} of {p.epochs_total or '?'}")
+        st.text(job_views.progress_text(p))
     if job.state == "cancelling":
         st.text("Cancelling: the job stops at the end of its current epoch.")
     if job.state in ("running", "cancelling"):

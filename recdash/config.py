@@ -73,6 +73,8 @@ class TrainConfig:
     model: str = DEFAULT_MODEL
     user_features: str = "none"  # none | builtin | path of a CSV/Parquet table (recdash.data.features)
     item_features: str = "none"
+    # validation users scored per epoch: a fixed, seeded sample when the validation set has more (0: all of them)
+    validation_users: int = 10_000
 
     kind: ClassVar[str] = contract.KIND_TRAIN  # a job of the dashboard's queue (recdash.training.jobs)
     slots: ClassVar[int] = 1
@@ -114,6 +116,10 @@ class TrainConfig:
                 "--split-fractions must be three positive numbers summing to 1",
             ),
             (bool(self.experiment and self.experiment.strip()), "--experiment must not be empty"),
+            (
+                isinstance(self.validation_users, int) and self.validation_users >= 0,
+                "--validation-users must be 0 (all) or a positive integer",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -218,6 +224,8 @@ class TrainConfig:
         if self.model_class.iterative:
             argv += ["--epochs", str(self.epochs), "--patience", str(self.patience)]
         argv += ["--k", str(self.k), "--early-stopping-metric", self.early_stopping_metric]
+        if self.validation_users != TrainConfig.validation_users:
+            argv += ["--validation-users", str(self.validation_users)]
         argv += ["--experiment", self.experiment]
         if self.run_name:
             argv += ["--run-name", self.run_name]
@@ -290,6 +298,7 @@ class TrainConfig:
             tags=tags,
             user_features=args.user_features,
             item_features=args.item_features,
+            validation_users=args.validation_users,
         )
 
     # ---- a run's params ("start from run") ---------------------------------------------------------------------
@@ -311,7 +320,7 @@ class TrainConfig:
                 except HyperparameterError:
                     notes.append(f"{name}={params[name]!r} is out of range here; using {spec.default}")
         candidates: dict[str, Any] = {}
-        for key in ("epochs", "k", "seed", "patience", "split_seed"):
+        for key in ("epochs", "k", "seed", "patience", "split_seed", "validation_users"):
             with contextlib.suppress(KeyError, ValueError):
                 candidates[key] = int(float(params[key]))
         parsed = contract.MetricName.parse(params.get("early_stopping_metric", ""))
@@ -369,6 +378,7 @@ class TrainConfig:
             "split_seed": self.split_seed,
             "epochs": self.epochs,
             "patience": self.patience,
+            "validation_users": self.validation_users,
             "k": self.k,
             "early_stopping_metric": self.early_stopping_metric,
             "experiment": self.experiment,
@@ -409,6 +419,7 @@ class TrainConfig:
             epochs=int(values.get("epochs", defaults.epochs)) if model.iterative else defaults.epochs,
             patience=int(values.get("patience", defaults.patience)) if model.iterative else defaults.patience,
             k=int(values["k"]),
+            validation_users=int(values.get("validation_users", defaults.validation_users)),
             early_stopping_metric=str(values["early_stopping_metric"]),
             experiment=str(values["experiment"]).strip(),
             run_name=str(values.get("run_name") or "").strip() or None,
@@ -580,6 +591,14 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=5,
         help="Stop after this many epochs without improvement; 0 turns early stopping off.",
+    )
+    group.add_argument(
+        "--validation-users",
+        type=int,
+        default=TrainConfig.validation_users,
+        help="Validation users scored after each epoch: a fixed sample (seeded by --split-seed) when the validation "
+        f"set has more; 0 scores all of them (default {TrainConfig.validation_users:,}). The test set is always "
+        "scored in full.",
     )
     group.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name (created if missing).")
     group.add_argument("--run-name", default=None, help="MLflow run name.")

@@ -52,6 +52,7 @@ TAG_PID = "recdash.pid"
 TAG_HOST = "recdash.host"
 TAG_PROCESS_START = "recdash.process_start"  # "<boot id>:<start ticks>": the process, not only its PID
 TAG_EPOCHS_TOTAL = "recdash.epochs_total"
+TAG_STAGE = "recdash.stage"  # what a training is doing now ("splitting 20,000,263 interactions", "epoch 2/5", ...)
 TAG_FEATURE_NOTES = "recdash.feature_notes"
 TAG_REFERENCE = "recdash.reference"  # "true" on a reference run (popularity, EASE, ItemKNN on the same data)
 TAG_REFERENCE_RUN_PREFIX = "recdash.reference_run."  # on a references parent: <model> -> its child run
@@ -82,6 +83,7 @@ BOOKKEEPING_TAG_PREFIXES = (
     TAG_HOST,
     "recdash.proc",
     "recdash.epochs",
+    TAG_STAGE,
     TAG_VERSION,
     TAG_SWEEP_RUN,
     TAG_CREATED_BY,

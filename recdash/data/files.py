@@ -3,14 +3,16 @@ normalised shape; every refusal names the file, the column and the line."""
 
 from __future__ import annotations
 
+import lzma
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recdash.data.dataset import Dataset, DatasetError, short_error
+from recdash.data.dataset import Dataset, DatasetError, coded_ids, short_error
 
 
 def load_table(
@@ -87,40 +89,95 @@ def _read_csv(p: Path, head: bytes, wanted: dict[str, str], notes: list[str]) ->
         text = head.decode("utf-8", errors="ignore")
         first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
     else:
-        first = ""
+        try:  # the separator is sniffed from the first line of the decompressed text
+            with _open_stream(p) as stream:
+                text = bytes(stream.read(65_536)).decode("utf-8", errors="ignore")
+            first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+        except Exception:  # unreadable archive: the read below says why
+            first = ""
     if not first.strip() and not _compressed(p):
         raise DatasetError(f"File is empty: {p.name} (no header line).")
     sep = max((",", "\t", ";", "|"), key=first.count) if first else ","
     if first and first.count(sep) == 0:
         sep = ","
 
-    def read(encoding: str, **kw: Any) -> pd.DataFrame:
-        return pd.read_csv(
-            p, sep=sep, encoding=encoding, skipinitialspace=True, keep_default_na=False, na_values=[""], **kw
-        )
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
-    encoding = "utf-8-sig"
+    def read(encoding: str, columns: dict[str, str] | None = None) -> Any:
+        """The header's column names (``columns`` None), else the mapped columns as an Arrow table, IDs as
+        dictionaries (codes and the distinct texts: no string object per row, "007" stays "007")."""
+        read_options = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24)
+        parse_options = pacsv.ParseOptions(delimiter=sep)
+        with _open_stream(p) as stream:
+            if columns is None:
+                return pacsv.open_csv(stream, read_options=read_options, parse_options=parse_options).schema.names
+            ids = pa.dictionary(pa.int32(), pa.string())
+            convert = pacsv.ConvertOptions(
+                include_columns=list(columns.values()),
+                column_types={columns[k]: ids for k in ("user_id", "item_id")},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            )
+            return pacsv.read_csv(
+                stream, read_options=read_options, parse_options=parse_options, convert_options=convert
+            )
+
+    encoding = "utf8"
     try:
         try:
-            header = read(encoding, nrows=0)
-        except UnicodeDecodeError:
+            names = read(encoding)
+            columns = _match_columns(names, wanted, p.name)
+            table = read(encoding, columns)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if isinstance(exc, pa.ArrowInvalid) and "utf8" not in str(exc).lower():
+                raise
             encoding = "latin-1"
-            header = read(encoding, nrows=0)
-        columns = _match_columns(list(header.columns), wanted, p.name)
-        id_cols = {columns[k]: str for k in ("user_id", "item_id")}
-        try:
-            raw = read(encoding, usecols=list(columns.values()), dtype=id_cols)
-        except UnicodeDecodeError:
-            encoding = "latin-1"
-            raw = read(encoding, usecols=list(columns.values()), dtype=id_cols)
-    except pd.errors.EmptyDataError:
-        raise DatasetError(f"File is empty: {p.name}") from None
-    except pd.errors.ParserError as exc:
+            columns = _match_columns(read(encoding), wanted, p.name)
+            table = read(encoding, columns)
+    except pa.ArrowInvalid as exc:
+        if "empty" in str(exc).lower():
+            raise DatasetError(f"File is empty: {p.name}") from None
         raise DatasetError(f"Could not parse {p.name} as CSV: {short_error(exc)}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"Could not read {p.name}: {short_error(exc)}") from None
+    raw = table.to_pandas(ignore_metadata=True)
+    for role in ("user_id", "item_id"):  # as the spaces after a separator were always skipped
+        raw[columns[role]] = _skip_initial_space(raw[columns[role]])
     if encoding == "latin-1":
         notes.append(f"{p.name} is not valid UTF-8; it was read as Latin-1 (check accented names).")
     raw.columns = [str(c).strip() for c in raw.columns]
     return raw.rename(columns={v: k for k, v in columns.items()})
+
+
+def _open_stream(p: Path) -> Any:
+    """The file's bytes, decompressed by its suffix (gzip, bzip2, xz, zstd, or the one file in a zip)."""
+    import pyarrow as pa
+
+    suffix = p.suffix.lower()
+    if suffix == ".zip":
+        archive = zipfile.ZipFile(p)
+        members = [m for m in archive.infolist() if not m.is_dir() and "__MACOSX" not in m.filename]
+        if not members:
+            raise DatasetError(f"{p.name} holds no file")
+        return archive.open(members[0])
+    if suffix == ".xz":
+        return lzma.open(p)
+    return pa.input_stream(str(p), compression="detect")
+
+
+def _skip_initial_space(ids: pd.Series) -> pd.Series:
+    """Leading spaces off the distinct IDs (" 42" and "42" are one ID), through the categories only."""
+    if not isinstance(ids.dtype, pd.CategoricalDtype):
+        return ids
+    names = ids.cat.categories.astype(str)
+    stripped = names.str.lstrip(" ")
+    if (stripped == names).all():
+        return ids
+    new_codes, uniques = pd.factorize(stripped)
+    codes = ids.cat.codes.to_numpy()
+    return pd.Series(pd.Categorical.from_codes(np.where(codes >= 0, new_codes[np.maximum(codes, 0)], -1), uniques))
 
 
 def _read_parquet(p: Path, wanted: dict[str, str]) -> pd.DataFrame:
@@ -129,7 +186,10 @@ def _read_parquet(p: Path, wanted: dict[str, str]) -> pd.DataFrame:
     try:
         names = pq.read_schema(p).names
         columns = _match_columns(names, wanted, p.name)
-        raw = pd.read_parquet(p, columns=list(columns.values()))
+        ids = [columns[k] for k in ("user_id", "item_id")]
+        # text IDs come out dictionary-encoded (codes, no string object per row); other ID types are coded later
+        table = pq.read_table(p, columns=list(columns.values()), read_dictionary=ids)
+        raw = table.to_pandas(ignore_metadata=True)
     except DatasetError:
         raise
     except Exception as exc:
@@ -202,18 +262,7 @@ def _normalise(
     check_roles(wanted, fname)
     out: dict[str, Any] = {}
     for role in ("user_id", "item_id"):
-        s = raw[role]
-        if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
-            s = s.astype("Int64")  # parquet floats like 7.0 -> "7"
-        was_null = s.isna().to_numpy(dtype=bool)
-        s = s.astype(str)
-        null = was_null | s.isna().to_numpy(dtype=bool) | (s.str.strip() == "").to_numpy(dtype=bool)
-        if null.any():
-            raise DatasetError(
-                f"{fname}: {int(null.sum()):,} row(s) have an empty {role.replace('_id', '')} ID in column "
-                f"'{wanted[role]}' (first at {_where(null, offset, unit)}). Remove or fill those rows."
-            )
-        out[role] = s
+        out[role] = _id_codes(raw[role], role, wanted, fname, offset, unit)
     if "weight" in raw:
         w = raw["weight"]
         col = wanted["weight"]
@@ -242,16 +291,51 @@ def _normalise(
     if "timestamp" in raw:
         out["timestamp"] = _timestamps(raw["timestamp"], wanted["timestamp"], fname, offset, unit)
     inter = pd.DataFrame(out)
-    inter["user_id"] = inter["user_id"].astype(str)
-    inter["item_id"] = inter["item_id"].astype(str)
     notes: list[str] = []
-    dups = int(inter.duplicated(["user_id", "item_id"]).sum())
+    repeated = _repeated_pairs(inter)
+    dups = int(repeated.sum())
     if dups:
         notes.append(
             f"{dups:,} duplicate (user_id, item_id) row(s) kept as repeated interactions "
-            f"(first at {_where(inter.duplicated(['user_id', 'item_id']).to_numpy(), offset, unit)})."
+            f"(first at {_where(repeated, offset, unit)})."
         )
     return inter, notes
+
+
+def _id_codes(s: pd.Series, role: str, wanted: dict[str, str], fname: str, offset: int, unit: str) -> pd.Categorical:
+    """An ID column as the Dataset's coded IDs (:func:`~recdash.data.dataset.coded_ids`), refusing empty IDs. The
+    checks run on the distinct values, then reach the rows through the codes (no string work per row)."""
+    was_null = None
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        categories = s.cat.categories
+        if pd.api.types.is_float_dtype(categories) and (categories % 1 == 0).all():
+            s = s.cat.rename_categories(categories.astype("int64"))  # parquet floats like 7.0 -> "7"
+    else:
+        if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
+            s = s.astype("Int64")
+        was_null = s.isna().to_numpy(dtype=bool)
+    coded = coded_ids(s)
+    codes = np.asarray(coded.codes)
+    blank = np.asarray(coded.categories.str.strip() == "", dtype=bool)
+    null = (codes < 0) | (blank[np.maximum(codes, 0)] if blank.any() else False)
+    if was_null is not None:
+        null |= was_null
+    if null.any():
+        raise DatasetError(
+            f"{fname}: {int(null.sum()):,} row(s) have an empty {role.replace('_id', '')} ID in column "
+            f"'{wanted[role]}' (first at {_where(null, offset, unit)}). Remove or fill those rows."
+        )
+    return coded
+
+
+def _repeated_pairs(inter: pd.DataFrame) -> np.ndarray:
+    """Rows whose (user, item) pair came before (``DataFrame.duplicated``), on one integer per pair of codes."""
+    users, items = inter["user_id"].cat.codes.to_numpy(), inter["item_id"].cat.codes.to_numpy()
+    pairs = users.astype(np.int64) * len(inter["item_id"].cat.categories) + items
+    ordered = np.sort(pairs)  # a sort finds out whether any pair repeats several times faster than a hash table
+    if not (ordered[1:] == ordered[:-1]).any():
+        return np.zeros(len(pairs), dtype=bool)
+    return pd.Series(pairs).duplicated().to_numpy()
 
 
 def _timestamps(s: pd.Series, col: str, fname: str, offset: int, unit: str) -> np.ndarray:

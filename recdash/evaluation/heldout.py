@@ -3,17 +3,23 @@ candidate: full-ranking metrics, segments and beyond-accuracy metrics of :mod:`r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recdash.data.dataset import id_codes
 from recdash.data.features import FeatureTable
 from recdash.evaluation.metrics import UserResults, evaluate_users, interaction_matrix
 from recdash.models import Recommender
+from recdash.models.base import lookup
+
+BLOCK_USERS = 1024  # users scored at once: 1024 x 26,744 items is 110 MB of float32 scores
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,31 @@ class HeldOut:
 
     @classmethod
     def build(
-        cls, rec: Recommender, truth: pd.DataFrame, exclude: list[pd.DataFrame], items: pd.DataFrame | None = None
+        cls,
+        rec: Recommender,
+        truth: pd.DataFrame,
+        exclude: list[pd.DataFrame],
+        items: pd.DataFrame | None = None,
+        *,
+        exclude_seen: bool = False,
     ) -> HeldOut:
+        """``truth`` held out, the items of the ``exclude`` frames masked; ``exclude_seen`` also masks the items each
+        user saw in ``rec``'s training data, from the index the model already has (what ``exclude=[train]`` gives
+        when ``rec`` was fitted on ``train``, without indexing 16 million training rows again)."""
         catalogue, n_extra, popularity = _catalogue(rec, truth)
 
         def matrix(frame: pd.DataFrame) -> Any:
-            u = rec.user_index(frame["user_id"])
-            i = catalogue.get_indexer(pd.Index(frame["item_id"], dtype=object).astype(str))
+            u = rec.user_index(frame["user_id"])  # coded IDs: looked up once per distinct ID, taken by code
+            i = lookup(catalogue, frame["item_id"])
             keep = (u >= 0) & (i >= 0)
             return interaction_matrix(u[keep], i[keep], rec.n_users, len(catalogue))
 
         masks = [matrix(f) for f in exclude]
+        if exclude_seen:
+            from scipy.sparse import csr_matrix
+
+            seen = np.ones(len(rec.seen_indices), dtype=np.float32)
+            masks.append(csr_matrix((seen, rec.seen_indices, rec.seen_indptr), shape=(rec.n_users, len(catalogue))))
         activity = np.diff(rec.seen_indptr)
         return cls(
             matrix(truth),
@@ -74,9 +94,13 @@ class HeldOut:
         """Held-out users the model never saw (the cold-users split), with their encoded features when the model
         was trained with user features; nothing to exclude (they have no training items)."""
         catalogue, n_extra, popularity = _catalogue(rec, truth)
-        users = pd.Index(pd.unique(truth["user_id"].astype(str)))
-        u = users.get_indexer(truth["user_id"].astype(str))
-        i = catalogue.get_indexer(pd.Index(truth["item_id"], dtype=object).astype(str))
+        codes, names = id_codes(truth["user_id"])
+        first_seen = pd.unique(codes)  # the users in the order they first appear
+        users = pd.Index(np.asarray(names[first_seen], dtype=object).astype(str))
+        row_of_code = np.full(len(names), -1, dtype=np.int64)
+        row_of_code[first_seen] = np.arange(len(first_seen))
+        u = row_of_code[codes]
+        i = lookup(catalogue, truth["item_id"])
         user_x = None
         if user_features is not None:
             user_x = user_features.matrix(users.to_numpy(dtype=str))
@@ -93,6 +117,29 @@ class HeldOut:
             row_ids=users.to_numpy(dtype=str),
         )
 
+    @property
+    def n_users(self) -> int:
+        """The users this set evaluates: those with at least one held-out item."""
+        return int(np.count_nonzero(np.diff(self.truth.indptr)))
+
+    def sample(self, n_users: int, seed: int) -> HeldOut:
+        """The same set restricted to a fixed sample of ``n_users`` of its users, drawn with ``seed`` (the same users
+        for the same data and seed, every epoch and every model); ``self`` when it has no more than that. What a
+        per-epoch validation of 138k users costs a fraction of; the rest of the set (what is excluded, popularity,
+        genres) is unchanged, so the sample's metrics are the full set's metrics over fewer users."""
+        lengths = np.diff(self.truth.indptr)
+        rows = np.flatnonzero(lengths)
+        if n_users <= 0 or rows.size <= n_users:
+            return self
+        keep = np.zeros(len(lengths), dtype=bool)
+        keep[np.random.default_rng(seed).choice(rows, size=n_users, replace=False)] = True
+        entries = np.repeat(keep, lengths)
+        indptr = np.concatenate(([0], np.cumsum(lengths * keep))).astype(self.truth.indptr.dtype)
+        truth = type(self.truth)(
+            (self.truth.data[entries], self.truth.indices[entries], indptr), shape=self.truth.shape
+        )
+        return dataclasses.replace(self, truth=truth)
+
     def strategies(self) -> list[str]:
         """The cold-start strategies this held-out set can measure (``popular`` always)."""
         return ["popular", "features", "blend"] if self.user_x is not None else ["popular"]
@@ -104,9 +151,11 @@ class HeldOut:
         segments: bool = False,
         strategy: str | None = None,
         blend_weight: float | None = None,
+        *,
+        on_block: Callable[[int, int], None] | None = None,
     ) -> dict[str, float]:
         """The averages of :meth:`evaluate_users`."""
-        return self.evaluate_users(rec, k, segments, strategy, blend_weight)[0]
+        return self.evaluate_users(rec, k, segments, strategy, blend_weight, on_block=on_block)[0]
 
     def evaluate_users(
         self,
@@ -115,11 +164,16 @@ class HeldOut:
         segments: bool = False,
         strategy: str | None = None,
         blend_weight: float | None = None,
+        *,
+        block_size: int = BLOCK_USERS,
+        on_block: Callable[[int, int], None] | None = None,
     ) -> tuple[dict[str, float], pd.DataFrame]:
         """Full-ranking metrics of ``rec`` (same ID maps as the one this was built with); ``segments`` adds the
         per-quartile and beyond-accuracy metrics (cold users have no training activity: no quartiles).
         Cold users are served by ``strategy`` (default: the model's cold start; ``features`` when it has user
-        features and has none chosen yet is the caller's to ask)."""
+        features and has none chosen yet is the caller's to ask). Users are scored ``block_size`` at a time
+        (memory: a few block x catalogue arrays, whatever the number of users; the same numbers for any block
+        size); ``on_block(done, total)`` reports progress after each block."""
 
         def score(users: np.ndarray) -> np.ndarray:
             if self.cold:
@@ -138,8 +192,9 @@ class HeldOut:
         # coverage over the model's catalogue (its training items), not the held-out-only items appended after it
         n_catalogue = self.truth.shape[1] - self.n_extra_items
         out, users = evaluate_users(
-            score, self.truth, self.exclude, k=k, item_popularity=self.popularity, n_catalogue=n_catalogue, **extended
-        )
+            score, self.truth, self.exclude, k=k, item_popularity=self.popularity, n_catalogue=n_catalogue,
+            block_size=block_size, on_block=on_block, copy_scores=False, **extended,
+        )  # fmt: skip
         if self.cold:
             out = {name: v for name, v in out.items() if not re.search(r"_q[1-4]$", name)}
         return out, self._user_frame(users, k)
@@ -170,8 +225,10 @@ def user_order(user_ids: Any) -> np.ndarray:
 def _catalogue(rec: Recommender, truth: pd.DataFrame) -> tuple[pd.Index, int, np.ndarray]:
     """The model's items plus held-out items it never saw (kept, scored -inf, so recall counts them as RecBole
     does), and the popularity of that catalogue."""
-    truth_items = truth["item_id"]
-    extra = pd.Index(truth_items[rec.item_index(truth_items) < 0].astype(str).unique())
+    codes, names = id_codes(truth["item_id"])
+    known = rec.item_index(pd.Index(np.asarray(names, dtype=object).astype(str)))
+    unknown = codes[known[codes] < 0] if len(names) else codes
+    extra = pd.Index(np.asarray(names[pd.unique(unknown)], dtype=object).astype(str))  # in order of appearance
     popularity = np.concatenate([rec.item_popularity, np.zeros(len(extra), dtype=np.int64)])
     return pd.Index(rec.item_ids).append(extra), len(extra), popularity
 

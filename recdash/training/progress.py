@@ -32,6 +32,7 @@ class Progress:
     trials_total: int | None = None
     best_value: float | None = None
     objective: str | None = None  # sweeps: the validation metric maximised
+    stage: str | None = None  # what the job is doing now (its run's recdash.stage tag: reading, splitting, epoch ...)
 
 
 def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
@@ -39,7 +40,7 @@ def progress(run_id: str, tracking_uri: str | None = None) -> Progress:
     client = tracking.client(tracking_uri)
     run = client.get_run(run_id)
     job = _job(run)
-    out = Progress(job=job, epochs_total=job.epochs_total)
+    out = Progress(job=job, epochs_total=job.epochs_total, stage=run.data.tags.get(contract.TAG_STAGE) or None)
     now = time.time()
     if job.launched_at:
         out.elapsed_s = (job.ended_at if job.ended_at and not job.active else now) - job.launched_at

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import mlflow
@@ -33,6 +34,7 @@ from recdash.evaluation.heldout import HeldOut
 from recdash.models import Interactions, Params, Popularity, Recommender
 from recdash.process import identity_tags
 from recdash.serving import log_model
+from recdash.training import stages
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -89,9 +91,35 @@ def load_config_dataset(config: TrainConfig) -> Dataset:
 
 
 def load_data(config: TrainConfig) -> tuple[Dataset, Split]:
-    """The dataset and split a config asks for (sweeps call this once and share it across trials)."""
+    """The dataset and split a config asks for (sweeps call this once and share it across trials), each stage said
+    with its counts (:mod:`recdash.training.stages`)."""
+    t0 = time.perf_counter()
+    stages.report(f"reading {_data_label(config)}")
     dataset = load_config_dataset(config)
-    return dataset, split_dataset(dataset, config.split, config.split_fractions, config.split_seed)
+    stages.report(
+        f"coded {dataset.n_interactions:,} interactions: {dataset.n_users:,} users, {dataset.n_items:,} items "
+        f"({time.perf_counter() - t0:.1f}s)"
+    )
+    t0 = time.perf_counter()
+    fractions = "/".join(f"{f:g}" for f in config.split_fractions)
+    stages.report(f"splitting {dataset.n_interactions:,} interactions ({config.split} {fractions})")
+    split = split_dataset(dataset, config.split, config.split_fractions, config.split_seed)
+    stages.report(
+        f"split: {len(split.train):,} train, {len(split.validation):,} validation, {len(split.test):,} test "
+        f"interactions ({time.perf_counter() - t0:.1f}s)"
+    )
+    return dataset, split
+
+
+def _data_label(config: TrainConfig) -> str:
+    """What load_data reads, as the stage names it."""
+    if config.dataset == "synthetic":
+        o = config.dataset_options
+        return (
+            f"synthetic data: generating {o.get('n_interactions', 0):,} interactions "
+            f"({o.get('n_users', 0):,} users x {o.get('n_items', 0):,} items)"
+        )
+    return config.data_path or config.dataset
 
 
 def load_side_features(config: TrainConfig, dataset: Dataset) -> tuple[FeatureTable | None, FeatureTable | None]:
@@ -290,7 +318,15 @@ def _train_in_run(
     if cold:
         validation = HeldOut.build_cold(baseline, split.validation, user_table)
     else:
-        validation = HeldOut.build(baseline, split.validation, [split.train])
+        validation = HeldOut.build(baseline, split.validation, [], exclude_seen=True)  # seen: split.train
+    # every validation of the run (each epoch, each candidate) on one fixed, seeded sample of the validation users
+    available = validation.n_users
+    validation = validation.sample(config.validation_users, config.split_seed)
+    base_params |= {"validation_users": validation.n_users, "validation_users_seed": config.split_seed}
+    if validation.n_users < available:
+        stages.report(
+            f"validating on {validation.n_users:,} of {available:,} validation users (seed {config.split_seed})"
+        )
     started = time.perf_counter()
     if config.model_class.iterative:
         mlflow.log_params(base_params)
@@ -311,16 +347,19 @@ def _train_in_run(
         if best_rec.user_encoding is not None:
             best_rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
             mlflow.log_params({"cold_start_strategy": "popular"})
-        test = HeldOut.build(best_rec, split.test, [split.train, split.validation], dataset.items)
-    test_metrics, test_users = test.evaluate_users(best_rec, config.k, segments=True)
+        test = HeldOut.build(best_rec, split.test, [split.validation], dataset.items, exclude_seen=True)
+    progress = partial(stages.report_count, "evaluating test users")
+    test_metrics, test_users = test.evaluate_users(best_rec, config.k, segments=True, on_block=progress)
     metrics |= _prefixed("test_", test_metrics)
-    metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
+    progress = partial(stages.report_count, "evaluating the popularity baseline on test users")
+    metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True, on_block=progress))
     # every validation metric at the kept epoch (val_* steps run on past it until early stopping): best_val_*
     kept = {name: value for name, value in best_val.items() if contract.MetricName.parse(name) is not None}
     metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, **_prefixed("best_", kept)}
     model_uri = model_id = None
     if config.log_model:
         example = str(split.test["user_id"].iloc[0])
+        stages.report("logging the model")
         try:  # before the step-0 metrics: log_model links every metric its run has at step 0 to the logged model
             info = log_model(best_rec, registered_model_name=config.registered_model_name, input_example_user=example)
         except BaseException:
@@ -391,8 +430,10 @@ def _fit_by_epochs(
     stale = 0
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
+        stages.report(f"epoch {epoch}/{config.epochs}: training")
         model.fit_epoch(interactions)
         fit_seconds = time.perf_counter() - t0
+        stages.report(f"epoch {epoch}/{config.epochs}: validating on {validation.n_users:,} users")
         val = _prefixed("val_", validation.evaluate(model, config.k, strategy=strategy))
         val["epoch_seconds"] = time.perf_counter() - t0
         val["epoch_fit_seconds"] = fit_seconds
@@ -428,8 +469,11 @@ def _fit_closed_form(
     best: tuple[float, Recommender, dict[str, float]] | None = None
     for number, params in enumerate(candidates, start=1):
         t0 = time.perf_counter()
+        of = f" (candidate {number}/{len(candidates)})" if len(candidates) > 1 else ""
+        stages.report(f"fitting {config.model}{of}")
         model = config.model_class(params, seed=config.seed).fit(interactions)
         fit_seconds = time.perf_counter() - t0
+        stages.report(f"validating {config.model}{of} on {validation.n_users:,} users")
         val = _prefixed("val_", validation.evaluate(model, config.k))
         val["epoch_seconds"] = time.perf_counter() - t0
         val["epoch_fit_seconds"] = fit_seconds

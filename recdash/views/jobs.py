@@ -12,8 +12,26 @@ import plotly.graph_objects as go
 
 from recdash import contract
 from recdash.training.jobs import Job
+from recdash.training.progress import Progress
 from recdash.views.charts import empty_figure
 from recdash.views.text import plotly_text
+
+
+def progress_text(p: Progress) -> str:
+    """The job panel's line of how far a job got: trials (sweep), reference models, or epochs (training), and while
+    it runs what it is doing now (its stage: "splitting 20,000,263 interactions", "evaluating test users
+    40,960/138,493"), so the minutes before the first epoch and after the last are not a silent "Epoch 0"."""
+    job = p.job
+    if job.kind == contract.KIND_SWEEP:
+        best = "-" if p.best_value is None else f"{p.best_value:.4f}"
+        line = f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}"
+    elif job.kind == contract.KIND_REFERENCES:
+        line = f"Reference model {p.epoch} of {p.epochs_total or '?'} finished"
+    else:
+        line = f"Epoch {p.epoch} of {p.epochs_total or '?'}"
+    if job.active and job.state != "queued" and p.stage:
+        line += f"; now: {p.stage}"
+    return line
 
 
 def jobs_frame(jobs: list[Job]) -> pd.DataFrame:

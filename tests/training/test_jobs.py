@@ -76,6 +76,8 @@ def test_cancel_ends_the_run_killed_and_the_process_is_gone(cleanup: list[int]) 
     seen = progress.progress(job.run_id)
     assert seen.epochs_total == 5000 and seen.elapsed_s and seen.remaining_s
     assert set(seen.history["metric"]) >= {"val_ndcg_at_10", "val_recall_at_10"}
+    assert seen.stage is not None and seen.stage.startswith("epoch ")  # what the job is doing, for its panel
+    assert "splitting " in progress.job_log(job.run_id)  # the stages before the first epoch, in the job's log
     assert jobs.cancel(job.run_id, wait=30) == "killed"
     assert not jobs.pid_alive(job.pid)
     assert mlflow.get_run(job.run_id).info.status == "KILLED"
