@@ -15,7 +15,7 @@ from apps import page
 
 from recdash.cli import main
 from recdash.config import TrainConfig
-from recdash.models import ALS, HyperparameterError, Interactions, models_of_param
+from recdash.models import ALS, HyperparameterError, Interactions, als, models_of_param
 from recdash.models import base as models_base
 from recdash.models.als import ALSParams
 from recdash.serving import log_model, model_requirements
@@ -59,6 +59,13 @@ def test_epochs_are_implicits_iterations(data: Interactions, fitted: ALS) -> Non
     assert not np.array_equal(snapshot.item_factors, again.item_factors)
     np.testing.assert_array_equal(snapshot.item_factors, ALS(PARAMS, seed=5).fit(data, epochs=2).item_factors)
     assert not np.array_equal(ALS(PARAMS, seed=6).fit(data, epochs=2).item_factors, snapshot.item_factors)
+
+
+def test_the_thread_count_changes_nothing_but_speed(
+    data: Interactions, fitted: ALS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(als, "NUM_THREADS", 1 if als.NUM_THREADS > 1 else 2)
+    np.testing.assert_array_equal(ALS(PARAMS, seed=5).fit(data, epochs=4).item_factors, fitted.item_factors)
 
 
 @pytest.mark.parametrize("block_users", [None, 7], ids=["one-block", "blocks-of-7-users"])
