@@ -7,9 +7,12 @@ row times B (scipy), which reads |history| rows of B instead of all of it (5.7x 
 
 Memory grows with the square of the catalogue: one n_items x n_items float32 array does all the work (the Gram
 matrix is built into it a block of columns at a time, inverted in place by LAPACK's Cholesky routines -- XᵀX + λI is
-symmetric positive definite -- and scaled into B in place), 2.9 GB at 26,744 items where the float64 Gram matrix and
-its inverse alone took 11.4 GB. :meth:`EASE.check` refuses a catalogue whose matrix would not fit in this machine's
-available memory, before any run exists, and says what to use instead.
+symmetric positive definite -- and scaled into B in place): 3.8 GB at 26,744 items with the column blocks (measured;
+:func:`fit_memory` says 3.7), where the float64 Gram matrix and its inverse alone took 11.4 GB (the float64 fit
+needed 3.2 GB at 10,000 items, this one 0.85). :meth:`EASE.check` refuses a catalogue whose matrix would not fit
+in the memory available, before any run exists, and says what to use instead. float32 holds ML-100K's rankings and
+metrics (identical for every λ of the reference grid); a λ so small that the matrix is not positive definite in
+float32 is refused with a message.
 """
 
 from __future__ import annotations
@@ -87,7 +90,14 @@ class EASE(Recommender):
     def _fit(self, train: Interactions) -> None:
         weights = lower_gram(train)  # becomes B in place: the one n x n array
         weights[np.diag_indices_from(weights)] += np.float32(self.params.l2)
-        invert_spd_in_place(weights)
+        try:
+            invert_spd_in_place(weights)
+        except np.linalg.LinAlgError as exc:
+            raise HyperparameterError(
+                f"l2 (--l2) {self.params.l2:g} is too small for this data: EASE's regularised item-item matrix is not "
+                f"positive definite in float32 ({exc}; items seen by the same users make it nearly singular). Use a "
+                "larger --l2: EASE's useful values are usually 10 to 5000."
+            ) from None
         weights /= -np.diag(weights)  # B = -P / diag(P): column j divided by -P_jj (a new 1-d array)
         weights[np.diag_indices_from(weights)] = 0.0
         self.weights, self._history = weights, None
@@ -149,7 +159,8 @@ def lower_gram(train: Interactions) -> np.ndarray:
 def invert_spd_in_place(a: np.ndarray) -> None:
     """Overwrite the symmetric positive definite float32 matrix ``a``, given by its lower triangle, with its whole
     inverse: LAPACK's Cholesky factorisation and inverse (spotrf, spotri) on its own memory, then the triangle they
-    leave mirrored into the other, a block at a time (no second n x n array, half the work of a general inverse)."""
+    leave mirrored into the other, a block at a time (no second n x n array, half the work of a general inverse).
+    Raises LinAlgError when ``a`` is not positive definite in float32."""
     from scipy.linalg.lapack import spotrf, spotri
     from threadpoolctl import threadpool_limits
 
@@ -161,10 +172,10 @@ def invert_spd_in_place(a: np.ndarray) -> None:
     with threadpool_limits(limits=1, user_api="blas"):
         factor, info = spotrf(a.T, lower=0, clean=0, overwrite_a=1)
     if info != 0:
-        raise ValueError(f"EASE: the regularised Gram matrix is not positive definite (LAPACK spotrf info {info})")
+        raise np.linalg.LinAlgError(f"LAPACK spotrf info {info}")
     inverse, info = spotri(factor, lower=0, overwrite_c=1)
     if info != 0:
-        raise ValueError(f"EASE: the regularised Gram matrix is singular (LAPACK spotri info {info})")
+        raise np.linalg.LinAlgError(f"LAPACK spotri info {info}")
     if not np.shares_memory(inverse, a):  # pragma: no cover - LAPACK wrappers copy only non-contiguous input
         a[...] = inverse.T
     n = len(a)

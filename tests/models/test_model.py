@@ -380,6 +380,22 @@ def test_ease_refuses_a_catalogue_too_large_for_the_memory_available(
     EASE(EASEParams(l2=1.0)).fit(data)
 
 
+def test_ease_refuses_an_l2_too_small_for_float32_with_a_message() -> None:
+    """Two items seen by the same 50,000 users make XᵀX singular; λ = 0.001 is below float32's rounding of counts
+    that large, so the Cholesky factorisation fails: a message naming --l2, not LAPACK's info code."""
+    users = np.arange(50_000).astype(str)
+    train = pd.DataFrame(
+        {
+            "user_id": np.concatenate([users, users, users[::7]]),
+            "item_id": ["a"] * 50_000 + ["b"] * 50_000 + ["c"] * len(users[::7]),
+        }
+    )
+    data = Interactions.from_frame(train)
+    with pytest.raises(HyperparameterError, match=r"l2 \(--l2\) 0.001 is too small for this data.*Use a larger --l2"):
+        EASE(EASEParams(l2=0.001)).fit(data)
+    assert np.isfinite(EASE(EASEParams(l2=10.0)).fit(data).weights).all()
+
+
 # ---- ItemKNN ------------------------------------------------------------------------------------------------------
 
 
