@@ -3,6 +3,7 @@ store per process). Every page imports this module first."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -11,7 +12,9 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from recdash import tracking
+from recdash.evaluation import per_user
 from recdash.tracking import filestore
+from recdash.training import jobs
 from recdash.views.text import escape_markdown
 
 # A legacy file store is only ever read by the dashboard: MLflow's FileStore would write to it just by being opened.
@@ -47,7 +50,8 @@ def runs_loader(uri: str) -> tracking.RunsLoader:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def experiments_table(uri: str) -> pd.DataFrame:
-    return tracking.list_experiments(uri)
+    """The experiments with their run counts, refused jobs' runs not counted (:func:`runs_table` leaves them out)."""
+    return jobs.without_refused_counts(tracking.list_experiments(uri), uri)
 
 
 @st.cache_data(ttl=15, show_spinner="Loading runs…")
@@ -58,10 +62,20 @@ def runs_table(
     statuses: tuple[str, ...] = (),
     include_deleted: bool = False,
 ) -> pd.DataFrame:
-    return runs_loader(uri).load(
+    """The runs the pages list and compare: a refused job's run holds no result and is left out (the Jobs panel
+    shows it, with why)."""
+    runs = runs_loader(uri).load(
         list(experiment_ids), filter_string=filter_string, statuses=list(statuses) or None,
         include_deleted=include_deleted,
     )  # fmt: skip
+    return jobs.without_refused(runs)
+
+
+@st.cache_data(ttl=60, show_spinner="Reading per-user results…", max_entries=8)
+def per_user_results(uri: str, run_ids: tuple[str, ...]) -> dict[str, pd.DataFrame | None]:
+    """Each run's per-user test results, None for a run that has none (not logged, or not finished yet: hence the
+    short ttl). What Compare, Models and Recommend put intervals on."""
+    return per_user.read_many(run_ids, uri)
 
 
 def clear_run_caches() -> None:
@@ -70,9 +84,45 @@ def clear_run_caches() -> None:
     runs_table.clear()
 
 
+def with_commands(message: object) -> str:
+    """A store message as Markdown: its prose escaped (it names paths and URIs, which are not formatting) and each
+    command in it (a `code span` of the message) as code: a block of its own to copy where it ends a sentence,
+    inline code inside one. Punctuation left alone after a block is dropped."""
+    parts = re.split(r"`([^`\n]+)`", str(message))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            text = part if i == 0 or not _ends_sentence(part) else part.lstrip(" .,;:")
+            block_follows = i + 1 < len(parts) and _ends_sentence(_after(parts, i + 1))
+            out.append(escape_markdown(text.rstrip() if block_follows else text))
+        elif _ends_sentence(_after(parts, i)):
+            out.append(f"\n\n```\n{_folded(part)}\n```\n\n")
+        else:
+            out.append(f"`{part}`")
+    return "".join(out).strip()
+
+
+def _folded(command: str, width: int = 60) -> str:
+    """A long shell command over several lines (an option or the command after an environment variable on each),
+    so a narrow block shows all of it and a paste still runs it."""
+    if len(command) <= width:
+        return command
+    command = re.sub(r"^(\w+=\S+) ", "\\1 \\\n    ", command)
+    return command.replace(" --", " \\\n    --")
+
+
+def _after(parts: list[str], i: int) -> str:
+    return parts[i + 1] if i + 1 < len(parts) else ""
+
+
+def _ends_sentence(text: str) -> bool:
+    """Does the prose after a command start a new sentence (or is there none)?"""
+    return re.match(r"[\s.,;:]*($|[A-Z])", text) is not None
+
+
 def stop_on_store_error(exc: Exception, on_retry: Callable[[], None] = clear_run_caches) -> NoReturn:
     """End the page with which store failed and why (no stack trace) and a Retry button that reads it again."""
-    st.error(escape_markdown(exc))
+    st.error(with_commands(exc))
     if st.button("Retry", key="retry"):
         on_retry()
         st.rerun()
@@ -93,6 +143,6 @@ def read_only_notice(uri: str, action: str) -> bool:
     try:
         tracking.check_writable(uri, action)
     except tracking.TrackingError as exc:
-        st.info(escape_markdown(exc), icon=":material/lock:")
+        st.info(with_commands(exc), icon=":material/lock:")
         return True
     return False

@@ -14,16 +14,26 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._common import experiments_table, runs_table, stop_on_store_error, store_uri
+from pages._common import (
+    experiments_table,
+    per_user_results,
+    read_only_notice,
+    runs_table,
+    stop_on_store_error,
+    store_uri,
+)
 from recdash import catalog, contract, tracking
 from recdash import comparison as cmp
 from recdash.errors import UserError
-from recdash.views import charts, tables
+from recdash.evaluation.per_user import NOT_LOGGED
+from recdash.views import charts, param_charts, tables
+from recdash.views import significance as sv
 from recdash.views.style import RunStyle
 from recdash.views.text import escape_markdown, parse_run_ids
 
 MAX_COMPARE = 100  # beyond this, learning curves and bars stop being readable and the URL gets long
 X_AXES = {"step": "Step", "wall_time": "Wall time", "relative_time": "Relative time"}
+PARAM_FIGURES = ("parallel_coordinates_figure", "param_scatter_figure", "importance_figure")
 
 
 @st.cache_data(ttl=15, show_spinner="Loading metric histories…")
@@ -38,14 +48,36 @@ def importance(runs: pd.DataFrame, metric: str, params: tuple[str, ...]) -> tupl
 
 @st.cache_resource(ttl=300, max_entries=64, show_spinner=False)
 def figure(builder: str, *args: Any, **kwargs: Any) -> go.Figure:
-    """A ``recdash.charts`` figure, built once per inputs: a rerun (a widget change elsewhere, a second visit)
-    redraws it without rebuilding and re-validating hundreds of plotly traces. cache_resource hands back the same
-    object (a pickled figure would be validated again on load); st.plotly_chart only reads it."""
-    return getattr(charts, builder)(*args, **kwargs)
+    """A ``recdash.views.charts`` (or ``param_charts``) figure, built once per inputs: a rerun (a widget change
+    elsewhere, a second visit) redraws it without rebuilding and re-validating hundreds of plotly traces.
+    cache_resource hands back the same object (a pickled figure would be validated again on load); st.plotly_chart
+    only reads it."""
+    return getattr(param_charts if builder in PARAM_FIGURES else charts, builder)(*args, **kwargs)
 
 
-def pick_metric(label: str, metrics: list[str], key: str, default: str | None = None) -> str:
-    default = default if default in metrics else contract.preferred_metric(metrics) or metrics[0]
+@st.cache_data(ttl=60, show_spinner="Computing intervals over users…", max_entries=32)
+def whiskers(uri: str, pool: tuple[str, ...], metrics: tuple[str, ...], run_ids: tuple[str, ...]) -> dict:
+    return sv.interval_map(per_user_results(uri, pool), metrics, run_ids)
+
+
+@st.cache_data(ttl=60, show_spinner="Computing intervals over users…", max_entries=32)
+def quartile_whiskers(uri: str, pool: tuple[str, ...], base: str, run_ids: tuple[str, ...]) -> dict:
+    return sv.quartile_interval_map(per_user_results(uri, pool), base, run_ids)
+
+
+def not_logged_note(frames: dict[str, pd.DataFrame | None], ids: list[str], label: Any) -> None:
+    """Name the runs shown without intervals: older runs, other tools' runs, legacy stores."""
+    missing = [label(r) for r in ids if frames.get(r) is None]
+    if missing:
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        st.caption(escape_markdown(f"No intervals for {', '.join(missing[:8])}{more}: {NOT_LOGGED}."))
+
+
+def pick_metric(
+    label: str, metrics: list[str], key: str, default: str | None = None, among: list[str] | None = None
+) -> str:
+    """A metric picker; by default the preferred metric ``among`` those (the ones most of the runs logged)."""
+    default = default if default in metrics else contract.preferred_metric(among or metrics) or metrics[0]
     return st.selectbox(label, metrics, index=metrics.index(default), key=key)
 
 
@@ -72,10 +104,12 @@ if all_runs.empty:
 groups_all = cmp.data_groups(all_runs)  # every run's data group, worked out once for the page
 if requested:
     found = all_runs.set_index("run_id", drop=False)
-    known = [r for r in requested if r in found.index]
-    if len(known) < len(requested):
+    known, expanded_notes = cmp.expand_parents(all_runs, [r for r in requested if r in found.index], "compared")
+    for note in expanded_notes:  # a sweep or the references: their finished runs, not the parent alone
+        st.info(escape_markdown(note))
+    if len(set(requested) - set(found.index)):
         st.warning(
-            f"{len(requested) - len(known)} selected run(s) were not found in this store "
+            f"{len(set(requested) - set(found.index))} selected run(s) were not found in this store "
             "(deleted, or a link from another store)."
         )
     runs = found.loc[known].reset_index(drop=True)
@@ -100,7 +134,9 @@ else:
         st.warning("No run has logged a metric on this data, so there is nothing to rank.")
         st.stop()
     with middle:
-        top_metric = pick_metric("Rank by", group_metrics, "top_metric")
+        top_metric = pick_metric(
+            "Rank by", group_metrics, "top_metric", among=cmp.most_logged(candidates, group_metrics)
+        )
     top_n = int(right.number_input("Top N", min_value=1, max_value=MAX_COMPARE, value=5, key="top_n"))
     runs = tables.top_runs(candidates, top_metric, top_n).reset_index(drop=True)
 
@@ -118,8 +154,16 @@ run_ids = runs["run_id"].astype(str).tolist()
 style = RunStyle.of(runs, order=requested or run_ids, context=all_runs, context_groups=groups_all)
 groups = pd.Series([style.groups[r] for r in run_ids], index=runs.index)
 metrics = cmp.metric_names(runs)
+covered = cmp.most_logged(runs, metrics)  # a default every run (or the most runs) can be drawn on
 hyper = cmp.hyperparameters(runs)
 refs = cmp.references_for(groups, all_runs, groups_all)  # popularity, EASE, ItemKNN fitted on the same data and split
+ref_names = {str(r): f"reference: {m}" for r, m in zip(refs["run_id"], refs["reference"], strict=True)}
+pool = tuple(dict.fromkeys([*run_ids, *ref_names]))  # the runs whose per-user results intervals are computed from
+
+
+def label(run_id: str) -> str:
+    return ref_names.get(run_id) or style.label(run_id)
+
 
 st.plotly_chart(figure("selection_figure", style, run_ids), key="colour_key")
 with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=False):
@@ -138,6 +182,7 @@ with st.expander(f"The {len(runs)} runs: data, experiment, status", expanded=Fal
         ),
         hide_index=True,
         key="compared_runs",
+        placeholder=tables.MISSING_TEXT,
         column_config={
             "run_page": st.column_config.LinkColumn("run in Discover", display_text="open"),
             "data_page": st.column_config.LinkColumn("data in Discover", display_text="open"),
@@ -155,13 +200,121 @@ group_by = st.multiselect(
     "configuration: their mean ± std (and n) says whether a difference between configurations is real.",
 )  # fmt: skip
 configs = cmp.config_groups(runs, group_by)
-repeats = cmp.has_repeats(groups + " | " + configs)
+duplicate = cmp.duplicate_runs(runs, groups)  # the same seed, configuration and data again: one draw, counted once
+counted = ~duplicate
+repeats = cmp.has_repeats((groups + " | " + configs)[counted])
 aggregate = st.toggle(
     "Show each configuration as mean ± std over its repeats", value=repeats, key="aggregate", disabled=not repeats,
     help=None if repeats else "No configuration was run more than once on the same data: nothing to average.",
 )  # fmt: skip
 aggregate = aggregate and repeats
-config_of = dict(zip(run_ids, configs, strict=True))
+config_of = {r: c for r, c, keep in zip(run_ids, configs, counted, strict=True) if keep}  # the runs averaged
+if aggregate and duplicate.any():
+    keys = cmp.run_keys(runs, groups).tolist()
+    first = {k: r for r, k, dup in zip(run_ids, keys, duplicate, strict=True) if not dup}  # the run that counts
+    pairs = [f"{style.label(r)} (same as {style.label(first.get(k, r))})"
+             for r, k, dup in zip(run_ids, keys, duplicate, strict=True) if dup]  # fmt: skip
+    st.caption(
+        escape_markdown(
+            f"Counted once: {len(pairs)} run(s) repeat another run's configuration, seed and data exactly (the same "
+            f"draw twice would shrink the spread): {'; '.join(pairs)}."
+        )
+    )
+
+
+def differences_section(choices: list[str], preferred: list[str]) -> None:
+    """Each run's difference to one run of its data group, with a paired interval and p-value over the users."""
+    st.subheader("Is the difference real?", help=sv.METHOD)
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        metric = pick_metric("Metric", choices, "sig_metric", default=(preferred or [None])[0])
+    defaults = sv.default_references(runs, groups, refs, metric)
+    options = ["default", *pool]
+    chosen = c2.selectbox(
+        "Measure every run against", options, key="sig_reference",
+        format_func=lambda r: "the best reference on each data (default)" if r == "default" else label(r),
+        help="Default: on each dataset and split, the best reference model fitted on it (popularity, EASE, "
+        "ItemKNN) by this metric, else the best run there. Pick any run: the runs on its data are measured against "
+        "it; runs on other data keep their default (runs are only ever paired on the same test users).",
+    )  # fmt: skip
+    reference_of = dict(defaults)
+    if chosen != "default":
+        group_of = dict(zip(run_ids, groups, strict=True)) | dict(zip(refs["run_id"], refs["data"], strict=True))
+        reference_of[group_of[chosen]] = chosen
+    frames = per_user_results(uri, pool)
+    table = sv.difference_table(runs, groups, frames, metric, reference_of, label)
+    if table.empty or table["p"].isna().all():
+        st.info(escape_markdown(f"No run here has per-user results for {metric} to pair: {NOT_LOGGED}."))
+        return
+    not_logged_note(frames, run_ids, label)
+    st.caption(
+        "difference = run − the run it is measured against (the first row of its data), with its 95% interval over "
+        "the users both evaluated; p from the paired t-test, p (Holm) corrected over the runs compared with the same "
+        "run. The verdict follows p (Holm): beyond noise when below 0.05."
+    )
+    st.dataframe(
+        sv.shown_differences(table, several_groups=groups.nunique() > 1), hide_index=True, key="difference_table",
+        placeholder=tables.MISSING_TEXT,
+        column_config={
+            "value": st.column_config.NumberColumn(format="%.4f"),
+            "difference": st.column_config.NumberColumn(format="%+.4f"),
+            "users": st.column_config.NumberColumn(format="%d"),
+        },
+    )  # fmt: skip
+
+
+def repeats_section(metrics_shown: list[str]) -> None:
+    """Seed noise and user sampling of each repeated configuration: two different questions, each named."""
+    paired_metrics = [m for m in metrics_shown if sv.has_per_user(m)]
+    if not paired_metrics:
+        return
+    frames = per_user_results(uri, pool)
+    parts = [
+        sv.repeat_spreads(runs[counted], groups[counted], configs[counted], frames, m).assign(metric=m)
+        for m in paired_metrics
+    ]
+    spread = pd.concat(parts, ignore_index=True)
+    if spread.empty:
+        return
+    st.markdown("**Where the spread comes from**")
+    st.caption(
+        "Seed noise: how far a configuration's repeats (other seeds, the same test users) are apart: would "
+        "retraining move it? User sampling: the standard error over users of its seed-averaged values: would other "
+        "test users from the same population move it? Different questions; a small seed noise with a large user "
+        "sampling error means the reruns agree but the test set is too small to pin the level down."
+    )
+    looks = style.config_styles(config_of)
+    spread["configuration"] = [looks[c].name if c in looks else c for c in spread["configuration"]]
+    first = ["metric", "configuration"] + (["data"] if groups.nunique() > 1 else [])
+    rest = [c for c in spread.columns if c not in (*first, "data", "note")]
+    shown = spread[first + rest + (["note"] if spread["note"].astype(bool).any() else [])]
+    st.dataframe(
+        shown, hide_index=True, key="spread_table", placeholder=tables.MISSING_TEXT,
+        column_config={c: st.column_config.NumberColumn(format="%.4f") for c in
+                       ("mean", "seed noise (std over seeds)", "user sampling (SE over users)")},
+    )  # fmt: skip
+
+
+def sweep_noise_section(trials: pd.DataFrame, objective: str, names: dict[str, str]) -> None:
+    """Which trials the test users cannot tell from the best: so nobody over-reads the winner."""
+    metric = sv.test_metric_of(objective)
+    finished = trials[cmp.trial_state(trials) == "FINISHED"]
+    if metric is None or finished.empty:
+        return
+    st.markdown("**Is the best trial really the best?**", help=sv.METHOD)
+    frames = per_user_results(uri, tuple(finished["run_id"].astype(str)))
+
+    def label_of(run_id: str) -> str:
+        return names.get(run_id, run_id[:8])
+
+    close, sentence = sv.within_noise_sentence(finished, frames, metric, label_of)
+    st.caption(escape_markdown(sentence))
+    if close:
+        st.dataframe(
+            sv.sweep_table(finished, metric, close, label_of), hide_index=True, key="sweep_noise_table",
+            column_config={metric: st.column_config.NumberColumn(format="%.4f")},
+        )  # fmt: skip
+
 
 TABS = ["Final metrics", "Segments", "Learning curves", "Hyperparameters", "Importance", "Sweep", "What differs"]
 # Only the open tab runs and is drawn (Streamlit's lazy tabs): 100 runs' worth of every chart at once made the page
@@ -175,19 +328,35 @@ with final_tab:
         st.info("These runs have no metrics to compare.")
     elif final_tab.open:
         bar_default = cmp.own_metrics([f"metrics.{m}" for m in metrics], ("ndcg", "recall"))
-        key_metric = contract.preferred_metric(metrics) or metrics[0]
+        key_metric = contract.preferred_metric(covered or metrics) or metrics[0]
         bar_metrics = st.multiselect("Metrics", metrics, default=bar_default or [key_metric], key="bar_metrics")
         if bar_metrics and aggregate:
             summary = pd.concat(
                 [cmp.aggregate(runs.loc[idx], bar_metrics, configs.loc[idx]).assign(data=data)
-                 for data, idx in groups.groupby(groups, sort=False).groups.items()],
+                 for data, idx in groups[counted].groupby(groups[counted], sort=False).groups.items()],
                 ignore_index=True,
             )  # fmt: skip
             drawn = figure("config_bars_figure", summary, bar_metrics, runs, style, config_of, references=refs)
             st.plotly_chart(drawn, key="bars_chart")
-            st.dataframe(tables.summary_table(summary, bar_metrics), hide_index=True, key="summary_table")
+            st.dataframe(
+                tables.summary_table(summary, bar_metrics, style.config_styles(config_of), config_of, style),
+                hide_index=True, key="summary_table", placeholder=tables.MISSING_TEXT,
+            )  # fmt: skip
+            repeats_section(bar_metrics)
         elif bar_metrics:
-            st.plotly_chart(figure("metric_bars_figure", runs, bar_metrics, style, references=refs), key="bars_chart")
+            paired_metrics = tuple(m for m in bar_metrics if sv.has_per_user(m))
+            intervals = whiskers(uri, pool, paired_metrics, tuple(run_ids)) if paired_metrics else None
+            frames = per_user_results(uri, pool) if paired_metrics else {}
+            marks, lines = sv.best_note_map(runs, groups, frames, paired_metrics, label)
+            drawn = figure("metric_bars_figure", runs, bar_metrics, style, references=refs, intervals=intervals,
+                           best_notes=marks)  # fmt: skip
+            st.plotly_chart(drawn, key="bars_chart")
+            if intervals:
+                st.caption(
+                    "Whiskers: each run's 95% interval over its test users (bootstrap). ★ says whether the best run "
+                    "is distinguishable from the runner-up on the same data: "
+                    + escape_markdown(" ".join(lines) or "fewer than two runs with per-user results.")
+                )
         if any(charts.baseline_metric(m) for m in bar_metrics):
             st.caption("Black dashes: the popularity baseline every recdash run logs for its own data and split.")
         if bar_metrics and not refs.empty:
@@ -197,13 +366,21 @@ with final_tab:
                 "× best reference: the run's value over the best reference's (above 1: better, for this metric)."
             )
             st.container(key="reference_box").dataframe(
-                tables.reference_table(runs, groups, refs, bar_metrics, style), hide_index=True, key="reference_table"
+                tables.reference_table(runs, groups, refs, bar_metrics, style),
+                hide_index=True,
+                key="reference_table",
+                placeholder=tables.MISSING_TEXT,
             )  # the box's key names it in the page
         elif bar_metrics:
-            st.caption(
-                "No reference runs on this data yet: **Train references for this data** on the Train page (or "
-                "`python -m recdash references`) fits popularity, EASE and ItemKNN on the same split to compare with."
-            )
+            st.caption("No reference runs on this data yet.")
+            if not read_only_notice(uri, "training references to compare with"):  # a read-only store says why
+                st.caption(
+                    "**Train references for this data** on the Train page (or `python -m recdash references`) fits "
+                    "popularity, EASE and ItemKNN on the same split to compare with."
+                )
+        paired_choices = [m for m in metrics if sv.has_per_user(m)]
+        if paired_choices:
+            differences_section(paired_choices, [m for m in bar_metrics if m in paired_choices])
 
 with segments_tab:
     if segments_tab.open:
@@ -215,11 +392,17 @@ with segments_tab:
             )
         else:
             base = st.selectbox("Metric", bases, key="segment_metric")
-            st.plotly_chart(figure("segment_bars_figure", runs, base, style, refs), key="segment_chart")
+            quartiles = quartile_whiskers(uri, pool, base, tuple(run_ids)) if sv.has_per_user(base) else None
+            drawn = figure("segment_bars_figure", runs, base, style, refs, intervals=quartiles)
+            st.plotly_chart(drawn, key="segment_chart")
             st.caption(
                 "Users are split into quartiles by how many training interactions they have (q1: the least "
-                "active); grey lines are the references on the same data."
-            )
+                "active); grey lines are the references on the same data. "
+                + ("Whiskers: each run's 95% interval over that quartile's users (bootstrap): a quartile has a "
+                   "quarter of the users, so its intervals are wider than the overall ones." if quartiles else "")
+            )  # fmt: skip
+            if quartiles:
+                not_logged_note(per_user_results(uri, pool), run_ids, label)
         beyond = tables.beyond_accuracy_table(runs, groups, refs, style)
         if len(beyond.columns) > 3:
             st.subheader("Beyond accuracy")
@@ -228,7 +411,7 @@ with segments_tab:
                 "(0 = evenly), share of slots and of hits on long-tail items, personalization (1 − overlap between "
                 "users' lists) and intra-list diversity on genres. Definitions: docs/metrics.md."
             )
-            st.dataframe(beyond, hide_index=True, key="beyond_table")
+            st.dataframe(beyond, hide_index=True, key="beyond_table", placeholder=tables.MISSING_TEXT)
 
 with curves_tab:
     if curves_tab.open and not metrics:
@@ -272,7 +455,7 @@ with params_tab:
     elif params_tab.open:
         c1, c2 = st.columns([1, 3])
         with c1:
-            color_metric = pick_metric("Metric", metrics, "color_metric")
+            color_metric = pick_metric("Metric", metrics, "color_metric", among=covered)
         with_metric = runs[runs[f"metrics.{color_metric}"].notna()]  # what the charts below can draw
         settings = cmp.default_axes(with_metric)  # the hyperparameters that vary, seeds aside
         views = ["All hyperparameters", "One hyperparameter"]
@@ -304,8 +487,8 @@ with importance_tab:
             key="importance_data", help="Importance is estimated over runs on one dataset and split only.",
         )  # fmt: skip
         with c2:
-            target = pick_metric("Metric", metrics, "importance_metric")
-        members = runs[groups == data_group]
+            target = pick_metric("Metric", metrics, "importance_metric", among=covered)
+        members = runs[(groups == data_group) & counted]  # a seed run twice is one draw, not two
         frame, note = importance(members, target, tuple(cmp.default_group_params(members)))
         if frame.empty:
             st.info(escape_markdown(note))
@@ -348,9 +531,10 @@ with sweep_tab:
             first = next(iter(plots))
             chosen = st.segmented_control("Optuna view", list(plots), default=first, key="sweep_view") or first
             try:
-                st.plotly_chart(charts.optuna_figure(plots[chosen], study), key="sweep_chart")
+                st.plotly_chart(param_charts.optuna_figure(plots[chosen], study), key="sweep_chart")
             except UserError as exc:  # e.g. importance with one distinct value
                 st.info(escape_markdown(f"{chosen} cannot be drawn for this sweep: {exc}"))
+            sweep_noise_section(trials, objective, names)
 
 with differ_tab:
     if differ_tab.open:
@@ -362,8 +546,14 @@ with differ_tab:
                 else "Select two or more runs to see what differs."
             )
         else:
-            st.caption("The data and split each run used are its data group above, not a hyperparameter.")
-            st.container(key="param_diff_box").dataframe(diff, key="param_diff")  # the box's key names it
+            st.caption(
+                "The data and split each run used are its data group above, not a hyperparameter; values a run chose "
+                "itself (how it serves new users) are marked as chosen by the run."
+            )
+            st.container(key="param_diff_box").dataframe(
+                diff, key="param_diff", placeholder=tables.MISSING_TEXT,
+                column_config={"_index": st.column_config.TextColumn("param", width="medium")},
+            )  # fmt: skip
 
 table = tables.comparison_table(runs, cmp.param_names(runs), metrics, style)
 st.download_button(

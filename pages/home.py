@@ -1,4 +1,7 @@
-"""Home: which tracking store is in use, what is in it, the latest runs and the best run of each experiment."""
+"""Home: which tracking store is in use, what is in it, the latest runs and the best run of each experiment.
+
+The first visit to a new SQLite store waits while MLflow creates its tables (several seconds): the page says so
+while it waits, and a fresh store then offers demo runs in that same visit."""
 
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ st.caption(
 
 
 try:
-    tracking.check_store(uri)
-    experiments = experiments_table(uri)
-    active = experiments[experiments["lifecycle_stage"] == "active"]
-    with_runs = active[active["run_count"] > 0]
-    runs = runs_table(uri, tuple(with_runs["experiment_id"].astype(str))) if len(with_runs) else pd.DataFrame()
+    with st.spinner("Opening the tracking store… (a new store gets its tables on the first visit: a few seconds)"):
+        tracking.check_store(uri)
+        experiments = experiments_table(uri)
+        active = experiments[experiments["lifecycle_stage"] == "active"]
+        with_runs = active[active["run_count"] > 0]
+        runs = runs_table(uri, tuple(with_runs["experiment_id"].astype(str))) if len(with_runs) else pd.DataFrame()
 except tracking.TrackingError as exc:
     stop_on_store_error(exc)
 
@@ -62,6 +66,7 @@ st.subheader("Experiments")
 st.dataframe(
     with_runs[["name", "run_count", "last_update"]],
     hide_index=True,
+    placeholder=tables.MISSING_TEXT,
     column_config={
         "name": st.column_config.TextColumn("Experiment"),
         "run_count": st.column_config.NumberColumn("Runs"),
@@ -85,6 +90,7 @@ st.dataframe(
         "discover": st.column_config.LinkColumn("Discover", display_text="open", help="The run's catalog page"),
     },
     key="latest_runs",
+    placeholder=tables.MISSING_TEXT,
 )
 
 st.subheader("Best run per experiment")
@@ -95,6 +101,11 @@ else:
     default = contract.preferred_metric(metrics)
     metric = st.selectbox("Metric", metrics, index=metrics.index(default) if default else 0, key="best_metric")
     direction = "lowest" if contract.lower_is_better(metric) else "highest"
-    st.caption(f"The run with the {direction} value of this metric in each experiment.")
-    st.dataframe(tables.best_runs_per_experiment(runs, metric), hide_index=True, key="best_runs")
+    st.caption(
+        f"The run with the {direction} value of this metric in each experiment, per dataset and split (runs on "
+        "other data are never ranked together)."
+    )
+    st.dataframe(
+        tables.best_runs_per_experiment(runs, metric), hide_index=True, key="best_runs", placeholder=tables.MISSING_TEXT
+    )
 st.page_link("pages/runs.py", label="Browse and filter all runs", icon=":material/table_rows:")

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pages._common import read_only_notice, stop_on_store_error, store_client, store_uri
+from pages._common import per_user_results, read_only_notice, stop_on_store_error, store_client, store_uri
 from recdash import catalog, registry, tracking
 from recdash import recommend as rx
 from recdash.errors import UserError
@@ -43,6 +43,11 @@ def versions_table(uri: str, name: str) -> pd.DataFrame:
 def model_sources(uri: str) -> pd.DataFrame:
     """The same list of logged models the Recommend page offers: one definition of "a run has a model"."""
     return rx.model_sources(uri)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def data_difference(uri: str, run_ids: tuple[tuple[str, str], ...]) -> str | None:
+    return model_views.data_difference(dict(run_ids), store_client(uri))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -263,10 +268,15 @@ _OUTCOME_CSS = {
 
 
 def _styled(frame: pd.DataFrame) -> Any:
-    """The comparison with each difference and verdict green where the challenger is better, red where worse."""
-    shown = frame.drop(columns=["outcome"])
+    """The comparison as it is read: each difference and verdict green where the challenger is better beyond noise,
+    red where worse; which way each metric is better is said in the caption under it (a column of it did not fit)."""
+    shown = frame.drop(columns=["outcome", "better when"])
+    shown[model_views.INTERVAL] = shown[model_views.INTERVAL].fillna("–")
+    shown[model_views.P_VALUE] = [
+        "–" if p != p else ("< 0.001" if p < 0.001 else f"{p:.3f}") for p in shown[model_views.P_VALUE]
+    ]
     css = [_OUTCOME_CSS.get(o, "") for o in frame["outcome"]]
-    values = [c for c in shown.columns if c not in ("difference", "better when", "verdict")]  # the two versions
+    values = [c for c in shown.columns if c not in ("difference", model_views.INTERVAL, model_views.P_VALUE, "verdict")]
     return (
         shown.style.format("{:.4f}", subset=values, na_rep="–")
         .format("{:+.4f}", subset=["difference"], na_rep="–")
@@ -276,7 +286,14 @@ def _styled(frame: pd.DataFrame) -> Any:
 
 def _direction_caption(frame: pd.DataFrame) -> str:
     lower = [str(m) for m, way in frame["better when"].items() if way == "lower"]
-    text = "difference = challenger − champion. Green: the challenger is better on that metric, red: worse. "
+    text = (
+        "difference = challenger − champion, with its 95% interval (paired bootstrap over the test users both "
+        "versions' runs evaluated, 2,000 resamples, seed 0) and the paired t-test's p-value. Green: the challenger is "
+        "better beyond noise (p < 0.05), red: worse beyond noise; uncoloured: within noise. p-values are per metric, "
+        "not corrected across metrics: the key metric alone decides the promotion. Coverage, Gini and the other "
+        "list-level metrics describe all lists together: they have no per-user values, so no interval, and are "
+        "coloured by their difference alone. "
+    )
     if not lower:
         return text + "Higher is better for every metric here."
     names = ", ".join(escape_markdown(m) for m in lower)
@@ -303,12 +320,28 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
     except UserError as exc:
         st.error(escape_markdown(exc))
         return
+    runs = frame.attrs["runs"]
+    pair = ((registry.CHAMPION, runs[registry.CHAMPION]), (registry.CHALLENGER, runs[registry.CHALLENGER]))
+    results = per_user_results(uri, tuple(r for _, r in pair))
+    per_user = {alias: results.get(run_id) for alias, run_id in pair}
+    frame = model_views.with_intervals(frame, per_user, data_difference(uri, pair))
+    key_text = frame.attrs["key_text"]
+    st.markdown(escape_markdown(key_text))
     counts = frame["outcome"].value_counts()
-    st.markdown(
-        f"The challenger is **better on {counts.get(model_views.BETTER, 0)}** and **worse on "
-        f"{counts.get(model_views.WORSE, 0)}** of {len(frame)} test metrics."
+    st.caption(
+        f"Of {len(frame)} test metrics, the challenger is better on {counts.get(model_views.BETTER, 0)}, worse on "
+        f"{counts.get(model_views.WORSE, 0)} and within noise on {counts.get(model_views.NOISE, 0)}."
     )
-    st.dataframe(_styled(frame), key="champion_table")
+    versions = [c for c in frame.columns if str(c).startswith((registry.CHAMPION, registry.CHALLENGER))]
+    widths: dict[str, Any] = {
+        "_index": st.column_config.TextColumn("metric", width=190),
+        **{c: st.column_config.Column(width=100) for c in versions},
+        "difference": st.column_config.Column(width=75),
+        model_views.INTERVAL: st.column_config.Column(width=130),
+        model_views.P_VALUE: st.column_config.Column("p", width=62),
+        "verdict": st.column_config.Column(width=150),
+    }  # every column in view at 1280 px: nothing of the verdict hides behind a scroll
+    st.dataframe(_styled(frame), key="champion_table", column_config=widths)
     st.caption(_direction_caption(frame))
     uris = frame.attrs["uris"]
     st.page_link(
@@ -335,7 +368,8 @@ def champion_section(uri: str, name: str, info: dict[str, Any]) -> None:
             f"Move alias {registry.CHAMPION} of {escape_markdown(name)} from version {champion} to version "
             f"{challenger}? Anything serving models:/{escape_markdown(name)}@{registry.CHAMPION} gets version "
             f"{challenger} from its next load. The {registry.CHALLENGER} alias is then removed (it would point to "
-            f"the champion itself). To roll back later, set {registry.CHAMPION} on version {champion} again.",
+            f"the champion itself). To roll back later, set {registry.CHAMPION} on version {champion} again.\n\n"
+            + escape_markdown(key_text),
             icon=":material/swap_vert:",
         )
         c1, c2, _ = st.columns([1, 1, 3])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages._common import require_store, store_uri
+from pages._common import per_user_results, require_store, store_uri
 from recdash import recommend as rx
 from recdash.data.features import FeatureEncoding
 from recdash.errors import UserError
@@ -18,8 +18,10 @@ from recdash.views import charts
 from recdash.views import recommend as rv
 from recdash.views.style import RunStyle, run_colors
 from recdash.views.text import escape_markdown as _md
+from recdash.views.text import literal
 
 SOURCE_RUN, SOURCE_REGISTERED, SOURCE_URI = "Run with a model", "Registered model", "Model URI"
+MAX_K = 500  # the page's longest list
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -69,24 +71,40 @@ def pick_model(
         if runs.empty:
             st.info("No run in this tracking store has a logged model yet. Train one on the Train page.")
             return None
-        index = 0
-        if avoid_uri is not None:
-            others = np.flatnonzero(runs["model_uri"].to_numpy() != avoid_uri)
-            index = int(others[0]) if len(others) else 0
+        uris = runs["model_uri"].astype(str).tolist()
+        group_of = dict(zip(uris, runs["data_group"].astype(str), strict=True))
+        default = uris[0]
+        if avoid_uri is not None:  # another model, on the same data as that one when there is one
+            others = [u for u in uris if u != avoid_uri]
+            alike = [u for u in others if group_of[u] == group_of.get(avoid_uri)]
+            default = (alike or others or uris)[0]
         if preselect_run:
-            matches = np.flatnonzero(runs["run_id"].to_numpy() == preselect_run)
+            matches = runs.loc[runs["run_id"] == preselect_run, "model_uri"]
             if len(matches):
-                index = int(matches[0])
+                default = str(matches.iat[0])
+            elif rx.run_exists(preselect_run, tracking_uri):
+                st.warning(f"Run {literal(preselect_run)} has no logged model; pick another.")
             else:
-                st.warning(f"Run {_md(preselect_run)} has no logged model; pick another.")
-        row = st.selectbox(
+                st.warning(f"There is no run {literal(preselect_run)} in this tracking store; pick a model below.")
+        groups = rv.data_groups_in_order(runs)
+        if len(groups) > 1:  # key metrics compare only on the same data: one data group at a time
+            group = st.selectbox(
+                "Data (dataset and split)",
+                groups,
+                index=groups.index(group_of[default]),
+                format_func=lambda g: rv.data_group_label(g, runs),
+                key=f"{prefix}_data",
+                help="Models are listed by the data they were evaluated on: their test metrics compare only there.",
+            )
+            uris = [u for u in uris if group_of[u] == group]
+        labels = dict(zip(runs["model_uri"].astype(str), runs["label"].astype(str), strict=True))
+        return st.selectbox(
             "Run (type to search experiment, run name or metric)",
-            range(len(runs)),
-            index=index,
-            format_func=lambda i: str(runs["label"].iat[i]),
+            uris,
+            index=uris.index(default) if default in uris else 0,
+            format_func=labels.__getitem__,
             key=f"{prefix}_run",
         )
-        return None if row is None else str(runs["model_uri"].iat[row])
     if source == SOURCE_REGISTERED:
         if registered.empty:
             st.info("No registered models yet. Register one on the Models page or with --register-as.")
@@ -112,9 +130,16 @@ def load_model(uri: str | None) -> rx.LoadedModel | None:
     try:
         tracking_uri = URI
         return _load(rx.resolve_alias(uri, tracking_uri), tracking_uri)
-    except rx.ModelLoadError as exc:  # the message echoes the URI, which may come from a shared ?model= link
-        st.error(re.sub(r"([\\`*_\[\]<>])", r"\\\1", str(exc)), icon=":material/error:")
-        return None
+    except rx.ModelFilesMissing as exc:  # a fact about the store, not a failure of the page: a note
+        st.info(_escaped(exc), icon=":material/folder_off:")
+    except rx.ModelLoadError as exc:
+        st.error(_escaped(exc), icon=":material/error:")
+    return None
+
+
+def _escaped(exc: Exception) -> str:
+    """A load message for Markdown: it echoes the URI, which may come from a shared ?model= link."""
+    return re.sub(r"([\\`*_\[\]<>])", r"\\\1", str(exc))
 
 
 def run_context(loaded: rx.LoadedModel) -> rx.RunContext | None:
@@ -139,7 +164,7 @@ def recommendations(
     try:
         recs = rx.recommend(loaded, user, k, exclude)
     except UserError as exc:
-        st.error(str(exc))
+        st.error(_md(exc))
         return None
     test_items = context.test_items(user) if context is not None else None
     table = rv.decorate(recs, context.items if context else None, rx.model_popularity(loaded, context), test_items)
@@ -147,11 +172,12 @@ def recommendations(
 
 
 # Narrow tables (history next to the top-k, model A next to model B): small fixed widths that fit side by side at
-# 1400 px and below; st.dataframe spreads the room that is left over the columns, so titles get most of it.
+# 1280 px and up; st.dataframe spreads the room that is left over the columns, so titles get most of it, and their
+# rows are tall enough for a title to wrap onto three lines instead of being cut off.
 COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", width=40),
     "item": st.column_config.TextColumn("item", width=140, help="Title (item ID)"),
-    "year": st.column_config.NumberColumn("year", format="%d", width=48),
+    "year": st.column_config.NumberColumn("year", format="%d", width=44),
     "score": st.column_config.NumberColumn(
         "score", format="%.3f", width=58, help="The model's ranking score: higher ranks first (not a probability)."
     ),
@@ -166,16 +192,34 @@ COLUMNS = {
     ),
     "hit": st.column_config.TextColumn("hit", width=38, help="One of the user's held-out test items."),
     "in both": st.column_config.TextColumn("in both", width=60, help="Model A and model B both recommend it."),
-    "weight": st.column_config.NumberColumn("weight", width=58),
-    "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD", width=88),
+    "weight": st.column_config.NumberColumn("weight", width=50),
+    "time": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD", width=84),
 }
 
 
-def show_recs(table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True) -> None:
+WRAPPING_ROW = 66  # px: Streamlit wraps a cell's text only in rows taller than 4rem (64 px); three lines fit
+VISIBLE_ROWS = 10  # a longer table scrolls inside this height
+
+
+def narrow_table(frame: pd.DataFrame, config: dict[str, Any], order: list[str] | None = None) -> None:
+    """A history or top-k table with whole titles: rows tall enough to wrap, the first ten rows in view."""
+    height = 38 + WRAPPING_ROW * max(1, min(len(frame), VISIBLE_ROWS))
+    st.dataframe(
+        frame, hide_index=True, column_order=order, column_config=config, row_height=WRAPPING_ROW, height=height
+    )
+
+
+def show_recs(
+    table: pd.DataFrame, shared: set[str] | None = None, *, popularity: bool = True, narrow: bool = True
+) -> None:
+    """A top-k table; ``narrow`` for one beside another (wrapping titles), else full width (one line a row)."""
     shown = rv.display_recs(table, shared, popularity=popularity)
     labels = shown.attrs["labels"]
     config = {c: COLUMNS[labels.get(c, c)] for c in shown.columns if labels.get(c, c) in COLUMNS}
-    st.dataframe(shown, hide_index=True, column_order=shown.attrs["shown"], column_config=config)
+    if narrow:
+        narrow_table(shown, config, shown.attrs["shown"])
+    else:
+        st.dataframe(shown, hide_index=True, column_order=shown.attrs["shown"], column_config=config)
     if rv.FALLBACK_SCORE in labels.values():
         st.caption(
             f"Ranked by {rv.FALLBACK_SCORE}: how often each item occurs in the model's training data. "
@@ -246,7 +290,7 @@ def new_user_section(loaded: rx.LoadedModel, context: rx.RunContext | None, k: i
     sources = sorted(set(recs["source"].astype(str)))
     st.subheader("Popular items" if rx.is_fallback(recs) else f"Top {k} for this new user")
     st.caption(f"Source: {_md(', '.join(sources))}. " + SOURCES.get(sources[0], "") if sources else "No items.")
-    show_recs(table)
+    show_recs(table, narrow=False)
     return table
 
 
@@ -278,7 +322,7 @@ if loaded is None:
 assert loaded is not None
 label_a = model_label(uri_a or "")
 st.markdown(f"**Model A:** {label_a}")
-st.caption(f"{_md(loaded.uri)}" + (f" · run {_md(loaded.run_id)}" if loaded.run_id else ""))
+st.caption(literal(loaded.uri) + (f" · run {literal(loaded.run_id)}" if loaded.run_id else ""))
 if loaded.run_id:
     c1, c2 = st.columns(2)
     c1.page_link(
@@ -292,6 +336,14 @@ if loaded.run_id:
     )
 context = run_context(loaded)
 users = rx.known_users(loaded, context)
+
+
+def _keep_k_in_range() -> None:
+    """A k outside 1..MAX_K is set to the nearest end, and the page says so (the widget itself would refuse it)."""
+    typed = int(st.session_state["k"])
+    k = min(max(typed, 1), MAX_K)
+    st.session_state["k"] = k
+    st.session_state["k_note"] = f"k is between 1 and {MAX_K}: {typed:,} was set to {k}." if k != typed else None
 
 
 def _use_picked_user() -> None:
@@ -317,11 +369,18 @@ if mode == KNOWN_USER:
     )  # fmt: skip
     c3.button("Random user", key="random_user", on_click=_use_random_user, disabled=not len(users))
 c4, c5, _ = st.columns([1, 2, 2], vertical_alignment="bottom")
-k = int(c4.number_input("k", min_value=1, max_value=500, value=10, step=1, key="k"))
+k = int(
+    c4.number_input(
+        f"k (1–{MAX_K})", value=10, step=1, key="k", on_change=_keep_k_in_range,
+        help=f"How many items to recommend, from 1 to {MAX_K}; a number outside that is set to the nearest end.",
+    )  # no min/max here: Streamlit would refuse an out-of-range number silently, with only a red border
+)  # fmt: skip
 exclude_seen = c5.checkbox(
     "Exclude already-seen items", value=True, key="exclude_seen", disabled=mode == NEW_USER,
     help="A new user has seen nothing yet." if mode == NEW_USER else None,
 )  # fmt: skip
+if st.session_state.get("k_note"):
+    st.caption(st.session_state["k_note"])
 
 user = str(st.session_state.get("user_id", "")).strip()
 if mode == NEW_USER:
@@ -339,13 +398,13 @@ else:
     table, fallback, test_items = result
     if fallback:
         st.warning(
-            f"User {_md(user)} is not in this model's training data; showing the most popular items instead.",
+            f"User {literal(user)} is not in this model's training data; showing the most popular items instead.",
             icon=":material/person_off:",
         )
     else:
         known_user_attributes(loaded, context, user)
 
-    left, right = st.columns([2, 3])  # the recommendations are what the page is for: more room
+    left, right = st.columns([4, 5])  # the recommendations are what the page is for: a little more room
     with left:
         st.subheader("History (training data)")
         if context is None:
@@ -357,12 +416,12 @@ else:
             else:
                 st.caption(f"{len(history)} items" + (", most recent first." if "time" in history.columns else "."))
                 shown = rv.compact(history)
-                st.dataframe(
-                    shown, hide_index=True, column_config={c: COLUMNS[c] for c in shown.columns if c in COLUMNS}
-                )
+                narrow_table(shown, {c: COLUMNS[c] for c in shown.columns if c in COLUMNS})
     with right:
         st.subheader("Popular items (fallback)" if fallback else f"Top {k} recommendations")
         st.caption(hits_caption(table, test_items))
+        if len(table) < k:
+            st.caption(f"The model has only {len(table)} items to recommend here.")
         show_recs(table)
 
     st.divider()
@@ -397,6 +456,20 @@ else:
                         colors=run_colors(order), hover={}, groups={},
                     )  # fmt: skip
                     st.plotly_chart(charts.selection_figure(key_style, [run_a, run_b], per_row=2), key="ab_colours")
+                if run_a and run_b:
+                    found = per_user_results(URI, (run_a, run_b))
+                    mine, note = rv.user_results({"A": found.get(run_a), "B": found.get(run_b)}, user)
+                    if not mine.empty and mine.notna().any().any():
+                        st.caption(
+                            "This user's test metrics in each model's run (the runs' per-user results: what each "
+                            "model's own evaluation scored for this user, on the run's test items)."
+                        )
+                        st.dataframe(
+                            mine, key="ab_user_metrics",
+                            column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in mine.columns},
+                        )  # fmt: skip
+                    if note:
+                        st.caption(_md(note))
                 col_a, col_b = st.columns(2)
                 for column, name, label, ranked, is_fallback in (
                     (col_a, "A", label_a, table, fallback),

@@ -15,6 +15,7 @@ from pages._common import (
     store_uri,
 )
 from recdash import catalog, settings, tracking
+from recdash import comparison as cmp
 from recdash.views import charts, runs_view, tables
 from recdash.views.style import RunStyle
 from recdash.views.text import escape_markdown, parse_run_ids
@@ -99,13 +100,19 @@ if runs_loader(uri).checking:
     )
 
 if runs.empty:
-    st.info("No runs match. Clear the filter or choose other experiments or statuses.")
+    if filter_string.strip() or statuses:
+        st.info("No runs match. Clear the filter or choose other experiments or statuses.")
+    else:
+        st.info("These experiments have no runs yet. Train a model on the Train page, or create demo runs on Home.")
     st.stop()
-runs = runs_view.add_reference_ratio(runs)
+runs = runs_view.with_data_groups(runs_view.add_reference_ratio(runs))
 
 optional = [c for c in runs.columns if c != "run_name"]
 st.session_state.setdefault("columns", runs_view.default_columns(runs))
 sweeps = runs_view.sweep_labels(runs)
+for parent in st.session_state.pop("expand_parents", []):  # a parent just selected: list the runs it stands for
+    if parent in sweeps and parent not in st.session_state.get("expanded_sweeps", []):
+        st.session_state["expanded_sweeps"] = [*st.session_state.get("expanded_sweeps", []), parent]
 left, right = st.columns([3, 2]) if sweeps else (st.container(), None)
 with left.expander(f"Columns ({len(st.session_state['columns'])} shown)"):
     columns = st.multiselect("Columns", optional, key="columns", label_visibility="collapsed")
@@ -114,8 +121,10 @@ expanded: list[str] = []
 if right is not None:
     expanded = right.multiselect(
         "Expand sweeps", list(sweeps), format_func=sweeps.get, key="expanded_sweeps",
-        placeholder=f"{len(sweeps)} sweep(s): pick one to list its trials under it", label_visibility="collapsed",
-        help="A sweep's row shows what was searched and its best trial; expand it to list every trial.",
+        placeholder=f"Expand: {runs_view.parents_text(runs, sweeps)}",
+        label_visibility="collapsed",
+        help="A sweep's row shows what was searched and its best trial; expand it to list every trial (the "
+        "references' row: each reference model's run).",
     )  # fmt: skip
 tree = runs_view.sweep_tree(runs, set(expanded))
 
@@ -134,13 +143,21 @@ visible += [c for c in extra if c not in visible and c != runs_view.TRIAL_STATE]
 table = runs_view.display_frame(view, visible).assign(run_name=view[runs_view.RUN].to_numpy())
 numbers = {c: st.column_config.NumberColumn(c.split(".", 1)[1], format="%.4g") for c in table.columns
            if str(c).startswith(("metrics.", "params.")) and pd.api.types.is_numeric_dtype(table[c])}  # fmt: skip
+texts = {c: st.column_config.TextColumn(c.split(".", 1)[1]) for c in table.columns
+         if str(c).startswith("params.") and c not in numbers}  # fmt: skip
 column_config: dict[str, object] = {
     **numbers,
-    "run_name": st.column_config.TextColumn("Run", pinned=True),
+    **texts,
+    "run_name": st.column_config.TextColumn("Run", pinned=True, width="medium"),
     runs_view.TRIAL_STATE: st.column_config.TextColumn("Status", width="small"),
     "start_time": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm"),
     "end_time": st.column_config.DatetimeColumn("Ended", format="YYYY-MM-DD HH:mm"),
     "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+    runs_view.DATA: st.column_config.TextColumn(
+        "Data",
+        help="The dataset and split each run was evaluated on: compare numbers only between runs on the same "
+        "data (the rows are grouped by it).",
+    ),
     runs_view.REFERENCE_RATIO: st.column_config.NumberColumn(
         "× best reference",
         format="%.3f",
@@ -164,10 +181,14 @@ if st.session_state.get("runs_table_ids") != view_ids:
     st.session_state["runs_table"] = {"selection": {"rows": rows, "columns": [], "cells": []}}
     st.session_state["runs_table_ids"] = view_ids
 
+mixed = runs.attrs.get("data_groups", 1)
 st.caption(
     f"{len(runs):,} runs. Select rows to compare them; click a column header to sort. Numbers are rounded to 4 "
-    "significant digits here; the Compare page's CSV has them in full."
-)
+    "significant digits here; the Compare page's CSV has them in full. Validation values are at the epoch each run "
+    "kept (best_val_*)."
+    + (f" **{mixed} different datasets or splits**: the rows are grouped by their data; a sort mixes them, so "
+       "compare numbers only between rows with the same Data." if mixed > 1 else "")
+)  # fmt: skip
 event = st.dataframe(
     table,
     hide_index=True,
@@ -175,7 +196,7 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="multi-row",
     key="runs_table",
-    placeholder="–",
+    placeholder=tables.MISSING_TEXT,
     height="content" if len(table) <= TABLE_ROWS else 35 * TABLE_ROWS + 38,  # the page's height, not 10 rows
 )
 in_view = {view_ids[i] for i in event.selection.rows if 0 <= i < len(view_ids)}
@@ -184,7 +205,18 @@ hidden = [r for r in selected if r not in shown]  # selected earlier, filtered o
 selected = [r for r in selected if r in in_view or r in hidden] + [
     r for r in view_ids if r in in_view and r not in selected
 ]
+expanded_selection, notes = cmp.expand_parents(runs, selected)
+if notes:  # a sweep or the references row: select the finished runs it stands for, listed under it, and say so
+    st.session_state["expand_parents"] = [r for r in selected if r not in expanded_selection]
+    st.session_state["selection_notes"] = (expanded_selection, notes)
+    st.session_state.pop("runs_table_ids", None)  # re-seed the table's ticks from the new selection
+    store_selection(expanded_selection)
+    st.rerun()
 store_selection(selected)
+said_for, notes = st.session_state.get("selection_notes", ([], []))
+if set(said_for) <= set(selected):  # until the selection it explains changes
+    for note in notes:
+        st.caption(escape_markdown(note))
 
 if selected:  # the colours Compare (and Recommend) will draw these runs in
     picked = runs[runs["run_id"].astype(str).isin(selected)]
@@ -198,6 +230,7 @@ else:
     left.caption(f"{len(selected)} selected.")
 if middle.button("Clear selection", key="clear_selection", disabled=not selected):
     store_selection([])
+    st.session_state.pop("selection_notes", None)
     st.session_state.pop("runs_table_ids", None)
     st.rerun()
 if right.button("Compare selected", key="compare_selected", type="primary", disabled=not selected):

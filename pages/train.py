@@ -23,9 +23,9 @@ from pages._common import read_only_notice, require_store, store_uri
 from recdash import tracking
 from recdash.config import STOPPING_METRICS, TrainConfig
 from recdash.contract import run_label
-from recdash.data import Dataset, load_table
+from recdash.data import Dataset
 from recdash.data.features import BUILTIN_ITEM_COLUMNS, BUILTIN_USER_COLUMNS, FeatureTable, read_feature_table
-from recdash.data.files import table_header
+from recdash.data.files import check_roles, guess_id_columns, table_header
 from recdash.data.split import SPLIT_METHODS
 from recdash.errors import UserError
 from recdash.models import DEFAULT_MODEL, MODELS, get_model, reference_models
@@ -143,20 +143,41 @@ def data_section(prefix: str) -> dict[str, Any] | None:
     if len(columns) < 2:
         st.error("Could not read a header with at least two columns from that file.")
         return None
+    if st.session_state.get(f"{prefix}_columns_of") != str(path):  # a new file: start from what its names say
+        st.session_state[f"{prefix}_columns_of"] = str(path)
+        guessed = guess_id_columns(columns)
+        st.session_state[f"{prefix}_user_col"] = guessed["user_id"]
+        st.session_state[f"{prefix}_item_col"] = guessed["item_id"]
+        st.session_state[f"{prefix}_weight_col"] = st.session_state[f"{prefix}_timestamp_col"] = NO_COLUMN
     c1, c2, c3, c4 = st.columns(4)
-    user = c1.selectbox("User column", columns, index=0, key=f"{prefix}_user_col")
-    item = c2.selectbox("Item column", columns, index=1, key=f"{prefix}_item_col")
+    user = c1.selectbox("User column", columns, index=None, key=f"{prefix}_user_col", placeholder="Choose…")
+    item = c2.selectbox("Item column", columns, index=None, key=f"{prefix}_item_col", placeholder="Choose…")
     optional = [NO_COLUMN, *columns]
     weight = c3.selectbox("Rating/weight column", optional, key=f"{prefix}_weight_col", help="Optional.")
     ts = c4.selectbox("Timestamp column", optional, key=f"{prefix}_timestamp_col", help="Needed by temporal split.")
-    return {
+    data = {
         "path": str(path),
         "name": upload.name,
         "user_col": user,
         "item_col": item,
         "weight_col": None if weight == NO_COLUMN else weight,
         "timestamp_col": None if ts == NO_COLUMN else ts,
+        "problem": None,  # why no job can be queued on this file yet (shown here, and again on a click)
     }
+    if user is None or item is None:
+        data["problem"] = (
+            f"Choose which column of {upload.name} holds the user IDs and which the item IDs: its column names do "
+            "not say, so none is taken for granted."
+        )
+        st.info(escape_markdown(data["problem"]))
+        return data
+    roles = {"user_id": user, "item_id": item, "weight": data["weight_col"], "timestamp": data["timestamp_col"]}
+    try:
+        check_roles({role: col for role, col in roles.items() if col}, upload.name)
+    except UserError as exc:  # the data layer's own words, as the CLI and a job would say it
+        data["problem"] = str(exc)
+        st.error(escape_markdown(exc))
+    return data
 
 
 @st.cache_resource(ttl=600, max_entries=2, show_spinner="Loading the dataset to check the table's IDs…")
@@ -361,18 +382,41 @@ def form_config(prefix: str, data: dict[str, Any], features: dict[str, str] | No
     return TrainConfig.from_form(values, data or None)
 
 
-def check_upload(data: dict[str, Any]) -> bool:
-    """Read the uploaded table with its mapping before queuing, so a bad file is refused here."""
+def upload_ready(data: dict[str, Any]) -> bool:
+    """Is the form's data ready to queue a job on (an upload's columns chosen, each once)? Says why not."""
+    if data and data.get("problem"):
+        st.error(escape_markdown(data["problem"]))
+        return False
+    return True
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Checking the data as the job will read it…")
+def job_check(kind: str, argv: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """What the job would refuse about its data (its message, or None) and notes, from the checks its process
+    makes before training (:func:`recdash.training.jobs.check_spec`); cached by the job's command line (an upload
+    is named by its content), so a second click or a rerun does not read the data again."""
     try:
-        load_table(
-            data["path"],
-            user_col=data["user_col"],
-            item_col=data["item_col"],
-            weight_col=data["weight_col"],
-            timestamp_col=data["timestamp_col"],
-        )
-    except UserError as exc:  # name the file the user uploaded, not its content-addressed copy
-        st.error(str(exc).replace(Path(data["path"]).name, data.get("name") or Path(data["path"]).name))
+        notes = jobs.check_spec(jobs.parse_job(kind, list(argv)))
+    except UserError as exc:
+        return str(exc), ()
+    return None, tuple(notes)
+
+
+def data_accepted(spec: jobs.JobSpec, data: dict[str, Any]) -> bool:
+    """Check a job's data before it is queued: its refusal (st.error) or notes (st.warning), naming the file the
+    user uploaded, not its content-addressed copy. True when the job may be queued."""
+    path = Path(data["path"]) if data else None
+
+    def shown(text: str) -> str:
+        if path is not None:
+            text = text.replace(path.name, data["name"]).replace(path.stem, data["name"])
+        return escape_markdown(text)
+
+    refusal, notes = job_check(spec.kind, tuple(spec.to_argv()))
+    for note in notes:
+        st.warning(shown(note))
+    if refusal is not None:
+        st.error(shown(refusal))
         return False
     return True
 
@@ -422,7 +466,7 @@ def confirm_pending(kind: str) -> None:
         )
         c1, c2, _ = st.columns([1, 1, 3])
         again = c1.button("Queue another anyway", key=f"{kind}_dup_queue")
-        dropped = c2.button("Cancel", key=f"{kind}_dup_cancel")
+        dropped = c2.button("Don't queue", key=f"{kind}_dup_cancel")
     if again or dropped:
         st.session_state.pop("pending_job", None)
         box.empty()
@@ -439,6 +483,25 @@ def with_seeds(config: TrainConfig, repeats: int) -> list[TrainConfig]:
     if repeats <= 1:
         return [config]
     return [config.with_seed(seed) for seed in range(config.seed, config.seed + repeats)]
+
+
+def untrained_seeds(batch: list[TrainConfig]) -> list[TrainConfig]:
+    """The repeats of ``batch`` whose seed has no FINISHED run of the same configuration on the same data in its
+    experiment yet (train once, then repeat: the first seed is there already); says which seeds were skipped."""
+    done = jobs.finished_seeds(batch[0], URI)
+    skipped = [config.seed for config in batch if config.seed in done]
+    if skipped:
+        runs = ", ".join(f"seed {seed}: run {done[seed][:8]}" for seed in skipped) if len(skipped) > 1 else ""
+        runs = runs or f"run {done[skipped[0]][:8]}"
+        st.info(
+            f"Skipped seed{'s' * (len(skipped) > 1)} {', '.join(map(str, skipped))}: this configuration already has "
+            f"a finished run on the same data with {'those seeds' if len(skipped) > 1 else 'that seed'} in "
+            f"experiment {escape_markdown(batch[0].experiment)} ({runs}), which Compare counts among the repeats."
+        )
+    kept = [config for config in batch if config.seed not in done]
+    if not kept:
+        st.info("Nothing was queued: every seed asked for has a finished run already. Raise the seed or the repeats.")
+    return kept
 
 
 def start_from_run(prefix: str) -> None:
@@ -481,12 +544,19 @@ def train_tab() -> None:
             "neighbours and shrinkage chosen on validation), each logged as a run tagged recdash.reference=true: "
             "what Compare measures every model on this data against."
         )
-    if (clicked or references) and (not data or check_upload(data)):
+    if (clicked or references) and upload_ready(data):
         try:
             if references:  # the reference models use no side features
-                request_job([ReferencesSpec(form_config("t", data))])
+                spec = ReferencesSpec(form_config("t", data))
+                if data_accepted(spec, data):
+                    request_job([spec])
             elif (chosen := feature_specs(features)) is not None:
-                request_job(with_seeds(form_config("t", data, chosen), int(st.session_state["t_repeats"])))
+                config = form_config("t", data, chosen)
+                repeats = int(st.session_state["t_repeats"])
+                if data_accepted(config, data):  # the seed changes nothing the check reads: once for every repeat
+                    batch = untrained_seeds(with_seeds(config, repeats)) if repeats > 1 else [config]
+                    if batch:
+                        request_job(batch)
         except UserError as exc:
             st.error(escape_markdown(exc))
     confirm_pending("train")
@@ -539,7 +609,7 @@ def sweep_tab() -> None:
         st.caption("The objective is the early-stopping metric below (validation, @k).")
         run_fields("s", st.session_state["s_dataset"])
         clicked = st.form_submit_button("Start sweep", type="primary", disabled=READ_ONLY)
-    chosen = feature_specs(features) if clicked and (not data or check_upload(data)) else None
+    chosen = feature_specs(features) if clicked and upload_ready(data) else None
     if chosen is not None:
         try:
             config = form_config("s", data, chosen)
@@ -555,7 +625,8 @@ def sweep_tab() -> None:
         except UserError as exc:
             st.error(escape_markdown(exc))
         else:
-            request_job([spec])
+            if data_accepted(spec, data):
+                request_job([spec])
     confirm_pending("sweep")
 
 
@@ -574,6 +645,8 @@ def job_detail(job: jobs.Job) -> None:
     st.text(f"{job.name}  [{job.run_id}]  state: {job.state}")
     if job.state == "queued":
         st.text(f"Queued: position {jobs.queue_position(job.run_id, URI) or '?'}; starts when a slot frees up.")
+    elif job.state == "refused":
+        st.text("Refused before training (reason below): nothing was trained; Runs and Compare leave it out.")
     elif job.kind == "sweep":
         best = "-" if p.best_value is None else f"{p.best_value:.4f}"
         st.text(f"Trial {p.epoch} of {p.trials_total or '?'} finished; best value so far {best}")

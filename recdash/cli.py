@@ -16,10 +16,13 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from mlflow.exceptions import MlflowException
+
 from recdash.config import TrainConfig, add_train_flags
 from recdash.data import load_dataset
 from recdash.errors import UserError
 from recdash.process import check_stop, identity_tags, request_stop
+from recdash.training import jobs
 from recdash.training.references import ReferencesSpec, add_references_flags, train_references
 from recdash.training.run import TrainResult, train
 from recdash.training.sweep import run_sweep, run_worker
@@ -149,6 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _mark_refused(reason: str) -> None:
+    """A dashboard job (or ``mlflow run``) hands this process its run in MLFLOW_RUN_ID: when the process refused
+    before that run started, end it FAILED as refused (:func:`recdash.training.jobs.refuse`), so it is never taken
+    for a result. A run that did start ended itself already and is left as it is."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    try:
+        if jobs.refuse(run_id, reason):
+            print(f"run {run_id} ended FAILED as refused", file=sys.stderr)
+    except (UserError, MlflowException) as exc:  # the store is gone too: the queue ends the run when it sees
+        print(f"note: could not mark run {run_id} as refused: {exc}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps job logs readable
@@ -160,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _mark_refused(str(exc))
         return 2
     except KeyboardInterrupt:
         print("interrupted: the run was ended KILLED", file=sys.stderr)

@@ -40,8 +40,10 @@ from recdash.contract import (
     TAG_TRIAL_STATE,
     is_bookkeeping,
     is_lineage,
+    is_run_choice,
     run_label,
 )
+from recdash.models import MODELS
 
 # ------------------------------------------------------------------------------------------------ identity
 
@@ -69,8 +71,19 @@ def param_names(runs: pd.DataFrame) -> list[str]:
 
 
 def hyperparameters(runs: pd.DataFrame) -> list[str]:
-    """Params that are settings of the model or its training: not lineage, not sweep bookkeeping."""
-    return [p for p in param_names(runs) if not is_lineage(p) and not is_bookkeeping(p)]
+    """Params that are settings of the model or its training: not lineage, not a parent's bookkeeping, not a value
+    the run chose itself (:func:`recdash.contract.is_run_choice`)."""
+    return [p for p in param_names(runs) if not (is_lineage(p) or is_bookkeeping(p) or is_run_choice(p))]
+
+
+def run_choices(runs: pd.DataFrame) -> list[str]:
+    """The params the runs logged about choices they made themselves (how cold users are served): results."""
+    return [p for p in param_names(runs) if is_run_choice(p)]
+
+
+def _model_params() -> set[str]:
+    """Every registered model's own hyperparameters (what a person tunes first), the algorithm included."""
+    return {MODEL_PARAM} | {name for model in MODELS.values() for name in model.hyperparameters()}
 
 
 def _present(values: pd.Series) -> pd.Series:
@@ -103,11 +116,18 @@ def varying(runs: pd.DataFrame, params: Iterable[str], *, missing_counts: bool =
     return out
 
 
+def rank_hyperparameters(params: Iterable[str]) -> list[str]:
+    """``params`` in the order a person tunes them: the algorithm, then the models' own hyperparameters (loss,
+    factors... in name order), then training and data choices (epochs, side features), then anything else."""
+    own = _model_params()
+    return sorted(params, key=lambda p: (p != MODEL_PARAM, p not in own, p))
+
+
 def default_axes(runs: pd.DataFrame, limit: int = 8) -> list[str]:
-    """The hyperparameters that actually vary among the runs, in name order, at most ``limit``; seeds are left
-    out (they are noise to average over, not settings to choose)."""
-    params = varying(runs, hyperparameters(runs))
-    return [p for p in params if p not in SEED_PARAMS][:limit]
+    """The hyperparameters that actually vary among the runs, at most ``limit``, in :func:`rank_hyperparameters`
+    order; seeds are left out (they are noise to average over, not settings to choose)."""
+    params = [p for p in varying(runs, hyperparameters(runs)) if p not in SEED_PARAMS]
+    return rank_hyperparameters(params)[:limit]
 
 
 # ------------------------------------------------------------------------------------------------ like with like
@@ -190,6 +210,30 @@ def _short_number(value: object) -> str:
         return str(value)
 
 
+def short_data_labels(labels: Iterable[str]) -> dict[str, str]:
+    """Data group -> a short name for narrow places (a table column): the dataset and split method
+    ("synthetic · cold-users split"), with the digest's first 8 characters where two datasets share a name
+    ("synthetic e115d2b1 · random split"), or the full group where even that would not tell two groups apart."""
+    full = list(dict.fromkeys(map(str, labels)))
+    candidates = []
+    for label in full:
+        parts = label.split(" · ")
+        words = parts[0].split(" ")
+        method = next((p.split(",")[0].split(" ")[0] for p in parts[1:] if " split" in p), None)
+        if len(words) != 2 or not method or method == "split":
+            candidates.append((label, label))  # no dataset digest or no split method: nothing to shorten safely
+            continue
+        candidates.append((f"{words[0]} · {method} split", f"{words[0]} {words[1][:8]} · {method} split"))
+    out = {}
+    for level in (0, 1):
+        chosen = [c[level] for c in candidates]
+        counts = pd.Series(chosen).value_counts()
+        for label, text in zip(full, chosen, strict=True):
+            if label not in out and counts[text] == 1:
+                out[label] = text
+    return {label: out.get(label, label) for label in full}
+
+
 def mixed_data_warning(groups: pd.Series) -> str | None:
     """When runs on different data are shown together: a message naming every group in full, else None."""
     counts = groups.value_counts(sort=False)
@@ -219,6 +263,14 @@ def metric_names(runs: pd.DataFrame) -> list[str]:
         if str(c).startswith(METRIC) and np.isfinite(as_float(runs[c])).any():
             names.append(c[len(METRIC) :])
     return sorted(names)
+
+
+def most_logged(runs: pd.DataFrame, names: Sequence[str]) -> list[str]:
+    """The metrics among ``names`` that the most runs have a finite value for (in ``names``' order): a default a
+    chart can draw for every run it can, rather than one run's metric and a legend of empty entries."""
+    counts = {n: int(np.isfinite(as_float(runs[METRIC + n])).sum()) for n in names if METRIC + n in runs.columns}
+    top = max(counts.values(), default=0)
+    return [n for n in names if counts.get(n) == top and top > 0]
 
 
 def _metric_columns(columns: Iterable[object]) -> list[str]:
@@ -295,7 +347,18 @@ def config_groups(runs: pd.DataFrame, by: Sequence[str]) -> pd.Series:
     if not shown:
         return pd.Series(["all runs"] * len(runs), index=runs.index, dtype=object)
     columns = {name: normalized(runs[PARAM + name]).map(_short_number) for name in shown}
-    labels = [", ".join(f"{name}={columns[name][idx]}" for name in shown) for idx in runs.index]
+    # runs of different models (rankfm against EASE): each is named by its model and by what varies among that
+    # model's runs, values it did not log left out, so EASE is not "alpha=(missing), beta=(missing), ..."; every
+    # param that tells two configurations apart is still in one of their labels
+    by_model = MODEL_PARAM in shown
+    models = columns[MODEL_PARAM] if by_model else pd.Series("", index=runs.index)
+    named = {m: [n for n in varying(runs[models == m], shown) if n != MODEL_PARAM] for m in models.unique()}
+    labels = []
+    for idx in runs.index:
+        model = models[idx]
+        parts = [f"{MODEL_PARAM}={model}"] if by_model else []
+        parts += [f"{n}={columns[n][idx]}" for n in named[model] if columns[n][idx] != MISSING]
+        labels.append(", ".join(parts) or "(none of these params logged)")
     return pd.Series(labels, index=runs.index, dtype=object)
 
 
@@ -318,6 +381,54 @@ def aggregate(runs: pd.DataFrame, metrics: Sequence[str], groups: pd.Series) -> 
             row[f"{name} n"] = int(values.size)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def config_letters(configs: Iterable[str]) -> dict[str, str]:
+    """Configuration label -> its letter (A, B, ..., Z, AA, AB, ...) in order of first appearance: a short name the
+    legend, the table and the hover text share."""
+    out: dict[str, str] = {}
+    for config in configs:
+        if config not in out:
+            out[config] = _letters(len(out))
+    return out
+
+
+def _letters(i: int) -> str:
+    text = ""
+    i += 1
+    while i:
+        i, rest = divmod(i - 1, 26)
+        text = chr(ord("A") + rest) + text
+    return text
+
+
+def run_keys(runs: pd.DataFrame, groups: pd.Series) -> pd.Series:
+    """Per run, what makes it the same draw as another: its data group, every hyperparameter and its seed (as
+    comparable text). Two runs with one key ran the same configuration with the same seed on the same data."""
+    seeds = [p for p in param_names(runs) if p in SEED_PARAMS]
+    key = groups.astype(str)
+    for name in sorted(set(hyperparameters(runs)) | set(seeds)):
+        key = key + "\x1f" + normalized(runs[PARAM + name])
+    return key
+
+
+def duplicate_runs(runs: pd.DataFrame, groups: pd.Series) -> pd.Series:
+    """True for a run that repeats an earlier run exactly (:func:`run_keys`: the same data group, every
+    hyperparameter and the same seed; e.g. the default run with seed 42 and a "repeat" with seed 42). Its metrics
+    are the same draw again, so averaging it in would count one seed twice. Only runs that logged a seed can be
+    duplicates (another tool's runs without one may differ in a seed nobody recorded). The earliest run counts."""
+    out = pd.Series(False, index=runs.index)
+    seeds = [p for p in param_names(runs) if p in SEED_PARAMS]
+    if runs.empty or not seeds:
+        return out
+    has_seed = pd.Series(False, index=runs.index)
+    for seed in seeds:
+        has_seed |= _present(runs[PARAM + seed])
+    key = run_keys(runs, groups)
+    order = runs.sort_values("start_time", kind="stable").index if "start_time" in runs.columns else runs.index
+    repeated = key.loc[order].duplicated() & has_seed.loc[order]
+    out.loc[repeated.index] = repeated
+    return out
 
 
 def has_repeats(groups: pd.Series) -> bool:
@@ -430,6 +541,55 @@ def sweep_parents(runs: pd.DataFrame) -> set[str]:
     if TAG + TAG_KIND in runs.columns:
         parents |= set(runs.loc[runs[TAG + TAG_KIND] == contract.KIND_SWEEP, "run_id"].astype(str))
     return parents & set(runs["run_id"].astype(str))
+
+
+def children_of(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Parent run id -> its child runs' ids (a sweep's trials, the references' models), in the frame's order."""
+    out: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for col in (PARENT, TAG + contract.TAG_SWEEP_RUN):
+        if col not in runs.columns:
+            continue
+        for run_id, parent in zip(runs["run_id"].astype(str), runs[col], strict=True):
+            if isinstance(parent, str) and parent and run_id not in seen:
+                out.setdefault(parent, []).append(run_id)
+                seen.add(run_id)
+    return out
+
+
+def expand_parents(runs: pd.DataFrame, selected: Sequence[str], verb: str = "selected") -> tuple[list[str], list[str]]:
+    """The selection with every parent (a sweep, the references) replaced by its finished children (oldest first:
+    trial 0 first), and a sentence per parent saying what was done ("... are ``verb`` instead"). A parent has no
+    metrics of its own: drawn alone it is a colour, a legend entry and empty rows."""
+    ordered = runs.sort_values("start_time", kind="stable") if "start_time" in runs.columns else runs
+    children = children_of(ordered)
+    parents = sweep_parents(runs) & set(map(str, selected))
+    if not parents:
+        return list(selected), []
+    status = dict(zip(runs["run_id"].astype(str), trial_state(runs), strict=True))
+    labels = run_labels(runs)
+    kinds = dict(zip(runs["run_id"].astype(str), runs.get(TAG + TAG_KIND, pd.Series(None, index=runs.index)),
+                     strict=True))  # fmt: skip
+    out: list[str] = []
+    notes: list[str] = []
+    for run_id in map(str, selected):
+        if run_id not in parents:
+            out.append(run_id)
+            continue
+        kids = children.get(run_id, [])
+        finished = [k for k in kids if status.get(k) == "FINISHED"]
+        out += [k for k in finished if k not in out]
+        unit = "reference runs" if kinds.get(run_id) == contract.KIND_REFERENCES else "trials"
+        what = "holds the reference models" if unit == "reference runs" else "is a sweep"
+        rest = len(kids) - len(finished)
+        left = f" ({rest} not finished: left out)" if rest else ""
+        if finished:
+            notes.append(f"{labels.get(run_id, run_id[:8])} {what}: its {len(finished)} finished {unit} are "
+                         f"{verb} instead{left}.")  # fmt: skip
+        else:
+            notes.append(f"{labels.get(run_id, run_id[:8])} {what}, none of its {unit} has finished yet: nothing "
+                         f"of it is {verb}.")  # fmt: skip
+    return list(dict.fromkeys(out)), notes
 
 
 def search_space(run: pd.Series) -> dict[str, str]:

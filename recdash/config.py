@@ -16,7 +16,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -153,6 +153,9 @@ class TrainConfig:
         return self.epochs if self.model_class.iterative else 1
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes``; another model starts from its own default hyperparameters unless given some."""
+        if "model" in changes and "hparams" not in changes and changes["model"] != self.model:
+            changes["hparams"] = None
         return dataclasses.replace(self, **changes)
 
     def with_seed(self, seed: int) -> TrainConfig:
@@ -237,9 +240,7 @@ class TrainConfig:
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> TrainConfig:
         """The config ``python -m recdash train <argv>`` trains (ConfigError/HyperparameterError when invalid)."""
-        parser = argparse.ArgumentParser(prog="recdash train", add_help=False)
-        add_train_flags(parser)
-        return cls.from_args(parse_flags(parser, argv))
+        return cls.from_args(parse_flags("train", add_train_flags, argv))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -416,6 +417,16 @@ class TrainConfig:
             item_features=str(values.get("item_features") or "none"),
         )
 
+    def same_training_params(self) -> dict[str, str]:
+        """The params (as MLflow keeps them: text) that a run of this config logs and that say what was trained on
+        which data: :meth:`params` but the seed, and the dataset and split of :meth:`data_key`. A finished run
+        with all of them is this training with its own seed ("Repeat with seeds" skips the seeds it has)."""
+        dataset, _, _, _, method, fractions, split_seed = self.data_key()
+        split = {"split_method": method, "split_seed": split_seed}
+        split |= {f"split_{part}": float(f) for part, f in zip(("train", "validation", "test"), fractions, strict=True)}
+        values = {**self.params(), "dataset": dataset, **split}
+        return {key: str(value) for key, value in values.items() if key not in contract.SEED_PARAMS}
+
     def data_key(self) -> tuple[Any, ...]:
         """What the data and split are made of: runs with equal keys saw the same data (repeats of a seed are
         compared on this)."""
@@ -423,8 +434,13 @@ class TrainConfig:
                 self.split, self.split_fractions, self.split_seed)  # fmt: skip
 
 
-def parse_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
-    """``parser.parse_args(argv)``, with argparse's complaint as a :class:`ConfigError` instead of an exit."""
+def parse_flags(
+    command: str, add_flags: Callable[[argparse.ArgumentParser], Any], argv: Sequence[str]
+) -> argparse.Namespace:
+    """``argv`` parsed by a parser of ``recdash <command>`` with ``add_flags``'s flags, argparse's complaint raised
+    as a :class:`ConfigError` instead of an exit: how a job's stored arguments are read back."""
+    parser = argparse.ArgumentParser(prog=f"recdash {command}", add_help=False)
+    add_flags(parser)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):

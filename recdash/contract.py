@@ -72,6 +72,9 @@ TAG_TRIALS_TOTAL = "recdash.trials_total"
 TAG_BEST_RUN = "recdash.best_run_id"
 # descriptions of datasets live as experiment tags under this prefix (recdash.annotations)
 TAG_DATASET_PREFIX = "recdash.dataset/"
+# on a job's run whose process refused its data or options before training: why (the run ends FAILED, the Jobs
+# panel shows it, Runs, Compare, Home and Discover leave it out: it is no result)
+TAG_REFUSED = "recdash.refused"
 # recdash's bookkeeping tags: not words anyone searches for, not notes anyone reads
 BOOKKEEPING_TAG_PREFIXES = (
     "mlflow.",
@@ -84,6 +87,9 @@ BOOKKEEPING_TAG_PREFIXES = (
     TAG_CREATED_BY,
     "recdash.job",
 )
+
+# artifacts recdash writes into a run besides the model
+PER_USER_ARTIFACT = "per_user/test.parquet"  # each evaluated test user's metric values (recdash.evaluation.per_user)
 
 KIND_TRAIN = "train"
 KIND_SWEEP = "sweep"
@@ -104,6 +110,13 @@ SWEEP_BOOKKEEPING = frozenset(
     {"search_space", "sampler", "n_trials", "n_workers", "objective_metric", "pruner", "storage", "study_name"}
 )
 SEED_PARAMS = frozenset({"seed", "random_seed", "random_state"})
+# What a references parent logs about itself (its models are its children, each with its own params).
+REFERENCES_BOOKKEEPING = frozenset({"reference_models"})
+# Values a run chose for itself and records as params: results, not settings. How a model serves users it never saw
+# is chosen on the validation cold users after training (cold-users split), or fixed to the popular list without
+# validation (other splits); no flag sets it, and only models with user encodings log it. Grouping or naming
+# configurations by it would split repeats of one setting by an outcome, and show "(missing)" for every other model.
+RUN_CHOICES = frozenset({"cold_start_strategy", "cold_start_blend_weight"})
 
 
 def is_lineage(name: str) -> bool:
@@ -112,8 +125,16 @@ def is_lineage(name: str) -> bool:
 
 
 def is_bookkeeping(name: str) -> bool:
-    """A sweep parent's description of its search (search space, sampler, best_* copies of the best trial)."""
-    return name in SWEEP_BOOKKEEPING or name.startswith("best_") or name == "selected_on"
+    """A parent's description of itself: a sweep's search (search space, sampler, best_* copies of the best trial),
+    the references' list of models."""
+    return (
+        name in SWEEP_BOOKKEEPING or name in REFERENCES_BOOKKEEPING or name.startswith("best_") or name == "selected_on"
+    )
+
+
+def is_run_choice(name: str) -> bool:
+    """A value the run chose itself and logged as a param (:data:`RUN_CHOICES`): a result, never a setting."""
+    return name in RUN_CHOICES
 
 
 # ---------------------------------------------------------------------------------------------------- metric names
@@ -239,7 +260,7 @@ class MetricName:
         """What a person reads: ``NDCG@10 (test)``, ``Recall@20 (test, q1: least active)``."""
         base = f"{_LABELS.get(self.metric, self.metric)}@{self.k}"
         where = {"val": "validation", "test": "test"}.get(self.split, self.split)
-        extra = {"baseline": "popularity baseline", "features": "features only", "best": "best",
+        extra = {"baseline": "popularity baseline", "features": "features only", "best": "kept epoch",
                  "search": "candidate", "cold_start": f"new users, {self.strategy}"}.get(self.family)  # fmt: skip
         parts = [p for p in (extra, where, _segment_label(self.segment)) if p]
         return f"{base} ({', '.join(parts)})"
@@ -313,12 +334,12 @@ def ks_of(names: Iterable[str]) -> list[int]:
     return sorted({m.k for m in parse_all(names)})
 
 
-_PREFERRED = (("", "val"), ("", "test"))
+_PREFERRED = (("best", "val"), ("", "val"), ("", "test"))
 
 
 def preferred_metric(names: Sequence[str]) -> str | None:
-    """A sensible metric to show first among ``names``: NDCG then recall, on validation, else test; never the
-    baseline's; else the first name."""
+    """A sensible metric to show first among ``names``: NDCG then recall, on validation at the epoch the run kept
+    (``best_val_*``), else on validation, else test; never the baseline's; else the first name."""
     parsed = {n: MetricName.parse(n) for n in names}
     for metric in ("ndcg", "recall"):
         for family, split in _PREFERRED:
@@ -352,6 +373,7 @@ __all__ = [
     "direction",
     "is_bookkeeping",
     "is_lineage",
+    "is_run_choice",
     "key_metric",
     "known_direction",
     "label",

@@ -17,13 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recdash import contract, tracking
+from recdash import comparison, contract, tracking
 from recdash.contract import MLFLOW_LOG_MODEL_HISTORY
 from recdash.data import Dataset, DatasetError, Split, load_dataset, split_dataset
 from recdash.data.features import FeatureEncoding
 from recdash.errors import UserError
 from recdash.models import OUTPUT_COLUMNS, Recommender, validate_k
+from recdash.tracking import artifacts
 from recdash.tracking.client import history_model_paths, logged_model_ready
+from recdash.tracking.frame import assemble, parts_from_runs
 
 CONTRACT = (
     "The Recommend page needs a pyfunc model that follows the recdash predict contract: input a DataFrame with a "
@@ -74,14 +76,15 @@ def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     ``has_model`` column (:mod:`recdash.tracking`): a READY MLflow 3 logged model whose source is the run (URI
     ``models:/<model_id>``), or an entry in the run's ``mlflow.log-model.history`` tag, where MLflow 2 listed its
     models (URI ``runs:/<run_id>/<artifact_path>``). Runs without one are not listed, so pages offer only what
-    they can load.
+    they can load. ``data_group`` is the run's :func:`recdash.comparison.data_groups` label: key metrics compare
+    only within one.
     """
     client = tracking.client(tracking_uri)
     experiments = tracking.all_pages(lambda t: client.search_experiments(max_results=1000, page_token=t))
     names = {e.experiment_id: e.name for e in experiments}
     columns = [
         "label", "experiment", "run_name", "run_id", "start_time", "model_name", "model_id",
-        "key_metric", "key_metric_value", "created", "model_uri",
+        "key_metric", "key_metric_value", "created", "model_uri", "data_group",
     ]  # fmt: skip
     if not names:
         return pd.DataFrame(columns=columns)
@@ -111,9 +114,23 @@ def model_sources(tracking_uri: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
         return frame
+    frame["data_group"] = _data_groups(frame, runs, names)
     frame["created"] = pd.to_datetime(frame["created"], unit="ms")
     frame["start_time"] = pd.to_datetime(frame["start_time"], unit="ms")
     return frame.sort_values("created", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _data_groups(sources: pd.DataFrame, runs: dict[str, Any], names: dict[str, str]) -> list[str]:
+    """Each listed model's data group (dataset digest and split), from its run; a model without a run has none."""
+    with_models = [runs[r] for r in dict.fromkeys(sources["run_id"].dropna()) if r in runs]
+    frame = assemble(parts_from_runs(with_models))
+    frame["experiment"] = frame["experiment_id"].map(names).astype(object)
+    groups = comparison.data_groups(frame) if len(frame) else pd.Series([], dtype=object)
+    by_run = dict(zip(frame["run_id"], groups, strict=True))
+    return [
+        by_run.get(run_id, f"{experiment}: {contract.NO_DATA}") if isinstance(run_id, str) else f"{experiment}: no run"
+        for run_id, experiment in zip(sources["run_id"], sources["experiment"], strict=True)
+    ]
 
 
 def _source_row(
@@ -143,6 +160,17 @@ def _source_row(
         "created": created,
         "model_uri": uri,
     }
+
+
+def run_exists(run_id: str, tracking_uri: str | None = None) -> bool:
+    """Whether the store has a run with this ID: a shared ``?run=`` link may name one of another store, or none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tracking.client(tracking_uri).get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def registered_sources(tracking_uri: str | None = None) -> pd.DataFrame:
@@ -257,63 +285,30 @@ def resolve_alias(model_uri: str, tracking_uri: str | None = None) -> str:
     return f"models:/{name}/{version}"
 
 
-def missing_artifact_location(model_uri: str, tracking_uri: str | None = None) -> str | None:
-    """The local folder a ``runs:/``, ``models:/<model_id>`` or ``models:/<name>/<version>`` URI's files should be
-    in, when the store's artifact root for it is not on this machine (a store moved or copied from elsewhere);
-    None otherwise, including for files missing from a root that exists (the caller reports those)."""
-    from recdash.tracking.filestore import local_path
-
-    client = tracking.client(tracking_uri)
-    uri = model_uri.strip()
-    try:
-        for _ in range(3):  # a registered version points at a logged model or a run: follow it
-            rest = uri.removeprefix("runs:/").removeprefix("models:/")
-            if uri.startswith("runs:/"):
-                info = client.get_run(rest.split("/", 1)[0]).info
-                location, experiment_id = info.artifact_uri, info.experiment_id
-                break
-            if uri.startswith("models:/") and "/" not in rest and "@" not in rest:
-                model = client.get_logged_model(rest)
-                location, experiment_id = model.artifact_location, model.experiment_id
-                break
-            if uri.startswith("models:/") and "/" in rest:
-                name, _, version = rest.rpartition("/")
-                uri = client.get_model_version(name, version).source
-                continue
-            return None
-        else:
-            return None
-        root = local_path(client.get_experiment(experiment_id).artifact_location)
-    except Exception:  # the store cannot say: the caller reports the original error
-        return None
-    path = local_path(location)
-    if path is None or root is None or root.exists() or path.exists():
-        return None
-    return str(path)
+class ModelFilesMissing(ModelLoadError):
+    """The model is listed in the store but its files are not where the store says (never uploaded, not copied
+    along, left out of a git export): a fact about the store, shown as a note rather than an error."""
 
 
 def _load_error(uri: str, exc: BaseException) -> ModelLoadError:
-    """What went wrong loading ``uri``, in words a user can act on."""
+    """What went wrong loading ``uri``, in words a user can act on; files that are not there are named by the
+    model's own artifact location, never by the temporary folder MLflow copied them to."""
     from mlflow.exceptions import MlflowException
 
-    missing = missing_artifact_location(uri)
+    missing = artifacts.missing_files(uri, exc)
     if missing is not None:
-        return ModelLoadError(
-            f"The files of {uri} are not on this machine: the artifact location {missing} does not exist here. "
-            "The tracking store was probably moved or copied from another machine; its runs, params and metrics "
-            "can still be read, but this model cannot be loaded until its artifacts are at that path."
-        )
+        return ModelFilesMissing(missing)
     message = str(exc)
     if isinstance(exc, MlflowException):
         if "python_function" in message and "flavor" in message:
             return ModelLoadError(f"{uri} is not a pyfunc model (it has no python_function flavor). {CONTRACT}")
         if "no such artifact" in message.lower() or "no such file" in message.lower():
-            return ModelLoadError(f"The files of {uri} are missing from the artifact store ({_short(exc)}).")
+            return ModelFilesMissing(f"The files of {uri} are missing from the artifact store ({_short(exc)}).")
         if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in message.lower():
             return ModelLoadError(f"No model at {uri}: {_short(exc)}")
         return ModelLoadError(f"Could not load {uri}: {_short(exc)}")
     if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-        return ModelLoadError(f"The files of {uri} are missing from the artifact store ({_short(exc)}).")
+        return ModelFilesMissing(f"The files of {uri} are missing from the artifact store ({_short(exc)}).")
     if isinstance(exc, ImportError):
         return ModelLoadError(f"{uri} needs a library that is not installed here ({_short(exc)}). {CONTRACT}")
     # a broken file can fail in any loader; the page must show a message, not a trace

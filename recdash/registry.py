@@ -183,6 +183,21 @@ def get_model(name: str, client: MlflowClient | None = None) -> dict[str, Any]:
     }
 
 
+def _all_versions(client: MlflowClient, name: str) -> list[Any]:
+    """Every version of ``name``, page after page (MLflow returns them in pages)."""
+
+    def fetch() -> list[Any]:
+        versions, token = [], None
+        while True:
+            page = client.search_model_versions(f"name = '{_quote(name)}'", page_token=token)
+            versions.extend(page)
+            token = page.token
+            if not token:
+                return versions
+
+    return _call(client, f"list versions of {name!r}", fetch)
+
+
 def model_versions(name: str, client: MlflowClient | None = None) -> pd.DataFrame:
     """Every version of ``name``, newest first, with its aliases, source run, test metrics and dataset lineage.
 
@@ -195,16 +210,7 @@ def model_versions(name: str, client: MlflowClient | None = None) -> pd.DataFram
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
 
-    def fetch() -> list[Any]:
-        versions, token = [], None
-        while True:
-            page = client.search_model_versions(f"name = '{_quote(name)}'", page_token=token)
-            versions.extend(page)
-            token = page.token
-            if not token:
-                return versions
-
-    versions = _call(client, f"list versions of {name!r}", fetch)
+    versions = _all_versions(client, name)
     rows = []
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
         run = _source_run(client, mv.run_id)
@@ -419,16 +425,7 @@ def _mirror_aliases(client: MlflowClient, name: str) -> None:
     for alias, version in get_model(name, client)["aliases"].items():
         pointed.setdefault(version, []).append(alias)
 
-    def fetch() -> list[Any]:
-        versions, token = [], None
-        while True:
-            page = client.search_model_versions(f"name = '{_quote(name)}'", page_token=token)
-            versions.extend(page)
-            token = page.token
-            if not token:
-                return versions
-
-    for mv in _call(client, f"list versions of {name!r}", fetch):
+    for mv in _all_versions(client, name):
         want = ", ".join(sorted(pointed.get(int(mv.version), [])))
         have = (mv.tags or {}).get(ALIASES_TAG)
         if want and want != have:

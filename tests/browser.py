@@ -52,6 +52,40 @@ def free_port() -> int:
 
 
 @contextmanager
+def served(command: list[str], workdir: Path, log_path: Path, health: str, what: str,
+           env: dict[str, str] | None = None) -> Iterator[None]:  # fmt: skip
+    """Run ``command`` (a server) from ``workdir`` with its output in ``log_path``; return once ``health`` (a URL)
+    answers 200, fail with the log's end if it exits or stays silent for 60 s; stop its process group after."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command, cwd=workdir, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{what} exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
 def streamlit_server(workdir: Path, env: dict[str, str], script: Path = ROOT / "app.py") -> Iterator[str]:
     """`streamlit run app.py` (or ``script``) on a free port, run from ``workdir`` (so nothing lands in the repo)
     with the app's own .streamlit settings and ``env``; yields its URL once /_stcore/health answers, stops it
@@ -62,34 +96,9 @@ def streamlit_server(workdir: Path, env: dict[str, str], script: Path = ROOT / "
     log_path = workdir / ("streamlit.log" if script == ROOT / "app.py" else f"{script.stem}.log")
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port)]
     command += ["--server.headless", "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, cwd=workdir, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with served(command, workdir, log_path, f"{url}/_stcore/health", "streamlit", env):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @contextmanager

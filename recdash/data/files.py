@@ -3,6 +3,7 @@ normalised shape; every refusal names the file, the column and the line."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def load_table(
         wanted["weight"] = weight_col
     if timestamp_col:
         wanted["timestamp"] = timestamp_col
+    check_roles(wanted, p.name)
     notes: list[str] = []
     if kind == "parquet":
         raw, line_offset, unit = _read_parquet(p, wanted), 0, "row"
@@ -149,6 +151,46 @@ def _match_columns(found: list[Any], wanted: dict[str, str], fname: str) -> dict
     return {role: stripped[col.strip()] for role, col in wanted.items()}
 
 
+ROLE_NAMES = {"user_id": "user", "item_id": "item", "weight": "rating/weight", "timestamp": "timestamp"}
+
+
+def check_roles(wanted: dict[str, str], fname: str) -> None:
+    """Refuse one column chosen for two roles (user and item, ...): a user who is their own item is never what was
+    meant, and the file could not be read back into both roles. Every path (CLI, Train page, a job) says this."""
+    roles: dict[str, list[str]] = {}
+    for role, col in wanted.items():
+        roles.setdefault(str(col).strip(), []).append(ROLE_NAMES.get(role, role))
+    for col, named in roles.items():
+        if len(named) > 1:
+            raise DatasetError(
+                f"{fname}: column '{col}' is chosen as both the {' and the '.join(named)} column; "
+                "choose a different column for each."
+            )
+
+
+# Column names that say what a column holds (lower case, without "_", "-", " "): the Train page preselects a
+# column only when its name says so, and otherwise asks.
+_ROLE_WORDS = {
+    "user_id": ("user", "userid", "uid", "users", "customer", "customerid", "visitor", "visitorid", "member",
+                "memberid", "account", "accountid", "client", "clientid", "reader", "listener", "viewer"),
+    "item_id": ("item", "itemid", "iid", "items", "movie", "movieid", "product", "productid", "sku", "article",
+                "articleid", "song", "songid", "track", "trackid", "book", "bookid", "isbn", "asin", "artist",
+                "artistid", "video", "videoid", "course", "courseid", "post", "postid", "recipe", "recipeid"),
+}  # fmt: skip
+
+
+def guess_id_columns(columns: list[str]) -> dict[str, str | None]:
+    """The user and item columns of a file whose names say so (``user_id``, ``movieId``, ``customer``...), per
+    role; None where no name says it (the page then asks instead of taking the first columns)."""
+    out: dict[str, str | None] = {}
+    for role, words in _ROLE_WORDS.items():
+        found = [c for c in columns if re.sub(r"[\s_\-]", "", str(c).lower()) in words]
+        out[role] = found[0] if found else None
+    if out["user_id"] is not None and out["user_id"] == out["item_id"]:
+        out["item_id"] = None
+    return out
+
+
 def _where(mask: np.ndarray, offset: int, unit: str) -> str:
     idx = np.flatnonzero(mask)[:5] + offset
     return f"{unit}{'s' if len(idx) > 1 else ''} {', '.join(map(str, idx))}"
@@ -157,6 +199,7 @@ def _where(mask: np.ndarray, offset: int, unit: str) -> str:
 def _normalise(
     raw: pd.DataFrame, wanted: dict[str, str], fname: str, offset: int, unit: str
 ) -> tuple[pd.DataFrame, list[str]]:
+    check_roles(wanted, fname)
     out: dict[str, Any] = {}
     for role in ("user_id", "item_id"):
         s = raw[role]

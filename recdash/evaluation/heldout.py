@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from recdash.data.features import FeatureTable
-from recdash.evaluation.metrics import evaluate, interaction_matrix
+from recdash.evaluation.metrics import UserResults, evaluate_users, interaction_matrix
 from recdash.models import Recommender
 
 
@@ -36,6 +36,7 @@ class HeldOut:
     # encoded features (None: no user features, only the popular list can serve them)
     cold: bool = False
     user_x: np.ndarray | None = None
+    row_ids: np.ndarray | None = None  # the user ID of each row of truth (for per-user results)
 
     @classmethod
     def build(
@@ -59,6 +60,7 @@ class HeldOut:
             activity,
             genre_matrix(items, catalogue),
             user_order(rec.user_ids),
+            row_ids=rec.user_ids,
         )
 
     @classmethod
@@ -88,6 +90,7 @@ class HeldOut:
             None,
             cold=True,
             user_x=user_x,
+            row_ids=users.to_numpy(dtype=str),
         )
 
     def strategies(self) -> list[str]:
@@ -102,6 +105,17 @@ class HeldOut:
         strategy: str | None = None,
         blend_weight: float | None = None,
     ) -> dict[str, float]:
+        """The averages of :meth:`evaluate_users`."""
+        return self.evaluate_users(rec, k, segments, strategy, blend_weight)[0]
+
+    def evaluate_users(
+        self,
+        rec: Recommender,
+        k: int,
+        segments: bool = False,
+        strategy: str | None = None,
+        blend_weight: float | None = None,
+    ) -> tuple[dict[str, float], pd.DataFrame]:
         """Full-ranking metrics of ``rec`` (same ID maps as the one this was built with); ``segments`` adds the
         per-quartile and beyond-accuracy metrics (cold users have no training activity: no quartiles).
         Cold users are served by ``strategy`` (default: the model's cold start; ``features`` when it has user
@@ -123,12 +137,22 @@ class HeldOut:
             extended["user_order"] = self.tiebreak
         # coverage over the model's catalogue (its training items), not the held-out-only items appended after it
         n_catalogue = self.truth.shape[1] - self.n_extra_items
-        out = evaluate(
+        out, users = evaluate_users(
             score, self.truth, self.exclude, k=k, item_popularity=self.popularity, n_catalogue=n_catalogue, **extended
         )
         if self.cold:
             out = {name: v for name, v in out.items() if not re.search(r"_q[1-4]$", name)}
-        return out
+        return out, self._user_frame(users, k)
+
+    def _user_frame(self, users: UserResults, k: int) -> pd.DataFrame:
+        """Per-user results as a frame: ``user_id``, ``quartile`` (-1 without segments or for cold users, who have
+        no training activity) and one ``<metric>_at_<k>`` column per ranking metric."""
+        ids = self.row_ids[users.users] if self.row_ids is not None else users.users.astype(str)
+        quartile = users.quartile if users.quartile is not None and not self.cold else np.full(users.users.size, -1)
+        frame = pd.DataFrame({"user_id": pd.array(ids, dtype=object), "quartile": quartile.astype(np.int8)})
+        for name, values in users.values.items():
+            frame[f"{name}_at_{k}"] = values
+        return frame
 
 
 def user_order(user_ids: Any) -> np.ndarray:

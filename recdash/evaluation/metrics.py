@@ -30,14 +30,25 @@ the ``indptr``/``indices``/``shape`` attributes of a CSR matrix.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-__all__ = ["BEYOND_ACCURACY", "METRICS", "SEGMENTED", "evaluate", "gini_index", "interaction_matrix", "top_k"]
+__all__ = [
+    "BEYOND_ACCURACY",
+    "METRICS",
+    "SEGMENTED",
+    "UserResults",
+    "evaluate",
+    "evaluate_users",
+    "gini_index",
+    "interaction_matrix",
+    "top_k",
+]
 
 METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "mrr", "map", "hit_rate")
 SEGMENTED: tuple[str, ...] = ("recall", "ndcg")  # reported per user-activity quartile
@@ -170,7 +181,24 @@ def _as_csr(matrix: object, name: str) -> csr_matrix:
     return matrix  # type: ignore[return-value]
 
 
-def evaluate(
+@dataclass(frozen=True)
+class UserResults:
+    """Each evaluated user's value of every ranking metric (the rows of ``truth`` with a held-out item, in row order):
+    what the logged averages are the means of (:func:`evaluate_users`), and what paired comparisons of runs work on
+    (:mod:`recdash.evaluation.significance`). ``quartile`` is each user's activity quartile (0 = the least active),
+    when segments were computed."""
+
+    users: np.ndarray  # row indices into truth
+    values: dict[str, np.ndarray]  # metric name (precision, recall, ...) -> float64 per user
+    quartile: np.ndarray | None = None  # int8 per user, 0..3
+
+
+def evaluate(*args: Any, **kwargs: Any) -> dict[str, float]:
+    """The averages of :func:`evaluate_users` (same arguments), when the per-user values are not needed."""
+    return evaluate_users(*args, **kwargs)[0]
+
+
+def evaluate_users(
     score_fn: Callable[[np.ndarray], np.ndarray],
     truth: csr_matrix,
     exclude: csr_matrix | None,
@@ -184,8 +212,9 @@ def evaluate(
     seed: int = 0,
     n_catalogue: int | None = None,
     user_order: np.ndarray | None = None,
-) -> dict[str, float]:
-    """Full-catalogue top-k metrics averaged over every user with at least one truth item.
+) -> tuple[dict[str, float], UserResults]:
+    """Full-catalogue top-k metrics averaged over every user with at least one truth item, and each of those users'
+    own values (the averages are exactly the means of them: one computation).
 
     ``score_fn(users)`` must return float scores of shape [len(users), n_items]. Items stored in
     ``exclude`` (train, or train+validation for test) are set to -inf before ranking so that
@@ -260,7 +289,7 @@ def evaluate(
     # ideal DCG for a user with j relevant items is the sum of the first min(j, k) discounts
     idcg_table = np.concatenate(([0.0], np.cumsum(discounts)))
 
-    sums = dict.fromkeys(METRICS, 0.0)
+    per_user: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
     recommended = np.zeros(n_items, dtype=bool)
     pop_sum, pop_count = 0.0, 0
     extra = _Extended(users, k, popularity, genres, seed) if segments else None
@@ -292,16 +321,16 @@ def evaluate(
         denom = np.minimum(n_truth_all[block], k)  # min(|truth_u|, k), >= 1 for evaluated users
         any_hit = n_hits > 0
 
-        sums["precision"] += float(n_hits.sum()) / k
+        per_user["precision"].append(n_hits / k)
         recall_u = n_hits / n_truth
         ndcg_u = (hits_f @ discounts) / idcg_table[np.minimum(denom, length)]
-        sums["recall"] += float(recall_u.sum())
-        sums["ndcg"] += float(ndcg_u.sum())
+        per_user["recall"].append(recall_u)
+        per_user["ndcg"].append(ndcg_u)
         first = np.argmax(hits, axis=1)
-        sums["mrr"] += float(np.where(any_hit, 1.0 / (first + 1.0), 0.0).sum())
+        per_user["mrr"].append(np.where(any_hit, 1.0 / (first + 1.0), 0.0))
         precision_at_i = np.cumsum(hits_f, axis=1) / positions
-        sums["map"] += float(((precision_at_i * hits_f).sum(axis=1) / denom).sum())
-        sums["hit_rate"] += float(any_hit.sum())
+        per_user["map"].append((precision_at_i * hits_f).sum(axis=1) / denom)
+        per_user["hit_rate"].append(any_hit.astype(np.float64))
 
         rec_items = top[valid]
         recommended[rec_items] = True
@@ -312,14 +341,19 @@ def evaluate(
             extra.add_block(start, top, valid, hits, rec_items, {"recall": recall_u, "ndcg": ndcg_u})
 
     n_eval = int(users.size)
-    result: dict[str, float] = {f"{name}_at_{k}": (sums[name] / n_eval if n_eval else float("nan")) for name in METRICS}
+    values = {n: np.concatenate(parts).astype(np.float64) if parts else np.zeros(0) for n, parts in per_user.items()}
+    # the averages are these arrays' means (np.mean): a reader of the per-user values gets the logged numbers back
+    result: dict[str, float] = {
+        f"{name}_at_{k}": (float(np.mean(values[name])) if n_eval else float("nan")) for name in METRICS
+    }
     result[f"coverage_at_{k}"] = float(recommended[:catalogue].sum()) / catalogue if catalogue else float("nan")
     result[f"mean_popularity_at_{k}"] = pop_sum / pop_count if pop_count else float("nan")
     if extra is not None:
         assert activity is not None
         result |= extra.finish(activity, tiebreak)
     result["n_users_evaluated"] = n_eval
-    return result
+    quartile = extra.quartile.astype(np.int8) if extra is not None else None
+    return result, UserResults(users, values, quartile)
 
 
 def gini_index(counts: np.ndarray) -> float:
@@ -416,6 +450,7 @@ class _Extended:
         order = np.lexsort((self.users, tiebreak[self.users], activity[self.users]))
         quartile = np.empty(n, dtype=np.int64)
         quartile[order] = (4 * np.arange(n)) // max(n, 1)
+        self.quartile = quartile
         for name in SEGMENTED:
             for q, label in enumerate(QUARTILES):
                 members = quartile == q

@@ -7,7 +7,8 @@
   :mod:`~recdash.tracking.api` (MLflow's paged API), :mod:`~recdash.tracking.rest` (concurrent REST to a server);
 * :mod:`~recdash.tracking.loader`: the cached, snapshotted, incrementally refreshed runs of a store;
 * :mod:`~recdash.tracking.experiments`, :mod:`~recdash.tracking.histories`, :mod:`~recdash.tracking.filters`,
-  :mod:`~recdash.tracking.snapshot` and :mod:`~recdash.tracking.filestore` (legacy file stores, read-only).
+  :mod:`~recdash.tracking.snapshot`, :mod:`~recdash.tracking.filestore` (legacy file stores, read-only) and
+  :mod:`~recdash.tracking.artifacts` (where a run's model files belong, and which are missing).
 
 This package is the public face: pages and the rest of recdash import from here.
 """

@@ -63,13 +63,14 @@ def migration_target(store_dir: str | os.PathLike[str]) -> Path:
 
 
 def migration_advice(store_dir: str | os.PathLike[str]) -> str:
-    """The migration command for a legacy store, with a target that cannot overwrite anything."""
+    """The migration command for a legacy store, with a target that cannot overwrite anything. Each command is a
+    code span of its own, ending a sentence, so a page can show it as a block to copy and the prose as prose."""
     store = Path(store_dir).resolve()
     target = migration_target(store)
     return (
-        f"migrate it once with `mlflow migrate-filestore --source {store} --target sqlite:///{target}` "
-        f"(a new file next to the store: it cannot overwrite recdash's mlflow.db or any other database), then "
-        f"start recdash with MLFLOW_TRACKING_URI=sqlite:///{target}"
+        "migrate it once into a new SQLite file next to it (a new file: it cannot overwrite recdash's mlflow.db or "
+        f"any other database): `mlflow migrate-filestore --source {store} --target sqlite:///{target}` Then start "
+        f"recdash on that file: `MLFLOW_TRACKING_URI=sqlite:///{target} make run`"
     )
 
 

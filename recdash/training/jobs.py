@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import pandas as pd
+
 from recdash import contract, settings, tracking
 from recdash.config import TrainConfig
 from recdash.contract import (
@@ -45,13 +47,16 @@ from recdash.contract import (
     TAG_LOG,
     TAG_PID,
     TAG_PROCESS_START,
+    TAG_REFUSED,
     TAG_SLOTS,
     run_label,
 )
 from recdash.errors import UserError
 from recdash.process import proc_stat, process_start, start_epoch
-from recdash.training.references import ReferencesSpec
-from recdash.training.sweep_spec import SweepSpec
+from recdash.tracking.client import search_runs
+from recdash.training.references import ReferencesSpec, prepare_references
+from recdash.training.run import load_data, prepare
+from recdash.training.sweep_spec import FEATURE_DIMENSIONS, SweepSpec
 
 STATES = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "killed"}
 ACTIVE_STATES = ("queued", "running", "cancelling")  # "cancelling": RUNNING with a cancel requested
@@ -131,6 +136,8 @@ def submit(spec: JobSpec, *, tracking_uri: str | None = None) -> str:
         experiment_id = experiment.experiment_id
     tags = {
         contract.TAG_CREATED_BY: "recdash",
+        # the owner, as on every run the job makes (run.run_tags); MLflow takes the run's user from this tag
+        contract.MLFLOW_USER: settings.USER.get(),
         TAG_KIND: spec.kind,
         TAG_JOB_STATE: "queued",
         TAG_ARGV: json.dumps([spec.kind, *spec.to_argv()]),
@@ -142,6 +149,55 @@ def submit(spec: JobSpec, *, tracking_uri: str | None = None) -> str:
     run = client.create_run(experiment_id, run_name=config.run_name, tags=tags)
     client.update_run(run.info.run_id, status="SCHEDULED")
     return run.info.run_id
+
+
+def check_spec(spec: JobSpec) -> list[str]:
+    """Refuse (a UserError) what the job's process would refuse about its data, before it is queued: the checks of
+    :func:`recdash.training.run.prepare`, as the process makes them, for a training, for each reference model, and
+    for a sweep's data and each side-feature choice it searches. A sweep that searches hyperparameters is not
+    refused by the model's check of the values it leaves alone (trials may move away from them): that comes back
+    as a note instead. Loads the data: callers cache it."""
+    config = config_of(spec)
+    if isinstance(spec, ReferencesSpec):
+        prepare_references(config, load_data(config), spec.model_names)
+        return []
+    if not isinstance(spec, SweepSpec):
+        prepare(config)
+        return []
+    data = load_data(config)
+    prepare(config, data, model_check=False)
+    for name in FEATURE_DIMENSIONS:
+        for choice in getattr(spec.space.get(name), "choices", None) or ():
+            prepare(config.replace(**{name: str(choice)}), data, model_check=False)
+    try:
+        prepare(config, data)
+    except UserError as exc:
+        if all(name in FEATURE_DIMENSIONS for name in spec.space):
+            raise  # every trial keeps these hyperparameters: every trial would be refused
+        return [f"With the hyperparameters the search leaves as they are, a trial is refused: {exc}"]
+    return []
+
+
+def finished_seeds(config: TrainConfig, tracking_uri: str | None = None) -> dict[int, str]:
+    """Seed -> run id of the FINISHED runs of ``config``'s experiment that trained this configuration on the same
+    data (:meth:`TrainConfig.same_training_params`) with another or the same seed: what a repeat need not train
+    again. Reference runs (their hyperparameters were chosen on validation) are not repeats."""
+    client = tracking.client(tracking_uri)
+    experiment = client.get_experiment_by_name(config.experiment)
+    if experiment is None:
+        return {}
+    wanted = config.same_training_params()
+    model = wanted[contract.MODEL_PARAM].replace("'", "")
+    query = f"attributes.status = 'FINISHED' and params.{contract.MODEL_PARAM} = '{model}'"
+    seeds: dict[int, str] = {}
+    for run in search_runs(client, [experiment.experiment_id], query):
+        params = run.data.params
+        if run.data.tags.get(contract.TAG_REFERENCE) == "true" or "seed" not in params:
+            continue
+        if all(params.get(key) == value for key, value in wanted.items()):
+            with contextlib.suppress(ValueError):
+                seeds.setdefault(int(params["seed"]), run.info.run_id)
+    return seeds
 
 
 # ---------------------------------------------------------------------------------------------------- processes
@@ -224,6 +280,21 @@ def _launch_lock(wait: bool = False) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+STOPPED_UNEXPECTEDLY = (
+    "The job stopped before it finished (its process ended without ending the run: it crashed, ran out of memory "
+    "or was killed, or the machine restarted)."
+)
+
+
+def _note_in_log(path: str | None, text: str) -> None:
+    """Append the dashboard's own note to a job's log: the details (process id, host) stay there, out of the
+    reason a user reads."""
+    if not path:
+        return
+    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"[recdash {time.strftime('%Y-%m-%d %H:%M:%S')}] {text}\n")
 
 
 def _log_tail(path: str | None, lines: int = 3) -> str:
@@ -335,6 +406,8 @@ def _job(run: Any) -> Job:
     state = STATES.get(info.status, info.status.lower())
     if state == "running" and TAG_CANCEL_AT in tags:
         state = "cancelling"  # shown from the click on, while the process finishes its epoch
+    elif state == "failed" and TAG_REFUSED in tags:
+        state = "refused"  # its data or options were refused before training: no result, nothing ran
     return Job(
         run_id=info.run_id,
         kind=tags.get(TAG_KIND, "train"),
@@ -416,11 +489,12 @@ def reconcile(tracking_uri: str | None = None) -> list[str]:
                 _signal_job(pid, signal.SIGKILL, started, run_start)
             continue
         if cancel_at or tags.get(MLFLOW_PARENT_RUN) in cancelled_parents:
-            reason = f"cancelled; process {pid} on {host} ended"
-            _end(client, run.info.run_id, "KILLED", reason, job_tagged)
+            _note_in_log(tags.get(TAG_LOG), f"process {pid} on {host} ended after the cancel; run ended KILLED")
+            _end(client, run.info.run_id, "KILLED", "cancelled", job_tagged)
         else:
             tail = _log_tail(tags.get(TAG_LOG))
-            reason = f"process {pid} on {host} is gone" + (f"; last output: {tail}" if tail else "")
+            _note_in_log(tags.get(TAG_LOG), f"process {pid} on {host} is gone; run ended FAILED")
+            reason = STOPPED_UNEXPECTEDLY + (f" Its last output: {tail}" if tail else " It left no output.")
             _end(client, run.info.run_id, "FAILED", reason, job_tagged)
         ended.append(run.info.run_id)
     return ended
@@ -515,10 +589,54 @@ def _finish_cancel(client: Any, run_id: str, pid: int, host: str, started: str |
     reap()
     if pid_alive(pid, started, run_start):
         return
-    if client.get_run(run_id).info.status == "RUNNING":
-        _end(client, run_id, "KILLED", f"cancelled; process {pid} on {host} was stopped")
+    run = client.get_run(run_id)
+    if run.info.status == "RUNNING":
+        _note_in_log(run.data.tags.get(TAG_LOG), f"process {pid} on {host} was stopped by the cancel; run ended KILLED")
+        _end(client, run_id, "KILLED", "cancelled")
     for child in _search(client, f"tags.`{MLFLOW_PARENT_RUN}` = '{run_id}' and attributes.status = 'RUNNING'"):
         _end(client, child.info.run_id, "KILLED", "cancelled with its sweep", state_tag=False)
+
+
+# ---------------------------------------------------------------------------------------------------- refused
+
+
+def refuse(run_id: str, reason: str, tracking_uri: str | None = None) -> bool:
+    """The job's own process refused its data or options before training (a UserError before its run started):
+    end the queued run FAILED with the reason in :data:`~recdash.contract.TAG_REFUSED` (and ``recdash.error``), so
+    the Jobs panel shows why and no page takes it for a result (:func:`without_refused`). Returns False, doing
+    nothing, when the run already ended (it did start: its own ending stands)."""
+    client = tracking.client(tracking_uri)
+    run = client.get_run(run_id)
+    if run.info.status not in ("RUNNING", "SCHEDULED"):
+        return False
+    client.set_tag(run_id, TAG_REFUSED, reason[:5000])
+    _end(client, run_id, "FAILED", reason[:5000], state_tag=TAG_JOB_STATE in run.data.tags)
+    return True
+
+
+def without_refused(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table without refused jobs' runs (:func:`refuse`): they hold no result, so Runs, Compare, Home and
+    Discover do not list them; the Jobs panel still does, with the reason."""
+    column = f"{contract.TAG}{TAG_REFUSED}"
+    if column not in runs.columns:
+        return runs
+    return runs[runs[column].isna()].reset_index(drop=True)
+
+
+def without_refused_counts(experiments: pd.DataFrame, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The experiments table (:func:`recdash.tracking.list_experiments`) with refused jobs' runs taken out of each
+    ``run_count``, so a count matches the runs the pages list."""
+    if experiments.empty or tracking.is_file_store(tracking.resolve(tracking_uri)):
+        return experiments  # no job of recdash's can be in a store it only reads
+    client = tracking.client(tracking_uri)
+    ids = experiments.loc[experiments["lifecycle_stage"] == "active", "experiment_id"].astype(str).tolist()
+    refused: dict[str, int] = {}
+    for run in search_runs(client, ids, f"tags.`{TAG_REFUSED}` LIKE '%'") if ids else ():
+        refused[run.info.experiment_id] = refused.get(run.info.experiment_id, 0) + 1
+    if not refused:
+        return experiments
+    less = experiments["experiment_id"].astype(str).map(refused).fillna(0).astype("int64")
+    return experiments.assign(run_count=experiments["run_count"] - less)
 
 
 # ---------------------------------------------------------------------------------------------------- uploads

@@ -24,6 +24,7 @@ from recdash.training.run import (
     TrainResult,
     experiment_id_for,
     load_data,
+    prepare,
     require_writable,
     run_outcome,
     run_tags,
@@ -55,9 +56,7 @@ class ReferencesSpec:
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> ReferencesSpec:
-        parser = argparse.ArgumentParser(prog="recdash references", add_help=False)
-        add_references_flags(parser)
-        return cls.from_args(parse_flags(parser, argv))
+        return cls.from_args(parse_flags("references", add_references_flags, argv))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ReferencesSpec:
@@ -78,6 +77,12 @@ def add_references_flags(parser: argparse.ArgumentParser) -> None:
         default=",".join(reference_models()),
         help=f"Comma-separated reference models to fit (default {','.join(reference_models())}).",
     )
+
+
+def prepare_references(config: TrainConfig, data: tuple[Dataset, Split], models: Sequence[str]) -> None:
+    """Every reference run's checks before training (:func:`recdash.training.run.prepare`, with its candidates)."""
+    for name in models:
+        prepare(replace(config, model=name, hparams=None), data, reference_candidates(name))
 
 
 @dataclass
@@ -102,6 +107,7 @@ def train_references(
     require_writable()
     names = [get_model(m).name for m in (models or reference_models())]
     data = data if data is not None else load_data(config)
+    prepare_references(config, data, names)  # as train() refuses before its run: nothing before the parent exists
     experiment_id = None if os.environ.get("MLFLOW_RUN_ID") else experiment_id_for(config.experiment)
     tags = run_tags(contract.KIND_REFERENCES, len(names), config.tags)
     parent = mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name or "references", tags=tags)

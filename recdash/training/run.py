@@ -24,10 +24,11 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import IntegrityError
 
-from recdash import __version__, contract, tracking
+from recdash import __version__, contract, settings, tracking
 from recdash.config import ConfigError, TrainConfig
 from recdash.data import Dataset, Split, lineage, load_dataset, split_dataset
 from recdash.data.features import FeatureError, FeatureTable, feature_dataset, load_features
+from recdash.evaluation import per_user
 from recdash.evaluation.heldout import HeldOut
 from recdash.models import Interactions, Params, Popularity, Recommender
 from recdash.process import identity_tags
@@ -114,10 +115,13 @@ def require_writable() -> None:
 
 
 def run_tags(kind: str, epochs_total: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The tags every run a recdash process starts carries (a training, a sweep's or the references' parent):
-    who made it and which process owns it (so a later process reusing its PID is never taken for it)."""
+    """The tags every run a recdash process starts carries (a training, a sweep's parent and trials, the references'
+    parent and runs): who made it, its owner (``RECDASH_USER``, default the user running it: MLflow takes the
+    run's user from ``mlflow.user``, and a dashboard job's process runs with the dashboard's environment), and
+    which process owns it (so a later process reusing its PID is never taken for it)."""
     return {
         contract.TAG_CREATED_BY: "recdash",
+        contract.MLFLOW_USER: settings.USER.get(),
         contract.TAG_VERSION: __version__,
         contract.TAG_KIND: kind,
         contract.TAG_PID: str(os.getpid()),
@@ -166,19 +170,8 @@ def train(
     on train and scored on validation; the run keeps the best by the monitored metric and logs its params.
     """
     require_writable()
-    dataset, split = data if data is not None else load_data(config)
-    if len(split.train) == 0 or len(split.validation) == 0 or len(split.test) == 0:
-        raise ConfigError("the split left an empty train, validation or test set; use more data or other fractions")
-    user_table, item_table = load_side_features(config, dataset)  # refused before any run exists
-    interactions = Interactions.from_frame(split.train, user_table, item_table)
-    model_class = config.model_class
-    candidates = list(candidates or [config.params_])
-    if model_class.iterative and len(candidates) > 1:
-        raise ConfigError(f"{model_class.name} trains by epochs; sweep its hyperparameters instead of candidates")
-    for params in candidates:
-        if not isinstance(params, model_class.Params):
-            raise ConfigError(f"candidate {params!r} is not a {model_class.name} hyperparameter set")
-        model_class.check(params, interactions)  # refused before any run exists
+    ready = prepare(config, data, candidates)  # everything refused about the data is refused before any run exists
+    dataset, split, interactions, candidates = ready.dataset, ready.split, ready.interactions, ready.candidates
     # Under `mlflow run` (MLFLOW_RUN_ID set) the project's run and experiment are used. Otherwise the experiment is
     # passed explicitly: mlflow.set_experiment would change process-wide state (and MLFLOW_EXPERIMENT_ID) under the
     # feet of a dashboard or a sweep running other code in the same process.
@@ -196,6 +189,57 @@ def train(
     with run_outcome():
         result = _train_in_run(config, dataset, split, interactions, candidates, on_epoch, run.info.run_id)
     return result
+
+
+@dataclass
+class Prepared:
+    """What a training needs once every check before its run has passed (:func:`prepare`)."""
+
+    dataset: Dataset
+    split: Split
+    interactions: Interactions  # the training part, with its side features
+    candidates: list[Params]
+
+
+def prepare(
+    config: TrainConfig,
+    data: tuple[Dataset, Split] | None = None,
+    candidates: list[Params] | None = None,
+    *,
+    model_check: bool = True,
+) -> Prepared:
+    """Every check :func:`train` makes before its run exists, in its order: load the data, split it, a non-empty
+    train, validation and test part, the side-feature tables, and the model's own check of the training
+    interactions (each candidate's; ``model_check=False`` leaves that to each run, for a sweep whose trials change
+    the hyperparameters). The one place these checks live: train() calls it, and so does the Train page before it
+    queues a job, so what a job would refuse about its data is refused before it is queued. Raises a UserError."""
+    dataset, split = data if data is not None else load_data(config)
+    check_split(dataset, split)
+    user_table, item_table = load_side_features(config, dataset)
+    interactions = Interactions.from_frame(split.train, user_table, item_table)
+    model_class = config.model_class
+    candidates = list(candidates or [config.params_])
+    if model_class.iterative and len(candidates) > 1:
+        raise ConfigError(f"{model_class.name} trains by epochs; sweep its hyperparameters instead of candidates")
+    for params in candidates:
+        if not isinstance(params, model_class.Params):
+            raise ConfigError(f"candidate {params!r} is not a {model_class.name} hyperparameter set")
+        if model_check:
+            model_class.check(params, interactions)
+    return Prepared(dataset, split, interactions, candidates)
+
+
+def check_split(dataset: Dataset, split: Split) -> None:
+    """Refuse a split with an empty part (too little data for the fractions), saying how it came out."""
+    sizes = (len(split.train), len(split.validation), len(split.test))
+    if min(sizes) > 0:
+        return
+    raise ConfigError(
+        f"{dataset.name} is too small for a {split.method} split: its {dataset.n_interactions:,} interactions "
+        f"({dataset.n_users:,} users, {dataset.n_items:,} items) left {sizes[0]:,} for training, {sizes[1]:,} for "
+        f"validation and {sizes[2]:,} for test, and each part needs at least one. Use more data (with the random "
+        "split, users with several interactions each) or other split fractions."
+    )
 
 
 def _log_input(dataset: Any, context: str = "training", attempts: int = 3) -> None:
@@ -250,10 +294,10 @@ def _train_in_run(
     started = time.perf_counter()
     if config.model_class.iterative:
         mlflow.log_params(base_params)
-        best_value, best_epoch, best_rec = _fit_by_epochs(config, interactions, validation, on_epoch)
+        best_val, best_epoch, best_rec = _fit_by_epochs(config, interactions, validation, on_epoch)
         chosen = config.params_
     else:
-        best_value, best_rec = _fit_closed_form(config, interactions, validation, candidates, base_params, on_epoch)
+        best_val, best_rec = _fit_closed_form(config, interactions, validation, candidates, base_params, on_epoch)
         best_epoch, chosen = 1, best_rec.params
     train_seconds = time.perf_counter() - started
 
@@ -268,9 +312,12 @@ def _train_in_run(
             best_rec.set_cold_start("popular", chosen_on=NOT_VALIDATED)
             mlflow.log_params({"cold_start_strategy": "popular"})
         test = HeldOut.build(best_rec, split.test, [split.train, split.validation], dataset.items)
-    metrics |= _prefixed("test_", test.evaluate(best_rec, config.k, segments=True))
+    test_metrics, test_users = test.evaluate_users(best_rec, config.k, segments=True)
+    metrics |= _prefixed("test_", test_metrics)
     metrics |= _prefixed("baseline_test_", test.evaluate(baseline, config.k, segments=True))
-    metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, f"best_{config.monitor}": best_value}
+    # every validation metric at the kept epoch (val_* steps run on past it until early stopping): best_val_*
+    kept = {name: value for name, value in best_val.items() if contract.MetricName.parse(name) is not None}
+    metrics |= {"best_epoch": float(best_epoch), "train_seconds": train_seconds, **_prefixed("best_", kept)}
     model_uri = model_id = None
     if config.log_model:
         example = str(split.test["user_id"].iloc[0])
@@ -283,6 +330,7 @@ def _train_in_run(
         model_id = getattr(info, "model_id", None) or None
         mlflow.set_tag(contract.TAG_MODEL_ID, model_id or "")
     log_final_metrics(run_id, metrics, model_id)
+    per_user.log(test_users, run_id)  # what paired comparisons of runs on this data read (the means are metrics)
     return TrainResult(run_id, best_epoch, metrics, best_rec, model_uri, chosen)
 
 
@@ -330,7 +378,7 @@ def _choose_cold_start(rec: Recommender, validation: HeldOut, config: TrainConfi
 
 def _fit_by_epochs(
     config: TrainConfig, interactions: Interactions, validation: HeldOut, on_epoch: EpochCallback | None
-) -> tuple[float, int, Recommender]:
+) -> tuple[dict[str, float], int, Recommender]:
     """Iterative models: one epoch at a time, validated and logged after each, early stopping on the monitor.
     On cold validation users a model with user features is validated on its features alone (what the epochs
     change); the cold-start strategy is chosen after training."""
@@ -339,7 +387,7 @@ def _fit_by_epochs(
     strategy = (
         "features" if validation.cold and model.user_encoding is not None and validation.user_x is not None else None
     )
-    best: tuple[float, int, Recommender] | None = None
+    best: tuple[float, int, Recommender, dict[str, float]] | None = None
     stale = 0
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -351,7 +399,7 @@ def _fit_by_epochs(
         mlflow.log_metrics(val, step=epoch)
         value = val[config.monitor]
         if best is None or value > best[0]:
-            best, stale = (value, epoch, model.snapshot()), 0
+            best, stale = (value, epoch, model.snapshot(), val), 0
         else:
             stale += 1
         if on_epoch is not None:
@@ -363,7 +411,7 @@ def _fit_by_epochs(
             )
             break
     assert best is not None  # epochs >= 1 is validated
-    return best
+    return best[3], best[1], best[2]
 
 
 def _fit_closed_form(
@@ -373,9 +421,10 @@ def _fit_closed_form(
     candidates: list[Params],
     base_params: dict[str, Any],
     on_epoch: EpochCallback | None,
-) -> tuple[float, Recommender]:
+) -> tuple[dict[str, float], Recommender]:
     """Closed-form models: fit each candidate on train, keep the best on validation, log it as the run's one
-    validation step (and every candidate's value as ``search_<monitor>`` by candidate number)."""
+    validation step (and every candidate's value as ``search_<monitor>`` by candidate number); returns the kept
+    candidate's validation metrics and model."""
     best: tuple[float, Recommender, dict[str, float]] | None = None
     for number, params in enumerate(candidates, start=1):
         t0 = time.perf_counter()
@@ -389,7 +438,7 @@ def _fit_closed_form(
         if best is None or val[config.monitor] > best[0]:
             best = (val[config.monitor], model, val)
     assert best is not None
-    value, model, val = best
+    _, model, val = best
     params = {**base_params, **model.params.as_dict()}
     if len(candidates) > 1:
         params["search_space"] = json.dumps([c.as_dict() for c in candidates])
@@ -398,4 +447,4 @@ def _fit_closed_form(
     mlflow.log_metrics(val, step=1)
     if on_epoch is not None:
         on_epoch(1, val)
-    return value, model
+    return val, model

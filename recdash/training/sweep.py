@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError
 from recdash import contract, tracking
 from recdash.config import TrainConfig
 from recdash.process import check_stop, identity_tags
-from recdash.training.run import StopRun, experiment_id_for, load_data, run_outcome, run_tags, train
+from recdash.training.run import StopRun, experiment_id_for, load_data, prepare, run_outcome, run_tags, train
 from recdash.training.sweep_spec import (
     FEATURE_DIMENSIONS,
     SweepError,
@@ -259,6 +259,7 @@ def run_sweep(spec: SweepSpec, *, worker_index: int = 0) -> SweepResult:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _make_storage(spec.storage)  # fail on a bad URL before any run exists
     config = spec.config
+    prepare(config, model_check=False)  # data a trial would refuse is refused before the parent run exists
     if not os.environ.get("MLFLOW_RUN_ID"):  # a dashboard job resumes the run it queued
         mlflow.set_experiment(experiment_id=experiment_id_for(config.experiment))  # created with its kind tag
     tags = run_tags(contract.KIND_SWEEP, config.epochs, {contract.TAG_TRIALS_TOTAL: str(spec.n_trials), **config.tags})

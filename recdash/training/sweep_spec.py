@@ -183,9 +183,7 @@ class SweepSpec:
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> SweepSpec:
-        parser = argparse.ArgumentParser(prog="recdash sweep", add_help=False)
-        add_sweep_flags(parser)
-        return cls.from_args(parse_flags(parser, argv))
+        return cls.from_args(parse_flags("sweep", add_sweep_flags, argv))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SweepSpec:

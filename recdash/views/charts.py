@@ -1,19 +1,21 @@
 """Figures for the Home, Runs and Compare pages: pure functions over the runs frame of :mod:`recdash.tracking`
 (``params.<name>`` as strings, ``metrics.<name>`` as floats, ``tags.<name>``) and its metric histories (run_id,
-key, step, timestamp in ms, value).
+key, step, timestamp in ms, value). The hyperparameter views are in :mod:`recdash.views.param_charts`.
 
 Every figure takes a :class:`recdash.views.style.RunStyle`, so a run has the same colour, label and hover text in
 all of them, and draws runs evaluated on different data (different :func:`recdash.comparison.data_groups`) apart:
-one facet per group, "best" only within a group, directions from :mod:`recdash.contract`. Every function tolerates
-what real stores contain: runs without metrics, NaN/inf, params logged as strings that look like numbers, runs from
-other tools, a single run, no runs, and hundreds of runs.
+one facet per group, "best" only within a group, directions from :mod:`recdash.contract`. A facet or a run with
+nothing to draw is not an empty axis: the figure says what was left out and why. Legends sit below the plot, so
+long names never take the plot's width. Every function tolerates what real stores contain: runs without metrics,
+NaN/inf, params logged as strings that look like numbers, runs from other tools, a single run, no runs, and hundreds
+of runs.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,9 +25,8 @@ from plotly.subplots import make_subplots
 from recdash import comparison as cmp
 from recdash.comparison import as_float
 from recdash.contract import METRIC, MISSING, PARAM
-from recdash.errors import UserError
 from recdash.models import log_scale_params
-from recdash.views.style import RunStyle
+from recdash.views.style import ConfigStyle, RunStyle
 from recdash.views.text import plotly_text
 
 # Above this many points a line/scatter trace is drawn with WebGL (go.Scattergl); below it SVG is crisper and does
@@ -47,10 +48,12 @@ BASELINE_PREFIX = "baseline_"
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
-_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
-
-
 _LOG_NAME = re.compile(r"(^|_)(lr|learning_rate|rate|alpha|beta|sigma|lambda|reg|l1|l2|decay|weight_decay|eps)($|_)")
+
+
+# What a chart gets of a laptop's width (the 1280-px layout leaves it about 820 px): legend rows are counted for this.
+LEGEND_WIDTH = 720
+LEGEND_ROW = 22
 
 
 def _col(name: str, prefix: str) -> str:
@@ -99,6 +102,30 @@ def _scatter_type(n_points: int) -> str:
     return "scattergl" if n_points >= WEBGL_MIN_POINTS else "scatter"
 
 
+def _has_finite(values: object) -> bool:
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return values is not None
+    return bool(np.isfinite(array).any())
+
+
+def legend_below(names: Iterable[str]) -> tuple[dict, int]:
+    """A horizontal legend under the plot (outside it: long names never take the plot's width or cover a facet),
+    and the height it needs: its entries laid out in rows of :data:`LEGEND_WIDTH` px, about 6.5 px a character.
+    No legend title: plotly indents a horizontal legend's entries by its title's width but wraps its rows as if it
+    did not, which cut the last entry of a full row off at the figure's edge. The entries name themselves."""
+    rows, used = 1, 0.0
+    for name in names:
+        width = 40 + 6.5 * len(re.sub(r"<[^>]+>|&[a-z#0-9]+;", "x", name))
+        if used and used + width > LEGEND_WIDTH:
+            rows, used = rows + 1, 0.0
+        used += width
+    legend = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "xref": "container", "x": 0,
+              "xanchor": "left"}  # fmt: skip
+    return legend, LEGEND_ROW * rows + 16
+
+
 def empty_figure(message: str) -> go.Figure:
     """A blank figure that says why it is blank (no data, metric missing...)."""
     fig = go.Figure()
@@ -110,66 +137,106 @@ def empty_figure(message: str) -> go.Figure:
 
 
 class _Builder:
-    """Collects a figure's traces, shapes and annotations and makes it once, one facet row per data group.
+    """Collects a figure's traces, shapes and annotations and makes it once, one facet row per data group that has
+    something to draw; the groups (and runs) that have nothing are named, with the reason, under the title.
 
     Plotly validates the whole layout again on every add_trace/add_shape/add_annotation: building a 100-run page
-    that way spent seconds in validation. Traces are plain dicts, validated once when the figure is made."""
+    that way spent seconds in validation. Traces are plain dicts, validated once when the figure is made; shapes
+    and annotations are kept with their group and placed on its facet's axes then (``xref="x"``, ``"x domain"``)."""
 
     def __init__(self, groups: Sequence[str]) -> None:
         self.groups = list(groups) or ["all runs"]
-        self.traces: list[dict] = []
-        self.rows: list[int] = []
-        self.shapes: list[dict] = []
-        self.annotations: list[dict] = []
+        self.traces: list[tuple[str, dict]] = []
+        self.shapes: list[tuple[str, dict]] = []
+        self.annotations: list[tuple[str, dict]] = []
+        self.drawn: set[str] = set()
+        self.empty_reason: dict[str, str] = {}  # why a group has nothing to draw (default: nothing logged)
+        self.notes: list[str] = []  # e.g. the runs left out for lack of values
 
-    def row(self, group: str | None) -> int:
-        return self.groups.index(group) + 1 if group in self.groups else 1
+    def group(self, group: str | None) -> str:
+        return group if group in self.groups else self.groups[0]
 
-    def axes(self, group: str | None) -> tuple[str, str]:
-        """The x and y axis names of a group's facet (for shapes and annotations placed in data coordinates)."""
-        row = self.row(group)
-        suffix = "" if row == 1 or len(self.groups) == 1 else str(row)
-        return f"x{suffix}", f"y{suffix}"
+    def trace(self, trace: dict, group: str | None = None, counts: bool = True) -> None:
+        """Add a trace to ``group``'s facet; ``counts``: its values make the facet worth drawing (a baseline or
+        reference mark alone does not)."""
+        group = self.group(group)
+        self.traces.append((group, trace))
+        if counts and _has_finite(trace.get("y")):
+            self.drawn.add(group)
 
-    def trace(self, trace: dict, group: str | None = None) -> None:
-        self.traces.append(trace)
-        self.rows.append(self.row(group))
+    def shape(self, group: str | None, shape: dict) -> None:
+        self.shapes.append((self.group(group), shape))
+
+    def annotation(self, group: str | None, annotation: dict) -> None:
+        self.annotations.append((self.group(group), annotation))
 
     def level(
         self, group: str | None, i: int, x: str, value: float, name: str, line: dict, legendgroup: str, legend: bool
     ) -> None:
         """A line across category ``i``'s bars at ``value`` (a baseline or a reference model), with a marker that
         carries its legend entry and hover."""
-        xref, yref = self.axes(group)
-        self.shapes.append(dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref=xref, yref=yref,
-                                line={**line, "width": 2}))  # fmt: skip
+        self.shape(group, dict(type="line", x0=i - 0.45, x1=i + 0.45, y0=value, y1=value, xref="x", yref="y",
+                               line={**line, "width": 2}))  # fmt: skip
         self.trace(
             dict(type="scatter", x=[x], y=[value], mode="markers", name=name, legendgroup=legendgroup,
                  showlegend=legend, marker={"symbol": "line-ew-open", "size": 18, "color": line["color"]},
                  hovertemplate=f"{name}<br>{x}: %{{y:.4g}}<extra></extra>"),
-            group,
+            group, counts=False,
         )  # fmt: skip
 
-    def figure(self, height_each: int = 320, **layout: object) -> go.Figure:
-        if len(self.groups) == 1:
-            base = {"height": height_each + 100, "shapes": self.shapes, "annotations": self.annotations}
-            return go.Figure(data=self.traces, layout={**base, **layout})
+    def figure(
+        self, height_each: int = 320, *, title: str = "", showlegend: bool = True, **layout: object
+    ) -> go.Figure:
+        shown = [g for g in self.groups if g in self.drawn]
+        notes = list(self.notes)
+        notes += [f"Not drawn: {g} ({self.empty_reason.get(g, 'nothing logged')})" for g in self.groups
+                  if g not in self.drawn]  # fmt: skip
+        if not shown:
+            return empty_figure(" ".join(notes) or "Nothing to draw")
+        row = {g: i + 1 for i, g in enumerate(shown)}
+        traces = [trace for group, trace in self.traces if group in row]
+        names = [str(t.get("name") or "") for t in traces if t.get("showlegend", True) is not False and t.get("name")]
+        legend, legend_height = legend_below(names)
+        showlegend = showlegend and bool(names)
+        subtitle = "<br>".join(plotly_text(n) for n in notes)
+        top = 70 + 18 * len(notes)
+        base = {
+            "height": height_each * len(shown) + 60 + top + (legend_height if showlegend else 0),
+            "title": {"text": title, "subtitle": {"text": subtitle}},
+            "margin": {"t": top, "r": 20},
+            "showlegend": showlegend,
+            "legend": legend,
+            "shapes": [_on_row(s, row[g], len(shown)) for g, s in self.shapes if g in row],
+        }
+        annotations = [_on_row(a, row[g], len(shown)) for g, a in self.annotations if g in row]
+        if len(shown) == 1:
+            return go.Figure(data=traces, layout={**base, "annotations": annotations, **layout})
         fig = make_subplots(
-            rows=len(self.groups),
+            rows=len(shown),
             cols=1,
             shared_xaxes=True,
-            vertical_spacing=min(0.12, 0.4 / len(self.groups)),
-            subplot_titles=[plotly_text(g) for g in self.groups],
+            vertical_spacing=min(0.12, 0.4 / len(shown)),
+            subplot_titles=[plotly_text(g) for g in shown],
         )
         titles = [
             {**a.to_plotly_json(), "font": {"size": 12}, "xanchor": "left", "x": 0} for a in fig.layout.annotations
         ]
-        fig.add_traces(self.traces, rows=self.rows, cols=[1] * len(self.traces))
-        fig.update_layout(
-            height=height_each * len(self.groups) + 100, shapes=self.shapes, annotations=titles + self.annotations,
-            **layout,
-        )  # fmt: skip
+        rows = [row[group] for group, _ in self.traces if group in row]
+        fig.add_traces(traces, rows=rows, cols=[1] * len(traces))
+        fig.update_layout(**base, **layout)
+        fig.layout.annotations = titles + annotations  # assigned: update_layout merges a list into the old one
         return fig
+
+
+def _on_row(item: dict, row: int, rows: int) -> dict:
+    """A shape or annotation given in facet-1 terms (``x``, ``y``, ``x domain``) placed on facet ``row``."""
+    suffix = "" if row == 1 or rows == 1 else str(row)
+    out = dict(item)
+    for key in ("xref", "yref"):
+        ref = str(out.get(key, ""))
+        if ref[:1] in ("x", "y") and ref.split(" ")[0] in ("x", "y"):
+            out[key] = ref[0] + suffix + ref[1:]
+    return out
 
 
 def selection_figure(style: RunStyle, run_ids: Sequence[str], per_row: int = 4) -> go.Figure:
@@ -230,11 +297,14 @@ def metric_history_figure(
     """One line per run of metric ``key`` against step, wall time or time since the run's first point, in the run's
     colour, one facet per data group. With ``smoothing`` > 0 the smoothed line is drawn over a faint raw line, as
     TensorBoard does. With ``configs`` (run id -> configuration label) each configuration is drawn as its mean
-    over its runs with a ±1 std band instead (steps aligned; x must be "step"). ``references`` on the same data
-    that logged ``key`` (closed-form models log it once) are grey horizontal lines across their facet."""
+    over its runs with a ±1 std band instead (steps aligned; x must be "step"; runs not in ``configs`` are left
+    out). ``references`` on the same data that logged ``key`` (closed-form models log it once) are grey horizontal
+    lines across their facet."""
     if x not in ("step", "wall_time", "relative_time"):
         raise ValueError("x must be 'step', 'wall_time' or 'relative_time'")
     data = histories[histories["key"] == key] if not histories.empty else histories
+    if configs is not None and not data.empty:
+        data = data[data["run_id"].astype(str).isin(set(configs))]
     if data.empty:
         return empty_figure(f"No history logged for {key}")
     data = data.assign(value=as_float(data["value"])).dropna(subset=["value"])
@@ -245,7 +315,7 @@ def metric_history_figure(
     build = _Builder(style.group_names(order))
     if configs is not None:
         _history_bands(build, by_run, order, style, configs, smoothing)
-        legend = {"legend_title_text": "configuration: mean ± std"}
+        legend = {"title": plotly_text(f"{key}: mean ± std per configuration (n = runs)")}
     else:
         trace_type = _scatter_type(len(data))
         for run_id in order:
@@ -265,11 +335,11 @@ def metric_history_figure(
                 dict(type=trace_type, x=xs, y=ys, mode=mode, name=name, legendgroup=run_id, line={"color": color},
                      hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), group,
             )  # fmt: skip
-        legend = {"showlegend": len(order) <= MAX_LEGEND_RUNS, "legend_title_text": "run"}
+        legend = {"showlegend": len(order) <= MAX_LEGEND_RUNS, "title": plotly_text(key)}
     _reference_lines(build, references, key)
-    fig = build.figure(title=plotly_text(key), hovermode="closest", **legend)
+    fig = build.figure(hovermode="closest", **legend)
     titles = {"step": "step", "wall_time": "wall time (UTC)", "relative_time": "seconds since first point"}
-    fig.update_xaxes(title_text=titles[x], row=len(build.groups) if len(build.groups) > 1 else None)
+    fig.update_xaxes(title_text=titles[x], row=len(build.drawn) if len(build.drawn) > 1 else None)
     fig.update_yaxes(title_text=plotly_text(key))
     return fig
 
@@ -286,12 +356,11 @@ def _reference_lines(build: _Builder, references: pd.DataFrame | None, key: str)
             continue
         model = str(ref["reference"])
         color, dash = reference_style(model, models)
-        xref, yref = build.axes(group)
-        build.shapes.append(dict(type="line", x0=0, x1=1, y0=value, y1=value, xref=f"{xref} domain", yref=yref,
-                                 line={"color": color, "dash": dash, "width": 2}))  # fmt: skip
-        build.annotations.append(dict(x=1, y=value, xref=f"{xref} domain", yref=yref, xanchor="right",
-                                      yanchor="bottom", showarrow=False, font={"size": 11, "color": color},
-                                      text=plotly_text(f"reference {model}: {value:.4g}")))  # fmt: skip
+        build.shape(group, dict(type="line", x0=0, x1=1, y0=value, y1=value, xref="x domain", yref="y",
+                                line={"color": color, "dash": dash, "width": 2}))  # fmt: skip
+        build.annotation(group, dict(x=1, y=value, xref="x domain", yref="y", xanchor="right", yanchor="bottom",
+                                     showarrow=False, font={"size": 11, "color": color},
+                                     text=plotly_text(f"reference {model}: {value:.4g}")))  # fmt: skip
 
 
 def _history_bands(
@@ -302,11 +371,12 @@ def _history_bands(
     configs: Mapping[str, str],
     smoothing: float,
 ) -> None:
-    """Mean ± std per (data group, configuration) over aligned steps, with n in the legend."""
+    """Mean ± std per (data group, configuration) over aligned steps, in the configuration's grey and dash, with n
+    in the legend."""
     members: dict[tuple[str | None, str], list[str]] = {}
     for run_id in order:
         members.setdefault((style.groups.get(run_id), configs.get(run_id, "all runs")), []).append(run_id)
-    colors = style.config_colors_of(configs)
+    looks = style.config_styles(configs)
     for (group, config), run_ids in members.items():
         wide = pd.concat([by_run[r].groupby("step")["value"].last().rename(r) for r in run_ids], axis=1).sort_index()
         if smoothing > 0:
@@ -314,18 +384,19 @@ def _history_bands(
         mean = wide.mean(axis=1)
         std = wide.std(axis=1, ddof=1).fillna(0.0)
         n = wide.notna().sum(axis=1)
-        color = colors.get(config, "#888888")
-        name = plotly_text(f"{config} (n={len(run_ids)})")
+        look = looks.get(config) or ConfigStyle("?", config, "#888888", "", "solid")
+        name = plotly_text(f"{look.name} (n={len(run_ids)})")
         steps = mean.index.to_numpy()
         build.trace(
             dict(type="scatter", x=np.concatenate([steps, steps[::-1]]),
                  y=np.concatenate([(mean + std), (mean - std)[::-1]]), mode="lines", fill="toself",
-                 fillcolor=_rgba(color, 0.18), line={"width": 0}, hoverinfo="skip", legendgroup=f"{group}/{config}",
-                 showlegend=False), group,
+                 fillcolor=_rgba(look.color, 0.18), line={"width": 0}, hoverinfo="skip",
+                 legendgroup=f"{group}/{config}", showlegend=False), group,
         )  # fmt: skip
         build.trace(
-            dict(type="scatter", x=steps, y=mean.to_numpy(), mode="lines+markers", name=name, line={"color": color},
-                 legendgroup=f"{group}/{config}", customdata=np.stack([std.to_numpy(), n.to_numpy()], axis=1),
+            dict(type="scatter", x=steps, y=mean.to_numpy(), mode="lines+markers", name=name,
+                 line={"color": look.color, "dash": look.dash}, legendgroup=f"{group}/{config}",
+                 customdata=np.stack([std.to_numpy(), n.to_numpy()], axis=1),
                  hovertemplate=f"{name}<br>step %{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
                  "(n=%{customdata[1]})<extra></extra>"), group,
         )  # fmt: skip
@@ -343,6 +414,18 @@ def baseline_metric(metric: str) -> str | None:
     return None if name.startswith(BASELINE_PREFIX) or not name.startswith("test_") else BASELINE_PREFIX + name
 
 
+def _note_missing(build: _Builder, style: RunStyle, ids: Sequence[str], values: np.ndarray, what: str) -> None:
+    """Name the runs that got no bar (no finite value for ``what``) in facets that are drawn; a facet with nothing
+    at all says so itself."""
+    missing = [style.label(r) for r, row in zip(ids, values, strict=True)
+               if not np.isfinite(row).any() and build.group(style.groups.get(r)) in build.drawn]  # fmt: skip
+    for group in build.groups:
+        build.empty_reason.setdefault(group, f"no run on this data has a value for {what}")
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        build.notes.append(f"Not drawn, no value for {what}: {', '.join(missing[:10])}{more}.")
+
+
 def metric_bars_figure(
     runs: pd.DataFrame,
     metrics: Sequence[str],
@@ -350,11 +433,16 @@ def metric_bars_figure(
     max_runs: int = MAX_BAR_RUNS,
     baselines: bool = True,
     references: pd.DataFrame | None = None,
+    intervals: Intervals | None = None,
+    best_notes: Mapping[str, Mapping[str, str]] | None = None,
 ) -> go.Figure:
     """Final metric values as grouped bars (one group per metric, one bar per run, in the run's colour), one facet
     per data group; the best run of each metric *within its data group* is outlined and marked "★ best"; each
     run's popularity baseline (``baseline_test_*``) is drawn as a dashed line across its metric, and the reference
-    runs on the same data (:func:`recdash.comparison.references_for`) as dotted grey lines."""
+    runs on the same data (:func:`recdash.comparison.references_for`) as dotted grey lines. Runs without any of the
+    metrics get no bar and are named under the title. ``intervals`` (metric -> run -> (low, high)) draws each bar's
+    95% interval over users as a whisker; ``best_notes`` (metric -> data group -> "best, but within noise of X")
+    says on the ★ whether the best is distinguishable from the runner-up."""
     cols = [c for c in (_col(m, METRIC) for m in metrics) if c in runs.columns]
     if runs.empty or not cols:
         return empty_figure("No metrics to compare")
@@ -367,26 +455,51 @@ def metric_bars_figure(
     x = [plotly_text(n) for n in names]
     values = np.column_stack([as_float(shown[c]) for c in cols])
     for i, run_id in enumerate(ids):
+        if not np.isfinite(values[i]).any():
+            continue
         group = style.groups.get(run_id)
         is_best = [best[n].get(group) == run_id for n in names]
+        notes = [
+            (best_notes or {}).get(n, {}).get(str(group), "") if b else "" for n, b in zip(names, is_best, strict=True)
+        ]
         hover = plotly_text(style.hover.get(run_id, run_id))
         build.trace(
             dict(
                 type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
                 marker={"color": style.color(run_id), "line": {"width": [3 if b else 0 for b in is_best],
                                                                 "color": "black"}},
-                text=["★ best" if b else "" for b in is_best], textposition="outside",
-                hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                text=[("★ best?" if "within noise" in note else "★ best") if b else ""
+                      for b, note in zip(is_best, notes, strict=True)],
+                textposition="outside", customdata=[plotly_text(note) for note in notes],
+                hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}} %{{customdata}}<extra></extra>",
+                error_y=whiskers(intervals, names, run_id, values[i]),
             ),
             group,
         )  # fmt: skip
+    _note_missing(build, style, ids, values, ", ".join(names))
     if baselines:
         _baseline_marks(build, runs, names, group_of)
     _reference_marks(build, references, names)
-    title = "Final metrics (★ = best run of each metric on the same data)"
+    title = "Final metrics (★ = best run of each metric on the same data"
+    title += "; ★ best? = within noise of the runner-up)" if best_notes else ")"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS, legend_title_text="run")
+    return build.figure(barmode="group", title=title, showlegend=len(ids) <= MAX_LEGEND_RUNS,
+                        uniformtext={"minsize": 10, "mode": "show"})  # fmt: skip
+
+
+Intervals = Mapping[str, Mapping[str, tuple[float, float]]]  # metric -> run id -> (low, high)
+
+
+def whiskers(intervals: Intervals | None, names: Sequence[str], run_id: str, values: np.ndarray) -> dict | None:
+    """A bar trace's ``error_y``: the run's 95% interval of each metric in ``names`` (none where it has none)."""
+    bounds = [(intervals or {}).get(n, {}).get(run_id) for n in names]
+    if not any(bounds):
+        return None
+    up = [None if b is None else max(0.0, b[1] - v) for b, v in zip(bounds, values, strict=True)]
+    down = [None if b is None else max(0.0, v - b[0]) for b, v in zip(bounds, values, strict=True)]
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": "#333333",
+            "thickness": 1.2, "width": 3}  # fmt: skip
 
 
 def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], group_of: pd.Series) -> None:
@@ -408,7 +521,6 @@ def _baseline_marks(build: _Builder, runs: pd.DataFrame, names: Sequence[str], g
             shown_legend = True
 
 
-# Reference models are drawn in greys, apart from the runs' colours: a reference is a yardstick, not a contender.
 REFERENCE_STYLES = (("#555555", "dot"), ("#999999", "dashdot"), ("#333333", "longdash"), ("#777777", "dash"))
 
 
@@ -443,11 +555,22 @@ def _reference_marks(
             in_legend.add(model)
 
 
+COLD_USERS = "cold-users"
+
+
 def segment_bars_figure(
-    runs: pd.DataFrame, base: str, style: RunStyle, references: pd.DataFrame | None = None, max_runs: int = MAX_BAR_RUNS
+    runs: pd.DataFrame,
+    base: str,
+    style: RunStyle,
+    references: pd.DataFrame | None = None,
+    max_runs: int = MAX_BAR_RUNS,
+    intervals: Intervals | None = None,
 ) -> go.Figure:
     """``base`` (e.g. test_recall_at_10) per user-activity quartile as grouped bars, one bar per run in its colour,
-    one facet per data group, with the references on the same data as grey lines: for which users a model wins."""
+    one facet per data group, with the references on the same data as grey lines: for which users a model wins.
+    A data group with no per-quartile values says why (a cold-users split's test users have no training activity
+    to rank them by) instead of drawing an empty axis. ``intervals`` (``<base>_q<n>`` -> run -> (low, high)): each
+    bar's 95% interval over that quartile's users, as a whisker."""
     names = cmp.segment_metrics(runs, base)
     if runs.empty or not names:
         return empty_figure(f"No run logged {base} per user-activity quartile")
@@ -458,18 +581,27 @@ def segment_bars_figure(
     build = _Builder(style.group_names(ids))
     values = np.column_stack([as_float(shown[METRIC + n]) for n in names])
     for i, run_id in enumerate(ids):
+        if not np.isfinite(values[i]).any():
+            continue
         hover = plotly_text(style.hover.get(run_id, run_id))
         build.trace(
             dict(type="bar", x=x, y=values[i], name=plotly_text(style.label(run_id)), legendgroup=run_id,
-                 marker={"color": style.color(run_id)}, hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
+                 marker={"color": style.color(run_id)}, hovertemplate=f"{hover}<br>%{{x}}: %{{y:.4g}}<extra></extra>",
+                 error_y=whiskers(intervals, names, run_id, values[i])),
             style.groups.get(run_id),
         )  # fmt: skip
+    method = shown.get(PARAM + "split_method", pd.Series(None, index=shown.index)).astype(str).tolist()
+    for group in build.groups:
+        methods = {m for r, m in zip(ids, method, strict=True) if build.group(style.groups.get(r)) == group}
+        if methods == {COLD_USERS}:
+            build.empty_reason[group] = "cold-users split: its test users have no training interactions to rank by"
+    _note_missing(build, style, ids, values, f"{base} per quartile")
+    drawn = [r for r, row in zip(ids, values, strict=True) if np.isfinite(row).any()]
     _reference_marks(build, references, names, x)
     title = f"{base} by user activity (quartiles of training interactions)"
     if len(runs) > max_runs:
         title += f"; first {max_runs} of {len(runs)} runs shown"
-    fig = build.figure(barmode="group", title=plotly_text(title), showlegend=len(ids) <= MAX_LEGEND_RUNS,
-                       legend_title_text="run")  # fmt: skip
+    fig = build.figure(barmode="group", title=plotly_text(title), showlegend=len(drawn) <= MAX_LEGEND_RUNS)
     fig.update_yaxes(title_text=plotly_text(base))
     return fig
 
@@ -482,187 +614,70 @@ def config_bars_figure(
     configs: Mapping[str, str],
     references: pd.DataFrame | None = None,
 ) -> go.Figure:
-    """Mean of each metric per configuration with ±1 std error bars and n, one facet per data group, and the
-    popularity baseline of each group's runs as a dashed line. ``summary`` is :func:`recdash.comparison.aggregate`
-    output with a ``data`` column (the data group); ``configs`` maps run id -> configuration (for its colour)."""
+    """Mean of each metric per configuration with ±1 std error bars and n, one facet per data group, the popularity
+    baseline of each group's runs as a dashed line, and each counted run as a dot in its own colour on its
+    configuration's bar. ``summary`` is :func:`recdash.comparison.aggregate` output with a ``data`` column (the data
+    group); ``configs`` maps run id -> configuration for the runs counted. Configurations are named by a letter and
+    the hyperparameters that differ between them, and drawn in greys with a pattern: never in a run's colour."""
     names = [m.removeprefix(METRIC) for m in metrics if f"{m.removeprefix(METRIC)} mean" in summary.columns]
     counted = summary[[f"{n} n" for n in names]].sum(axis=1) > 0 if names else summary.index == summary.index
     summary = summary[counted]  # a configuration without any of these metrics (a sweep's parent) has no bar
     if summary.empty or not names:
         return empty_figure("No metrics to summarise")
     build = _Builder([g for g in style.group_names() if g in set(summary["data"])])
-    colors = style.config_colors_of(configs)
+    looks = style.config_styles(configs)
     x = [plotly_text(n) for n in names]
     in_legend: set[str] = set()
     for _, row in summary.iterrows():
         config = row["group"]
+        look = looks.get(config) or ConfigStyle("?", config, "#888888", "", "solid")
         means = [row[f"{n} mean"] for n in names]
         stds = [row[f"{n} std"] if np.isfinite(row[f"{n} std"]) else 0.0 for n in names]
         counts = [int(row[f"{n} n"]) for n in names]
         build.trace(
-            dict(type="bar", x=x, y=means, name=plotly_text(config), legendgroup=config,
-                 marker={"color": colors.get(config, "#888888")}, showlegend=config not in in_legend,
-                 error_y={"type": "data", "array": stds, "visible": True}, text=[f"n={n}" for n in counts],
-                 textposition="inside", insidetextanchor="start", customdata=np.stack([stds, counts], axis=1),
-                 hovertemplate=f"{plotly_text(config)}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
+            dict(type="bar", x=x, y=means, name=plotly_text(look.name), legendgroup=look.letter,
+                 offsetgroup=look.letter, alignmentgroup=row["data"], showlegend=config not in in_legend,
+                 marker={"color": look.color, "line": {"color": "#2f363d", "width": 1},
+                         "pattern": {"shape": look.pattern, "fillmode": "overlay", "fgcolor": "white", "size": 7}},
+                 error_y={"type": "data", "array": stds, "visible": True, "color": "#2f363d"},
+                 text=[f"{look.letter} n={n}" for n in counts], textposition="inside", insidetextanchor="start",
+                 customdata=np.stack([stds, counts], axis=1),
+                 hovertemplate=f"configuration {plotly_text(look.name)}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}} "
                  "(n=%{customdata[1]})<extra></extra>"),
             row["data"],
         )  # fmt: skip
         in_legend.add(config)
+    _run_dots(build, runs, names, style, configs, looks)
     group_of = pd.Series([style.groups.get(r) for r in runs["run_id"].astype(str)], index=runs.index)
     _baseline_marks(build, runs, names, group_of)
     _reference_marks(build, references, names)
-    return build.figure(barmode="group", title="Mean ± std per configuration (n = runs)",
-                        legend_title_text="configuration")  # fmt: skip
+    return build.figure(barmode="group", scattermode="group", title="Mean ± std per configuration (n = runs; dots: "
+                        "each run in its colour)", uniformtext={"minsize": 9,
+                        "mode": "hide"})  # fmt: skip
 
 
-def _axis(name: str, values: pd.Series, allow_log: bool = True) -> tuple[np.ndarray, list[float], list[str], str]:
-    """A parallel-coordinates axis: positions in [0, 1] (missing just below), tick positions and labels, title;
-    rate-like params on a log scale (never the metric: its differences are what the chart is for)."""
-    numeric = numeric_values(values)
-    if numeric is None:
-        cats = _categorical(values)
-        labels = sorted(cats.unique(), key=lambda s: (s == MISSING, s))
-        step = 1.0 / max(len(labels) - 1, 1)
-        pos = {label: (i * step if len(labels) > 1 else 0.5) for i, label in enumerate(labels)}
-        shown = labels if len(labels) <= 8 else labels[:: math.ceil(len(labels) / 8)]  # never crowd the ticks
-        return cats.map(pos).to_numpy(dtype=float), [pos[s] for s in shown], [plotly_text(s) for s in shown], name
-    finite = numeric[np.isfinite(numeric)]
-    log = allow_log and finite.size > 0 and use_log_axis(name, numeric) and finite.min() != finite.max()
-    scaled = np.log10(numeric) if log else numeric.copy()
-    lo, hi = (np.nanmin(scaled), np.nanmax(scaled)) if finite.size else (0.0, 1.0)
-    span = hi - lo
-    pos = (scaled - lo) / span if span > 0 else np.where(np.isfinite(scaled), 0.5, np.nan)
-    ticks = np.linspace(0, 1, 5) if span > 0 else np.array([0.5])
-    labels = [f"{(10 ** (lo + t * span)) if log else (lo + t * span):.3g}" for t in ticks]
-    if np.isnan(pos).any():
-        pos = np.where(np.isnan(pos), -0.12, pos)
-        ticks, labels = np.concatenate([[-0.12], ticks]), [MISSING, *labels]
-    return pos, list(ticks), labels, f"{name} (log)" if log else name
-
-
-def parallel_coordinates_figure(runs: pd.DataFrame, params: Sequence[str], metric: str, style: RunStyle) -> go.Figure:
-    """One axis per param plus the metric; each run is one line in its own colour, with the run and its values on
-    hover (plotly's Parcoords can do neither). Categorical params are spread evenly, rate-like params are on a log
-    scale, missing values sit just below their axis; runs on different data get different dashes."""
-    mcol = _col(metric, METRIC)
-    if runs.empty or mcol not in runs.columns:
-        return empty_figure("No runs with this metric")
-    y_metric = as_float(runs[mcol])
-    keep = np.isfinite(y_metric)
-    if not keep.any():
-        return empty_figure(f"No run has a finite {metric.removeprefix(METRIC)}")
-    sub = runs.loc[keep]
-    columns = [(p.removeprefix(PARAM), sub[_col(p, PARAM)]) for p in params if _col(p, PARAM) in sub.columns]
-    columns.append((mcol.removeprefix(METRIC), sub[mcol]))
-    axes = [_axis(name, values, allow_log=i < len(columns) - 1) for i, (name, values) in enumerate(columns)]
-    raw = [_categorical(values).tolist() for _, values in columns[:-1]] + [[f"{v:.4g}" for v in y_metric[keep]]]
-    ids = sub["run_id"].astype(str).tolist()
-    groups = style.group_names(ids) or ["all runs"]
-    xs = list(range(len(axes)))
-    traces, shapes, annotations = [], [], []
-    mode = "lines+markers" if len(ids) <= MAX_LEGEND_RUNS else "lines"  # 100 runs' markers only cost drawing time
-    for i, run_id in enumerate(ids):
-        values = [plotly_text(r[i]) for r in raw]
+def _run_dots(
+    build: _Builder,
+    runs: pd.DataFrame,
+    names: Sequence[str],
+    style: RunStyle,
+    configs: Mapping[str, str],
+    looks: Mapping[str, ConfigStyle],
+) -> None:
+    """Each counted run's values as a dot in the run's colour over its configuration's bar (same offset group)."""
+    x = [plotly_text(n) for n in names]
+    for _, run in runs.iterrows():
+        run_id = str(run["run_id"])
+        look = looks.get(configs.get(run_id, ""))
+        if look is None:
+            continue
+        values = [as_float(pd.Series([run.get(METRIC + n)]))[0] for n in names]
         hover = plotly_text(style.hover.get(run_id, run_id))
-        dash = _DASHES[groups.index(style.groups.get(run_id, groups[0])) % len(_DASHES)]
-        traces.append(
-            dict(type="scatter", x=xs, y=[axis[0][i] for axis in axes], mode=mode,
-                 name=plotly_text(style.label(run_id)), legendgroup=run_id, marker={"size": 6},
-                 line={"color": style.color(run_id), "width": 2, "dash": dash},
-                 customdata=[[plotly_text(axes[j][3]), values[j]] for j in xs],
-                 hovertemplate=f"{hover}<br>%{{customdata[0]}} = %{{customdata[1]}}<extra></extra>")
+        build.trace(
+            dict(type="scatter", x=x, y=values, mode="markers", name=plotly_text(style.label(run_id)),
+                 legendgroup=look.letter, offsetgroup=look.letter, alignmentgroup=style.groups.get(run_id),
+                 showlegend=False,
+                 marker={"color": style.color(run_id), "size": 8, "line": {"color": "white", "width": 1}},
+                 hovertemplate=f"{hover} (configuration {look.letter})<br>%{{x}}: %{{y:.4g}}<extra></extra>"),
+            style.groups.get(run_id), counts=False,
         )  # fmt: skip
-    for j, (_, ticks, labels, title) in enumerate(axes):
-        shapes.append(dict(type="line", x0=j, x1=j, y0=0, y1=1, line={"color": "#444", "width": 1}))
-        annotations.append(dict(x=j, y=1.04, text=f"<b>{plotly_text(title)}</b>", showarrow=False, yanchor="bottom"))
-        annotations += [
-            dict(
-                x=j, y=tick, text=label, showarrow=False, xanchor="right", xshift=-4, font={"size": 10, "color": "#555"}
-            )
-            for tick, label in zip(ticks, labels, strict=True)
-        ]
-    omitted = int((~keep).sum())
-    title = f"Hyperparameters and {plotly_text(mcol.removeprefix(METRIC))}, one line per run"
-    if omitted:
-        title += f" ({omitted} run{'s' if omitted > 1 else ''} without the metric left out)"
-    if len(groups) > 1:
-        title += "; line dash = dataset/split"
-    return go.Figure(
-        data=traces,
-        layout=dict(title=title, height=440, hovermode="closest", margin={"l": 40, "r": 20, "t": 90, "b": 10},
-                    shapes=shapes, annotations=annotations, xaxis={"visible": False, "range": [-0.6, len(axes) - 0.6]},
-                    yaxis={"visible": False, "range": [-0.2, 1.12]}, showlegend=len(ids) <= MAX_LEGEND_RUNS,
-                    legend_title_text="run"),
-    )  # fmt: skip
-
-
-def param_scatter_figure(runs: pd.DataFrame, param: str, metric: str, style: RunStyle) -> go.Figure:
-    """Metric against one param, one point per run in its colour with the run on hover (marker shape = data
-    group); log x-axis for rates and regularisation; string params that look numeric treated as numbers."""
-    pcol, mcol = _col(param, PARAM), _col(metric, METRIC)
-    pname, mname = pcol.removeprefix(PARAM), mcol.removeprefix(METRIC)
-    if runs.empty or pcol not in runs.columns or mcol not in runs.columns:
-        return empty_figure(f"No runs with both {pname} and {mname}")
-    y = as_float(runs[mcol])
-    numeric = numeric_values(runs[pcol])
-    keep = np.isfinite(y) & (np.isfinite(numeric) if numeric is not None else True)
-    if not keep.any():
-        return empty_figure(f"No run has both {pname} and a finite {mname}")
-    xs = numeric if numeric is not None else _categorical(runs[pcol]).map(plotly_text).to_numpy(dtype=object)
-    ids = runs["run_id"].astype(str).to_numpy()[keep]
-    groups = style.group_names(ids) or ["all runs"]
-    trace_type = _scatter_type(int(keep.sum()))
-    hovers = [
-        f"{plotly_text(style.hover.get(r, r))}<br>{plotly_text(pname)} = {xv if numeric is None else f'{xv:.4g}'}"
-        f"<br>{plotly_text(mname)} = {yv:.4g}"
-        for r, xv, yv in zip(ids, xs[keep], y[keep], strict=True)
-    ]
-    symbols = [_SYMBOLS[groups.index(style.groups.get(r, groups[0])) % len(_SYMBOLS)] for r in ids]
-    if len(ids) <= MAX_LEGEND_RUNS:  # a legend entry per run: one trace each
-        traces = [
-            dict(type=trace_type, x=[xv], y=[yv], mode="markers", name=plotly_text(style.label(r)), legendgroup=r,
-                 marker={"size": 11, "color": style.color(r), "symbol": symbol, "line": {"width": 1, "color": "white"}},
-                 hovertext=[hover], hoverinfo="text")
-            for r, xv, yv, symbol, hover in zip(ids, xs[keep], y[keep], symbols, hovers, strict=True)
-        ]  # fmt: skip
-    else:  # no legend (too many runs to read one): one trace, each point still in its run's colour with hover
-        traces = [
-            dict(type=trace_type, x=xs[keep], y=y[keep], mode="markers", showlegend=False, hovertext=hovers,
-                 hoverinfo="text", marker={"size": 11, "color": [style.color(r) for r in ids], "symbol": symbols,
-                                           "line": {"width": 1, "color": "white"}})
-        ]  # fmt: skip
-    log = numeric is not None and use_log_axis(pname, numeric[keep])
-    title = f"{mname} vs {pname}" + ("; marker shape = dataset/split" if len(groups) > 1 else "")
-    axis_type = "log" if log else ("category" if numeric is None else "linear")
-    return go.Figure(
-        data=traces,
-        layout=dict(title=plotly_text(title), height=420, hovermode="closest", showlegend=len(ids) <= MAX_LEGEND_RUNS,
-                    legend_title_text="run", xaxis={"title": {"text": plotly_text(pname)}, "type": axis_type},
-                    yaxis={"title": {"text": plotly_text(mname)}}),
-    )  # fmt: skip
-
-
-def optuna_figure(plot: Callable[[object], go.Figure], study: object) -> go.Figure:
-    """One of Optuna's own plots of a study rebuilt from runs; UserError with Optuna's reason when it cannot be drawn
-    for this study (e.g. importance when a parameter took one value)."""
-    try:
-        return plot(study)
-    except (ValueError, RuntimeError) as exc:
-        raise UserError(str(exc)) from None
-
-
-def importance_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
-    """Horizontal bars of :func:`recdash.comparison.importance`, most important at the top."""
-    if frame.empty:
-        return empty_figure("Not enough runs to estimate importance")
-    data = frame.iloc[::-1]  # plotly draws horizontal bars bottom-up
-    fig = go.Figure(
-        go.Bar(x=data["importance"], y=[plotly_text(p) for p in data["param"]], orientation="h",
-               hovertemplate="%{y}: %{x:.3f}<extra></extra>")
-    )  # fmt: skip
-    fig.update_xaxes(range=[0, 1], title_text="share of the metric's variance (fANOVA)")
-    fig.update_layout(
-        title=f"Hyperparameter importance for {plotly_text(metric)}", height=max(250, 32 * len(data) + 120)
-    )
-    return fig

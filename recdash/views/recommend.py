@@ -12,8 +12,22 @@ import pandas as pd
 
 from recdash import contract, tracking
 from recdash.data.features import FeatureEncoding
+from recdash.evaluation import paired
+from recdash.evaluation.per_user import NOT_LOGGED
 from recdash.models import Recommender
 from recdash.recommend import is_fallback, with_metadata
+
+
+def data_groups_in_order(sources: pd.DataFrame) -> list[str]:
+    """The data groups of :func:`recdash.recommend.model_sources` (newest model first), the newest group first:
+    models are picked within one, since their key metrics compare only there."""
+    return list(dict.fromkeys(str(g) for g in sources["data_group"]))
+
+
+def data_group_label(group: str, sources: pd.DataFrame) -> str:
+    """A data group as a choice: its full name and how many models it holds."""
+    n = int((sources["data_group"] == group).sum())
+    return f"{group} ({n} model{'s' if n != 1 else ''})"
 
 
 def model_label(model_uri: str, tracking_uri: str | None = None) -> str:
@@ -258,3 +272,21 @@ def display_recs(table: pd.DataFrame, shared: set[str] | None = None, *, popular
     out.attrs["shown"] = [c for c in out.columns if c != "item_id"]
     out.attrs["labels"] = labels
     return out
+
+
+def user_results(frames: dict[str, pd.DataFrame | None], user: str) -> tuple[pd.DataFrame, str | None]:
+    """One user's test metrics in each model's run (columns: the models' labels; rows: the ranking metrics at k),
+    from the runs' per-user results, and a note when some model has none for this user (not logged, or the user is
+    not among its test users). What the lists above it scored for this very user."""
+    present = {name: f for name, f in frames.items() if f is not None}
+    metrics = sorted({c for f in present.values() for c in f.columns if c not in ("user_id", "quartile")},
+                     key=lambda m: (contract.RANKING.index(p.metric) if (p := contract.MetricName.parse(m)) and
+                                    p.metric in contract.RANKING else 99, m))  # fmt: skip
+    table = paired.user_values(present, user, metrics).T if present else pd.DataFrame()
+    notes = [f"model {name}: {NOT_LOGGED}" for name, f in frames.items() if f is None]
+    missing = [name for name in present if table[name].isna().all()]
+    if missing:
+        notes.append(f"model {', '.join(missing)}: this user has no test interactions in its evaluation")
+    table = table.reindex(columns=[n for n in frames if n in table.columns])
+    table.index.name = "metric"
+    return table, ("; ".join(notes) + ".") if notes else None

@@ -14,12 +14,13 @@ from recdash.contract import METRIC, PARAM, TAG
 from recdash.views.tables import run_names
 
 RUN = "run_name"
+DATA = "data"  # the run's data group, short (recdash.comparison.short_data_labels)
 SEARCH_SPACE = "search space"
 BEST_TRIAL = "best trial"
 TRIAL_STATE = "state"
 TAIL_COLUMNS = ("status", "start_time", "duration_s", "experiment")
 MAX_METRICS = 3
-MAX_PARAMS = 3
+MAX_PARAMS = 5
 _RANKING = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate")
 
 
@@ -29,17 +30,37 @@ def _present_counts(runs: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 
 
 def default_columns(runs: pd.DataFrame) -> list[str]:
-    """The columns shown before the user picks, for a store of any origin: the key metrics (validation/test ranking
-    metrics when logged, else the metrics most runs have), the hyperparameters that vary (most common first),
-    then status, start, duration and experiment. Runs that have none of those metrics or params (another tool's
-    runs next to recdash's) get their own most common ones added, so no run shows an empty row. Baselines,
-    lineage and sweep bookkeeping are one click away."""
+    """The columns shown before the user picks, for a store of any origin: the data each run was evaluated on,
+    the key metrics (validation ranking metrics at the kept epoch, ``best_val_*``, when logged, then test, then the
+    last epoch's; else the metrics most runs have), the hyperparameters that vary (the algorithm and the models'
+    own first: loss, factors...), then status, start, duration and (for several) experiment. Runs that have none
+    of those metrics or params (another tool's runs next to recdash's) get their own most common ones added, so no
+    run shows an empty row. Baselines, lineage and sweep bookkeeping are one click away."""
     metrics = _most_useful(runs, [c for c in runs.columns if str(c).startswith(METRIC) and "baseline" not in str(c)])
-    params = [PARAM + p for p in cmp.hyperparameters(runs) if p not in cmp.SEED_PARAMS]
-    params = [PARAM + p for p in cmp.varying(runs, [c.removeprefix(PARAM) for c in params], missing_counts=False)]
-    tail = [c for c in TAIL_COLUMNS if c in runs.columns]
+    params = [p for p in cmp.hyperparameters(runs) if p not in cmp.SEED_PARAMS]
+    params = [PARAM + p for p in cmp.rank_hyperparameters(cmp.varying(runs, params, missing_counts=False))]
+    several = "experiment" in runs.columns and runs["experiment"].nunique() > 1
+    tail = [c for c in TAIL_COLUMNS if c in runs.columns and (c != "experiment" or several)]
     ratio = [REFERENCE_RATIO] if REFERENCE_RATIO in runs.columns else []
-    return _cover(runs, metrics, MAX_METRICS) + ratio + _cover(runs, _most_useful(runs, params), MAX_PARAMS) + tail
+    data = [DATA] if DATA in runs.columns else []
+    counts = _present_counts(runs, params) if params else pd.Series(dtype=int)
+    params = [c for c in params if counts[c] > 0]
+    return data + _cover(runs, metrics, MAX_METRICS) + ratio + _cover(runs, params, MAX_PARAMS) + tail
+
+
+def with_data_groups(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with column :data:`DATA` (each run's data group, in short) and their rows grouped by it (the groups
+    in the order their newest run appears, the rows' order kept inside a group): numbers are read, and ranked by
+    eye, only next to runs on the same data. ``frame.attrs["data_groups"]`` counts the groups."""
+    if runs.empty:
+        return runs.assign(**{DATA: pd.Series(dtype=object)})
+    groups = cmp.data_groups(runs)
+    short = cmp.short_data_labels(groups)
+    order = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+    out = runs.assign(**{DATA: groups.map(short).to_numpy(), "_group": groups.map(order).to_numpy()})
+    out = out.sort_values("_group", kind="stable").drop(columns="_group")
+    out.attrs = {**runs.attrs, "data_groups": len(order)}
+    return out
 
 
 REFERENCE_RATIO = "vs_best_reference"
@@ -76,19 +97,26 @@ def _most_useful(runs: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 
     def rank(col: str) -> tuple[int, int, int, str]:
         name = col.split(".", 1)[1]
-        kind = next((i for i, k in enumerate(_RANKING) if f"_{k}_at_" in f"_{name}"), len(_RANKING))
-        split = 0 if name.startswith("val_") else 1 if name.startswith("test_") else 2
-        return (split if kind < len(_RANKING) else 3, kind, -int(counts[col]), name)
+        parsed = contract.MetricName.parse(name)
+        kind = _RANKING.index(parsed.metric) if parsed and parsed.metric in _RANKING and not parsed.segment else None
+        if parsed is None or kind is None or parsed.family not in ("", "best"):
+            return (4, len(_RANKING), -int(counts[col]), name)
+        # validation at the kept epoch, then test, then validation at the last epoch (past the kept one)
+        split = {("best", "val"): 0, ("", "test"): 1, ("", "val"): 2}.get((parsed.family, parsed.split), 3)
+        return (split, kind, -int(counts[col]), name)
 
     return sorted(columns, key=rank)
 
 
 def _cover(runs: pd.DataFrame, ranked: Sequence[str], limit: int) -> list[str]:
-    """The first ``limit`` of ``ranked``, plus one more for runs that have none of those (another tool's)."""
+    """The first ``limit`` of ``ranked``, plus one more for finished runs that have none of those (another tool's;
+    not a pruned trial, which stopped before its kept-epoch values were logged)."""
     chosen = list(ranked[:limit])
     if not chosen:
         return chosen
     uncovered = ~(runs[chosen].notna() & (runs[chosen].astype(str) != "")).any(axis=1)
+    if "status" in runs.columns:
+        uncovered &= runs["status"].astype(str).eq("FINISHED")
     rest = [c for c in ranked if c not in chosen and runs.loc[uncovered, c].notna().any()]
     return chosen + rest[:1]
 
@@ -209,7 +237,20 @@ def _short(value: str) -> str:
 
 
 def sweep_labels(runs: pd.DataFrame) -> Mapping[str, str]:
-    """Sweep parent id -> its label (for the "expand" picker)."""
+    """Parent id (a sweep's, the references') -> its label (for the "expand" picker)."""
     parents = cmp.sweep_parents(runs)
     names = run_names(runs)
     return {str(r): names[i] for i, r in runs["run_id"].astype(str).items() if str(r) in parents}
+
+
+def parents_text(runs: pd.DataFrame, parents: Collection[str]) -> str:
+    """What the expandable parents are, counted by kind: "1 sweep and 1 set of references", "2 parent runs"."""
+    kinds = runs.set_index(runs["run_id"].astype(str)).get(TAG + contract.TAG_KIND, pd.Series(dtype=object))
+    of = [kinds.get(p) for p in parents]
+    sweeps = sum(k in (contract.KIND_SWEEP, None) or (isinstance(k, float) and np.isnan(k)) for k in of)
+    references = sum(k == contract.KIND_REFERENCES for k in of)
+    other = len(of) - sweeps - references
+    parts = [f"{sweeps} sweep{'s' if sweeps != 1 else ''}" if sweeps else "",
+             f"{references} set{'s' if references != 1 else ''} of references" if references else "",
+             f"{other} parent run{'s' if other != 1 else ''}" if other else ""]  # fmt: skip
+    return " and ".join(p for p in parts if p)

@@ -1,6 +1,6 @@
 """A run looks the same in every chart and table of a page: one colour, one unique label, one hover text, and its
-data group (:func:`recdash.comparison.data_groups`). Configurations (mean ± std views) get colours and markers of
-their own, so a mean is never taken for a run."""
+data group (:func:`recdash.comparison.data_groups`). Configurations (mean ± std views) are not runs and never take a
+run's colour: they are named by a letter and drawn in neutral tones with a pattern (bars) or a dash (lines)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,39 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from recdash.comparison import data_groups, run_labels
+from recdash.comparison import config_letters, data_groups, run_labels
 
-# Configurations (mean ± std views) get colours apart from the runs' own, so a mean is never taken for a run.
-CONFIG_PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
+# Configurations: greys (no run palette has them) with a hatch or a dash; 5 tones and 8 patterns or 6 dashes cycle
+# together, so 40 (30) configurations in a row look different.
+CONFIG_TONES = ("#56606b", "#9aa3ad", "#2f363d", "#bcc3cb", "#78828c")
+CONFIG_PATTERNS = ("", "/", "x", "\\", ".", "+", "-", "|")
+CONFIG_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+@dataclass(frozen=True)
+class ConfigStyle:
+    """How one configuration (runs that differ only in their seed) is drawn: a letter, what it is, a grey, a bar
+    pattern and a line dash."""
+
+    letter: str
+    description: str  # the hyperparameters that differ between the configurations shown ("factors=8, loss=warp")
+    color: str
+    pattern: str
+    dash: str
+
+    @property
+    def name(self) -> str:
+        """Its legend entry and hover title: ``A: factors=8, loss=warp``."""
+        return f"{self.letter}: {self.description}"
+
+
+def config_styles(configs: Iterable[str]) -> dict[str, ConfigStyle]:
+    """Configuration label -> its style, lettered A, B, ... in the order given (first appearance)."""
+    out = {}
+    for i, (config, letter) in enumerate(config_letters(configs).items()):
+        tone, pattern = CONFIG_TONES[i % len(CONFIG_TONES)], CONFIG_PATTERNS[i % len(CONFIG_PATTERNS)]
+        out[config] = ConfigStyle(letter, config, tone, pattern, CONFIG_DASHES[i % len(CONFIG_DASHES)])
+    return out
 
 
 def palette() -> list[str]:
@@ -89,10 +118,9 @@ class RunStyle:
         wanted = set(self.groups.values()) if run_ids is None else {self.groups[r] for r in run_ids if r in self.groups}
         return [g for g in dict.fromkeys(self.groups.values()) if g in wanted]
 
-    def config_colors(self, configs: Iterable[str]) -> dict[str, str]:
-        """One colour per configuration (mean ± std views), from a palette apart from the runs' own colours."""
-        return {c: CONFIG_PALETTE[i % len(CONFIG_PALETTE)] for i, c in enumerate(dict.fromkeys(configs))}
-
-    def config_colors_of(self, configs: Mapping[str, str]) -> dict[str, str]:
-        """:meth:`config_colors` for run id -> configuration, in the page's run order (every chart agrees)."""
-        return self.config_colors(configs[r] for r in self.labels if r in configs)
+    def config_styles(self, configs: Mapping[str, str]) -> dict[str, ConfigStyle]:
+        """:func:`config_styles` for run id -> configuration, lettered facet by facet (data groups in the page's
+        order), then in the page's run order: every chart and table of the page agrees, and reads A, B, C..."""
+        facet = {group: i for i, group in enumerate(self.group_names())}
+        ordered = sorted((r for r in self.labels if r in configs), key=lambda r: facet.get(self.groups.get(r), 0))
+        return config_styles(configs[r] for r in ordered)

@@ -12,7 +12,10 @@ from recdash import comparison as cmp
 from recdash import contract
 from recdash.comparison import as_float
 from recdash.contract import METRIC, MISSING, PARAM, run_label
-from recdash.views.style import RunStyle
+from recdash.views.style import ConfigStyle, RunStyle
+
+# How every table of the pages shows a value that is missing (st.dataframe's placeholder, and text cells here).
+MISSING_TEXT = "–"
 
 
 def run_names(runs: pd.DataFrame) -> pd.Series:
@@ -79,9 +82,23 @@ def beyond_accuracy_table(
     return out[[c for c in out.columns if c != "data"] + ["data"]]
 
 
-def summary_table(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """``aggregate`` output as text a person reads: "0.2431 ± 0.0021 (n=3)" per metric and configuration."""
-    out = summary[["data", "group"]].rename(columns={"group": "configuration"}).copy()
+def summary_table(
+    summary: pd.DataFrame,
+    metrics: Sequence[str],
+    looks: Mapping[str, ConfigStyle] | None = None,
+    config_of: Mapping[str, str] | None = None,
+    style: RunStyle | None = None,
+) -> pd.DataFrame:
+    """``aggregate`` output as text a person reads: "0.2431 ± 0.0021 (n=3)" per metric and configuration, each
+    configuration by its letter (``looks``: as the chart names it) and its hyperparameters, with the runs counted
+    (``config_of``: run id -> configuration, and the page's ``style``), the data group last."""
+    looks = looks or {}
+    out = pd.DataFrame(
+        {
+            "configuration": [looks[g].letter if g in looks else g for g in summary["group"]],
+            "hyperparameters": summary["group"].to_numpy(),
+        }
+    )
     for metric in metrics:
         name = metric.removeprefix(METRIC)
         if f"{name} mean" not in summary.columns:
@@ -89,18 +106,26 @@ def summary_table(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame
         cells = []
         for mean, std, n in zip(summary[f"{name} mean"], summary[f"{name} std"], summary[f"{name} n"], strict=True):
             if not n:
-                cells.append("–")
+                cells.append(MISSING_TEXT)
             elif n == 1 or not np.isfinite(std):
                 cells.append(f"{mean:.4f} (n=1)")
             else:
                 cells.append(f"{mean:.4f} ± {std:.4f} (n={n})")
         out[name] = cells
+    if config_of is not None and style is not None:
+        members = [
+            ", ".join(style.label(r) for r, c in config_of.items() if c == config and style.groups.get(r) == data)
+            for config, data in zip(summary["group"], summary["data"], strict=True)
+        ]
+        out["runs"] = members
+    out["data"] = summary["data"].to_numpy()
     return out.reset_index(drop=True)
 
 
 def param_diff_table(runs: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFrame:
-    """Hyperparameters whose value differs between the runs: one row per param, one column per run (its label).
-    Lineage params are left out: which data a run saw is shown by its data group, not as a setting."""
+    """Hyperparameters whose value differs between the runs: one row per param, one column per run (its label),
+    then the values the runs chose themselves that differ (``cold_start_strategy (chosen by the run)``). Lineage
+    params are left out: which data a run saw is shown by its data group, not as a setting."""
     ids = runs["run_id"].astype(str).tolist() if not runs.empty else []
     columns = [labels.get(r, r[:8]) for r in ids]
     shown = runs.copy()
@@ -110,7 +135,10 @@ def param_diff_table(runs: pd.DataFrame, labels: Mapping[str, str]) -> pd.DataFr
                 shown.at[idx, PARAM + name] = f"searched {searched}"
     rows = {name: _categorical(shown[PARAM + name]).str.strip().tolist() for name in
             cmp.varying(shown, cmp.hyperparameters(shown))}  # fmt: skip
+    rows |= {f"{name} (chosen by the run)": _categorical(shown[PARAM + name]).str.strip().tolist() for name in
+             cmp.varying(shown, cmp.run_choices(shown))}  # fmt: skip
     table = pd.DataFrame.from_dict(rows, orient="index", columns=columns) if rows else pd.DataFrame(columns=columns)
+    table = table.replace(MISSING, MISSING_TEXT)  # a param a run did not log: shown like every missing value
     table.index.name = "param"
     return table
 

@@ -30,3 +30,13 @@ def plotly_text(text: object) -> str:
     """``text`` for a plotly label: plotly renders a subset of HTML (<b>, <a href>) in names, ticks and hover
     text, so run names and param values from the store are entity-escaped to show as typed."""
     return html.escape(str(text), quote=False)
+
+
+def literal(text: object) -> str:
+    """``text`` as a Markdown code span, shown exactly as typed: Streamlit's Markdown turns `` -- `` into a dash and
+    ``->`` into an arrow even when they are escaped, and an ID (a user's, a run's, a model URI) is data, not prose."""
+    value = " ".join(str(text).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    # CommonMark strips one space from each end of a code span that starts and ends with one: pad to keep them
+    pad = " " if value[:1] == "`" or value[-1:] == "`" or (value[:1] == value[-1:] == " " and value.strip()) else ""
+    return f"{fence}{pad}{value}{pad}{fence}"

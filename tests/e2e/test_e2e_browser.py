@@ -175,17 +175,15 @@ def test_every_page_in_a_real_browser(
         assert bars.locator(".legendtext").filter(has_text="reference: ease").count() == 1
         ratios = grid_text(page.locator(".st-key-reference_box [data-testid='stDataFrame']"))
         assert {row[0] for row in ratios} >= {"reference: ease", "reference: itemknn", "reference: popularity"}
-        screenshot(page, shots, "compare.png")
+        # Compare's README screenshots come from test_e2e_compare_repeats.py (its default mean ± std view)
         page.get_by_role("tab", name="Segments").click()
         page.locator(".st-key-segment_chart .js-plotly-plot .main-svg").first.wait_for()
         check_page(page, "Compare runs")
-        screenshot(page, shots, "compare-segments.png")
         for tab, chart in (("Learning curves", "history_chart"), ("Hyperparameters", "parallel_chart")):
             page.get_by_role("tab", name=tab).click()
             page.locator(f".st-key-{chart} .js-plotly-plot .main-svg").first.wait_for()
             assert urlparse(page.url).query.count("view=") == 1  # the open tab is in the link
             check_page(page, "Compare runs")
-        screenshot(page, shots, "compare-hyperparameters.png")
         page.get_by_role("tab", name="What differs").click()
         rows = grid_text(page.locator(".st-key-param_diff_box [data-testid='stDataFrame']"))
         differ = {"learning_rate": ["0.05", "0.1", "0.1"], "loss": ["bpr", "warp", "warp"]}  # param: run values

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -23,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from browser import ROOT, browser_page, chromium_path, free_port
+from browser import ROOT, browser_page, chromium_path, free_port, served
 from mlflow.tracking import MlflowClient
 from playwright.sync_api import Page, expect
 
@@ -42,34 +38,11 @@ TINY = {"n_users": 60, "n_items": 40, "n_interactions": 900}
 def mlflow_server(uri: str, workdir: Path) -> Iterator[str]:
     """`mlflow server` on ``uri`` on a free loopback port; yields its URL once /health answers, stops it after."""
     port = free_port()
-    log_path = workdir / "mlflow-server.log"
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer within 60 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with served(command, workdir, workdir / "mlflow-server.log", f"{url}/health", "mlflow server"):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _shot(page: Page, folder: Path, name: str) -> None:

@@ -99,8 +99,8 @@ def test_recommend_tables_fit_and_promotion_in_a_real_browser(tmp_path: Path, tr
         assert toggle.is_visible(), "the compare switch has no visible label"
         page.get_by_text("Model A: recs v1 (champion) · run champ-warp").first.wait_for()
         page.get_by_text("Model B: recs v2 (challenger) · run chall-bpr").wait_for()
-        # history, top-k, A, B, similar items
-        page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length == 5")
+        # history, top-k, the user's own test metrics in A and B, A, B, similar items
+        page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stDataFrame\"]').length == 6")
         frames = page.locator("[data-testid='stDataFrame']")
         assert header(frames.nth(1)) == ["rank", "item", "year", "score", "popularity", "hit"]
         assert header(frames.nth(3)) == ["rank", "item", "year", "score", "hit", "in both"]

@@ -212,7 +212,7 @@ def test_k_larger_than_the_catalogue_returns_the_whole_catalogue(loaded: rx.Load
 def test_recommend_page_k_widget_is_bounded_and_k_above_the_catalogue_works(use_store: dict[str, Any]) -> None:
     at = run_ok(page("recommend", {"run": use_store["good"].run_id}))
     k = at.number_input(key="k")
-    assert (k.min, k.max) == (1, 500)
+    assert k.label == "k (1–500)"  # bounded by the page, which applies the nearest end (test_page_recommend)
     at.text_input(key="user_id").set_value(str(use_store["good"].recommender.user_ids[0]))
     at.number_input(key="k").set_value(500)  # larger than the 80-item catalogue
     run_ok(at)
@@ -492,14 +492,15 @@ def test_store_with_only_a_bare_run_on_home_and_runs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("which", "needle"), [("broken", "the model files are broken"), ("gone", "configuration file")]
+    ("which", "needle"), [("broken", "the model files are broken"), ("gone", "nothing is at its artifact location")]
 )
 def test_missing_or_corrupt_model_files(use_store: dict[str, Any], which: str, needle: str) -> None:
     uri = use_store[which].model_uri
     with pytest.raises(rx.ModelLoadError, match=needle):
         rx.load(uri)
     at = run_ok(page("recommend", {"model": uri}))
-    assert needle in messages(at, "error") and uri in messages(at, "error")
+    kind = "error" if which == "broken" else "info"  # files that are simply not there: a note (issue 21, finding 3)
+    assert needle in messages(at, kind) and uri in messages(at, kind)
 
 
 @pytest.mark.parametrize(
@@ -536,7 +537,8 @@ def test_experiment_deleted_while_pages_are_open() -> None:
     runs = opened["runs"]
     runs.button(key="refresh").click()
     run_ok(runs)
-    assert "No runs match" in messages(runs, "info") and not runs.error
+    # the deleted experiment leaves the selection; what is left (Default) has no runs, and the page says so
+    assert "no runs yet" in messages(runs, "info") and not runs.error
     train_page = opened["train"]
     train_page.selectbox(key="t_dataset").set_value("synthetic").run()
     train_page.text_input(key="t_experiment").set_value("doomed")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,16 +14,20 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from apps import run_ok, texts
 from mlflow.tracking import MlflowClient
+from scipy import stats
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.config import TrainConfig
+from recdash.evaluation import per_user
 from recdash.models.rankfm import Hyperparams
 from recdash.training.references import train_references
 from recdash.training.run import load_data, train
 from recdash.training.sweep import run_sweep
 from recdash.training.sweep_spec import SweepSpec, parse_space
+from recdash.views import significance as sv
 
 APP = str(Path(__file__).parents[2] / "app.py")
 DATA_A = {"n_users": 120, "n_items": 80, "n_interactions": 3000, "seed": 1}
@@ -43,6 +48,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 config = replace(base, hparams=Hyperparams(factors=8, loss=loss, max_samples=10), seed=seed,
                                  run_name=f"{loss}-s{seed}")  # fmt: skip
                 repeats[loss].append(train(config, data).run_id)
+        # warp with seed 1 again, as "Repeat with seeds" after a first run made it: the same draw twice
+        again = replace(base, hparams=Hyperparams(factors=8, loss="warp", max_samples=10), seed=1,
+                        run_name="warp-s1-again")  # fmt: skip
+        duplicate = train(again, data).run_id
         other = replace(base, dataset_options=DATA_B, run_name="other-data",
                         hparams=Hyperparams(factors=8, max_samples=10))  # fmt: skip
         other_id = train(other).run_id
@@ -63,7 +72,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             foreign.append(run.info.run_id)
     references = {name: result.run_id for name, result in refs.items()}
     return {"uri": uri, "repeats": repeats, "other": other_id, "sweep": sweep, "foreign": foreign,
-            "references": references}  # fmt: skip
+            "references": references, "duplicate": duplicate}  # fmt: skip
 
 
 @pytest.fixture
@@ -124,6 +133,11 @@ def table(at: AppTest, *columns: str) -> pd.DataFrame:
     return next(f.value for f in at.dataframe if set(columns) <= {*f.value.columns, f.value.index.name})
 
 
+def unescaped(texts: Iterable[str]) -> str:
+    """What Markdown shows of escaped text (escape_markdown puts a backslash before punctuation)."""
+    return re.sub(r"\\(.)", r"\1", " ".join(texts))
+
+
 def all_ids(store: dict[str, object]) -> list[str]:
     return [*store["repeats"]["warp"], *store["repeats"]["bpr"], store["other"]]  # type: ignore[index]
 
@@ -162,7 +176,7 @@ def test_no_best_across_datasets_and_the_warning_names_each_in_full(use_store: d
     groups = table(at, "run", "data (dataset · split)")["data (dataset · split)"].unique()
     assert len(groups) == 2 and all(g.replace(".", "\\.") in warning or g in warning.replace("\\", "") for g in groups)
     bars = figures(at)["bars_chart"]
-    best = [(t["name"], t["yaxis"]) for t in bars["data"] if "★ best" in (t.get("text") or [])]
+    best = [(t["name"], t["yaxis"]) for t in bars["data"] if any(x.startswith("★ best") for x in t.get("text") or [])]
     facet = {t["name"]: t["yaxis"] for t in bars["data"] if t["name"] == "other-data"}["other-data"]
     assert best and {axis for _, axis in best} == ({"y", "y2"} - {facet})  # bests only among the 6 repeats
     assert "other-data" not in {name for name, _ in best}  # alone on its dataset: it beats nobody
@@ -173,10 +187,10 @@ def test_repeats_show_mean_std_and_n_that_match_numpy(use_store: dict[str, objec
     at = compare(all_ids(use_store))
     assert at.toggle(key="aggregate").value  # repeats found: mean ± std is the default view
     assert at.multiselect(key="group_by").value == ["loss"]  # every hyperparameter but the seed that varies
-    summary = table(at, "data", "configuration", "test_ndcg_at_10")
+    summary = table(at, "data", "configuration", "hyperparameters", "test_ndcg_at_10")
     other_data = summary[summary["test_ndcg_at_10"].str.endswith("(n=1)")]
-    assert len(other_data) == 1 and other_data["configuration"].iloc[0] == "loss=warp"  # its own dataset's row
-    summary = summary.drop(other_data.index).set_index("configuration")
+    assert len(other_data) == 1 and other_data["hyperparameters"].iloc[0] == "loss=warp"  # its own dataset's row
+    summary = summary.drop(other_data.index).set_index("hyperparameters")
     client = MlflowClient()
     for loss, ids in use_store["repeats"].items():  # type: ignore[union-attr]
         values = np.array([client.get_run(r).data.metrics["test_ndcg_at_10"] for r in ids])
@@ -184,7 +198,7 @@ def test_repeats_show_mean_std_and_n_that_match_numpy(use_store: dict[str, objec
         assert text == f"{values.mean():.4f} ± {values.std(ddof=1):.4f} (n=3)"
     bands = figures(open_tab(at, "Learning curves"))["history_chart"]
     names = {t["name"] for t in bands["data"] if t.get("showlegend") is not False}
-    assert {"loss=warp (n=3)", "loss=bpr (n=3)"} <= names
+    assert {"A: loss=warp (n=3)", "B: loss=bpr (n=3)"} <= names
 
 
 def test_default_axes_are_the_hyperparameters_that_vary(use_store: dict[str, object]) -> None:
@@ -276,3 +290,206 @@ def test_runs_are_measured_against_the_references_on_their_data(use_store: dict[
         refs["popularity"]["test_gini_at_10"]
     )
     assert beyond.loc["warp-s1", "test_personalization_at_10"] == pytest.approx(run["test_personalization_at_10"])
+
+
+def test_a_seed_run_twice_on_the_same_configuration_and_data_counts_once(use_store: dict[str, object]) -> None:
+    warp = list(use_store["repeats"]["warp"])  # type: ignore[index]
+    at = compare([*warp, str(use_store["duplicate"])])
+    summary = table(at, "configuration", "hyperparameters", "test_ndcg_at_10")
+    client = MlflowClient()
+    values = np.array([client.get_run(r).data.metrics["test_ndcg_at_10"] for r in warp])
+    again = client.get_run(str(use_store["duplicate"])).data.metrics["test_ndcg_at_10"]
+    assert again == values[0]  # the same seed, configuration and data: the same draw
+    assert summary["test_ndcg_at_10"].tolist() == [f"{values.mean():.4f} ± {values.std(ddof=1):.4f} (n=3)"]
+    assert "warp-s1-again (same as warp-s1)" in unescaped(c.value for c in at.caption)
+    bars = figures(at)["bars_chart"]
+    dots = {t["name"] for t in bars["data"] if t["type"] == "scatter" and t.get("mode") == "markers"}
+    assert "warp-s1-again" not in dots and {"warp-s1", "warp-s2", "warp-s3"} <= dots  # counted runs, their colours
+
+
+def test_a_selected_sweep_compares_its_finished_trials(use_store: dict[str, object]) -> None:
+    at = compare([str(use_store["sweep"])])
+    compared = table(at, "run", "status", "run_id")
+    client = MlflowClient()
+    trials = client.search_runs(
+        [client.get_run(str(use_store["sweep"])).info.experiment_id],
+        f"tags.mlflow.parentRunId = '{use_store['sweep']}'",
+    )
+    finished = {t.info.run_id for t in trials if t.info.status == "FINISHED"}
+    assert set(compared["run_id"]) == finished and str(use_store["sweep"]) not in set(compared["run_id"])
+    note = unescaped(i.value for i in at.info)
+    assert f"sw is a sweep: its {len(finished)} finished trials are compared instead" in note
+    key = figures(at)["colour_key"]["data"][0]["text"]
+    assert "sw" not in key and len(key) == len(finished)  # the parent has no colour, no legend entry
+
+
+def runs_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_selecting_a_sweep_on_the_runs_page_selects_its_finished_trials(use_store: dict[str, object]) -> None:
+    at = runs_page()
+    ids = list(at.session_state["runs_table_ids"])
+    sweep = str(use_store["sweep"])
+    assert at.multiselect(key="expanded_sweeps").placeholder == "Expand: 1 sweep and 1 set of references"
+    at.session_state["runs_table"] = {"selection": {"rows": [ids.index(sweep)], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    selected = list(at.session_state["selected_runs"])
+    client = MlflowClient()
+    trials = [r.info.run_id for r in client.search_runs([client.get_run(sweep).info.experiment_id],
+                                                        f"tags.mlflow.parentRunId = '{sweep}'")]  # fmt: skip
+    finished = {t for t in trials if client.get_run(t).info.status == "FINISHED"}
+    assert set(selected) == finished and sweep not in selected
+    assert at.multiselect(key="expanded_sweeps").value == [sweep]  # listed under it, ticked
+    shown = list(at.session_state["runs_table_ids"])
+    assert sorted(at.session_state["runs_table"]["selection"]["rows"]) == sorted(shown.index(t) for t in finished)
+    assert f"sw is a sweep: its {len(finished)} finished trials are selected instead" in unescaped(
+        c.value for c in at.caption
+    )
+
+
+def test_runs_table_names_each_runs_data_and_its_kept_epoch(use_store: dict[str, object]) -> None:
+    at = runs_page()
+    table = at.dataframe(key="runs_table").value
+    assert list(table.columns[:3]) == ["run_name", "data", "metrics.best_val_ndcg_at_10"]
+    rows = table.set_index("run_name")
+    assert rows.loc["other-data", "data"] != rows.loc["warp-s1", "data"]
+    client = MlflowClient()
+    run = client.get_run(str(use_store["repeats"]["warp"][0]))  # type: ignore[index]
+    history = client.get_metric_history(run.info.run_id, "val_ndcg_at_10")
+    kept = next(h.value for h in history if h.step == run.data.metrics["best_epoch"])
+    assert rows.loc["warp-s1", "metrics.best_val_ndcg_at_10"] == pytest.approx(kept)
+    assert "different datasets or splits" in unescaped(c.value for c in at.caption)
+
+
+def test_an_experiment_without_runs_is_not_called_a_filter_miss(use_store: dict[str, object]) -> None:
+    import streamlit as st
+
+    client = MlflowClient()
+    empty = client.get_experiment_by_name("no runs yet")
+    empty = empty or client.get_experiment(client.create_experiment("no runs yet"))
+    st.cache_data.clear()  # the experiments list is cached for 30 s
+    at = runs_page()
+    at.multiselect(key="experiments").set_value([empty.experiment_id]).run()
+    assert not at.exception
+    text = unescaped(i.value for i in at.info)
+    assert "have no runs yet" in text and "Clear the filter" not in text
+
+
+# ---- is the difference real? (issue 24) ---------------------------------------------------------------------------
+
+
+def test_each_run_is_measured_against_the_best_reference_with_a_paired_interval(
+    use_store: dict[str, object],
+) -> None:
+    repeats = use_store["repeats"]
+    ids = [*repeats["warp"], *repeats["bpr"], use_store["other"]]  # type: ignore[index]
+    at = compare(ids)
+    shown = table(at, "verdict", "95% interval")
+    metric = at.selectbox(key="sig_metric").value
+    assert metric == "test_ndcg_at_10"
+    uri = str(use_store["uri"])
+    references = use_store["references"]
+    logged = {name: MlflowClient(uri).get_run(r).data.metrics[metric] for name, r in references.items()}  # type: ignore[union-attr]
+    best = max(logged, key=logged.get)
+    on_a = shown[shown["data"] == shown["data"].iloc[0]]
+    assert on_a["run"].iloc[0] == f"reference: {best}" and on_a["verdict"].iloc[0].startswith("reference")
+    # each difference is the paired statistic over the users, recomputed here from the artifacts
+    ref_users = per_user.read(references[best], uri).set_index("user_id")[metric]  # type: ignore[index]
+    run = repeats["warp"][0]  # type: ignore[index]
+    mine = per_user.read(run, uri).set_index("user_id")[metric]
+    row = on_a.set_index("run").loc[use_store_label(at, run)]
+    assert row["difference"] == pytest.approx(float((mine - ref_users.loc[mine.index]).mean()), abs=1e-12)
+    expected = stats.ttest_rel(mine, ref_users.loc[mine.index]).pvalue
+    assert row["p"] == ("< 0.001" if expected < 0.001 else f"{expected:.3f}")  # never "0.0000"
+
+    def number(text: str) -> float:
+        return 0.0 if text == "< 0.001" else float(text)
+
+    compared = on_a.dropna(subset=["p"])
+    assert len(compared) == len(on_a) - 1
+    assert all(number(h) >= number(p) for p, h in zip(compared["p"], compared["p (Holm)"], strict=True))
+    assert set(on_a["verdict"].iloc[1:]) <= {"better beyond noise", "worse beyond noise", "within noise"}
+    # the run on other data is never paired with DATA_A's reference: its own data, its own first row
+    on_b = shown[shown["data"] != shown["data"].iloc[0]]
+    assert list(on_b["run"]) == ["other-data"] and on_b["verdict"].iloc[0].startswith("reference")
+    # any run can be the one measured against
+    at.selectbox(key="sig_reference").set_value(run)
+    run_ok(at)
+    again = table(at, "verdict", "95% interval")
+    assert again["run"].iloc[0] == use_store_label(at, run)
+    (heading,) = [h for h in at.subheader if h.value == "Is the difference real?"]
+    assert heading.proto.help == sv.METHOD and "bootstrap over users" in sv.METHOD  # the method, as help text
+
+
+def use_store_label(at: AppTest, run_id: str) -> str:
+    """The label the page gives ``run_id`` (its run name, as the colour key shows it)."""
+    return MlflowClient().get_run(run_id).info.run_name
+
+
+def test_bars_have_interval_whiskers_and_the_best_says_if_it_is_within_noise(use_store: dict[str, object]) -> None:
+    repeats = use_store["repeats"]
+    ids = [*repeats["warp"], *repeats["bpr"]]  # type: ignore[index]
+    at = compare(ids)
+    at.toggle(key="aggregate").set_value(False)
+    run_ok(at)
+    spec = figures(at)["bars_chart"]
+    bars = [t for t in spec["data"] if t.get("type") == "bar"]
+    assert bars and all("error_y" in t for t in bars)
+    frames = per_user.read_many(ids, str(use_store["uri"]))
+    expected = sv.interval_whiskers(frames, "test_ndcg_at_10", ids).set_index("run_id")
+    names = {MlflowClient().get_run(r).info.run_name: r for r in ids}
+    for trace in bars:
+        run = names[trace["name"]]
+        x = list(trace["x"]).index("test_ndcg_at_10")
+        value = decoded(trace["y"])[x]
+        assert value + decoded(trace["error_y"]["array"])[x] == pytest.approx(expected.at[run, "high"], abs=1e-9)
+        assert value - decoded(trace["error_y"]["arrayminus"])[x] == pytest.approx(expected.at[run, "low"], abs=1e-9)
+    stars = [text for t in bars for text in t["text"] if text]
+    assert stars and all(s in ("★ best", "★ best?") for s in stars)
+    assert re.search(r"★ test_ndcg_at_10: \S+ is best, (but within|beyond) noise of \S+", unescaped(
+        [c.value for c in at.caption]))  # fmt: skip
+
+
+def test_repeats_name_seed_noise_and_user_sampling(use_store: dict[str, object]) -> None:
+    repeats = use_store["repeats"]
+    ids = [*repeats["warp"], *repeats["bpr"], use_store["duplicate"]]  # type: ignore[index]
+    at = compare(ids)
+    spread = table(at, "seed noise (std over seeds)", "user sampling (SE over users)")
+    logged = {r: MlflowClient().get_run(r).data.metrics["test_ndcg_at_10"] for r in repeats["warp"]}  # type: ignore[index]
+    warp = spread[(spread["metric"] == "test_ndcg_at_10") & spread["configuration"].str.contains("loss=warp")]
+    assert len(warp) == 1 and warp["repeats"].iloc[0] == 3  # the duplicate seed counted once
+    assert warp["seed noise (std over seeds)"].iloc[0] == pytest.approx(np.std(list(logged.values()), ddof=1))
+    assert warp["user sampling (SE over users)"].iloc[0] > 0
+
+
+def test_segments_have_per_quartile_whiskers(use_store: dict[str, object]) -> None:
+    ids = list(use_store["repeats"]["warp"])  # type: ignore[index]
+    at = compare(ids, view="Segments")
+    spec = figures(at)["segment_chart"]
+    bars = [t for t in spec["data"] if t.get("type") == "bar"]
+    assert bars and all("error_y" in t and len(decoded(t["error_y"]["array"])) == 4 for t in bars)
+    assert "a quartile has a quarter of the users" in texts(at, "caption").replace("\n", " ")
+
+
+def test_the_sweep_view_marks_the_trials_within_noise_of_the_best(use_store: dict[str, object]) -> None:
+    at = compare([str(use_store["sweep"])], view="Sweep")
+    marked = table(at, "within noise of the best")
+    assert marked["within noise of the best"].iloc[0] == "★ the best"
+    assert marked["test_ndcg_at_10"].is_monotonic_decreasing
+    sentence = unescaped([c.value for c in at.caption])
+    assert re.search(r"The top \d+ trials are within noise|is beyond noise of all \d+ other trials", sentence)
+
+
+def test_runs_without_per_user_results_get_a_plain_note(use_store: dict[str, object]) -> None:
+    ids = [*use_store["foreign"], *use_store["repeats"]["warp"]]  # type: ignore[misc]
+    at = compare(ids)
+    captions = unescaped([c.value for c in at.caption])
+    assert "No intervals for xgb-0, xgb-1" in captions and per_user.NOT_LOGGED in captions
+    assert not at.error

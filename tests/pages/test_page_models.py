@@ -14,8 +14,9 @@ from mlflow.tracking import MlflowClient
 from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
-from recdash import registry
+from recdash import contract, registry
 from recdash.config import TrainConfig
+from recdash.evaluation import per_user
 from recdash.models.rankfm import Hyperparams
 from recdash.training.run import load_data, train
 from recdash.views import models as model_views
@@ -173,13 +174,18 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
     frames = [df for df in at.dataframe if "difference" in df.value.columns]
     assert len(frames) == 1
     side = frames[0].value
-    assert list(side.columns) == ["champion (v1)", "challenger (v2)", "difference", "better when", "verdict"]
+    columns = ["champion (v1)", "challenger (v2)", "difference", "95% interval", "p-value", "verdict"]
+    assert list(side.columns) == columns
     metrics = MlflowClient().get_run(str(store["a"])).data.metrics
     assert side.loc["test_ndcg_at_10", "champion (v1)"] == pytest.approx(metrics["test_ndcg_at_10"])
-    expected = model_views.champion_vs_challenger("recs")
+    plain = model_views.champion_vs_challenger("recs")
+    results = per_user.read_many([str(store["a"]), str(store["b"])])
+    expected = model_views.with_intervals(
+        plain, {registry.CHAMPION: results[str(store["a"])], registry.CHALLENGER: results[str(store["b"])]}
+    )
+    assert (side["95% interval"] != "–").sum() == len(contract.RANKING)  # every ranking metric has its interval
     assert side["verdict"].tolist() == expected["verdict"].tolist()
-    assert side.loc["test_mean_popularity_at_10", "better when"] == "lower"
-    # better green, worse red, on the difference and the verdict; equal and unknown stay plain
+    # better (beyond noise) green, worse red, on the difference and the verdict; within noise, equal, unknown plain
     colours = _cell_colours(frames[0])
     columns = list(side.columns)
     for row, result in enumerate(expected["outcome"]):
@@ -194,9 +200,11 @@ def test_champion_vs_challenger_with_a_link_to_recommend(store: dict[str, object
         in captions
     )
     assert "more novel recommendations" in captions
-    better = int((expected["outcome"] == model_views.BETTER).sum())
-    worse = int((expected["outcome"] == model_views.WORSE).sum())
-    assert any(f"better on {better}** and **worse on {worse}** of {len(expected)}" in m.value for m in at.markdown)
+    counts = expected["outcome"].value_counts()
+    better, worse, noise = (counts.get(o, 0) for o in (model_views.BETTER, model_views.WORSE, model_views.NOISE))
+    assert f"better on {better}, worse on {worse} and within noise on {noise}." in captions
+    assert any(_unescape(m.value) == expected.attrs["key_text"] for m in at.markdown)
+    assert expected.attrs["key_text"].startswith("On test_ndcg_at_10, the key metric, challenger is")
     links = [link for link in at.get("page_link") if "Recommend" in link.proto.label]
     assert len(links) == 1
     assert links[0].proto.page.endswith("recommend")
@@ -235,6 +243,7 @@ def test_promote_challenger_after_a_confirmation(store: dict[str, object]) -> No
     (question,) = [_unescape(w.value) for w in at.warning]
     assert "Move alias champion of recs from version 1 to version 2?" in question
     assert "The challenger alias is then removed" in question
+    assert "On test_ndcg_at_10, the key metric, challenger is" in question  # the verdict, where the decision is made
     assert at.button(key="promote").disabled  # no second question while one is open
     _ok(at.button(key="cancel_promote").click().run())
     assert _aliases() == {"champion": 1, "challenger": 2} and not at.warning
@@ -309,7 +318,11 @@ def test_promote_is_disabled_on_a_read_only_legacy_store(tmp_path: Path, monkeyp
     mlflow.set_tracking_uri(root.as_uri())
     at = _ok(models_page())
     frames = [df.value for df in at.dataframe if "verdict" in df.value.columns]
-    assert len(frames) == 1 and frames[0].loc["test_ndcg_at_10", "verdict"] == "challenger better by 0.0500"
+    assert len(frames) == 1 and frames[0].loc["test_ndcg_at_10", "verdict"] == "better, no interval"
+    assert frames[0].loc["test_ndcg_at_10", "difference"] == pytest.approx(0.05)
+    (verdict,) = [_unescape(m.value) for m in at.markdown if "beyond noise is unknown" in _unescape(m.value)]
+    assert per_user.NOT_LOGGED in verdict and "unknown" in verdict  # a plain note, no error
+    assert not at.error
     assert at.button(key="promote").disabled
     assert any("not possible here" in i.value for i in at.info)
     assert snapshot(root) == before

@@ -14,6 +14,7 @@ from stores import sqlite_store
 from streamlit.testing.v1 import AppTest
 
 from recdash.config import TrainConfig
+from recdash.evaluation import per_user
 from recdash.models.rankfm import Hyperparams
 from recdash.training.run import TrainResult, train
 from recdash.views.style import run_colors
@@ -118,7 +119,7 @@ def test_unknown_user_sees_the_fallback_message_and_popular_items(page: AppTest,
     page.run()
     assert not page.exception and not page.error
     (warning,) = page.warning
-    assert "no\\-such\\-user is not in this model's training data" in warning.value
+    assert "User `no-such-user` is not in this model's training data" in warning.value
     assert "most popular items" in warning.value
     # the fallback ranks by a raw count (486 next to model scores near 2): shown as that count, not as a score
     (recs,) = tables(page, "score")
@@ -318,3 +319,116 @@ def test_cold_start_notes_and_a_known_users_decoded_attributes(featured: dict[st
         rec, user, pd.DataFrame({"user_id": [user], "age": [33], "gender": ["F"], "occupation": ["x"]})
     )
     assert raw == decoded  # a users table that disagrees with what the model saw is not shown
+
+
+# ---- issue 21: models on different data, IDs as typed, k's range, whole titles, links to no run ---------------------
+
+
+@pytest.fixture(scope="module")
+def two_groups(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A random-split and a cold-users model on the same synthetic data: two data groups, whose test metrics differ
+    in scale (cold users score otherwise than known ones), so the picker must not list them as one ranking."""
+    root = tmp_path_factory.mktemp("groups")
+    with sqlite_store(root) as uri:
+        runs = {}
+        for split in ("random", "cold-users"):
+            runs[split] = train(
+                TrainConfig(
+                    dataset="synthetic", dataset_options=SMALL, split=split, epochs=1, patience=0, experiment="groups",
+                    run_name=f"on-{split}", hparams=Hyperparams(factors=4, max_samples=10),
+                )
+            )  # fmt: skip
+    return {"uri": uri, **runs}
+
+
+def test_the_run_picker_lists_models_by_data_group(
+    two_groups: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recdash import recommend as rx
+
+    random, cold = two_groups["random"], two_groups["cold-users"]
+    assert isinstance(random, TrainResult) and isinstance(cold, TrainResult)
+    sources = rx.model_sources(str(two_groups["uri"]))
+    group = dict(zip(sources["run_id"], sources["data_group"], strict=True))
+    assert "random split" in group[random.run_id] and "cold-users split" in group[cold.run_id]
+
+    at = _open(two_groups, monkeypatch, random.run_id)
+    assert not at.exception and not at.error
+    data = at.selectbox(key="a_data")
+    assert data.label == "Data (dataset and split)" and data.value == group[random.run_id]
+    assert data.options == [  # AppTest holds the labels the reader sees
+        f"{group[cold.run_id]} (1 model)",  # the newest model's group first
+        f"{group[random.run_id]} (1 model)",
+    ]
+    picker = at.selectbox(key="a_run")
+    assert picker.options == [  # only this group's models: nothing ranked across data groups
+        sources.loc[sources["run_id"] == random.run_id, "label"].iat[0]
+    ]
+    data.set_value(group[cold.run_id]).run()
+    assert not at.exception and not at.error
+    assert "on-cold-users" in at.selectbox(key="a_run").format_func(at.selectbox(key="a_run").value)
+    assert any(m.startswith(f"Model A: run on-cold-users ({cold.run_id[:8]})") for m in markdown(at))
+
+
+def test_ids_are_echoed_exactly_and_a_link_to_no_run_says_so(page: AppTest, store: dict[str, object]) -> None:
+    """Streamlit's Markdown makes `` -- `` a dash and ``->`` an arrow even when escaped: IDs are code spans."""
+    page.query_params["run"] = "garbage"
+    page.run()
+    assert not page.exception and not page.error
+    assert [w.value for w in page.warning] == ["There is no run `garbage` in this tracking store; pick a model below."]
+    for user, shown in (("--", "`--`"), ("a -> b", "`a -> b`"), ("x`y", "``x`y``"), ("`", "`` ` ``")):
+        page.text_input(key="user_id").input(user).run()
+        assert not page.exception and not page.error
+        assert [w.value for w in page.warning][-1].startswith(f"User {shown} is not in this model's training data")
+    beta = run_of(store, "beta").run_id  # the newest model, picked by default
+    (caption,) = [c.value for c in page.caption if c.value.startswith("`models:/")]
+    assert re.fullmatch(rf"`models:/m-[0-9a-f]+` · run `{beta}`", caption), caption
+
+
+def test_k_states_its_range_and_a_number_above_it_is_applied_as_the_maximum(page: AppTest) -> None:
+    page.run()
+    page.text_input(key="user_id").input("u0001").run()
+    k = page.number_input(key="k")
+    assert k.label == "k (1–500)"
+    k.set_value(600).run()
+    assert not page.exception and not page.error
+    assert page.number_input(key="k").value == 500  # applied, not refused: the page shows what it uses
+    assert "k is between 1 and 500: 600 was set to 500." in [c.value for c in page.caption]
+    assert any(s.value == "Top 500 recommendations" for s in page.subheader)
+    page.number_input(key="k").set_value(0).run()
+    assert page.number_input(key="k").value == 1 and any(s.value == "Top 1 recommendations" for s in page.subheader)
+    page.number_input(key="k").set_value(7).run()
+    assert not [c.value for c in page.caption if c.value.startswith("k is between")]
+
+
+def test_history_and_top_k_rows_wrap_whole_titles(page: AppTest) -> None:
+    """Rows taller than 4rem are the ones Streamlit wraps text in: a long title is shown whole, over lines (the
+    browser screenshots show it; the page sets the height so that ten rows are in view)."""
+    page.run()
+    page.text_input(key="user_id").input("u0001").run()
+    for column in ("weight", "score"):  # the history, the top-k
+        (frame,) = [d for d in page.dataframe if column in d.value.columns]
+        assert frame.proto.row_height > 64
+
+
+def test_compare_shows_the_users_own_test_metrics_from_each_run(page: AppTest, store: dict[str, object]) -> None:
+    alpha, beta = run_of(store, "alpha"), run_of(store, "beta")
+    results_a = per_user.read(alpha.run_id, str(store["uri"]))
+    results_b = per_user.read(beta.run_id, str(store["uri"]))
+    user = str(results_a["user_id"].iloc[3])  # a test user of both runs (same data and split)
+    page.query_params["run"] = alpha.run_id
+    page.session_state["user_id"] = user
+    page.session_state["compare"] = True
+    page.run()
+    assert not page.exception and not page.error
+    (shown,) = [d.value for d in page.dataframe if list(d.value.columns) == ["A", "B"]]
+    for column, results in (("A", results_a), ("B", results_b)):
+        row = results.set_index("user_id").loc[user]
+        assert shown.loc["test_ndcg_at_10", column] == pytest.approx(row["test_ndcg_at_10"], abs=0)
+        assert shown.loc["test_recall_at_10", column] == pytest.approx(row["test_recall_at_10"], abs=0)
+    assert list(shown.index[:2]) == ["test_precision_at_10", "test_recall_at_10"]  # the logged order
+    # a user without test interactions in the runs: said plainly, no numbers
+    page.session_state["user_id"] = "no-such-user"
+    page.run()
+    assert not [d for d in page.dataframe if list(d.value.columns) == ["A", "B"]]
+    assert any("no test interactions in its evaluation" in text for text in markdown(page))

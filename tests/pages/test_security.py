@@ -95,6 +95,7 @@ def markdown_bodies(at: AppTest) -> list[str]:
 
 def assert_no_live_markup(at: AppTest) -> None:
     for body in markdown_bodies(at):
+        body = re.sub(r"(?<![\\`])(`+)(?!`).*?(?<!`)\1(?!`)", "", body)  # code spans are inert: shown as typed
         for pattern in UNSAFE:
             assert not pattern.search(body), f"unescaped {pattern.pattern!r} in {body[:300]!r}"
 

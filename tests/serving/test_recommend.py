@@ -4,6 +4,7 @@ pyfunc contract, the rebuilt split behind history and hits, and the display help
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -269,11 +270,21 @@ def test_missing_artifacts_and_broken_files_are_clear_messages() -> None:
     uri = _log_user_model(tiny_recommender())
     weights = _artifact_dir(uri) / "artifacts" / "weights" / "weights.npz"
     weights.write_bytes(b"not an npz file")
-    with pytest.raises(rx.ModelLoadError, match="broken"):
+    with pytest.raises(rx.ModelLoadError, match="broken") as broken:
         rx.load(uri)
+    assert not isinstance(broken.value, rx.ModelFilesMissing)  # an error, not a note
+    # files left out (a git export that ignores *.npz): named by the model's own folder, not MLflow's temp copy
+    weights.unlink()
+    with pytest.raises(rx.ModelFilesMissing) as partial:
+        rx.load(uri)
+    assert str(partial.value) == (
+        f"The files of {uri} are incomplete: artifacts/weights/weights.npz is missing from its artifact location "
+        f"{_artifact_dir(uri)}, so this model cannot be loaded."
+    )
     shutil.rmtree(_artifact_dir(uri))
-    with pytest.raises(rx.ModelLoadError, match="missing from the artifact store"):
+    with pytest.raises(rx.ModelFilesMissing, match="nothing is at its artifact location") as gone:
         rx.load(uri)
+    assert str(_artifact_dir(uri)) in str(gone.value) and tempfile.gettempdir() + "/tmp" not in str(gone.value)
     for bad in ("runs:/0123456789abcdef/model", "models:/no-such-model@champion"):
         with pytest.raises(rx.ModelLoadError, match="No model at"):
             rx.load(bad)

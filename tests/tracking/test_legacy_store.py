@@ -4,6 +4,8 @@ message that says why and what to do; the suggested migration cannot overwrite a
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -223,3 +225,23 @@ def run_ids_sql(uri: str) -> dict[str, str]:
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     return {r.info.run_name or "": r.info.run_id for r in runs}
+
+
+def test_compare_says_what_to_do_instead_of_training_references_here(store: Path) -> None:
+    """Training is refused on this store, so Compare does not send the user to the Train page for references; a run
+    without the chosen metric is named, not left as an empty legend entry."""
+    ids = run_ids(store)
+    at = page("compare", runs=",".join([ids["3"], ids["7"]]))
+    shown = " ".join(str(e.value) for kind in ("caption", "info", "code", "markdown") for e in at.get(kind))
+    shown = re.sub(r"\\(.)", r"\1", shown)  # Markdown escapes
+    assert "on the Train page" not in shown
+    assert "not possible here" in shown and "migrate-filestore" in shown
+
+    def bars() -> dict:
+        return json.loads(next(e for e in at.get("plotly_chart") if e.key == "bars_chart").proto.spec)
+
+    assert at.multiselect(key="bar_metrics").value == ["value"]  # the metric every one of them logged
+    assert [t["name"] for t in bars()["data"]] == ["3", "7"]
+    at.multiselect(key="bar_metrics").set_value(["val_auc"]).run()  # only run 3 logged it
+    assert [t["name"] for t in bars()["data"]] == ["3"]
+    assert "Not drawn, no value for val_auc: 7" in bars()["layout"]["title"]["subtitle"]["text"]

@@ -17,8 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from pg_helpers import MlflowServer, start_mlflow_server
 
-from recdash import snapshot
-from recdash.tracking import RunsLoader
+from recdash.tracking import RunsLoader, snapshot
 from recdash.tracking.client import sql_store
 
 T0 = 1_700_000_000_000

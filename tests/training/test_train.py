@@ -110,6 +110,11 @@ def test_early_stopping_keeps_the_best_epoch() -> None:
     best = max(steps, key=lambda h: (h.value, -h.step))
     assert run.data.metrics["best_epoch"] == best.step
     assert "early stopping" in run.data.tags["recdash.end_reason"]
+    # every validation metric at the kept epoch, not only the monitored one (val_* at the last step is past it)
+    for name in ("precision", "recall", "ndcg", "mrr", "map", "hit_rate", "coverage"):
+        at_best = [h.value for h in MlflowClient().get_metric_history(result.run_id, f"val_{name}_at_10")
+                   if h.step == best.step]  # fmt: skip
+        assert run.data.metrics[f"best_val_{name}_at_10"] == pytest.approx(at_best[0]), name
 
 
 def test_exception_in_training_ends_run_failed_with_reason() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -9,8 +11,8 @@ import pytest
 
 from recdash import comparison as cmp
 from recdash import contract
-from recdash.views import charts, tables
-from recdash.views.style import RunStyle
+from recdash.views import charts, param_charts, tables
+from recdash.views.style import RunStyle, palette
 from recdash.views.text import parse_run_ids
 
 
@@ -69,8 +71,8 @@ def test_a_run_has_the_same_colour_and_name_in_every_figure() -> None:
     figures = [
         charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", style),
         charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style),
-        charts.parallel_coordinates_figure(runs, ["loss", "factors"], "val_ndcg_at_10", style),
-        charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style),
+        param_charts.parallel_coordinates_figure(runs, ["loss", "factors"], "val_ndcg_at_10", style),
+        param_charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style),
     ]
     expected = {f"run-{i}": style.colors[runs.run_id[i]] for i in range(4)}
     for fig in figures:
@@ -125,10 +127,13 @@ def test_history_bands_are_mean_and_std_of_repeats() -> None:
     configs = dict(zip(runs["run_id"], ["factors=8", "factors=8", "factors=16", "factors=16"], strict=True))
     fig = charts.metric_history_figure(hist, "val_ndcg_at_10", RunStyle.of(runs), configs=configs)
     means = {t.name: t for t in fig.data if t.showlegend is not False}
-    assert set(means) == {"factors=8 (n=2)", "factors=16 (n=2)"}
+    assert set(means) == {"A: factors=8 (n=2)", "B: factors=16 (n=2)"}  # a letter and what differs
     values = hist.pivot_table(index="step", columns="run_id", values="value")[list(runs["run_id"][:2])]
-    assert np.allclose(means["factors=8 (n=2)"].y, values.mean(axis=1))
-    assert np.allclose(means["factors=8 (n=2)"].customdata[:, 0], values.std(axis=1, ddof=1))
+    assert np.allclose(means["A: factors=8 (n=2)"].y, values.mean(axis=1))
+    assert np.allclose(means["A: factors=8 (n=2)"].customdata[:, 0], values.std(axis=1, ddof=1))
+    # a configuration is not a run: a grey with its own dash, never a colour of the run palette
+    lines = [(t.line.color, t.line.dash) for t in means.values()]
+    assert len(set(lines)) == 2 and not {c.upper() for c, _ in lines} & {c.upper() for c in palette()}
 
 
 def test_single_step_metrics_are_recognised() -> None:
@@ -140,7 +145,7 @@ def test_single_step_metrics_are_recognised() -> None:
 def test_many_runs_scatter_is_one_trace_that_keeps_each_runs_colour() -> None:
     runs = make_runs(30)
     style = RunStyle.of(runs)
-    fig = charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
+    fig = param_charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
     assert len(fig.data) == 1 and not fig.layout.showlegend
     assert list(fig.data[0].marker.color) == [style.colors[r] for r in runs.run_id]
     assert fig.data[0].hovertext[5].startswith(f"run-5 · {runs.run_id[5][:8]}")
@@ -175,7 +180,7 @@ def _axis_titles(fig: go.Figure) -> list[str]:
 
 def test_parallel_coordinates_one_line_per_run_with_scaled_axes() -> None:
     runs = make_runs(4)
-    fig = charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10",
+    fig = param_charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10",
                                              RunStyle.of(runs))  # fmt: skip
     assert _axis_titles(fig) == ["loss", "factors", "learning_rate (log)", "val_ndcg_at_10"]
     assert [t.name for t in fig.data] == ["run-0", "run-1", "run-2", "run-3"]
@@ -193,19 +198,20 @@ def test_parallel_coordinates_one_line_per_run_with_scaled_axes() -> None:
 
 def test_parallel_coordinates_missing_params_and_metrics() -> None:
     runs = make_runs(4, params__factors=["8", None, "16", ""], metrics__val_ndcg_at_10=[0.1, np.nan, 0.3, np.inf])
-    fig = charts.parallel_coordinates_figure(runs, ["factors", "nope"], "val_ndcg_at_10", RunStyle.of(runs))
+    fig = param_charts.parallel_coordinates_figure(runs, ["factors", "nope"], "val_ndcg_at_10", RunStyle.of(runs))
     assert "2 runs without the metric left out" in fig.layout.title.text
     assert [t.y[0] for t in fig.data] == [0.0, 1.0]
     nan_runs = make_runs(3, params__factors=["8", None, "16"])
-    fig = charts.parallel_coordinates_figure(nan_runs, ["factors"], "val_ndcg_at_10", RunStyle.of(nan_runs))
+    fig = param_charts.parallel_coordinates_figure(nan_runs, ["factors"], "val_ndcg_at_10", RunStyle.of(nan_runs))
     assert fig.data[1].y[0] < 0 and charts.MISSING in [a.text for a in fig.layout.annotations]
-    assert not charts.parallel_coordinates_figure(runs, ["loss"], "no_such_metric", RunStyle.of(runs)).data
-    assert not charts.parallel_coordinates_figure(runs.iloc[0:0], ["loss"], "val_ndcg_at_10", RunStyle.of(runs)).data
+    assert not param_charts.parallel_coordinates_figure(runs, ["loss"], "no_such_metric", RunStyle.of(runs)).data
+    none = runs.iloc[0:0]
+    assert not param_charts.parallel_coordinates_figure(none, ["loss"], "val_ndcg_at_10", RunStyle.of(runs)).data
 
 
 def test_parallel_coordinates_never_crowd_a_categorical_axis() -> None:
     runs = make_runs(30, params__name=[f"value-{i:02d}" for i in range(30)])
-    fig = charts.parallel_coordinates_figure(runs, ["name"], "val_ndcg_at_10", RunStyle.of(runs))
+    fig = param_charts.parallel_coordinates_figure(runs, ["name"], "val_ndcg_at_10", RunStyle.of(runs))
     ticks = [a for a in fig.layout.annotations if a.x == 0 and not a.text.startswith("<b>")]
     assert len(ticks) <= 8
     gaps = np.diff(sorted(a.y for a in ticks))
@@ -229,7 +235,7 @@ def test_parallel_coordinates_never_crowd_a_categorical_axis() -> None:
 )
 def test_scatter_log_axis_choice(name: str, values: list[str], log: bool) -> None:
     runs = make_runs(3, **{f"params__{name}": values})
-    fig = charts.param_scatter_figure(runs, name, "val_ndcg_at_10", RunStyle.of(runs))
+    fig = param_charts.param_scatter_figure(runs, name, "val_ndcg_at_10", RunStyle.of(runs))
     assert (fig.layout.xaxis.type == "log") is log
     assert [t.x[0] for t in fig.data] == [float(v) for v in values]
 
@@ -237,16 +243,16 @@ def test_scatter_log_axis_choice(name: str, values: list[str], log: bool) -> Non
 def test_scatter_one_point_per_run_with_hover_and_legend() -> None:
     runs = make_runs(4, metrics__val_ndcg_at_10=[0.1, np.nan, 0.3, -np.inf])
     style = RunStyle.of(runs)
-    fig = charts.param_scatter_figure(runs, "params.loss", "metrics.val_ndcg_at_10", style)
+    fig = param_charts.param_scatter_figure(runs, "params.loss", "metrics.val_ndcg_at_10", style)
     assert fig.layout.xaxis.type == "category"
     assert [t.name for t in fig.data] == ["run-0", "run-2"] and fig.layout.showlegend
     assert [t.x[0] for t in fig.data] == ["warp", "warp"]
     assert "run-2" in fig.data[1].hovertext[0] and "loss = warp" in fig.data[1].hovertext[0]
     odd = make_runs(2, params__factors=["8", "lots"])
-    assert charts.param_scatter_figure(odd, "factors", "val_ndcg_at_10", RunStyle.of(odd)).layout.xaxis.type == (
+    assert param_charts.param_scatter_figure(odd, "factors", "val_ndcg_at_10", RunStyle.of(odd)).layout.xaxis.type == (
         "category"
     )
-    assert not charts.param_scatter_figure(runs, "missing", "val_ndcg_at_10", style).data
+    assert not param_charts.param_scatter_figure(runs, "missing", "val_ndcg_at_10", style).data
 
 
 # ------------------------------------------------------------------------------------------ bars, best run
@@ -290,12 +296,16 @@ def test_bars_draw_each_datasets_popularity_baseline() -> None:
 
 
 def test_metric_bars_with_missing_metrics_and_many_runs() -> None:
-    runs = make_runs(40, metrics__val_ndcg_at_10=np.nan)
+    runs = make_runs(40)
     fig = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], RunStyle.of(runs))
     assert len(fig.data) == charts.MAX_BAR_RUNS and "first 30 of 40" in fig.layout.title.text
-    assert all(list(t.text) == [""] for t in fig.data)
+    assert sum(list(t.text) == ["★ best"] for t in fig.data) <= 1
     assert not fig.layout.showlegend  # 30 legend entries are noise; hover names the run
     assert not charts.metric_bars_figure(runs, ["absent"], RunStyle.of(runs)).data
+    # nothing to draw is said, not shown as an empty axis
+    blank = make_runs(3, metrics__val_ndcg_at_10=np.nan)
+    empty = charts.metric_bars_figure(blank, ["val_ndcg_at_10"], RunStyle.of(blank))
+    assert not empty.data and "no run on this data has a value for val_ndcg_at_10" in empty.layout.annotations[0].text
 
 
 def test_config_bars_and_summary_table_show_mean_std_and_n() -> None:
@@ -309,12 +319,27 @@ def test_config_bars_and_summary_table_show_mean_std_and_n() -> None:
     fig = charts.config_bars_figure(
         summary, ["test_ndcg_at_10"], runs, style, dict(zip(runs.run_id, configs, strict=True))
     )
-    bars = {t.name: t for t in fig.data}
-    assert bars["loss=warp"].y[0] == pytest.approx(0.31)
-    assert bars["loss=warp"].error_y.array[0] == pytest.approx(np.std([0.30, 0.32, 0.31], ddof=1))
-    assert list(bars["loss=bpr"].text) == ["n=2"]
-    table = tables.summary_table(summary, ["test_ndcg_at_10"]).set_index("configuration")
-    assert table.loc["loss=bpr", "test_ndcg_at_10"] == f"0.2200 ± {np.std([0.2, 0.24], ddof=1):.4f} (n=2)"
+    bars = {t.name: t for t in fig.data if t.type == "bar"}
+    assert set(bars) == {"A: loss=warp", "B: loss=bpr"}  # a letter, then only what differs
+    assert bars["A: loss=warp"].y[0] == pytest.approx(0.31)
+    assert bars["A: loss=warp"].error_y.array[0] == pytest.approx(np.std([0.30, 0.32, 0.31], ddof=1))
+    assert list(bars["B: loss=bpr"].text) == ["B n=2"]
+    # configurations are greys told apart by a pattern, never a run's colour; each run is a dot in its own colour
+    run_colours = {c.upper() for c in palette()}
+    assert not {b.marker.color.upper() for b in bars.values()} & run_colours
+    assert len({b.marker.pattern.shape for b in bars.values()}) == 2
+    dots = {t.name: t for t in fig.data if t.type == "scatter" and t.name in style.labels.values()}
+    assert {name: dot.marker.color for name, dot in dots.items()} == {
+        style.label(r): style.color(r) for r in runs.run_id
+    }
+    assert dots["run-3"].offsetgroup == bars["B: loss=bpr"].offsetgroup and dots["run-3"].y[0] == pytest.approx(0.2)
+    # the legend sits below the plot: long configuration names never take the plot's width
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.yref == "container"
+    config_of = dict(zip(runs.run_id, configs, strict=True))
+    table = tables.summary_table(summary, ["test_ndcg_at_10"], style.config_styles(config_of), config_of, style)
+    row = table.set_index("configuration").loc["B"]
+    assert row["test_ndcg_at_10"] == f"0.2200 ± {np.std([0.2, 0.24], ddof=1):.4f} (n=2)"
+    assert (row["hyperparameters"], row["runs"]) == ("loss=bpr", "run-3, run-4")
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -329,7 +354,7 @@ def test_param_diff_table_keeps_only_differing_hyperparameters() -> None:
     assert list(table.columns) == ["run-0", "run-1", "run-2"]
     # alpha "0.1" == "0.10"; split_seed same; lineage (dataset_*) and sweep bookkeeping (best_*) are not settings
     assert set(table.index) == {"loss", "factors", "learning_rate", "note"}
-    assert table.loc["note", "run-1"] == charts.MISSING
+    assert table.loc["note", "run-1"] == tables.MISSING_TEXT  # shown like every missing value
     assert table.loc["factors"].tolist() == ["8", "16", "24"]
     assert tables.param_diff_table(runs.iloc[:1], style.labels).empty
     assert tables.param_diff_table(runs.iloc[0:0], {}).empty
@@ -372,13 +397,15 @@ def test_best_per_experiment_is_per_dataset_too() -> None:
     assert contract.preferred_metric(["train_seconds", "baseline_test_ndcg_at_10", "test_ndcg_at_10"]) == (
         "test_ndcg_at_10"
     )
+    # validation at the kept epoch before the last epoch's (which early stopping ran past)
+    assert contract.preferred_metric(["val_ndcg_at_10", "best_val_ndcg_at_10"]) == "best_val_ndcg_at_10"
 
 
 def test_importance_figure_orders_bars() -> None:
     frame = pd.DataFrame({"param": ["lr", "loss"], "importance": [0.7, 0.3]})
-    fig = charts.importance_figure(frame, "val_ndcg_at_10")
+    fig = param_charts.importance_figure(frame, "val_ndcg_at_10")
     assert list(fig.data[0].y) == ["loss", "lr"]  # plotly draws bottom-up: the top bar is the most important
-    assert not charts.importance_figure(frame.iloc[0:0], "x").data
+    assert not param_charts.importance_figure(frame.iloc[0:0], "x").data
 
 
 # ------------------------------------------------------------------------------------------ robustness
@@ -389,8 +416,8 @@ def test_no_metrics_single_run_and_zero_runs_do_not_crash() -> None:
     assert cmp.metric_names(bare) == []
     for runs in (bare, make_runs(1), make_runs(0)):
         style = RunStyle.of(runs)
-        charts.parallel_coordinates_figure(runs, cmp.param_names(runs), "val_ndcg_at_10", style)
-        charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
+        param_charts.parallel_coordinates_figure(runs, cmp.param_names(runs), "val_ndcg_at_10", style)
+        param_charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
         charts.metric_bars_figure(runs, cmp.metric_names(runs), style)
         tables.param_diff_table(runs, style.labels)
         tables.comparison_table(runs, cmp.param_names(runs), cmp.metric_names(runs), style)
@@ -411,9 +438,9 @@ def test_names_from_the_store_are_shown_as_text_in_figures() -> None:
     style = RunStyle.of(runs)
     bars = charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style)
     assert [t.name for t in bars.data] == ["&lt;b&gt;bold&lt;/b&gt;", "&lt;a href='javascript:x'&gt;l&lt;/a&gt;"]
-    scatter = charts.param_scatter_figure(runs, "loss", "val_ndcg_at_10", style)
+    scatter = param_charts.param_scatter_figure(runs, "loss", "val_ndcg_at_10", style)
     assert scatter.data[0].x[0] == "&lt;i&gt;a&lt;/i&gt;" and "<b>bold" not in scatter.data[0].hovertext[0]
-    parallel = charts.parallel_coordinates_figure(runs, ["loss"], "val_ndcg_at_10", style)
+    parallel = param_charts.parallel_coordinates_figure(runs, ["loss"], "val_ndcg_at_10", style)
     assert "&lt;i&gt;a&lt;/i&gt;" in [a.text for a in parallel.layout.annotations]
     lines = charts.metric_history_figure(history(list(runs["run_id"])), "val_ndcg_at_10", style)
     assert lines.data[0].name == "&lt;b&gt;bold&lt;/b&gt;"
@@ -425,8 +452,8 @@ def test_five_hundred_runs_build_and_use_webgl() -> None:
     style = RunStyle.of(runs)
     hist = history(list(runs["run_id"]), steps=20)
     lines = charts.metric_history_figure(hist, "val_ndcg_at_10", style, smoothing=0.6)
-    scatter = charts.param_scatter_figure(runs, "learning_rate", "val_ndcg_at_10", style)
-    charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10", style)
+    scatter = param_charts.param_scatter_figure(runs, "learning_rate", "val_ndcg_at_10", style)
+    param_charts.parallel_coordinates_figure(runs, ["loss", "factors", "learning_rate"], "val_ndcg_at_10", style)
     charts.metric_bars_figure(runs, ["val_ndcg_at_10"], style)
     tables.param_diff_table(runs, style.labels)
     assert all(isinstance(t, go.Scattergl) for t in lines.data) and len(lines.data) == 1000
@@ -472,3 +499,57 @@ def test_references_are_grey_lines_in_their_datas_facet_on_bars_segments_and_cur
     )
     assert ratio[style.label(compared["run_id"].iloc[0])] == pytest.approx(0.3 / 0.33)
     assert np.isnan(ratio[style.label(compared["run_id"].iloc[1])])  # d2 has no reference
+
+
+# ------------------------------------------------------------------------------------------ issue 21
+
+
+def test_a_facet_with_nothing_to_draw_says_why_instead_of_an_empty_axis() -> None:
+    """A cold-users run has no per-quartile values (its test users have no training activity); a legacy run of
+    another experiment ("data not recorded") has none of recdash's metrics: neither becomes an empty facet."""
+    quartiles = {f"metrics.test_recall_at_10_q{q}": [0.1 * q, np.nan, np.nan] for q in range(1, 5)}
+    runs = make_runs(3, dataset_digest=["d1", "d1", "d1"], params__split_method=["random", "cold-users", "random"],
+                     metrics__test_ndcg_at_10=[0.3, 0.5, np.nan], experiment=["exp", "exp", "legacy"],
+                     **quartiles)  # fmt: skip
+    runs.loc[2, ["dataset_digest", "dataset_name", "params.split_seed", "params.split_method"]] = None  # no lineage
+    style = RunStyle.of(runs)
+    assert len(style.group_names()) == 3
+    segments = charts.segment_bars_figure(runs, "test_recall_at_10", style)
+    assert [t.name for t in segments.data] == ["run-0"] and not segments.layout.annotations  # one facet, untitled
+    note = segments.layout.title.subtitle.text
+    assert "cold-users split: its test users have no training interactions" in note
+    assert "legacy: data not recorded (no run on this data has a value for test_recall_at_10 per quartile)" in note
+    bars = charts.metric_bars_figure(runs, ["test_ndcg_at_10"], style)
+    assert {t.name for t in bars.data if t.type == "bar"} == {"run-0", "run-1"}
+    assert "legacy: data not recorded (no run on this data has a value for test_ndcg_at_10)" in (
+        bars.layout.title.subtitle.text
+    )
+    assert len([a for a in bars.layout.annotations if "split" in a.text]) == 2  # two facets drawn, titled
+
+
+def test_hyperparameter_views_have_a_facet_per_data_group() -> None:
+    runs = make_runs(4, dataset_digest=["d1", "d1", "d2", "d2"], metrics__val_ndcg_at_10=[0.2, 0.25, 0.5, 0.55])
+    style = RunStyle.of(runs)
+    parallel = param_charts.parallel_coordinates_figure(runs, ["loss", "factors"], "val_ndcg_at_10", style)
+    titles = [a.text for a in parallel.layout.annotations if a.text in style.group_names()]
+    assert titles == style.group_names()  # each data group its own panel, named
+    metric_axis = {t.name: t.y[-1] for t in parallel.data}
+    # each panel scales the metric over its own runs: the best of each group at the top of its panel
+    assert metric_axis["run-1"] == pytest.approx(1.0) and metric_axis["run-3"] == pytest.approx(
+        1.0 - param_charts.FACET_SPAN
+    )
+    scatter = param_charts.param_scatter_figure(runs, "factors", "val_ndcg_at_10", style)
+    assert {t.name: t.yaxis for t in scatter.data} == {"run-0": "y", "run-1": "y", "run-2": "y2", "run-3": "y2"}
+    assert scatter.layout.xaxis.type == scatter.layout.xaxis2.type == "linear"
+
+
+def test_parallel_coordinates_titles_never_touch() -> None:
+    names = ["cold_start_strategy", "epochs", "factors", "item_features", "learning_rate", "loss", "user_features"]
+    runs = make_runs(3, **{f"params__{n}": ["a", "b", "c"] for n in names if n not in ("factors", "learning_rate",
+                                                                                          "loss")})  # fmt: skip
+    fig = param_charts.parallel_coordinates_figure(runs, names, "val_ndcg_at_10", RunStyle.of(runs))
+    titles = sorted((a.x, a.y) for a in fig.layout.annotations if a.text.startswith("<b>"))
+    assert len(titles) == 8
+    for (x0, y0), (x1, y1) in itertools.pairwise(titles):
+        assert x1 - x0 == 1 and y0 != y1  # neighbours on two heights: each title gets two axes' width
+    assert fig.layout.legend.orientation == "h"  # the run legend below, not eating the axes' width

@@ -168,3 +168,101 @@ def test_references_are_the_newest_finished_reference_per_model_on_the_same_data
     assert ratio.iloc[:2].tolist() == pytest.approx([0.30 / 0.24, 0.20 / 0.24])
     assert np.isnan(ratio.iloc[2])  # nothing to compare with on d2
     assert cmp.references_for(groups.iloc[2:3], runs).empty
+
+
+# ------------------------------------------------------------------------------------------ issue 21
+
+
+def test_values_a_run_chose_itself_are_results_not_settings() -> None:
+    """cold_start_strategy is chosen on validation by the run (or fixed, unvalidated, on other splits) and logged
+    only by models with user encodings: naming or grouping configurations by it splits repeats by an outcome and
+    shows "(missing)" for every other model."""
+    runs = make_runs(4, params__seed=["1", "2", "1", "2"], params__loss="warp", params__factors="8",
+                     params__cold_start_strategy=["popular", None, "blend", None], params__reference_models="ease",
+                     params__item_features_digest=["a", "a", "b", "b"])  # fmt: skip
+    assert "cold_start_strategy" not in cmp.hyperparameters(runs) and cmp.run_choices(runs) == ["cold_start_strategy"]
+    assert "reference_models" not in cmp.hyperparameters(runs)  # the references parent's description of itself
+    assert "item_features_digest" not in cmp.hyperparameters(runs)  # a side-feature table's digest is lineage
+    assert cmp.default_group_params(runs) == ["learning_rate"]
+    assert "cold_start" not in cmp.config_groups(runs, cmp.default_group_params(runs)).iloc[0]
+
+
+def test_default_axes_put_the_models_own_hyperparameters_first() -> None:
+    names = ("epochs", "k", "patience", "early_stopping_metric", "item_features", "user_features", "max_samples")
+    runs = make_runs(4, **{f"params__{name}": ["a", "b", "a", "b"] for name in names})
+    axes = cmp.default_axes(runs)
+    assert len(axes) == 8 and {"loss", "factors", "learning_rate"} <= set(axes)  # loss varies: it is drawn
+    assert axes[:4] == ["factors", "learning_rate", "loss", "max_samples"]  # the model's own first
+    assert cmp.rank_hyperparameters(["epochs", "loss", "model"]) == ["model", "loss", "epochs"]
+
+
+def test_the_same_seed_on_the_same_configuration_and_data_counts_once() -> None:
+    """The default run (seed 42) and a repeat with seed 42 are one draw: averaged as two they shrink the spread."""
+    runs = make_runs(5, params__seed=["42", "42", "43", "44", "42"], params__factors="8", params__loss="warp",
+                     params__learning_rate=["0.05"] * 4 + ["0.1"],
+                     metrics__test_ndcg_at_10=[0.2983, 0.2983, 0.2960, 0.3010, 0.25])  # fmt: skip
+    groups = cmp.data_groups(runs)
+    duplicate = cmp.duplicate_runs(runs, groups)
+    # make_runs starts runs newest first: row 1 is older than row 0, so row 0 is the repeat; another rate is not
+    assert duplicate.tolist() == [True, False, False, False, False]
+    configs = cmp.config_groups(runs, cmp.default_group_params(runs))
+    summary = cmp.aggregate(runs[~duplicate], ["test_ndcg_at_10"], configs[~duplicate]).set_index("group")
+    values = np.array([0.2983, 0.2960, 0.3010])
+    assert summary.loc["learning_rate=0.05", "test_ndcg_at_10 n"] == 3
+    assert summary.loc["learning_rate=0.05", "test_ndcg_at_10 std"] == pytest.approx(values.std(ddof=1))
+    other_data = runs.assign(dataset_digest=["zz", "abc123", "abc123", "abc123", "abc123"])
+    assert not cmp.duplicate_runs(other_data, cmp.data_groups(other_data)).any()  # other data: another draw
+    no_seed = runs.drop(columns="params.seed")  # another tool's runs: a seed nobody recorded may differ
+    assert not cmp.duplicate_runs(no_seed, cmp.data_groups(no_seed)).any()
+
+
+def test_a_parent_in_a_selection_stands_for_its_finished_children() -> None:
+    trials = make_runs(4, status=["FINISHED", "KILLED", "FINISHED", "FINISHED"],
+                       run_name=["t3", "t2", "t1", "t0"])  # fmt: skip
+    parent = make_runs(1, seed=5, run_name=["my-sweep"], tags__recdash__kind="sweep")
+    refs = make_runs(2, seed=6, run_name=["reference-ease", "reference-popularity"])
+    ref_parent = make_runs(1, seed=7, run_name=["references"], tags__recdash__kind="references")
+    trials["parent_run_id"] = parent.run_id[0]
+    refs["parent_run_id"] = ref_parent.run_id[0]
+    plain = make_runs(1, seed=8, run_name=["plain"])
+    runs = pd.concat([plain, parent, trials, ref_parent, refs], ignore_index=True)
+    selected, notes = cmp.expand_parents(runs, [plain.run_id[0], parent.run_id[0], ref_parent.run_id[0]])
+    names = dict(zip(runs.run_id, runs.run_name, strict=True))
+    assert [names[r] for r in selected] == ["plain", "t0", "t1", "t3", "reference-popularity", "reference-ease"]
+    assert notes == [
+        "my-sweep is a sweep: its 3 finished trials are selected instead (1 not finished: left out).",
+        "references holds the reference models: its 2 finished reference runs are selected instead.",
+    ]
+    assert cmp.expand_parents(runs, [plain.run_id[0]]) == ([plain.run_id[0]], [])
+
+
+def test_configurations_get_letters_and_data_groups_a_short_name() -> None:
+    assert cmp.config_letters(["b", "a", "b", "c"]) == {"b": "A", "a": "B", "c": "C"}
+    assert list(cmp.config_letters(str(i) for i in range(28)).values())[-2:] == ["AA", "AB"]
+    full = ["synthetic f39 · random split 0.8/0.1/0.1, seed 42",
+            "synthetic f39 · cold-users split 0.8/0.1/0.1, seed 42", "exp: data not recorded"]  # fmt: skip
+    assert cmp.short_data_labels(full) == {full[0]: "synthetic · random split", full[1]: "synthetic · cold-users split",
+                                           full[2]: "exp: data not recorded"}  # fmt: skip
+    clash = ["synthetic a1b2c3d4e5 · random split 0.8/0.1/0.1, seed 42",
+             "synthetic b2c3d4e5f6 · random split 0.8/0.1/0.1, seed 42",
+             "synthetic b2c3d4e5f6 · random split 0.7/0.2/0.1, seed 42"]  # fmt: skip
+    assert cmp.short_data_labels(clash) == {  # two datasets called synthetic: their digests tell them apart
+        clash[0]: "synthetic a1b2c3d4 · random split", clash[1]: clash[1], clash[2]: clash[2]
+    }  # fmt: skip
+
+
+def test_configurations_of_different_models_are_named_by_their_own_params() -> None:
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d"],
+            "params.model": ["rankfm", "rankfm", "rankfm", "ease"],
+            "params.loss": ["warp", "warp", "bpr", None],
+            "params.factors": ["64", "64", "64", None],
+            "params.seed": ["1", "2", "1", None],
+            "params.l2": [None, None, None, "300"],
+        }
+    )
+    labels = cmp.config_groups(runs, ["model", "loss", "factors", "l2"]).tolist()
+    # factors is the same for every rankfm run and l2 for the one EASE run: they tell nothing apart; no "(missing)"
+    assert labels == ["model=rankfm, loss=warp", "model=rankfm, loss=warp", "model=rankfm, loss=bpr", "model=ease"]
+    assert len(set(labels)) == 3  # still one label per configuration

@@ -26,14 +26,19 @@ def foreign_runs(n: int = 3) -> pd.DataFrame:
 def test_a_store_recdash_did_not_write_gets_its_own_metrics_and_params() -> None:
     columns = runs_view.default_columns(foreign_runs())
     assert {"metrics.auc", "metrics.logloss", "params.max_depth", "params.eta"} <= set(columns)
-    assert columns[-3:] == ["status", "start_time", "experiment"]  # make_runs has no duration column
+    assert columns[-2:] == ["status", "start_time"]  # make_runs has no duration column; one experiment: no column
+    several = foreign_runs().assign(experiment=["a", "b", "b"])
+    assert runs_view.default_columns(several)[-1] == "experiment"
 
 
 def test_key_metrics_come_first_and_mixed_stores_cover_every_run() -> None:
     ours = make_runs(3, metrics__val_recall_at_10=0.2, metrics__test_ndcg_at_10=0.3,
-                     metrics__baseline_test_ndcg_at_10=0.1, params__seed=["1", "2", "3"])  # fmt: skip
+                     metrics__baseline_test_ndcg_at_10=0.1, params__seed=["1", "2", "3"],
+                     metrics__best_val_ndcg_at_10=0.25, metrics__best_val_recall_at_10=0.3)  # fmt: skip
     columns = runs_view.default_columns(ours)
-    assert columns[0] == "metrics.val_ndcg_at_10"  # the key metric first, left, visible at 1400 px
+    # the key metrics first, left, visible at 1400 px: validation at the kept epoch, then test; never the last
+    # epoch's validation value while the kept epoch's is there
+    assert columns[:3] == ["metrics.best_val_ndcg_at_10", "metrics.best_val_recall_at_10", "metrics.test_ndcg_at_10"]
     assert "metrics.baseline_test_ndcg_at_10" not in columns and "params.seed" not in columns
     assert "params.split_seed" not in columns  # lineage is one click away, not a default
     mixed = pd.concat([ours, foreign_runs()], ignore_index=True)
@@ -137,3 +142,28 @@ def test_runs_show_their_ratio_to_the_best_reference_on_the_same_data() -> None:
     assert ratio[[0, 1, 3]].tolist() == pytest.approx([1.2, 1.0, 0.4]) and np.isnan(ratio[2])
     assert shown.attrs["reference_metric"] == "test_ndcg_at_10"
     assert runs_view.REFERENCE_RATIO in runs_view.default_columns(shown)
+
+
+def test_runs_show_their_data_grouped_and_the_settings_that_vary() -> None:
+    """A cold-users run next to random-split runs: a Data column says which is which, its rows are not interleaved
+    with theirs, and the varying loss and factors are default columns even when many other settings vary too."""
+    runs = make_runs(4, params__split_method=["random", "cold-users", "random", "random"],
+                     params__epochs=["8", "8", "5", "5"], params__k="10", params__user_features=["none", "builtin",
+                     "none", "none"], params__item_features=["none", "builtin", "none", "none"],
+                     params__model="rankfm", params__seed="42")  # fmt: skip
+    shown = runs_view.with_data_groups(runs)
+    assert shown[runs_view.DATA].tolist() == ["ml · random split"] * 3 + ["ml · cold-users split"]
+    assert shown["run_name"].tolist() == ["run-0", "run-2", "run-3", "run-1"] and shown.attrs["data_groups"] == 2
+    columns = runs_view.default_columns(shown)
+    assert columns[0] == runs_view.DATA
+    params = [c for c in columns if c.startswith("params.")]
+    assert params[:3] == ["params.factors", "params.learning_rate", "params.loss"]  # the model's own first
+
+
+def test_the_expand_picker_tells_sweeps_from_references() -> None:
+    runs = sweep_runs()
+    refs = make_runs(1, seed=11, run_name=["references"], tags__recdash__kind="references")
+    child = make_runs(1, seed=12, run_name=["reference-ease"])
+    child["parent_run_id"] = refs.run_id[0]
+    runs = pd.concat([runs, refs, child], ignore_index=True)
+    assert runs_view.parents_text(runs, runs_view.sweep_labels(runs)) == "1 sweep and 1 set of references"
