@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from recdash.errors import UserError
+from recdash.models.als import ALS
 from recdash.models.base import (
     FORMAT_VERSION,
     IDS_FILE,
@@ -58,7 +59,7 @@ def unregister(name: str) -> None:
     MODELS.pop(name, None)
 
 
-for _model in (RankFM, Popularity, EASE, ItemKNN):
+for _model in (RankFM, Popularity, EASE, ItemKNN, ALS):
     register(_model)
 
 
@@ -144,6 +145,7 @@ def load(directory: str | Path) -> Recommender:
 
 
 __all__ = [
+    "ALS",
     "DEFAULT_MODEL",
     "EASE",
     "FORMAT_VERSION",

@@ -1,12 +1,23 @@
 """EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019): a closed-form item-item model.
 
 B = argmin ||X - XB||² + λ||B||² subject to diag(B) = 0 has the solution P = (XᵀX + λI)⁻¹, B = -P / diag(P)
-(column-wise), diag(B) = 0. Scores are ``X_u @ B``. One n_items x n_items inverse: well under a second for a few
-thousand items, and memory grows with the square of the catalogue (refused above :data:`MAX_ITEMS`).
+(column-wise), diag(B) = 0. Scores are ``X_u @ B``, the sum of B's rows for the items in u's history: a sparse
+row times B (scipy), which reads |history| rows of B instead of all of it (5.7x faster than the dense product for
+1,024 users at 26,744 items, the same rankings and metrics on ML-100K).
+
+Memory grows with the square of the catalogue: one n_items x n_items float32 array does all the work (the Gram
+matrix is built into it a block of columns at a time, inverted in place by LAPACK's Cholesky routines -- XᵀX + λI is
+symmetric positive definite -- and scaled into B in place): 3.8 GB at 26,744 items with the column blocks (measured;
+:func:`fit_memory` says 3.7), where the float64 Gram matrix and its inverse alone took 11.4 GB (the float64 fit
+needed 3.2 GB at 10,000 items, this one 0.85). :meth:`EASE.check` refuses a catalogue whose matrix would not fit
+in the memory available, before any run exists, and says what to use instead. float32 holds ML-100K's rankings and
+metrics (identical for every λ of the reference grid); a λ so small that the matrix is not positive definite in
+float32 is refused with a message.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,11 +29,11 @@ from recdash.models.base import (
     Params,
     ParamSpec,
     Recommender,
-    dense_rows,
+    binary_csr,
     spec_table,
 )
 
-MAX_ITEMS = 30_000  # a 30k x 30k float64 Gram matrix is 7 GB: beyond that EASE is the wrong tool
+BLOCK = 2048  # columns of the Gram matrix built (and mirrored) at once: a few n_items x BLOCK temporaries
 HYPERPARAMS: dict[str, ParamSpec] = spec_table(
     ParamSpec(
         "l2",
@@ -48,6 +59,7 @@ class EASE(Recommender):
 
     name: ClassVar[str] = "ease"
     Params: ClassVar[type[Params]] = EASEParams
+    scoring_needs_scipy: ClassVar[bool] = True
     default_space: ClassVar[tuple[str, ...]] = ("l2=10:5000:log",)
     reference_grid: ClassVar[tuple[dict[str, Any], ...] | None] = tuple(
         {"l2": v} for v in (50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0)
@@ -59,27 +71,41 @@ class EASE(Recommender):
     def __init__(self, params: Params | None = None, *, seed: int = 42) -> None:
         super().__init__(params, seed=seed)
         self.weights = np.zeros((0, 0), dtype=np.float32)
+        self._history: Any = None  # the users' training items as a CSR matrix, built on first use
 
     @classmethod
     def check(cls, params: Params, train: Interactions) -> None:
-        if train.n_items > MAX_ITEMS:
+        """Refuse a catalogue whose item x item matrix would not fit in the memory available now (naming what it
+        needs and what to use instead): better than a run that dies of an out-of-memory kill halfway."""
+        need, have = fit_memory(train.n_items), available_memory()
+        if have is not None and need > have:
             raise HyperparameterError(
-                f"EASE (--model ease) needs an n_items x n_items matrix; {train.n_items} items is above its limit of "
-                f"{MAX_ITEMS}. Use --model itemknn for catalogues this large."
+                f"EASE (--model ease) needs about {need / 1e9:.1f} GB of memory at {train.n_items:,} items (a "
+                f"{train.n_items:,} x {train.n_items:,} float32 item-item matrix), and this machine has "
+                f"{have / 1e9:.1f} GB available. Use --model als (memory grows with items x factors) or --model "
+                "itemknn (keeps --neighbours similarities per item) for a catalogue this large, or train EASE on a "
+                "machine with more memory."
             )
 
     def _fit(self, train: Interactions) -> None:
-        x = train.matrix()
-        gram = (x.T @ x).toarray().astype(np.float64)
-        gram[np.diag_indices_from(gram)] += self.params.l2
-        precision = np.linalg.inv(gram)
-        weights = precision / (-np.diag(precision))
+        weights = lower_gram(train)  # becomes B in place: the one n x n array
+        weights[np.diag_indices_from(weights)] += np.float32(self.params.l2)
+        try:
+            invert_spd_in_place(weights)
+        except np.linalg.LinAlgError as exc:
+            raise HyperparameterError(
+                f"l2 (--l2) {self.params.l2:g} is too small for this data: EASE's regularised item-item matrix is not "
+                f"positive definite in float32 ({exc}; items seen by the same users make it nearly singular). Use a "
+                "larger --l2: EASE's useful values are usually 10 to 5000."
+            ) from None
+        weights /= -np.diag(weights)  # B = -P / diag(P): column j divided by -P_jj (a new 1-d array)
         weights[np.diag_indices_from(weights)] = 0.0
-        self.weights = weights.astype(np.float32)
+        self.weights, self._history = weights, None
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        rows = dense_rows(self.seen_indptr, self.seen_indices, np.asarray(user_idx), self.n_items)
-        return rows @ self.weights
+        if self._history is None:
+            self._history = binary_csr(self.seen_indptr, self.seen_indices, self.n_users, self.n_items)
+        return np.asarray(self._history[np.asarray(user_idx, dtype=np.int64)] @ self.weights)
 
     def item_similarities(self, item_idx: int) -> np.ndarray:
         """How much item ``item_idx`` in a history raises each item's score (its row of B)."""
@@ -89,6 +115,73 @@ class EASE(Recommender):
         return {"weights": self.weights}
 
     def _from_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.weights = np.ascontiguousarray(arrays["weights"], dtype=np.float32)
+        self.weights, self._history = np.ascontiguousarray(arrays["weights"], dtype=np.float32), None
         if self.weights.shape != (self.n_items, self.n_items):
             raise ValueError("EASE weights do not match the item map")
+
+
+def fit_memory(n_items: int) -> int:
+    """Bytes EASE's fit needs at ``n_items``: the n x n float32 matrix and the temporaries of one column block
+    (a sparse block of the Gram matrix and its dense copy, about 16 bytes per entry)."""
+    return 4 * n_items * n_items + 16 * n_items * min(BLOCK, n_items)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def lower_gram(train: Interactions) -> np.ndarray:
+    """The lower triangle (diagonal included) of XᵀX in a dense float32 array, the upper triangle left unset: the
+    Cholesky routines read one triangle only, so half the sparse products are skipped. Built a block of columns at
+    a time, so the sparse product never holds the whole matrix; float32 is exact for co-occurrence counts below
+    2²⁴ (16.7 million users)."""
+    x = train.matrix()
+    xt, xc = x.T.tocsr(), x.tocsc()
+    n = train.n_items
+    gram = np.empty((n, n), dtype=np.float32)
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        gram[start:, start:stop] = (xt[start:] @ xc[:, start:stop]).toarray()
+    return gram
+
+
+def invert_spd_in_place(a: np.ndarray) -> None:
+    """Overwrite the symmetric positive definite float32 matrix ``a``, given by its lower triangle, with its whole
+    inverse: LAPACK's Cholesky factorisation and inverse (spotrf, spotri) on its own memory, then the triangle they
+    leave mirrored into the other, a block at a time (no second n x n array, half the work of a general inverse).
+    Raises LinAlgError when ``a`` is not positive definite in float32."""
+    from scipy.linalg.lapack import spotrf, spotri
+    from threadpoolctl import threadpool_limits
+
+    # a is C-ordered; its transpose is the same memory in Fortran order, which LAPACK overwrites without a copy.
+    # The "upper" triangle of that view is the lower triangle of a.
+    # The factorisation runs on one BLAS thread: the threaded spotrf of the OpenBLAS scipy ships (0.3.30) dies with
+    # a segmentation fault at 26,744 items on 2 threads (measured; 23,200 passed), single-threaded it does not. It
+    # is a third of the work; the inverse (spotri) keeps every thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        factor, info = spotrf(a.T, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK spotrf info {info}")
+    inverse, info = spotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK spotri info {info}")
+    if not np.shares_memory(inverse, a):  # pragma: no cover - LAPACK wrappers copy only non-contiguous input
+        a[...] = inverse.T
+    n = len(a)
+    for start in range(0, n, BLOCK):  # copy the lower triangle (valid) onto the upper one
+        stop = min(start + BLOCK, n)
+        diag = a[start:stop, start:stop]
+        upper = np.triu_indices(stop - start, 1)
+        diag[upper] = diag.T[upper]
+        a[start:stop, stop:] = a[stop:, start:stop].T

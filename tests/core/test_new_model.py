@@ -77,7 +77,7 @@ def test_the_cli_offers_and_trains_the_new_model(toy: type[Recommender], capsys:
 
 
 def test_two_models_share_a_parameter_name_each_with_its_own_range(toy: type[Recommender]) -> None:
-    assert models.models_of_param("factors") == ["rankfm", "toy"]
+    assert models.models_of_param("factors") == ["rankfm", "als", "toy"]
     assert TrainConfig(model="toy", hparams={"factors": 5}).params_.as_dict()["factors"] == 5
     assert TrainConfig(model="rankfm", hparams={"factors": 500}).params_.as_dict()["factors"] == 500
     with pytest.raises(HyperparameterError, match="between 1 and 5"):

@@ -1,16 +1,20 @@
 """The model layer: one shared suite run over every algorithm (known answers by construction, export/import, the
-fallback), then each algorithm's own checks (rankfm against rankfmc, EASE's closed form, ItemKNN's similarity)."""
+fallback), then each algorithm's own checks (rankfm against rankfmc, EASE's closed form and memory, ItemKNN's
+similarity; ALS against implicit in test_als.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+from recdash.cli import main
 from recdash.models import (
+    ALS,
     EASE,
     MODELS,
     HyperparameterError,
@@ -20,11 +24,13 @@ from recdash.models import (
     RankFM,
     Recommender,
     UnknownModelError,
+    ease,
     get_model,
     load,
     validate_k,
 )
 from recdash.models import base as models_base
+from recdash.models.als import ALSParams
 from recdash.models.base import csr_rows
 from recdash.models.ease import EASEParams
 from recdash.models.itemknn import ItemKNNParams
@@ -51,6 +57,7 @@ FITTED_PARAMS = {
     "ease": EASEParams(l2=1.0),
     "itemknn": ItemKNNParams(neighbours=5, shrink=0.0),
     "popularity": None,
+    "als": ALSParams(factors=4, regularization=0.1, alpha=4.0),
 }
 
 
@@ -61,13 +68,14 @@ def fitted(request: pytest.FixtureRequest) -> Recommender:
 
 
 def test_every_model_is_registered_with_its_hyperparameters() -> None:
-    assert set(MODELS) == {"rankfm", "ease", "itemknn", "popularity"}
+    assert set(MODELS) == {"rankfm", "ease", "itemknn", "popularity", "als"}
     for name, cls in MODELS.items():
         assert get_model(name.upper()) is cls and cls.name == name
         for spec in cls.hyperparameters().values():  # every default is inside its own range
             assert cls.Params(**{spec.name: spec.default}).as_dict()[spec.name] == spec.default
-    with pytest.raises(UnknownModelError, match="rankfm, popularity, ease, itemknn"):
-        get_model("als")
+    assert isinstance(get_model("ALS")(), ALS)
+    with pytest.raises(UnknownModelError, match="rankfm, popularity, ease, itemknn, als"):
+        get_model("bpr")
 
 
 def test_scores_are_a_dense_block_for_any_block_of_users(fitted: Recommender) -> None:
@@ -310,6 +318,82 @@ def test_ease_weights_solve_the_constrained_least_squares() -> None:
     residual = (gram + 3.0 * np.eye(len(gram))) @ model.weights.astype(np.float64) - gram
     off = ~np.eye(len(gram), dtype=bool)
     assert np.abs(residual[off]).max() < 1e-4 and np.all(np.diag(model.weights) == 0)
+
+
+def test_ease_fits_in_blocks_to_the_float64_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 fit (lower Gram triangle by column blocks, Cholesky inverse in place, mirrored by blocks) equals
+    the float64 formula B = -P / diag(P), including blocks that do not divide the catalogue."""
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"user_id": rng.integers(0, 200, 3000), "item_id": rng.zipf(1.4, 3000).clip(max=50)})
+    data = Interactions.from_frame(train.astype(str))
+    x = data.matrix().toarray().astype(np.float64)
+    precision = np.linalg.inv(x.T @ x + 5.0 * np.eye(data.n_items))
+    expected = precision / -np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+    for block in (7, 2048):
+        monkeypatch.setattr(ease, "BLOCK", block)
+        model = EASE(EASEParams(l2=5.0)).fit(data)
+        assert model.weights.dtype == np.float32 and model.weights.flags.c_contiguous
+        np.testing.assert_allclose(model.weights, expected, atol=2e-6)
+
+
+def test_ease_fit_holds_one_item_by_item_array(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Peak memory of the fit is the one n x n float32 array plus a column block (the float64 Gram matrix and its
+    inverse took four times that and more). numpy reports its allocations to tracemalloc."""
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    n_items = 1000
+    train = pd.DataFrame({"user_id": rng.integers(0, 500, 20_000), "item_id": rng.integers(0, n_items, 20_000)})
+    data = Interactions.from_frame(train.astype(str))
+    monkeypatch.setattr(ease, "BLOCK", 32)
+    one = 4 * n_items * n_items
+    EASE().fit(Interactions.from_frame(two_groups()))  # scipy's modules imported before memory is traced
+    tracemalloc.start()
+    try:
+        EASE().fit(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * one, f"peak {peak / one:.2f} x the n x n float32 array"
+
+
+def test_ease_refuses_a_catalogue_too_large_for_the_memory_available(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any run exists, naming the memory it would need and what to use instead."""
+    data = Interactions.from_frame(two_groups())
+    monkeypatch.setattr(ease, "available_memory", lambda: 1_000)
+    with pytest.raises(HyperparameterError) as err:
+        EASE().fit(data)
+    message = str(err.value)
+    assert "needs about 0.0 GB of memory at 20 items (a 20 x 20 float32 item-item matrix)" in message
+    assert "this machine has 0.0 GB available" in message and "--model als" in message and "--model itemknn" in message
+    small = ["--dataset", "synthetic", "--synthetic-users", "60", "--synthetic-items", "40",
+             "--synthetic-interactions", "1200"]  # fmt: skip
+    assert main(["train", "--model", "ease", *small]) != 0
+    err = capsys.readouterr().err
+    assert "EASE (--model ease) needs about" in err and "Traceback" not in err
+    assert mlflow.search_runs(search_all_experiments=True).empty  # refused before any run exists
+    assert ease.fit_memory(26_744) == pytest.approx(2.86e9 + 0.86e9, rel=0.01)  # what a 26.7k catalogue needs
+    monkeypatch.setattr(ease, "available_memory", lambda: None)  # unknown: not refused
+    EASE(EASEParams(l2=1.0)).fit(data)
+
+
+def test_ease_refuses_an_l2_too_small_for_float32_with_a_message() -> None:
+    """Two items seen by the same 50,000 users make XᵀX singular; λ = 0.001 is below float32's rounding of counts
+    that large, so the Cholesky factorisation fails: a message naming --l2, not LAPACK's info code."""
+    users = np.arange(50_000).astype(str)
+    train = pd.DataFrame(
+        {
+            "user_id": np.concatenate([users, users, users[::7]]),
+            "item_id": ["a"] * 50_000 + ["b"] * 50_000 + ["c"] * len(users[::7]),
+        }
+    )
+    data = Interactions.from_frame(train)
+    with pytest.raises(HyperparameterError, match=r"l2 \(--l2\) 0.001 is too small for this data.*Use a larger --l2"):
+        EASE(EASEParams(l2=0.001)).fit(data)
+    assert np.isfinite(EASE(EASEParams(l2=10.0)).fit(data).weights).all()
 
 
 # ---- ItemKNN ------------------------------------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def test_every_model_answers_the_predict_contract_from_its_own_server(
 ) -> None:
     served = served_models[name]
     rec = served["rec"]
-    assert type(rec).__name__ == {"ease": "EASE", "itemknn": "ItemKNN", "popularity": "Popularity"}[name]
+    assert type(rec).__name__ == {"als": "ALS", "ease": "EASE", "itemknn": "ItemKNN", "popularity": "Popularity"}[name]
     known = str(rec.user_ids[3])
     users = [known, "nobody-like-this"]
     status, body = _post(served["base"], {"dataframe_records": [{"user_id": u} for u in users], "params": {"k": 4}})

@@ -109,7 +109,7 @@ def test_a_model_gets_only_its_own_hyperparameters() -> None:
     with pytest.raises(ConfigError, match="--model ease takes EASEParams"):
         TrainConfig(model="ease", hparams=Hyperparams())
     with pytest.raises(ConfigError, match="--model must be one of"):
-        TrainConfig(model="als")
+        TrainConfig(model="bpr")
     assert TrainConfig(model="EASE", hparams={"l2": "20"}).hparams == EASEParams(l2=20.0)
 
 
@@ -117,7 +117,7 @@ def test_a_model_gets_only_its_own_hyperparameters() -> None:
     ("argv", "message"),
     [
         (["--model", "ease", "--l2", "-5"], "l2 (--l2) must be between"),
-        (["--model", "ease", "--factors", "8"], "--model ease does not take --factors (rankfm); it takes --l2"),
+        (["--model", "ease", "--factors", "8"], "--model ease does not take --factors (rankfm, als); it takes --l2"),
         (["--model", "itemknn", "--neighbours", "2.5"], "neighbours (--neighbours) must be an integer"),
         (["--model", "popularity", "--shrink", "1"], "it takes no hyperparameters"),
         (["--l2", "10"], "--model rankfm does not take --l2 (ease)"),
@@ -140,7 +140,7 @@ def test_cli_trains_itemknn_and_refuses_unknown_reference_models(capsys: pytest.
     assert summary["model"] == "itemknn" and summary["params"] == {"neighbours": 7, "shrink": 2.0}
     assert 0 < summary["test_recall_at_10"] <= 1 and "test_personalization_at_10" in summary
     # (the references command itself runs as the Train page's job in test_page_train)
-    assert cli_main(["references", *data, "--models", "popularity,als"]) == 2
+    assert cli_main(["references", *data, "--models", "popularity,bpr"]) == 2
     assert "--model must be one of" in capsys.readouterr().err
 
 
