@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from pages._common import (
@@ -27,6 +26,7 @@ from pages._common import (
 )
 from recdash import annotations, catalog, contract, registry, tracking
 from recdash.data import load_dataset
+from recdash.data import profile as data_profile
 from recdash.errors import UserError
 from recdash.views import cards
 from recdash.views.text import escape_markdown
@@ -63,11 +63,22 @@ def load_catalog(uri: str) -> catalog.Catalog:
     return catalog.build(runs, experiments, models, versions, notes)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def logged_profile(uri: str, run_ids: tuple[str, ...]) -> tuple[str, data_profile.Profile] | None:
+    """The data profile the first of these runs logged when it trained (run id, profile); None if none did."""
+    for run_id in run_ids[: cards.PROFILE_RUNS_TRIED]:
+        found = data_profile.read(run_id, uri)
+        if found is not None:
+            return run_id, found
+    return None
+
+
 @st.cache_data(ttl=300, show_spinner="Loading the data to profile it…", max_entries=4)
-def dataset_data(name: str, options: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
-    """The interactions, item metadata and digest the dataset loads with now (the page checks the digest)."""
+def loaded_profile(name: str, options: dict[str, Any]) -> tuple[data_profile.Profile, str]:
+    """The profile and digest of the data as it loads now, for runs that logged no profile (the page checks the
+    digest); only the small profile is kept in the cache, never the rows."""
     data = load_dataset(name, **options)
-    return data.interactions, data.items, data.digest
+    return data_profile.profile(data.interactions, data.items), data.digest
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -347,6 +358,23 @@ def dataset_view(uri: str, cat: catalog.Catalog, digest: str, read_only: bool) -
 
 def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
     st.subheader("Profile")
+    found = logged_profile(uri, tuple(runs.sort_values("start_time", ascending=False)["run_id"].astype(str)))
+    if found is not None:
+        run_id, prof = found
+        label = runs.loc[runs["run_id"].astype(str) == run_id, "label"]
+        st.caption(
+            f"As logged by run {escape_markdown(label.iloc[0] if len(label) else run_id)} when it trained on this "
+            f"data (`{contract.PROFILE_ARTIFACT}`)."
+        )
+        return show_profile(prof)
+    rows = row["rows"]
+    if pd.notna(rows) and rows > cards.PROFILE_LOAD_LIMIT:
+        st.info(
+            f"The runs on this data logged no profile (they predate it), and {int(rows):,} rows are too many to load "
+            "on a page visit. A new training on this data logs one. Meanwhile, this is what the runs logged about it.",
+            icon=":material/info:",
+        )
+        return logged_section(uri, runs, row)
     try:
         name, options = cards.dataset_arguments(runs)
         if cards.needs_download(name, options) and not st.session_state.get(f"download_{row['digest']}"):
@@ -359,7 +387,7 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
                 st.session_state[f"download_{row['digest']}"] = True
                 st.rerun()
             return logged_section(uri, runs, row)
-        interactions, items, loaded_digest = dataset_data(name, options)
+        prof, loaded_digest = loaded_profile(name, options)
     except UserError as exc:
         st.info(
             f"The data itself cannot be loaded here ({escape_markdown(exc)}), so this is what the runs logged "
@@ -374,35 +402,27 @@ def profile_section(uri: str, runs: pd.DataFrame, row: pd.Series) -> None:
             icon=":material/info:",
         )
         return logged_section(uri, runs, row)
-    prof = cards.profile(interactions)
+    show_profile(prof)
+
+
+def show_profile(prof: data_profile.Profile) -> None:
     left, right = st.columns([1, 1])
     left.dataframe(
         prof.summary(),
         hide_index=True,
         key="profile_summary",
         column_config={
-            "what": st.column_config.TextColumn("measure", width="medium"),
-            "value": st.column_config.TextColumn("value", width="medium"),
+            "what": st.column_config.TextColumn("measure", width="large"),
+            "value": st.column_config.TextColumn("value"),
         },
     )
-    tail = px.line(prof.long_tail, x="share_of_items", y="share_of_interactions", title="Long tail")
-    tail.update_layout(xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=300, margin=dict(t=40, b=10))
-    tail.update_xaxes(title="share of items, most popular first")
-    tail.update_yaxes(title="share of interactions")
-    right.plotly_chart(tail, key="long_tail")
+    right.plotly_chart(cards.long_tail_figure(prof), key="long_tail")
     a, b = st.columns(2)
-    for column, values, title in (
-        (a, prof.per_user, "Interactions per user"),
-        (b, prof.per_item, "Interactions per item"),
-    ):
-        fig = px.histogram(x=values.to_numpy(), nbins=40, title=title, log_y=True)
-        fig.update_layout(height=260, margin=dict(t=40, b=10), showlegend=False)
-        fig.update_xaxes(title="interactions")
-        fig.update_yaxes(title="count (log)", dtick=1)
-        column.plotly_chart(fig, key=f"hist_{title}")
+    a.plotly_chart(cards.activity_figure(prof.per_user, "Interactions per user"), key="hist_per_user")
+    b.plotly_chart(cards.activity_figure(prof.per_item, "Interactions per item"), key="hist_per_item")
     st.caption("Sample rows (seeded):")
     st.dataframe(
-        cards.preview(interactions, items),
+        prof.sample,
         hide_index=True,
         key="preview",
         column_config={"timestamp": st.column_config.DatetimeColumn("time", format="YYYY-MM-DD HH:mm")},

@@ -1,5 +1,6 @@
 """Recommend: a user's top-k from any logged or registered model, next to their history and held-out hits; or a
-new user's, described by attributes, from a model trained with user features (its cold-start strategy)."""
+new user's, described by attributes, from a model trained with user features (its cold-start strategy).
+``?run=<id>`` or ``?model=<uri>`` chooses the model, ``?user=<id>`` the user."""
 
 from __future__ import annotations
 
@@ -338,6 +339,9 @@ context = run_context(loaded)
 users = rx.known_users(loaded, context)
 
 
+PICKER_USERS = 2_000  # users offered in the picker; any other is typed, or drawn by Random user
+
+
 def _keep_k_in_range() -> None:
     """A k outside 1..MAX_K is set to the nearest end, and the page says so (the widget itself would refuse it)."""
     typed = int(st.session_state["k"])
@@ -359,13 +363,17 @@ mode = st.radio(
     "Recommend for", (KNOWN_USER, NEW_USER), horizontal=True, key="user_mode",
     help="A new user is one the model never saw, described by attributes (for a model trained with user features).",
 )  # fmt: skip
-st.session_state.setdefault("user_id", "")
+st.session_state.setdefault("user_id", str(params.get("user") or "").strip())  # ?user=<id>: a link to one user
 if mode == KNOWN_USER:
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     c1.text_input("User ID", key="user_id", placeholder="type a user ID")
+    listed = users[:PICKER_USERS]  # every option goes to the browser on each run: 138k of them took seconds
+    more = f", the first {len(listed):,} listed" if len(listed) < len(users) else ""
     c2.selectbox(
-        "…or pick a user", users, index=None, placeholder=f"{len(users):,} known users", key="user_pick",
+        "…or pick a user", listed, index=None, placeholder=f"{len(users):,} known users{more}", key="user_pick",
         on_change=_use_picked_user,
+        help="Type any known user's ID in the box beside, or press Random user (drawn from all of them)." if more
+        else None,
     )  # fmt: skip
     c3.button("Random user", key="random_user", on_click=_use_random_user, disabled=not len(users))
 c4, c5, _ = st.columns([1, 2, 2], vertical_alignment="bottom")

@@ -133,6 +133,13 @@ def data_section(prefix: str) -> dict[str, Any] | None:
     )
     if upload is None:
         st.info("Upload a file to map its columns.")
+        st.caption(
+            f"Uploads are limited to {jobs.MAX_UPLOAD_BYTES // 2**20} MB. A larger file (any size this machine's "
+            "memory holds, CSV or Parquet) is read where it lies by the command line, "
+            "`python -m recdash train --dataset parquet --data-path FILE --user-col USER --item-col ITEM`, or by "
+            "the MLproject, `mlflow run . -e train --env-manager local -P dataset=parquet -P file=FILE`; its run "
+            'shows here like any other (README, "Datasets").'
+        )
         return None
     try:
         path = jobs.save_upload(upload.name, upload.getvalue())

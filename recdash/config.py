@@ -275,10 +275,10 @@ class TrainConfig:
         elif args.dataset in ("csv", "parquet"):
             if not args.data_path:
                 raise ConfigError(f"--dataset {args.dataset} needs --data-path")
-            options = {key: getattr(args, key) for key in FILE_COLUMNS}
+            options = {key: getattr(args, key) or None for key in FILE_COLUMNS}  # "": not given (MLproject)
         return cls(
             dataset=args.dataset,
-            data_path=args.data_path,
+            data_path=args.data_path or None,  # "" (an MLproject's empty default) is no path
             dataset_options=options,
             min_rating=args.min_rating,
             split=args.split,

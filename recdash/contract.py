@@ -92,6 +92,7 @@ BOOKKEEPING_TAG_PREFIXES = (
 
 # artifacts recdash writes into a run besides the model
 PER_USER_ARTIFACT = "per_user/test.parquet"  # each evaluated test user's metric values (recdash.evaluation.per_user)
+PROFILE_ARTIFACT = "dataset/profile.json"  # the training data's shape, for Discover (recdash.data.profile)
 
 KIND_TRAIN = "train"
 KIND_SWEEP = "sweep"
@@ -103,7 +104,8 @@ KINDS = (KIND_TRAIN, KIND_SWEEP, KIND_REFERENCES)
 MODEL_PARAM = "model"
 K_PARAM = "k"
 # Params that say what data a run saw and how it was split: never hyperparameters, always part of "same data".
-LINEAGE_EXACT = frozenset({"dataset", "data_path", "min_rating"})
+# the validation sample (its size follows the data: min(--validation-users, the split's validation users)) is data too
+LINEAGE_EXACT = frozenset({"dataset", "data_path", "min_rating", "validation_users", "validation_users_seed"})
 LINEAGE_PREFIXES = ("dataset_", "split_")
 SPLIT_KEYS = ("split_method", "split_train", "split_validation", "split_test", "split_seed", "min_rating")
 FEATURE_LINEAGE_SUFFIXES = ("_features_digest", "_features_encoding", "_features_width")
@@ -122,7 +124,8 @@ RUN_CHOICES = frozenset({"cold_start_strategy", "cold_start_blend_weight"})
 
 
 def is_lineage(name: str) -> bool:
-    """A param that describes the data, the split or a side-feature table, not the model."""
+    """A param that describes the data, the split (its validation sample too) or a side-feature table, not the
+    model."""
     return name in LINEAGE_EXACT or name.startswith(LINEAGE_PREFIXES) or name.endswith(FEATURE_LINEAGE_SUFFIXES)
 
 

@@ -507,17 +507,15 @@ class RunContext:
 
     @cached_property
     def popularity(self) -> pd.Series:
-        """Training interactions per item (what "popular" means for this model)."""
-        return self.split.train["item_id"].astype(str).value_counts()
-
-    @cached_property
-    def _test_by_user(self) -> dict[str, set[str]]:
-        test = self.split.test
-        return {str(u): set(g.astype(str)) for u, g in test["item_id"].groupby(test["user_id"].astype(str), sort=False)}
+        """Training interactions per item (what "popular" means for this model), counted on the integer codes."""
+        counts = self.split.train["item_id"].value_counts(sort=True)
+        counts = counts[counts > 0]  # coded IDs keep every item of the dataset as a category
+        return pd.Series(counts.to_numpy(), index=counts.index.astype(str), name="count")
 
     def test_items(self, user_id: Any) -> set[str]:
         """Items the user interacted with in the held-out test split (the "hits" to look for)."""
-        return self._test_by_user.get(str(user_id), set())
+        test = self.split.test
+        return set(test.loc[rows_of(test, "user_id", user_id), "item_id"].astype(str))
 
     def history(self, user_id: Any) -> pd.DataFrame:
         return user_history(self.split.train, self.items, user_id)
@@ -623,9 +621,20 @@ def with_metadata(frame: pd.DataFrame, items: pd.DataFrame | None) -> pd.DataFra
     return out
 
 
+def rows_of(frame: pd.DataFrame, column: str, value: Any) -> np.ndarray:
+    """A mask of the rows whose ``column`` is ``value`` (IDs compare as text). On coded IDs (a Categorical of the
+    IDs as text) one integer comparison per row: at 16 million training rows a few milliseconds, where turning the
+    column into text first took two seconds on every page run."""
+    col = frame[column]
+    if isinstance(col.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(col.cat.categories):
+        code = col.cat.categories.get_indexer([str(value)])[0]
+        return col.cat.codes.to_numpy() == code if code >= 0 else np.zeros(len(frame), dtype=bool)
+    return (col.astype(str) == str(value)).to_numpy()
+
+
 def user_history(train: pd.DataFrame, items: pd.DataFrame | None, user_id: Any) -> pd.DataFrame:
     """The user's training interactions, most recent first when there are timestamps, with item metadata."""
-    rows = train[train["user_id"].astype(str) == str(user_id)]
+    rows = train[rows_of(train, "user_id", user_id)]
     cols = ["item_id", "weight"] + (["timestamp"] if "timestamp" in rows.columns else [])
     out = rows[cols].copy()
     out["item_id"] = out["item_id"].astype(str)

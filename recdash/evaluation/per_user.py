@@ -14,7 +14,6 @@ logged; retrain to get intervals".
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +26,8 @@ import pyarrow.parquet as pq
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from recdash import contract, tracking
-from recdash.tracking import filestore
+from recdash.tracking.artifacts import read_run_file
 
-_log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _META_KEY = b"recdash.per_user"
 NOT_LOGGED = "per-user results not logged; retrain to get intervals"
@@ -68,19 +66,7 @@ def read(run_id: str, uri: str | None = None) -> pd.DataFrame | None:
 
     A run whose artifacts are on this machine (a local artifact root) is read in place; others are downloaded the
     way MLflow downloads any artifact (a server's proxied artifacts, S3...)."""
-    try:
-        location = filestore.local_path(tracking.client(uri).get_run(run_id).info.artifact_uri)
-        if location is not None and location.is_dir():
-            path = location / contract.PER_USER_ARTIFACT
-            return _frame(pq.read_table(path)) if path.is_file() else None
-        with tempfile.TemporaryDirectory(prefix="recdash-per-user-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=contract.PER_USER_ARTIFACT, dst_path=tmp, tracking_uri=uri
-            )
-            return _frame(pq.read_table(local))
-    except Exception as exc:  # absent (older runs, other tools'), or an artifact store this machine cannot reach
-        _log.debug("no per-user results for run %s (%s)", run_id, exc)
-        return None
+    return read_run_file(run_id, contract.PER_USER_ARTIFACT, lambda path: _frame(pq.read_table(path)), uri)
 
 
 def _frame(table: pa.Table) -> pd.DataFrame | None:

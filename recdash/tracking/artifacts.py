@@ -1,4 +1,5 @@
-"""Where a logged model's files belong in a tracking store, and which of them are not there.
+"""Where a logged model's files belong in a tracking store, which of them are not there, and reading a run's small
+extra files (per-user results, the data profile).
 
 MLflow loads a model by copying its files into a temporary folder, so its not-found errors name that folder
 (``/tmp/tmpab12/model/python_model.pkl``). A reader needs the place the store records instead: the logged model's
@@ -8,13 +9,19 @@ finding 3). Read-only; the Recommend page turns these answers into notes.
 
 from __future__ import annotations
 
+import logging
 import re
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from recdash.tracking.client import all_pages, client
 from recdash.tracking.filestore import local_path
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -124,3 +131,27 @@ def missing_files(uri: str, exc: BaseException, tracking_uri: str | None = None)
     missing = _missing_file(path, exc) if path.is_dir() else None
     what = f"{missing} is missing from" if missing else "some of them are missing from"
     return f"The files of {uri} are incomplete: {what} its artifact location {path}, so this model cannot be loaded."
+
+
+def read_run_file(run_id: str, artifact_path: str, read: Callable[[Path], T], uri: str | None = None) -> T | None:
+    """``read(path)`` of one small artifact of a run, or None when the run has no such file.
+
+    A run whose artifacts are on this machine (a local artifact root) is read in place; others are downloaded into
+    a temporary folder the way MLflow downloads any artifact (a server's proxied artifacts, S3...). Errors of the
+    download (absent file, unreachable artifact store) read as None: these files are optional extras of a run
+    (per-user results, the data profile), and older or other tools' runs lack them."""
+    import mlflow
+
+    try:
+        location = local_path(client(uri).get_run(run_id).info.artifact_uri)
+        if location is not None and location.is_dir():
+            path = location / artifact_path
+            return read(path) if path.is_file() else None
+        with tempfile.TemporaryDirectory(prefix="recdash-artifact-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=uri
+            )
+            return read(Path(local))
+    except Exception as exc:  # absent (older runs, other tools'), or an artifact store this machine cannot reach
+        _log.debug("no %s for run %s (%s)", artifact_path, run_id, exc)
+        return None

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from recdash import __version__, contract, settings, tracking
 from recdash.config import ConfigError, TrainConfig
 from recdash.data import Dataset, Split, lineage, load_dataset, split_dataset
+from recdash.data import profile as data_profile
 from recdash.data.features import FeatureError, FeatureTable, feature_dataset, load_features
 from recdash.evaluation import per_user
 from recdash.evaluation.heldout import HeldOut
@@ -297,6 +298,7 @@ def _train_in_run(
 ) -> TrainResult:
     mlflow_dataset, lineage_info = lineage(dataset)
     _log_input(mlflow_dataset)
+    data_profile.log(data_profile.profile(dataset.interactions, dataset.items))  # Discover reads it, not the data
     feature_params: dict[str, str] = {}
     notes: list[str] = []
     for table, spec in (

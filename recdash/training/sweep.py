@@ -65,7 +65,8 @@ def _make_storage(url: str) -> optuna.storages.BaseStorage:
                 raise SweepError(f"--storage {_safe_url(url)!r}: Optuna's tables could not be created") from None
             time.sleep(1.0 + attempt)
         except Exception as exc:  # bad URL, missing driver, unreachable server
-            raise SweepError(f"--storage {url!r} cannot be opened: {type(exc).__name__}: {exc}"[:500]) from None
+            said = _without_password(f"{type(exc).__name__}: {exc}", url)
+            raise SweepError(f"--storage {_safe_url(url)!r} cannot be opened: {said}"[:500]) from None
     raise AssertionError("unreachable")
 
 
@@ -73,6 +74,15 @@ def _make_sampler(name: str, seed: int | None, parallel: bool) -> optuna.sampler
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
     return optuna.samplers.RandomSampler(seed=seed)  # grid points are enqueued as fixed params
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` with the URL's password masked (a driver's error may quote the connection string)."""
+    try:
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def _safe_url(url: str) -> str:

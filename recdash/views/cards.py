@@ -1,4 +1,4 @@
-"""Discover's entity cards as data: a dataset's history, profile and leaderboard, a model card (badges, metrics
+"""Discover's entity cards as data: a dataset's history, profile charts and leaderboard, a model card (badges, metrics
 against the baseline, lineage graph, versions, serve command), a person's runs and models. Pure functions over a
 :class:`recdash.catalog.Catalog`; the page lays them out."""
 
@@ -12,9 +12,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
 
 from recdash import comparison, contract, registry
 from recdash.catalog.entities import Catalog, _col
+from recdash.data.profile import Histogram, Profile
 from recdash.errors import UserError
 
 BASELINE = "baseline_"
@@ -170,77 +173,27 @@ def needs_download(name: str, options: Mapping[str, Any]) -> bool:
     return not (_resolve_cache_dir(options.get("cache_dir")) / "movielens-100k" / "meta.json").is_file()
 
 
-@dataclass(frozen=True, eq=False)
-class Profile:
-    """A dataset's shape: counts, density, activity distributions, the long tail, rating and time range."""
-
-    interactions: int
-    users: int
-    items: int
-    density: float
-    per_user: pd.Series  # interactions per user
-    per_item: pd.Series  # interactions per item, most popular first
-    long_tail: pd.DataFrame  # share_of_items, share_of_interactions (cumulative, most popular first)
-    ratings: tuple[float, float, int] | None  # min, max, distinct values; None for implicit (all 1.0)
-    time_range: tuple[pd.Timestamp, pd.Timestamp] | None
-
-    def summary(self) -> pd.DataFrame:
-        """The profile as label/value rows, for a table."""
-        head_items = int(np.searchsorted(self.long_tail["share_of_interactions"].to_numpy(), 0.5) + 1)
-        rows = [
-            ("interactions", f"{self.interactions:,}"),
-            ("users", f"{self.users:,}"),
-            ("items", f"{self.items:,}"),
-            ("density", f"{self.density:.4%}"),
-            ("interactions per user (median, max)", f"{self.per_user.median():g}, {self.per_user.max():,}"),
-            ("interactions per item (median, max)", f"{self.per_item.median():g}, {self.per_item.max():,}"),
-            ("items with half of all interactions", f"{head_items:,} ({head_items / max(self.items, 1):.1%})"),
-            (
-                "ratings",
-                "implicit (all 1)"
-                if self.ratings is None
-                else f"{self.ratings[0]:g} to {self.ratings[1]:g} ({self.ratings[2]} distinct values)",
-            ),
-            (
-                "time range",
-                "no timestamps"
-                if self.time_range is None
-                else f"{self.time_range[0]:%Y-%m-%d} to {self.time_range[1]:%Y-%m-%d}",
-            ),
-        ]
-        return pd.DataFrame(rows, columns=["what", "value"])
+PROFILE_RUNS_TRIED = 5  # the newest runs on a dataset whose logged profile is looked for
+PROFILE_LOAD_LIMIT = 2_000_000  # rows: data this large is never loaded on a page visit (older runs: no profile)
 
 
-def profile(interactions: pd.DataFrame) -> Profile:
-    """Profile recdash's normalised interactions (``user_id``, ``item_id``, ``weight``, optional ``timestamp``)."""
-    per_user = interactions["user_id"].value_counts()
-    per_item = interactions["item_id"].value_counts()
-    n, users, items = len(interactions), len(per_user), len(per_item)
-    cumulative = per_item.to_numpy().cumsum() / max(n, 1)
-    long_tail = pd.DataFrame(
-        {"share_of_items": np.arange(1, items + 1) / max(items, 1), "share_of_interactions": cumulative}
-    )
-    weights = interactions["weight"].astype(float)
-    ratings = None if weights.eq(1.0).all() else (float(weights.min()), float(weights.max()), int(weights.nunique()))
-    time_range = None
-    if "timestamp" in interactions.columns and interactions["timestamp"].notna().any():
-        ts = pd.to_numeric(interactions["timestamp"], errors="coerce").dropna()
-        unit = "ms" if ts.max() > 1e11 else "s"
-        time_range = (pd.to_datetime(ts.min(), unit=unit, utc=True), pd.to_datetime(ts.max(), unit=unit, utc=True))
-    density = n / (users * items) if users and items else 0.0
-    return Profile(n, users, items, density, per_user, per_item, long_tail, ratings, time_range)
+def long_tail_figure(prof: Profile) -> go.Figure:
+    """The cumulative share of interactions of the most popular items."""
+    fig = px.line(prof.long_tail, x="share_of_items", y="share_of_interactions", title="Long tail")
+    fig.update_layout(xaxis_tickformat=".0%", yaxis_tickformat=".0%", height=300, margin=dict(t=40, b=10))
+    fig.update_xaxes(title="share of items, most popular first")
+    fig.update_yaxes(title="share of interactions")
+    return fig
 
 
-def preview(interactions: pd.DataFrame, items: pd.DataFrame | None, n: int = 10, seed: int = 0) -> pd.DataFrame:
-    """``n`` sample rows (seeded, so the page does not reshuffle on every rerun) with the item titles."""
-    sample = interactions.sample(min(n, len(interactions)), random_state=seed).reset_index(drop=True)
-    if "timestamp" in sample.columns:
-        ts = pd.to_numeric(sample["timestamp"], errors="coerce")
-        sample["timestamp"] = pd.to_datetime(ts, unit="ms" if ts.max() > 1e11 else "s", utc=True)
-    if items is not None and "title" in items.columns:
-        titles = items.drop_duplicates("item_id").set_index("item_id")["title"]
-        sample.insert(2, "title", sample["item_id"].astype(str).map(titles))
-    return sample
+def activity_figure(hist: Histogram, title: str) -> go.Figure:
+    """A histogram of interactions per user (or item) from the profile's bins, on a log count axis."""
+    edges = np.asarray(hist.edges)
+    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=hist.counts, width=np.diff(edges), marker_line_width=0))
+    fig.update_layout(title=title, height=260, margin=dict(t=40, b=10), showlegend=False, bargap=0)
+    fig.update_xaxes(title="interactions")
+    fig.update_yaxes(title="count (log)", type="log", dtick=1)
+    return fig
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ import pytest
 import streamlit as st
 from discover_store import build_discover_store
 from mlflow.tracking import MlflowClient
+from mlflow.utils.file_utils import local_file_uri_to_path
 from streamlit.testing.v1 import AppTest
 
-from recdash import annotations, catalog, registry, tracking
+from recdash import annotations, catalog, contract, registry, tracking
 from recdash.views import cards
 
 APP = str(Path(__file__).parents[2] / "app.py")
@@ -41,6 +42,10 @@ def build(uri: str) -> catalog.Catalog:
     experiments = tracking.list_experiments(uri)
     runs = tracking.RunsLoader(uri).load(list(experiments["experiment_id"]))
     return catalog.build(runs, experiments, *registry.snapshot(MlflowClient(uri)))
+
+
+def artifact_dir(run_id: str) -> Path:
+    return Path(local_file_uri_to_path(MlflowClient().get_run(run_id).info.artifact_uri))
 
 
 def discover(**query: str) -> AppTest:
@@ -194,11 +199,36 @@ def test_changed_data_has_a_history_and_is_explained(store: dict[str, Any]) -> N
     assert cards.newer_digest(cat, old) == new and cards.newer_digest(cat, new) is None
     at = discover(dataset=old)
     assert any("older version of ratings" in plain(w.value) for w in at.warning)
-    # the file now loads with the new digest: the page says so and shows what the run logged instead
+    # the old run logged its data's profile when it trained: the page shows that data, not today's file
+    assert table(at, "profile_summary").set_index("what")["value"]["interactions"] == "720"
+    assert any("As logged by run csv-old" in plain(c.value) for c in at.caption)
+    # a run without that artifact (older code): the file now loads with the new digest, and the page says so
+    # and shows what the run logged instead
+    (artifact_dir(store["csv-old"]) / contract.PROFILE_ARTIFACT).unlink()
+    at = discover(dataset=old)
     assert any("it changed since these runs" in plain(i.value) for i in at.info)
     logged = [df.value for df in at.dataframe if list(df.value.columns) == ["rows", "n_users", "n_items"]]
     assert [frame["rows"].tolist() for frame in logged] == [[720]]
     assert at.json  # MLflow's logged profile / schema
+
+
+def test_large_data_without_a_logged_profile_is_not_loaded(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs that predate the logged profile: above the row limit the page never loads the data on a visit."""
+    new = build(store["uri"]).run(store["csv-new"])["ds_digest"]
+    (artifact_dir(store["csv-new"]) / contract.PROFILE_ARTIFACT).unlink()
+
+    def no_loading(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the page loaded the data")
+
+    monkeypatch.setattr("recdash.data.load_dataset", no_loading)
+    monkeypatch.setattr(cards, "PROFILE_LOAD_LIMIT", 500)  # csv-new has 960 rows
+    at = discover(dataset=new)
+    assert any("960 rows are too many to load" in plain(i.value) for i in at.info), [i.value for i in at.info]
+    assert not at.error and not at.exception
+    logged = [df.value for df in at.dataframe if list(df.value.columns) == ["rows", "n_users", "n_items"]]
+    assert [frame["rows"].tolist() for frame in logged] == [[960]]
 
 
 # ---- model card ----------------------------------------------------------------------------------------------------
@@ -418,7 +448,13 @@ def test_profiling_asks_before_downloading_and_lineage_labels_are_escaped(
 ) -> None:
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "empty-cache"))
     assert cards.needs_download("movielens-100k", {}) and not cards.needs_download("synthetic", {})
-    digest = build(store["uri"]).run(store["pop-ml"])["ds_digest"]
+    cat = build(store["uri"])
+    digest = cat.run(store["pop-ml"])["ds_digest"]
+    at = discover(dataset=digest)  # the runs logged the data's profile: nothing to download to show it
+    assert table(at, "profile_summary").set_index("what")["value"]["users"] == "943"
+    assert not any("not on this machine yet" in plain(i.value) for i in at.info)
+    for run_id in cards.runs_on(cat, digest)["run_id"]:  # runs from before the logged profile
+        (artifact_dir(run_id) / contract.PROFILE_ARTIFACT).unlink()
     at = discover(dataset=digest)
     assert any("not on this machine yet" in plain(i.value) for i in at.info)
     assert at.button(key="download_data") and not [df for df in at.dataframe if "what" in df.value.columns]

@@ -66,6 +66,21 @@ def test_train_entry_point_runs_and_logs_one_finished_run(tracking_store: str) -
     assert run.info.run_id in done.stdout  # the CLI's JSON summary names the run
 
 
+def test_train_entry_point_trains_on_a_file_of_any_size(tracking_store: str, tmp_path: Path) -> None:
+    """The way to train on a file larger than the Train page's upload limit: a path, read where it lies."""
+    from recdash.data.synthetic import make_synthetic
+
+    data = make_synthetic(n_users=60, n_items=40, n_interactions=1_500, seed=3).interactions
+    path = tmp_path / "big.parquet"
+    data.rename(columns={"user_id": "customer", "item_id": "sku"}).to_parquet(path)
+    params = {**TINY, "dataset": "parquet", "file": str(path), "user_column": "customer", "item_column": "sku"}
+    done = _mlflow_run("train", {**params, "validation_sample": "20"}, tracking_store)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = _project_runs(MlflowClient(tracking_store))
+    assert run.info.status == "FINISHED" and run.data.params["dataset_name"] == "big"
+    assert run.data.params["validation_users"] == "20" and run.data.params["dataset_rows"] == "1500"
+
+
 def test_bad_parameter_fails_the_project_run_with_a_clear_message(tracking_store: str) -> None:
     done = _mlflow_run("train", {**TINY, "epochs": "0"}, tracking_store)
     assert done.returncode != 0

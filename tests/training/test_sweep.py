@@ -186,3 +186,13 @@ def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, m
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "cache"))
     cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"
     assert default_storage("http://127.0.0.1:5000") == default_storage("postgresql://u@db/mlflow") == cached
+
+
+def test_a_storage_that_cannot_be_opened_never_shows_its_password() -> None:
+    from recdash.training.sweep import SweepError, _make_storage
+
+    url = "postgresql+psycopg2://alice:s3cret-pw@127.0.0.1:1/optuna"  # port 1: nothing listens there
+    with pytest.raises(SweepError) as caught:
+        _make_storage(url)
+    assert "cannot be opened" in str(caught.value) and "alice" in str(caught.value)
+    assert "s3cret-pw" not in str(caught.value)
