@@ -16,6 +16,8 @@ Run: python bench/scale.py [--quick]   (own temp dir and SQLite store; prints on
   items filtered as recdash excludes them, divided by recdash's evaluation (without building); target >= 1.
 - ``peak_rss_gb`` and ``end_to_end_1_epoch_s``: the whole ``python -m recdash train ... --epochs 1`` as a
   subprocess (its own peak resident memory, wall time); target <= 3 GB.
+- ``als_fit_eval_s``: ``--model als`` with its defaults, 3 ALS iterations and the same full test evaluation
+  (reported).
 - ``curve``: the same command at 1M / 5M / 20M interactions (users scaled with the interactions, the catalogue
   fixed): seconds per stage, read off the stage lines the command prints, and peak memory.
 
@@ -154,7 +156,38 @@ def in_process(shape: tuple[int, int, int], tmp: Path) -> dict[str, Any]:
     del per_user
 
     out |= implicit_comparison(model, split, ours)
+    del test
+    out |= als_fit_eval(train, split, ds)
     return out
+
+
+ALS_EPOCHS = 3  # ALS iterations timed (recdash epochs); a run picks its own number by early stopping
+
+
+def als_fit_eval(train: Any, split: Any, ds: Any) -> dict[str, Any]:
+    """``--model als`` with its defaults (128 factors, implicit's CPU solver on every core): fit for
+    :data:`ALS_EPOCHS` iterations, then the same full test evaluation as above."""
+    from recdash.evaluation.heldout import HeldOut
+    from recdash.models import ALS
+
+    t0 = time.perf_counter()
+    als = ALS(seed=42).fit(train, epochs=ALS_EPOCHS)
+    fitted = time.perf_counter()
+    test = HeldOut.build(als, split.test, [split.validation], ds.items, exclude_seen=True)
+    metrics, _ = test.evaluate_users(als, K, segments=True)
+    done = time.perf_counter()
+    result = {
+        "als_fit_eval_s": round(done - t0, 2),
+        "als": {
+            "epochs": ALS_EPOCHS,
+            "factors": als.params.factors,
+            "fit_s": round(fitted - t0, 2),
+            "evaluation_s": round(done - fitted, 2),
+            "ndcg_at_10": round(metrics["ndcg_at_10"], 4),
+        },
+    }
+    print(f"als: {result}", flush=True)
+    return result
 
 
 def implicit_comparison(model: Any, split: Any, ours_s: float) -> dict[str, Any]:
