@@ -112,43 +112,46 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_fetch_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="movielens-100k")
+    parser.add_argument("--data-path", default=None)
+
+
+# sub-command: (help, description or None, its flags, its handler)
+COMMANDS: dict[str, tuple[str, str | None, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
+    "train": (
+        "Train one model as one MLflow run.",
+        "Train one model as one MLflow run (tracking store: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this "
+        "folder). Give only the hyperparameter flags of the chosen --model.",
+        add_train_flags,
+        _cmd_train,
+    ),
+    "references": (
+        "Fit the reference models (popularity, EASE, ItemKNN) on a dataset and split.",
+        "Fit the reference models on the given data and split, each as an ordinary run tagged "
+        "recdash.reference=true (nested under one 'references' run), fitted on train only with its "
+        "regularisation chosen on validation.",
+        add_references_flags,
+        _cmd_references,
+    ),
+    "sweep": (
+        "Optuna hyperparameter sweep: one parent MLflow run, one nested run per trial.",
+        "Optuna sweep over a model's hyperparameters; --n-trials is the study's exact total, shared by "
+        "--n-workers local processes and any `sweep --worker` joining the same --storage and --study-name.",
+        add_sweep_flags,
+        _cmd_sweep,
+    ),
+    "fetch-data": ("Download/verify a dataset into the cache and describe it.", None, _add_fetch_flags, _cmd_fetch),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recdash", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p_train = sub.add_parser(
-        "train",
-        help="Train one model as one MLflow run.",
-        description="Train one model as one MLflow run (tracking store: MLFLOW_TRACKING_URI, else "
-        "sqlite:///mlflow.db in this folder). Give only the hyperparameter flags of the chosen --model.",
-    )
-    add_train_flags(p_train)
-    p_train.set_defaults(handler=_cmd_train)
-
-    p_refs = sub.add_parser(
-        "references",
-        help="Fit the reference models (popularity, EASE, ItemKNN) on a dataset and split.",
-        description="Fit the reference models on the given data and split, each as an ordinary run tagged "
-        "recdash.reference=true (nested under one 'references' run), fitted on train only with its "
-        "regularisation chosen on validation.",
-    )
-    add_references_flags(p_refs)
-    p_refs.set_defaults(handler=_cmd_references)
-
-    p_sweep = sub.add_parser(
-        "sweep",
-        help="Optuna hyperparameter sweep: one parent MLflow run, one nested run per trial.",
-        description="Optuna sweep over a model's hyperparameters; --n-trials is the study's exact total, shared by "
-        "--n-workers local processes and any `sweep --worker` joining the same --storage and --study-name.",
-    )
-    add_sweep_flags(p_sweep)
-    p_sweep.set_defaults(handler=_cmd_sweep)
-
-    p_fetch = sub.add_parser("fetch-data", help="Download/verify a dataset into the cache and describe it.")
-    p_fetch.add_argument("--dataset", default="movielens-100k")
-    p_fetch.add_argument("--data-path", default=None)
-    p_fetch.set_defaults(handler=_cmd_fetch)
-
+    for name, (help_text, description, add_flags, handler) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=description or help_text)
+        add_flags(command)
+        command.set_defaults(handler=handler)
     return parser
 
 

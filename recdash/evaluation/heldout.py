@@ -144,18 +144,9 @@ class HeldOut:
         """The cold-start strategies this held-out set can measure (``popular`` always)."""
         return ["popular", "features", "blend"] if self.user_x is not None else ["popular"]
 
-    def evaluate(
-        self,
-        rec: Recommender,
-        k: int,
-        segments: bool = False,
-        strategy: str | None = None,
-        blend_weight: float | None = None,
-        *,
-        on_block: Callable[[int, int], None] | None = None,
-    ) -> dict[str, float]:
-        """The averages of :meth:`evaluate_users`."""
-        return self.evaluate_users(rec, k, segments, strategy, blend_weight, on_block=on_block)[0]
+    def evaluate(self, rec: Recommender, k: int, **options: Any) -> dict[str, float]:
+        """The averages of :meth:`evaluate_users` (the same keyword options)."""
+        return self.evaluate_users(rec, k, **options)[0]
 
     def evaluate_users(
         self,
@@ -256,4 +247,4 @@ def evaluate_recommender(
     items: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Full-ranking metrics of ``rec`` against ``truth`` interactions, masking ``exclude`` interactions."""
-    return HeldOut.build(rec, truth, exclude, items).evaluate(rec, k, segments)
+    return HeldOut.build(rec, truth, exclude, items).evaluate(rec, k, segments=segments)

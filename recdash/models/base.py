@@ -175,8 +175,23 @@ def lookup(index: pd.Index, ids: Iterable[str]) -> np.ndarray:
     return index.get_indexer(_str_index(ids))
 
 
+class _IdMaps:
+    """``n_users``/``n_items`` of anything holding the ID maps (index -> ID) ``user_ids`` and ``item_ids``."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
 @dataclass(frozen=True, eq=False)
-class Interactions:
+class Interactions(_IdMaps):
     """Training interactions mapped once to sorted string ID maps: what every model is fitted on.
 
     ``user_idx``/``item_idx`` keep every training row (in order, duplicates included: rankfm samples rows);
@@ -227,14 +242,6 @@ class Interactions:
         """Encoded item features aligned with ``item_ids``, or None."""
         return None if self.item_features is None else self.item_features.matrix(self.item_ids)
 
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
     def matrix(self) -> Any:
         """The binary users x items CSR matrix (float32)."""
         return binary_csr(self.indptr, self.indices, self.n_users, self.n_items)
@@ -275,7 +282,7 @@ def dense_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, n_cols
 # ---- the interface ---------------------------------------------------------------------------------------------
 
 
-class Recommender(ABC):
+class Recommender(_IdMaps, ABC):
     """A recommender over a fixed user and item catalogue: fit, score a block of users, export/load plain arrays.
 
     Subclasses set ``name`` (the ``--model`` value), ``Params`` (their hyperparameters) and ``iterative`` (trained
@@ -338,14 +345,6 @@ class Recommender(ABC):
         self._item_index = pd.Index(self.item_ids)
         self._item_objects = self.item_ids.astype(object)  # output IDs as Python strings, converted once
         self._popular_order = np.argsort(-self.item_popularity, kind="stable")
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
 
     @classmethod
     def hyperparameters(cls) -> dict[str, ParamSpec]:
