@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from recdash.models import gram
 from recdash.models.base import (
     HyperparameterError,
     Interactions,
@@ -33,7 +34,6 @@ from recdash.models.base import (
     spec_table,
 )
 
-BLOCK = 2048  # columns of the Gram matrix built (and mirrored) at once: a few n_items x BLOCK temporaries
 HYPERPARAMS: dict[str, ParamSpec] = spec_table(
     ParamSpec(
         "l2",
@@ -88,7 +88,7 @@ class EASE(Recommender):
             )
 
     def _fit(self, train: Interactions) -> None:
-        weights = lower_gram(train)  # becomes B in place: the one n x n array
+        weights = gram.lower(train, writable=True)  # becomes B in place: the one n x n array
         weights[np.diag_indices_from(weights)] += np.float32(self.params.l2)
         try:
             invert_spd_in_place(weights)
@@ -123,7 +123,7 @@ class EASE(Recommender):
 def fit_memory(n_items: int) -> int:
     """Bytes EASE's fit needs at ``n_items``: the n x n float32 matrix and the temporaries of one column block
     (a sparse block of the Gram matrix and its dense copy, about 16 bytes per entry)."""
-    return 4 * n_items * n_items + 16 * n_items * min(BLOCK, n_items)
+    return 4 * n_items * n_items + 16 * n_items * min(gram.BLOCK, n_items)
 
 
 def available_memory() -> int | None:
@@ -139,21 +139,6 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
-
-
-def lower_gram(train: Interactions) -> np.ndarray:
-    """The lower triangle (diagonal included) of XᵀX in a dense float32 array, the upper triangle left unset: the
-    Cholesky routines read one triangle only, so half the sparse products are skipped. Built a block of columns at
-    a time, so the sparse product never holds the whole matrix; float32 is exact for co-occurrence counts below
-    2²⁴ (16.7 million users)."""
-    x = train.matrix()
-    xt, xc = x.T.tocsr(), x.tocsc()
-    n = train.n_items
-    gram = np.empty((n, n), dtype=np.float32)
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
-        gram[start:, start:stop] = (xt[start:] @ xc[:, start:stop]).toarray()
-    return gram
 
 
 def invert_spd_in_place(a: np.ndarray) -> None:
@@ -179,8 +164,8 @@ def invert_spd_in_place(a: np.ndarray) -> None:
     if not np.shares_memory(inverse, a):  # pragma: no cover - LAPACK wrappers copy only non-contiguous input
         a[...] = inverse.T
     n = len(a)
-    for start in range(0, n, BLOCK):  # copy the lower triangle (valid) onto the upper one
-        stop = min(start + BLOCK, n)
+    for start in range(0, n, gram.BLOCK):  # copy the lower triangle (valid) onto the upper one
+        stop = min(start + gram.BLOCK, n)
         diag = a[start:stop, start:stop]
         upper = np.triu_indices(stop - start, 1)
         diag[upper] = diag.T[upper]

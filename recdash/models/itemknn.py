@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from recdash.models import gram
 from recdash.models.base import Interactions, Params, ParamSpec, Recommender, binary_csr, spec_table
 
 BLOCK = 2048  # items whose similarity columns are built at once
@@ -53,15 +54,14 @@ class ItemKNN(Recommender):
     def _fit(self, train: Interactions) -> None:
         from scipy.sparse import csr_matrix
 
-        x = train.matrix().tocsc()
-        co = (x.T @ x).tocsc()  # item x item co-occurrence counts
-        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
+        co = gram.lower(train, writable=False)  # item x item co-occurrence counts (lower triangle)
+        norms = np.sqrt(np.diagonal(co))  # an item's count with itself: how many users have it
         n = train.n_items
         k = min(self.params.neighbours, max(n - 1, 1))
         rows, cols, vals = [], [], []
         for start in range(0, n, BLOCK):
             stop = min(start + BLOCK, n)
-            block = co[:, start:stop].toarray()  # [n_items, b]: column c = co-occurrences with item start+c
+            block = gram.columns(co, start, stop)  # [n_items, b]: column c = co-occurrences with item start+c
             denom = norms[:, None] * norms[None, start:stop] + self.params.shrink
             sim = np.divide(block, denom, out=np.zeros_like(block), where=denom > 0)
             sim[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its own neighbour

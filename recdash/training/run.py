@@ -9,6 +9,7 @@ in the ``recdash.error`` tag (:func:`run_outcome`, shared by sweeps and referenc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -32,7 +33,7 @@ from recdash.data import profile as data_profile
 from recdash.data.features import FeatureError, FeatureTable, feature_dataset, load_features
 from recdash.evaluation import per_user
 from recdash.evaluation.heldout import HeldOut
-from recdash.models import Interactions, Params, Popularity, Recommender
+from recdash.models import Interactions, Params, Popularity, Recommender, gram
 from recdash.process import identity_tags
 from recdash.serving import log_model
 from recdash.training import stages
@@ -468,6 +469,24 @@ def _fit_closed_form(
     """Closed-form models: fit each candidate on train, keep the best on validation, log it as the run's one
     validation step (and every candidate's value as ``search_<monitor>`` by candidate number); returns the kept
     candidate's validation metrics and model."""
+    # the candidates share what they are all built from (the item-item Gram matrix of EASE and ItemKNN): built once
+    with gram.shared(interactions) if len(candidates) > 1 else contextlib.nullcontext():
+        _, model, val = _best_candidate(config, interactions, validation, candidates)
+    params = {**base_params, **model.params.as_dict()}
+    if len(candidates) > 1:
+        params["search_space"] = json.dumps([c.as_dict() for c in candidates])
+        params["selected_on"] = config.monitor
+    mlflow.log_params(params)
+    mlflow.log_metrics(val, step=1)
+    if on_epoch is not None:
+        on_epoch(1, val)
+    return val, model
+
+
+def _best_candidate(
+    config: TrainConfig, interactions: Interactions, validation: HeldOut, candidates: list[Params]
+) -> tuple[float, Recommender, dict[str, float]]:
+    """Fit each candidate on train and validate it: the best by the monitored metric (value, model, metrics)."""
     best: tuple[float, Recommender, dict[str, float]] | None = None
     for number, params in enumerate(candidates, start=1):
         t0 = time.perf_counter()
@@ -484,13 +503,4 @@ def _fit_closed_form(
         if best is None or val[config.monitor] > best[0]:
             best = (val[config.monitor], model, val)
     assert best is not None
-    _, model, val = best
-    params = {**base_params, **model.params.as_dict()}
-    if len(candidates) > 1:
-        params["search_space"] = json.dumps([c.as_dict() for c in candidates])
-        params["selected_on"] = config.monitor
-    mlflow.log_params(params)
-    mlflow.log_metrics(val, step=1)
-    if on_epoch is not None:
-        on_epoch(1, val)
-    return val, model
+    return best

@@ -26,6 +26,7 @@ from recdash.models import (
     UnknownModelError,
     ease,
     get_model,
+    gram,
     load,
     validate_k,
 )
@@ -331,7 +332,7 @@ def test_ease_fits_in_blocks_to_the_float64_closed_form(monkeypatch: pytest.Monk
     expected = precision / -np.diag(precision)
     np.fill_diagonal(expected, 0.0)
     for block in (7, 2048):
-        monkeypatch.setattr(ease, "BLOCK", block)
+        monkeypatch.setattr(gram, "BLOCK", block)
         model = EASE(EASEParams(l2=5.0)).fit(data)
         assert model.weights.dtype == np.float32 and model.weights.flags.c_contiguous
         np.testing.assert_allclose(model.weights, expected, atol=2e-6)
@@ -346,7 +347,7 @@ def test_ease_fit_holds_one_item_by_item_array(monkeypatch: pytest.MonkeyPatch) 
     n_items = 1000
     train = pd.DataFrame({"user_id": rng.integers(0, 500, 20_000), "item_id": rng.integers(0, n_items, 20_000)})
     data = Interactions.from_frame(train.astype(str))
-    monkeypatch.setattr(ease, "BLOCK", 32)
+    monkeypatch.setattr(gram, "BLOCK", 32)
     one = 4 * n_items * n_items
     EASE().fit(Interactions.from_frame(two_groups()))  # scipy's modules imported before memory is traced
     tracemalloc.start()
