@@ -106,31 +106,44 @@ def verdict(c: sig.Comparison, higher_is_better: bool) -> str:
 
 def mean_intervals(frames: Frames, metric: str, quartile: int | None = None) -> pd.DataFrame:
     """Each run's mean of ``metric`` over its own evaluated users (its logged value) with a 95% bootstrap interval
-    over those users: the whiskers of a bar. Rows ``run_id, mean, low, high, n_users``.
+    over those users: the whiskers of a bar. Rows ``run_id, mean, low, high, n_users``."""
+    return mean_intervals_of(frames, [metric], quartile)[metric]
 
-    Runs evaluated on the same users (a data group) are resampled together, one matrix product for all of them: the
-    bootstrap weights depend only on the number of users, so each run's interval is the one it gets alone."""
-    by_users: dict[bytes, tuple[list[str], list[np.ndarray]]] = {}
+
+def mean_intervals_of(frames: Frames, metrics: Sequence[str], quartile: int | None = None) -> dict[str, pd.DataFrame]:
+    """:func:`mean_intervals` of several metrics at once.
+
+    Runs evaluated on the same users (a data group) are resampled together, every metric of every run in one
+    matrix product: the bootstrap weights depend only on the number of users, so each run's interval is the one it
+    gets alone, and drawing them (most of the cost: 2,000 x 138k users at MovieLens-20M's size) is done once for
+    all the metrics shown instead of once per metric."""
+    by_users: dict[bytes, tuple[list[tuple[str, str]], list[np.ndarray]]] = {}
     for run_id, frame in frames.items():
-        if frame is None or metric not in frame.columns:
+        if frame is None:
             continue
         if quartile is not None:
             frame = frame[frame["quartile"] == quartile]
         if len(frame) < 2:
             continue
         key = "\0".join(frame["user_id"].astype(str)).encode()
-        ids, columns = by_users.setdefault(key, ([], []))
-        ids.append(run_id)
-        columns.append(frame[metric].to_numpy(dtype=np.float64))
-    rows = []
-    for ids, columns in by_users.values():
+        for metric in metrics:
+            if metric in frame.columns:
+                cells, columns = by_users.setdefault(key, ([], []))
+                cells.append((run_id, metric))
+                columns.append(frame[metric].to_numpy(dtype=np.float64))
+    rows: dict[str, list[tuple]] = {metric: [] for metric in metrics}
+    for cells, columns in by_users.values():
         values = np.column_stack(columns)
         low, high = sig.bootstrap_interval(values)
         means = values.mean(axis=0)
-        rows += [(r, float(means[j]), float(low[j]), float(high[j]), values.shape[0]) for j, r in enumerate(ids)]
+        for j, (run_id, metric) in enumerate(cells):
+            rows[metric].append((run_id, float(means[j]), float(low[j]), float(high[j]), values.shape[0]))
     order = {r: i for i, r in enumerate(frames)}
-    rows.sort(key=lambda row: order[row[0]])
-    return pd.DataFrame(rows, columns=["run_id", "mean", "low", "high", "n_users"])
+    out = {}
+    for metric, found in rows.items():
+        found.sort(key=lambda row: order[row[0]])
+        out[metric] = pd.DataFrame(found, columns=["run_id", "mean", "low", "high", "n_users"])
+    return out
 
 
 def best_note(frames: Frames, metric: str, names: Mapping[str, str]) -> tuple[str, str] | None:

@@ -224,11 +224,11 @@ def within_noise_sentence(
 
 def interval_map(frames: Frames, metrics: Sequence[str], run_ids: Sequence[str]) -> dict[str, dict[str, tuple]]:
     """metric -> run id -> (low, high) of the runs' 95% intervals over users: the bars' whiskers."""
-    out: dict[str, dict[str, tuple]] = {}
-    for metric in metrics:
-        found = interval_whiskers(frames, metric, run_ids)
-        out[metric] = {r: (lo, hi) for r, lo, hi in found[["run_id", "low", "high"]].itertuples(index=False)}
-    return out
+    found = paired.mean_intervals_of({r: frames.get(r) for r in run_ids}, list(metrics))  # one resampling for all
+    return {
+        metric: {r: (lo, hi) for r, lo, hi in table[["run_id", "low", "high"]].itertuples(index=False)}
+        for metric, table in found.items()
+    }
 
 
 def quartile_interval_map(frames: Frames, base: str, run_ids: Sequence[str]) -> dict[str, dict[str, tuple]]:
