@@ -414,6 +414,15 @@ def test_upload_helper_refuses_empty_and_oversized_files(tmp_path: Path) -> None
     assert isinstance(table_header(_write(tmp_path, "bin.csv", bytes(range(256)) * 8)), list)  # never raises
 
 
+def test_the_upload_says_its_limit_and_how_to_train_on_a_larger_file() -> None:
+    at = run_ok(page("train"))
+    at.selectbox(key="t_dataset").set_value("csv upload")
+    run_ok(at)
+    said = " ".join(c.value for c in at.caption)
+    assert f"limited to {jobs.MAX_UPLOAD_BYTES // 2**20} MB" in said
+    assert "python -m recdash train --dataset parquet --data-path FILE" in said and "mlflow run . -e train" in said
+
+
 def _upload_page(name: str, data: bytes) -> AppTest:
     at = run_ok(page("train"))
     at.selectbox(key="t_dataset").set_value("csv upload")
