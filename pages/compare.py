@@ -65,6 +65,40 @@ def quartile_whiskers(uri: str, pool: tuple[str, ...], base: str, run_ids: tuple
     return sv.quartile_interval_map(per_user_results(uri, pool), base, run_ids)
 
 
+@st.cache_data(ttl=60, show_spinner="Pairing the best runs over users…", max_entries=32)
+def best_notes(
+    uri: str,
+    pool: tuple[str, ...],
+    metrics: tuple[str, ...],
+    run_ids: tuple[str, ...],
+    data: tuple[str, ...],
+    names: tuple[str, ...],
+    _runs: pd.DataFrame,
+    _groups: pd.Series,
+    _label: Any,
+) -> tuple[dict, list[str]]:
+    """:func:`sv.best_note_map`, cached by what it depends on (the runs, their data groups and names): its paired
+    bootstraps take seconds at 138k test users and must not run again on every click."""
+    return sv.best_note_map(_runs, _groups, per_user_results(uri, pool), metrics, _label)
+
+
+@st.cache_data(ttl=60, show_spinner="Testing the differences over users…", max_entries=32)
+def differences(
+    uri: str,
+    pool: tuple[str, ...],
+    metric: str,
+    references: tuple[tuple[str, str], ...],
+    run_ids: tuple[str, ...],
+    data: tuple[str, ...],
+    names: tuple[str, ...],
+    _runs: pd.DataFrame,
+    _groups: pd.Series,
+    _label: Any,
+) -> pd.DataFrame:
+    """:func:`sv.difference_table`, cached like :func:`best_notes`."""
+    return sv.difference_table(_runs, _groups, per_user_results(uri, pool), metric, dict(references), _label)
+
+
 def not_logged_note(frames: dict[str, pd.DataFrame | None], ids: list[str], label: Any) -> None:
     """Name the runs shown without intervals: older runs, other tools' runs, legacy stores."""
     missing = [label(r) for r in ids if frames.get(r) is None]
@@ -242,7 +276,10 @@ def differences_section(choices: list[str], preferred: list[str]) -> None:
         group_of = dict(zip(run_ids, groups, strict=True)) | dict(zip(refs["run_id"], refs["data"], strict=True))
         reference_of[group_of[chosen]] = chosen
     frames = per_user_results(uri, pool)
-    table = sv.difference_table(runs, groups, frames, metric, reference_of, label)
+    table = differences(
+        uri, pool, metric, tuple(reference_of.items()), tuple(run_ids), tuple(groups.astype(str)),
+        tuple(label(r) for r in pool), runs, groups, label,
+    )  # fmt: skip
     if table.empty or table["p"].isna().all():
         st.info(escape_markdown(f"No run here has per-user results for {metric} to pair: {NOT_LOGGED}."))
         return
@@ -347,7 +384,10 @@ with final_tab:
             paired_metrics = tuple(m for m in bar_metrics if sv.has_per_user(m))
             intervals = whiskers(uri, pool, paired_metrics, tuple(run_ids)) if paired_metrics else None
             frames = per_user_results(uri, pool) if paired_metrics else {}
-            marks, lines = sv.best_note_map(runs, groups, frames, paired_metrics, label)
+            marks, lines = best_notes(
+                uri, pool, paired_metrics, tuple(run_ids), tuple(groups.astype(str)), tuple(label(r) for r in run_ids),
+                runs, groups, label,
+            ) if paired_metrics else ({}, [])  # fmt: skip
             drawn = figure("metric_bars_figure", runs, bar_metrics, style, references=refs, intervals=intervals,
                            best_notes=marks)  # fmt: skip
             st.plotly_chart(drawn, key="bars_chart")
