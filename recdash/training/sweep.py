@@ -28,6 +28,7 @@ from typing import Any
 
 import mlflow
 import optuna
+from mlflow.exceptions import MlflowException
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
@@ -118,6 +119,7 @@ class _Worker:
             name: parse_dimension(f"{name}={text}", self.config.model) for name, text in attrs["space"].items()
         }
         self.parent_run_id: str = attrs["parent_run_id"]
+        self._check_parent_run()
         self.n_trials: int = attrs["n_trials"]
         seed = None if worker_index is None else self.config.seed + worker_index
         pruner = (
@@ -147,6 +149,19 @@ class _Worker:
             if time.monotonic() >= deadline:
                 raise SweepError(f"--study-name {study_name!r} is not a ready recdash sweep study in that --storage")
             time.sleep(1.0)
+
+    def _check_parent_run(self) -> None:
+        """The study names its sweep's parent run; a worker pointed at another tracking store (another host's
+        default ``sqlite:///mlflow.db``, no ``MLFLOW_TRACKING_URI``) would fail on its first trial with MLflow's
+        "Run ... not found": say what to set instead."""
+        try:
+            tracking.client().get_run(self.parent_run_id)
+        except MlflowException:
+            raise SweepError(
+                f"the sweep's parent run {self.parent_run_id} is not in the tracking store this worker uses "
+                f"({_safe_url(tracking.tracking_uri())}): set MLFLOW_TRACKING_URI to the store the sweep was started "
+                "with"
+            ) from None
 
     def parent_active(self) -> bool:
         return tracking.client().get_run(self.parent_run_id).info.status == "RUNNING"

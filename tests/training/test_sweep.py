@@ -196,3 +196,23 @@ def test_a_storage_that_cannot_be_opened_never_shows_its_password() -> None:
         _make_storage(url)
     assert "cannot be opened" in str(caught.value) and "alice" in str(caught.value)
     assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_worker_on_another_tracking_store_says_what_to_set(
+    tmp_path: Path, tracking_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker host without the sweep's MLFLOW_TRACKING_URI: a clear refusal before any trial, not MLflow's
+    "Run ... not found" traceback from inside its first trial."""
+    from recdash.training.sweep import _Worker
+
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    result = run_sweep(_spec("--n-trials", "1", "--epochs", "1", "--storage", storage))
+    other = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", other)
+    mlflow.set_tracking_uri(other)
+    try:
+        with pytest.raises(SweepError, match=f"parent run {result.parent_run_id} is not in the tracking store.*"
+                           "set MLFLOW_TRACKING_URI"):  # fmt: skip
+            _Worker(storage, result.study_name, worker_index=1)
+    finally:
+        mlflow.set_tracking_uri(tracking_store)
