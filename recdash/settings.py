@@ -131,6 +131,14 @@ REST_PAGE_SIZE: Setting[int] = Setting(
     "Over an MLflow server: runs per page of a first load (tests lower it to exercise range splitting).",
     "`1000`",
 )
+OPTUNA_STORAGE: Setting[str] = Setting(
+    "RECDASH_OPTUNA_STORAGE",
+    str,
+    lambda: "",
+    "Optuna storage (SQLAlchemy URL, e.g. postgresql://...) of sweeps started without --storage, the Train page's "
+    "included: a shared database lets `sweep --worker` on other hosts join them (see docs/deploy.md).",
+    "unset (`optuna.db` beside a SQLite tracking store, else in the cache folder)",
+)
 
 ALL: tuple[Setting, ...] = (
     CACHE_DIR,
@@ -143,6 +151,7 @@ ALL: tuple[Setting, ...] = (
     REST_RECHECK_S,
     REST_WORKERS,
     REST_PAGE_SIZE,
+    OPTUNA_STORAGE,
 )
 
 

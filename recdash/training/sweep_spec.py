@@ -35,7 +35,10 @@ class SweepError(ConfigError):
 def default_storage(tracking_uri: str | None = None) -> str:
     """The Optuna storage used when ``--storage`` is not given: ``optuna.db`` beside a SQLite tracking store
     (the studies belong with the runs they made), else in the recdash cache folder ($RECDASH_CACHE_DIR, default
-    ~/.cache/recdash). Never the working directory, where it would land in whatever folder the app started in."""
+    ~/.cache/recdash). Never the working directory, where it would land in whatever folder the app started in.
+    ``RECDASH_OPTUNA_STORAGE`` replaces it (a team's shared database: workers on other hosts join the sweeps)."""
+    if settings.OPTUNA_STORAGE.is_set():
+        return settings.OPTUNA_STORAGE.get()
     uri = tracking_uri or mlflow.get_tracking_uri()
     if uri.startswith("sqlite:"):
         try:

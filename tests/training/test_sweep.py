@@ -186,6 +186,14 @@ def test_default_study_storage_lives_beside_the_tracking_store(tmp_path: Path, m
     monkeypatch.setenv("RECDASH_CACHE_DIR", str(tmp_path / "cache"))
     cached = f"sqlite:///{(tmp_path / 'cache').resolve() / 'optuna.db'}"
     assert default_storage("http://127.0.0.1:5000") == default_storage("postgresql://u@db/mlflow") == cached
+    # a team's shared database for every sweep started without --storage (the Train page's too)
+    shared = f"sqlite:///{tmp_path / 'team-optuna.db'}"
+    monkeypatch.setenv("RECDASH_OPTUNA_STORAGE", shared)
+    assert default_storage() == default_storage("http://127.0.0.1:5000") == shared
+    spec = _spec("--n-trials", "1", "--epochs", "1", "--no-model")
+    assert spec.storage == shared and "--storage" not in spec.to_argv()  # the job's process finds it the same way
+    result = run_sweep(spec)
+    assert optuna.load_study(study_name=result.study_name, storage=shared).trials
 
 
 def test_a_storage_that_cannot_be_opened_never_shows_its_password() -> None:
