@@ -339,7 +339,15 @@ class Recommender(_IdMaps, ABC):
             raise ValueError("item popularity does not match the item map")
         self._index()
 
+    def history_rows(self, user_idx: np.ndarray) -> Any:
+        """The users' training items as rows of a binary CSR matrix: item-item models (EASE, ItemKNN) score a block
+        of users as these rows times their item x item matrix, reading |history| rows of it instead of all."""
+        if self._history is None:
+            self._history = binary_csr(self.seen_indptr, self.seen_indices, self.n_users, self.n_items)
+        return self._history[np.asarray(user_idx, dtype=np.int64)]
+
     def _index(self) -> None:
+        self._history: Any = None  # the users' training items as a CSR matrix (history_rows), built on first use
         self._user_pos = dict(zip(self.user_ids.tolist(), range(len(self.user_ids)), strict=True))
         self._user_index = pd.Index(self.user_ids)
         self._item_index = pd.Index(self.item_ids)

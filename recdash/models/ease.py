@@ -17,7 +17,6 @@ float32 is refused with a message.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,9 +29,9 @@ from recdash.models.base import (
     Params,
     ParamSpec,
     Recommender,
-    binary_csr,
     spec_table,
 )
+from recdash.models.gram import available_memory
 
 HYPERPARAMS: dict[str, ParamSpec] = spec_table(
     ParamSpec(
@@ -71,7 +70,6 @@ class EASE(Recommender):
     def __init__(self, params: Params | None = None, *, seed: int = 42) -> None:
         super().__init__(params, seed=seed)
         self.weights = np.zeros((0, 0), dtype=np.float32)
-        self._history: Any = None  # the users' training items as a CSR matrix, built on first use
 
     @classmethod
     def check(cls, params: Params, train: Interactions) -> None:
@@ -100,12 +98,10 @@ class EASE(Recommender):
             ) from None
         weights /= -np.diag(weights)  # B = -P / diag(P): column j divided by -P_jj (a new 1-d array)
         weights[np.diag_indices_from(weights)] = 0.0
-        self.weights, self._history = weights, None
+        self.weights = weights
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        if self._history is None:
-            self._history = binary_csr(self.seen_indptr, self.seen_indices, self.n_users, self.n_items)
-        return np.asarray(self._history[np.asarray(user_idx, dtype=np.int64)] @ self.weights)
+        return np.asarray(self.history_rows(user_idx) @ self.weights)
 
     def item_similarities(self, item_idx: int) -> np.ndarray:
         """How much item ``item_idx`` in a history raises each item's score (its row of B)."""
@@ -115,7 +111,7 @@ class EASE(Recommender):
         return {"weights": self.weights}
 
     def _from_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.weights, self._history = np.ascontiguousarray(arrays["weights"], dtype=np.float32), None
+        self.weights = np.ascontiguousarray(arrays["weights"], dtype=np.float32)
         if self.weights.shape != (self.n_items, self.n_items):
             raise ValueError("EASE weights do not match the item map")
 
@@ -124,21 +120,6 @@ def fit_memory(n_items: int) -> int:
     """Bytes EASE's fit needs at ``n_items``: the n x n float32 matrix and the temporaries of one column block
     (a sparse block of the Gram matrix and its dense copy, about 16 bytes per entry)."""
     return 4 * n_items * n_items + 16 * n_items * min(gram.BLOCK, n_items)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def invert_spd_in_place(a: np.ndarray) -> None:

@@ -10,6 +10,7 @@ float32 holds co-occurrence counts exactly below 2²⁴ (16.7 million users).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,7 +26,8 @@ _kept: dict[int, np.ndarray | None] = {}  # id(train) -> its lower Gram matrix, 
 @contextmanager
 def shared(train: Interactions) -> Iterator[None]:
     """Inside this block, fits on ``train`` build its Gram matrix once and share it (read-only; a fit that needs to
-    overwrite it gets a copy). Outside, each fit builds its own and nothing is kept."""
+    overwrite it gets a copy, and the matrix is kept for those only while memory has room for that copy and the
+    search's best model). Outside, each fit builds its own and nothing is kept."""
     key = id(train)
     _kept[key] = None
     try:
@@ -41,11 +43,35 @@ def lower(train: Interactions, *, writable: bool) -> np.ndarray:
     key = id(train)
     if key not in _kept:
         return _build(train)
-    if _kept[key] is None:
-        _kept[key] = _build(train)
     kept = _kept[key]
-    assert kept is not None
+    if kept is None:
+        kept = _build(train)
+        if writable and not _room_beside(kept):
+            return kept  # no room to keep it beside the caller's copy: each fit builds its own, as outside shared()
+        _kept[key] = kept
     return kept.copy() if writable else kept
+
+
+def _room_beside(matrix: np.ndarray) -> bool:
+    """Whether a kept matrix leaves room for a fit that overwrites a copy of it while the search holds its best
+    model's n x n weights so far: two more arrays of its size (unknown memory: assumed there)."""
+    have = available_memory()
+    return have is None or have > 2 * matrix.nbytes
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def columns(lower_gram: np.ndarray, start: int, stop: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recdash.models import gram
-from recdash.models.base import Interactions, Params, ParamSpec, Recommender, binary_csr, spec_table
+from recdash.models.base import Interactions, Params, ParamSpec, Recommender, spec_table
 
 BLOCK = 2048  # items whose similarity columns are built at once
 HYPERPARAMS: dict[str, ParamSpec] = spec_table(
@@ -49,7 +49,6 @@ class ItemKNN(Recommender):
     def __init__(self, params: Params | None = None, *, seed: int = 42) -> None:
         super().__init__(params, seed=seed)
         self.item_similarity: Any = None  # scipy CSR, rows = history item j, columns = scored item i
-        self._history: Any = None  # the users' training items as a CSR matrix, built on first use
 
     def _fit(self, train: Interactions) -> None:
         from scipy.sparse import csr_matrix
@@ -79,9 +78,7 @@ class ItemKNN(Recommender):
         )
 
     def scores(self, user_idx: np.ndarray) -> np.ndarray:
-        if self._history is None:
-            self._history = binary_csr(self.seen_indptr, self.seen_indices, self.n_users, self.n_items)
-        history = self._history[np.asarray(user_idx, dtype=np.int64)]
+        history = self.history_rows(user_idx)
         return np.asarray((history @ self.item_similarity).toarray(), dtype=np.float32)
 
     def item_similarities(self, item_idx: int) -> np.ndarray:

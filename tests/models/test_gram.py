@@ -48,3 +48,20 @@ def test_candidates_share_one_gram_and_fit_what_they_fit_alone(
     assert (alone[1].item_similarity != together[2].item_similarity).nnz == 0
     EASE(EASEParams(l2=50.0)).fit(train)  # outside the block nothing is kept: built again
     assert len(builds) == 2 and not gram._kept
+
+
+def test_without_room_beside_it_ease_fits_build_their_own(train: Interactions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeping the matrix costs one more n x n array for the whole search: with too little memory free for the
+    copy EASE overwrites and the best model so far, each EASE fit builds its own (same weights); ItemKNN, which
+    only reads it, still shares one."""
+    builds: list[int] = []
+    build = gram._build
+    monkeypatch.setattr(gram, "_build", lambda t: builds.append(1) or build(t))
+    monkeypatch.setattr(gram, "available_memory", lambda: 1)
+    with gram.shared(train):
+        first, second = EASE(EASEParams(l2=50.0)).fit(train), EASE(EASEParams(l2=50.0)).fit(train)
+        assert len(builds) == 2
+        ItemKNN(ItemKNNParams(neighbours=20)).fit(train)
+        ItemKNN(ItemKNNParams(neighbours=50)).fit(train)
+        assert len(builds) == 3
+    np.testing.assert_array_equal(first.weights, second.weights)
